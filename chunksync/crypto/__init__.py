@@ -1,0 +1,1 @@
+"""The security boundary: key derivation, key slots, keyed ids, sealing and opening blobs."""

@@ -1,0 +1,121 @@
+"""The whole chunksync exception tree, in one place.
+
+Every error a user can see derives from :class:`ChunksyncError`, carries a one-line
+message and the process exit code the CLI uses for it::
+
+    ChunksyncError (exit 1)
+    ├── IntegrityError (exit 3)     MAC, id or type mismatch: tampered or swapped data; never retried
+    ├── ObjectNotFound (exit 4)     an object id the store does not hold
+    ├── RefConflict (exit 5)        a lost compare-and-swap on a head; the engine re-plans
+    ├── RollbackError (exit 3)      the server offers a head older than one already accepted
+    ├── TransportError (exit 6)     talking to the server failed
+    │   ├── TransportTimeout        no answer in time (retryable)
+    │   ├── NetworkError            connection refused, reset, DNS (retryable)
+    │   ├── ProtocolError           the server said something malformed or unexpected
+    │   └── AuthError (exit 7)      401/403: bad, expired or revoked credentials
+    ├── ConfigError (exit 2)        missing or invalid configuration or state
+    ├── UserError (exit 2)          the command line asked for something impossible
+    │   └── WrongPassphrase         the passphrase does not open any key slot
+    ├── UnsafePathError (exit 3)    a path from the server that must not touch the disk
+    └── HeldError (exit 8)          a sync held for the user's confirmation (mass delete)
+
+Foreign exceptions (aiohttp, lmdb, OSError from the network) are converted where they
+enter the project, so callers only ever catch these.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "ChunksyncError",
+    "ConfigError",
+    "HeldError",
+    "IntegrityError",
+    "NetworkError",
+    "ObjectNotFound",
+    "ProtocolError",
+    "RefConflict",
+    "RollbackError",
+    "TransportError",
+    "TransportTimeout",
+    "UnsafePathError",
+    "UserError",
+    "WrongPassphrase",
+]
+
+
+class ChunksyncError(Exception):
+    """Root of every chunksync error; ``str(err)`` is a one-line reason."""
+
+    exit_code: int = 1
+    #: whether retrying the same operation later may succeed
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class IntegrityError(ChunksyncError):
+    """Data failed authentication or did not match its id: fatal, never retried."""
+
+    exit_code = 3
+
+
+class ObjectNotFound(ChunksyncError):
+    exit_code = 4
+
+
+class RefConflict(ChunksyncError):
+    """A compare-and-swap lost; ``current`` is the head the server holds now."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, current: str | None = None, seq: int = 0) -> None:
+        super().__init__(message)
+        self.current = current
+        self.seq = seq
+
+
+class RollbackError(ChunksyncError):
+    exit_code = 3
+
+
+class TransportError(ChunksyncError):
+    exit_code = 6
+
+
+class TransportTimeout(TransportError):
+    retryable = True
+
+
+class NetworkError(TransportError):
+    retryable = True
+
+
+class ProtocolError(TransportError):
+    pass
+
+
+class AuthError(TransportError):
+    exit_code = 7
+
+
+class ConfigError(ChunksyncError):
+    exit_code = 2
+
+
+class UserError(ChunksyncError):
+    exit_code = 2
+
+
+class WrongPassphrase(UserError):
+    pass
+
+
+class UnsafePathError(ChunksyncError):
+    exit_code = 3
+
+
+class HeldError(ChunksyncError):
+    exit_code = 8
