@@ -1,0 +1,454 @@
+"""The HTTP client transport: :class:`HttpClient` (account) and :class:`HttpChunkStore`.
+
+This is the only module that touches aiohttp, and so the only place its exceptions are
+converted: refused/reset/DNS/cut bodies → NetworkError, timeouts → TransportTimeout, 401/403 →
+AuthError, 404 on objects → ObjectNotFound, 409 → RefConflict, other 4xx and anything
+malformed → ProtocolError, 5xx/429 → the retryable ServerError.
+
+The server is untrusted: every answer is validated before use — ids are 64 lowercase
+hex and only ones we asked about, download frames are well formed, each blob at most
+``wire.MAX_BLOB_SIZE``, JSON bodies bounded in size, redirects refused. TLS certificate
+validation is always on (``ca_file`` adds a private CA); plain ``http://`` is accepted
+only for loopback hosts. Idempotent calls are retried with :mod:`.retry`; ``cas_head``
+is not (a lost answer is resolved by re-reading the head).
+
+One :class:`aiohttp.ClientSession` with a bounded connector serves a client and all its
+folder stores. Uploads stream their frames from the caller's buffers (no second copy of
+a 64 MiB batch); downloads are parsed frame by frame from the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import logging
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import yarl
+from aiohttp.abc import AbstractStreamWriter
+
+from .. import wire
+from ..errors import AuthError, ChunksyncError, ConfigError, NetworkError, ObjectNotFound
+from ..errors import ProtocolError, TransportError, TransportTimeout
+from ..objects import ObjectId
+from .base import FRAME_OVERHEAD, HeadLogEntry, HeadState, check_folder, check_log, clean_reason
+from .base import field_of, parse_event, parse_json, plan_batches, read_frames, run_bounded
+from .base import split, status_error, unique
+from .retry import RetryPolicy, backoff_delay, call_with_retry
+
+__all__ = ["HttpChunkStore", "HttpClient", "LoginResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    """What a login returns; the token never appears in reprs or logs."""
+
+    token: str = field(repr=False)
+    device_id: str
+    expires_at: Any
+
+
+class _FramesPayload(aiohttp.payload.Payload):
+    """A batch upload body written frame by frame from the caller's blobs."""
+
+    def __init__(self, frames: list[tuple[bytes, bytes, bytes]]) -> None:
+        super().__init__(frames, content_type=wire.BATCH_TYPE)
+        self._size = sum(FRAME_OVERHEAD + len(blob) for _, _, blob in frames)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a batch upload body is binary")
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        for oid, digest, blob in self._value:
+            await writer.write(wire.UPLOAD_FRAME_HEADER.pack(oid, digest, len(blob)))
+            await writer.write(blob)
+
+
+def _with_digests(batch: list[tuple[ObjectId, bytes]]) -> list[tuple[bytes, bytes, bytes]]:
+    return [(oid, wire.blob_digest(blob), blob) for oid, blob in batch]
+
+
+class HttpClient:
+    """One account on one server: login, folders, and :meth:`folder` stores."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        ca_file: str | None = None,
+        timeout: float = 60,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 8,
+        concurrency: int = 4,
+    ) -> None:
+        self.base_url = check_base_url(base_url)
+        self._token = token
+        self._ca_file = ca_file
+        self._timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._max_connections = max_connections
+        self.concurrency = concurrency
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"HttpClient({self.base_url!r}, token={'set' if self._token else 'none'})"
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            ctx = ssl.create_default_context(cafile=self._ca_file)
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=ctx)
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=self._timeout, sock_read=self._timeout
+            )
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return self._session
+
+    def _headers(self) -> dict[str, str]:
+        return {wire.AUTHORIZATION: f"Bearer {self._token}"} if self._token else {}
+
+    @asynccontextmanager
+    async def exchange(
+        self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kw: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One request whose response (status in ``ok``) the caller reads inside the block.
+
+        Any aiohttp/OS error raised while sending or while the caller reads the body is
+        converted here; other statuses become the matching ChunksyncError.
+        """
+        what = f"{method} {path}"
+        try:
+            async with self._ensure_session().request(
+                method, self.base_url + path, headers=self._headers(),
+                allow_redirects=False, **kw,
+            ) as resp:
+                if resp.status not in ok:
+                    body = await read_bounded(resp, 64 * 1024, truncate=True)
+                    raise status_error(resp.status, resp.reason or "", body, what)
+                yield resp
+        except ChunksyncError:
+            raise
+        except Exception as exc:
+            mapped = map_client_error(exc, what)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    async def request_json(self, method: str, path: str, **kw: Any) -> Any:
+        async with self.exchange(method, path, **kw) as resp:
+            return parse_json(await read_bounded(resp, wire.MAX_JSON_BYTES), f"{method} {path}")
+
+    # --- account ----------------------------------------------------------------------
+    async def login(
+        self, user: str, password: str, device_name: str, totp: str | None = None
+    ) -> LoginResult:
+        """Exchange credentials for a device token (not retried: logins are rate limited)."""
+        body: dict[str, Any] = {"user": user, "password": password, "device_name": device_name}
+        if totp is not None:
+            body["totp"] = totp
+        doc = await self.request_json("POST", wire.LOGIN, json=body)
+        token, device = field_of(doc, "token", str), field_of(doc, "device_id", (str, int))
+        if not token or len(token) > 512 or not token.isascii() or not token.isprintable():
+            raise ProtocolError("login: malformed token")
+        self._token = token
+        return LoginResult(token=token, device_id=str(device), expires_at=doc.get("expires_at"))
+
+    async def whoami(self) -> dict[str, Any]:
+        doc = await self.request_json("GET", wire.WHOAMI)
+        if not isinstance(doc, dict):
+            raise ProtocolError("whoami: expected a JSON object")
+        return doc
+
+    async def create_folder(self, name: str) -> None:
+        check_folder(name)
+        await self.request_json("POST", wire.FOLDERS, json={"name": name}, ok=(200, 201))
+
+    async def list_folders(self) -> list[dict[str, Any]]:
+        folders = field_of(await self.request_json("GET", wire.FOLDERS), "folders", list)
+        if not all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in folders):
+            raise ProtocolError("folders: malformed folder list")
+        return folders
+
+    def folder(self, name: str) -> HttpChunkStore:
+        return HttpChunkStore(self, name)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class HttpChunkStore:
+    """A :class:`~chunksync.transport.base.ChunkStore` for one folder over HTTP API v1."""
+
+    def __init__(self, client: HttpClient, folder: str, *, fetch_group: int = 256) -> None:
+        check_folder(folder)
+        self._c = client
+        self.folder = folder
+        self._fetch_group = max(1, min(fetch_group, wire.MAX_BATCH_OBJECTS))
+        self._sockets: set[aiohttp.ClientWebSocketResponse] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"HttpChunkStore({self._c.base_url!r}, folder={self.folder!r})"
+
+    def _path(self, route: str, **kw: str) -> str:
+        return route.format(folder=self.folder, **kw)
+
+    async def _retry(self, fn: Any, what: str) -> Any:
+        return await call_with_retry(fn, self._c.retry, what=f"{what} ({self.folder})")
+
+    # --- objects ----------------------------------------------------------------------
+    async def missing(self, ids: Sequence[ObjectId]) -> set[ObjectId]:
+        wanted = unique(ids)
+        parts = await run_bounded(
+            (lambda g=g: self._retry(lambda: self._missing_once(g), "missing")
+             for g in split(wanted, wire.MAX_MISSING_IDS)),
+            self._c.concurrency,
+        )
+        return set().union(*parts)
+
+    async def _missing_once(self, group: Sequence[ObjectId]) -> set[ObjectId]:
+        asked = {oid.hex(): oid for oid in group}
+        doc = await self._c.request_json(
+            "POST", self._path(wire.MISSING), json={"ids": list(asked)}
+        )
+        out: set[ObjectId] = set()
+        for item in field_of(doc, "missing", list):
+            if not isinstance(item, str) or item not in asked:
+                raise ProtocolError("missing: server named an id that was not asked about")
+            out.add(asked[item])
+        return out
+
+    async def put_many(self, items: Sequence[tuple[ObjectId, bytes]]) -> None:
+        async def upload(batch: list[tuple[ObjectId, bytes]]) -> None:
+            frames = await asyncio.to_thread(_with_digests, batch)
+            await self._retry(lambda: self._upload_once(frames), "upload")
+
+        await run_bounded(
+            (lambda b=b: upload(b) for b in plan_batches(items)), self._c.concurrency
+        )
+
+    async def _upload_once(self, frames: list[tuple[bytes, bytes, bytes]]) -> None:
+        async with self._c.exchange(
+            "POST", self._path(wire.OBJECTS), ok=(200, 201, 204), data=_FramesPayload(frames)
+        ) as resp:
+            await read_bounded(resp, wire.MAX_JSON_BYTES)
+
+    async def get_many(self, ids: Sequence[ObjectId]) -> dict[ObjectId, bytes]:
+        out: dict[ObjectId, bytes] = {}
+        parts = await run_bounded(
+            (lambda g=g: self._retry(lambda: self._fetch_once(g), "fetch")
+             for g in split(unique(ids), self._fetch_group)),
+            self._c.concurrency,
+        )
+        for part in parts:
+            out.update(part)
+        return out
+
+    async def _fetch_once(self, group: Sequence[ObjectId]) -> dict[ObjectId, bytes]:
+        asked = {oid.hex(): oid for oid in group}
+        path = self._path(wire.OBJECTS_FETCH)
+        async with self._c.exchange("POST", path, ok=(200, 404), json={"ids": list(asked)}) as resp:
+            if resp.status == 404:
+                doc = parse_json(await read_bounded(resp, wire.MAX_JSON_BYTES), "fetch")
+                named = doc.get("missing") if isinstance(doc, dict) else None
+                if not isinstance(named, list) or not named or named[0] not in asked:
+                    raise ProtocolError("fetch: 404 without a valid list of missing ids")
+                raise ObjectNotFound(f"object {named[0]} not found on the server")
+            return await read_frames(resp.content, asked)
+
+    # --- head ---------------------------------------------------------------------------
+    async def get_head(self) -> HeadState:
+        doc = await self._retry(
+            lambda: self._c.request_json("GET", self._path(wire.HEAD)), "get head"
+        )
+        return HeadState.from_wire(doc)
+
+    async def cas_head(self, expected: str | None, new: str) -> HeadState:
+        if not wire.HEX_ID.match(new) or (expected is not None and not wire.HEX_ID.match(expected)):
+            raise ProtocolError("head: malformed id")
+        doc = await self._c.request_json(
+            "PUT", self._path(wire.HEAD), json={"expected": expected, "new": new}
+        )
+        state = HeadState.from_wire(doc)
+        if state.head != new:
+            raise ProtocolError("head: server acknowledged a different head")
+        return state
+
+    async def head_log(self, after: int = 0, limit: int = 1000) -> list[HeadLogEntry]:
+        params = {"after": str(after), "limit": str(limit)}
+        doc = await self._retry(
+            lambda: self._c.request_json("GET", self._path(wire.HEAD_LOG), params=params),
+            "head log",
+        )
+        entries = [HeadLogEntry.from_wire(e) for e in field_of(doc, "entries", list)]
+        return check_log(entries, after, limit)
+
+    # --- key slots ------------------------------------------------------------------------
+    async def get_keyslots(self) -> dict[str, bytes]:
+        doc = await self._retry(
+            lambda: self._c.request_json("GET", self._path(wire.KEYSLOTS)), "key slots"
+        )
+        slots = field_of(doc, "slots", dict)
+        if len(slots) > wire.MAX_SLOTS:
+            raise ProtocolError("key slots: too many slots")
+        out: dict[str, bytes] = {}
+        for name, text in slots.items():
+            if not wire.SLOT_NAME.match(name) or not isinstance(text, str):
+                raise ProtocolError("key slots: malformed slot")
+            try:
+                out[name] = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ProtocolError(f"key slot {name}: malformed base64") from exc
+            if len(out[name]) > wire.MAX_KEYSLOT_BYTES:
+                raise ProtocolError(f"key slot {name}: too large")
+        return out
+
+    async def put_keyslot(self, name: str, blob: bytes) -> None:
+        if not wire.SLOT_NAME.match(name):
+            raise ProtocolError(f"key slot name {name!r:.70} is invalid")
+        body = {"blob": base64.b64encode(blob).decode()}
+        path = self._path(wire.KEYSLOT, slot=name)
+        await self._retry(
+            lambda: self._c.request_json("PUT", path, json=body, ok=(200, 201, 204)), "put key slot"
+        )
+
+    # --- watch and lifecycle ----------------------------------------------------------------
+    async def watch(self) -> AsyncIterator[HeadState]:
+        """Current head after each (re)connect, then each pushed newer head; stops on close."""
+        last, attempt = -1, 0
+        while not self._closed:
+            try:
+                async with self._events() as ws:
+                    state = await self.get_head()
+                    attempt = 0
+                    async for msg in ws:
+                        if state.seq > last:
+                            last = state.seq
+                            yield state
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        state = parse_event(msg.data, self.folder) or state
+                    if state.seq > last:
+                        last = state.seq
+                        yield state
+            except AuthError:
+                raise
+            except ChunksyncError as exc:
+                log.info("head watch (%s) lost: %s", self.folder, exc)
+            if self._closed:
+                return
+            policy = self._c.retry
+            await policy.sleep(backoff_delay(attempt, policy.base_delay, policy.max_delay,
+                                             policy.rand()))
+            attempt += 1
+
+    @asynccontextmanager
+    async def _events(self) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+        path = self._path(wire.EVENTS)
+        try:
+            ws = await self._c._ensure_session().ws_connect(
+                self._c.base_url + path, headers=self._c._headers(), heartbeat=30,
+                max_msg_size=64 * 1024,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise status_error(exc.status, exc.message, b"", f"GET {path}") from exc
+        except Exception as exc:
+            mapped = map_client_error(exc, f"GET {path}")
+            if mapped is None:
+                raise
+            raise mapped from exc
+        self._sockets.add(ws)
+        try:
+            yield ws
+        finally:
+            self._sockets.discard(ws)
+            await ws.close()
+
+    async def aclose(self) -> None:
+        """Stop watchers of this folder; the session belongs to the HttpClient."""
+        self._closed = True
+        for ws in list(self._sockets):
+            await ws.close()
+
+
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool = False) -> bytes:
+    """Read a body of at most ``limit`` bytes (or its first ``limit`` if ``truncate``)."""
+    data = bytearray()
+    while chunk := await resp.content.read(65536):
+        data += chunk
+        if len(data) > limit:
+            if truncate:
+                return bytes(data[:limit])
+            raise ProtocolError(f"{resp.method} {resp.url.path}: response body too large")
+    return bytes(data)
+
+
+
+
+
+
+
+# --- pure conversion of what comes back from aiohttp and the server -----------------------
+_LOOPBACK_NAMES = {"localhost", "localhost.", "ip6-localhost"}
+
+
+def check_base_url(url: str) -> str:
+    """The server URL without a trailing slash; http:// only for loopback hosts."""
+    try:
+        parsed = yarl.URL(url)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid server URL {url!r:.80}") from exc
+    host = (parsed.host or "").lower()
+    if parsed.scheme not in ("http", "https") or not host or parsed.query_string:
+        raise ConfigError(f"server URL must be https://HOST[:PORT][/PATH], got {url!r:.80}")
+    if parsed.user or parsed.password:
+        raise ConfigError("server URL must not contain credentials")
+    if parsed.scheme == "http" and not is_loopback(host):
+        raise ConfigError(f"plain http:// is only allowed to loopback hosts, not {host!r}; use https")
+    return str(parsed.with_fragment(None)).rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+
+
+
+def map_client_error(exc: BaseException, what: str) -> ChunksyncError | None:
+    """Convert aiohttp/asyncio/OS errors; None for anything else (a bug: re-raise it)."""
+    if isinstance(exc, TimeoutError):
+        return TransportTimeout(f"{what}: timed out")
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+        return TransportError(f"{what}: TLS failed ({clean_reason(str(exc), 120)})")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return NetworkError(f"{what}: cannot resolve the server host")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return NetworkError(f"{what}: cannot connect ({clean_reason(str(exc.os_error), 120)})")
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | OSError):
+        return NetworkError(f"{what}: connection lost ({type(exc).__name__})")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return ConfigError(f"{what}: invalid URL")
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientError):
+        return ProtocolError(f"{what}: bad response ({clean_reason(str(exc), 120)})")
+    return None
