@@ -1,0 +1,35 @@
+"""The chunk server's object storage: opaque ciphertext blobs named by 32-byte ids.
+
+:class:`ObjectStore` (in :mod:`.base`) is the contract the aiohttp app codes against;
+:class:`MemoryObjectStore` and :class:`PackObjectStore` implement it and pass the same
+conformance suite. :func:`open_store` picks one from a configuration string.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import ObjectStore, StorageError, StoreStats, check_namespace, check_oid
+from .memory import MemoryObjectStore
+from .packs import PackObjectStore
+
+__all__ = [
+    "MemoryObjectStore",
+    "ObjectStore",
+    "PackObjectStore",
+    "StorageError",
+    "StoreStats",
+    "check_namespace",
+    "check_oid",
+    "open_store",
+]
+
+MEMORY_URL = "memory:"
+
+
+def open_store(url_or_path: str | Path) -> ObjectStore:
+    """``"memory:"`` gives a fresh MemoryObjectStore; a data directory DIR gives a
+    PackObjectStore at ``DIR/objects`` (read-only if another process is writing)."""
+    if isinstance(url_or_path, str) and url_or_path == MEMORY_URL:
+        return MemoryObjectStore()
+    return PackObjectStore(Path(url_or_path) / "objects")

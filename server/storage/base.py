@@ -1,0 +1,117 @@
+"""The chunk server's object store interface: opaque blobs named by 32-byte ids.
+
+The server never sees plaintext. An object store keeps ciphertext blobs, each named by
+a 32-byte id, in namespaces (a folder's internal id such as ``"f1"``); namespaces are
+fully isolated from each other. Every implementation of :class:`ObjectStore` guarantees:
+
+* **put-if-absent**: storing an id that is already present changes nothing, so
+  re-uploads are idempotent and cheap; ``put_many`` returns how many objects were new;
+* **durable batches**: when ``put_many`` returns, every object of the batch survives a
+  crash or power loss, paid for with ONE durability barrier for the whole batch;
+* **atomic objects**: a crash never exposes a partial object; an object is either
+  absent or complete;
+* **verifiable at rest**: the store records the unkeyed BLAKE3 digest of every blob
+  (:func:`chunksync.wire.blob_digest`) and ``check`` re-verifies each object against it;
+* **thread safety**: every method may be called from several threads at once (the
+  aiohttp app calls the store through ``asyncio.to_thread``).
+
+The store trusts its caller for upload integrity: the app verifies the client's digest
+before calling ``put_many``. Missing objects raise :class:`chunksync.errors.ObjectNotFound`;
+storage failures raise :class:`StorageError`; malformed namespaces or ids raise
+:class:`chunksync.errors.UserError`. All messages are one line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from chunksync.errors import ChunksyncError, UserError
+
+__all__ = [
+    "NAMESPACE",
+    "OID_SIZE",
+    "ObjectStore",
+    "StorageError",
+    "StoreStats",
+    "check_namespace",
+    "check_oid",
+]
+
+#: a namespace is a folder's internal id on the server
+NAMESPACE = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
+#: object ids are 32 raw bytes (a keyed BLAKE3 hash computed by the client)
+OID_SIZE = 32
+
+
+class StorageError(ChunksyncError):
+    """The object store failed to read or write (I/O error, locked or closed store)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """How many objects a store (or one namespace of it) holds, and their total size."""
+
+    objects: int
+    bytes: int
+
+    def __post_init__(self) -> None:
+        if self.objects < 0 or self.bytes < 0:
+            raise ValueError("store stats cannot be negative")
+
+
+def check_namespace(ns: str) -> str:
+    """Return ``ns`` if it is a valid namespace, else raise UserError."""
+    if not isinstance(ns, str) or not NAMESPACE.match(ns):
+        raise UserError(f"invalid object namespace {ns!r}: expected [A-Za-z0-9_-]{{1,64}}")
+    return ns
+
+
+def check_oid(oid: bytes) -> bytes:
+    """Return ``oid`` if it is a 32-byte object id, else raise UserError."""
+    if not isinstance(oid, bytes) or len(oid) != OID_SIZE:
+        raise UserError(f"invalid object id: expected {OID_SIZE} raw bytes")
+    return oid
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """Synchronous, thread-safe, put-if-absent storage of opaque blobs (see module doc)."""
+
+    def put_many(self, ns: str, items: Sequence[tuple[bytes, bytes]]) -> int:
+        """Store the (id, blob) pairs not yet present; durable on return; count new ones."""
+        ...
+
+    def get(self, ns: str, oid: bytes) -> bytes:
+        """The blob stored under ``oid``; raises ObjectNotFound when absent."""
+        ...
+
+    def get_many(self, ns: str, oids: Sequence[bytes]) -> dict[bytes, bytes]:
+        """The blobs of those ``oids`` that are present (absent ids are left out)."""
+        ...
+
+    def has_many(self, ns: str, oids: Iterable[bytes]) -> set[bytes]:
+        """The subset of ``oids`` that is present (durably stored)."""
+        ...
+
+    def list(self, ns: str) -> Iterator[bytes]:
+        """Every id present in ``ns``, each once, in no promised order."""
+        ...
+
+    def delete_many(self, ns: str, oids: Iterable[bytes]) -> int:
+        """Remove objects (admin/retention path only); returns how many were present."""
+        ...
+
+    def stats(self, ns: str | None = None) -> StoreStats:
+        """Object count and blob bytes of one namespace, or of the whole store."""
+        ...
+
+    def check(self, ns: str | None = None) -> list[str]:
+        """Re-verify objects at rest; one line per problem found, [] when clean."""
+        ...
+
+    def close(self) -> None:
+        """Release files and connections; idempotent."""
+        ...

@@ -1,0 +1,549 @@
+"""PackObjectStore: the embedded disk backend — append-only packs plus a SQLite index.
+
+Layout under ``root`` (``DATA/objects``)::
+
+    index.sqlite[-wal,-shm]     objects(ns, oid, pack, offset, length, digest), WAL
+    writer.lock                 flock held by the one process allowed to write
+    <ns>/packs/<n>.pack         blobs appended back to back, rolled at ``pack_size``
+
+Why it is safe (borg/restic style): ``put_many`` appends the new blobs of a batch to the
+namespace's current pack, ``fdatasync``s the pack, and only then inserts their index
+rows in one transaction (``synchronous=FULL``). Only indexed objects are visible, so an
+interrupted append is invisible; at open the writer truncates each pack back to the end
+of its last indexed object and deletes stray ``*.tmp`` files. A whole batch becomes
+visible at once.
+
+Why it is fast: a batch costs one pack sync and one index commit, not one fsync per
+object, and concurrent batches share them (group commit: whichever thread commits next
+syncs the packs and writes the rows of every batch queued meanwhile). Appends are
+serialized per namespace; reads use ``os.pread`` on cached descriptors and per-thread
+SQLite connections; ``has_many`` answers from an in-memory set of the namespace's ids,
+loaded on first use (about 100 bytes per object).
+
+Concurrency between processes: one writer process (the server) holds ``writer.lock``;
+any other process that opens the store gets a read-only view (``stats``, ``check``,
+``get``) through SQLite WAL, and its writes raise :class:`StorageError`.
+
+Deletion removes index rows only: the blob bytes stay in their pack as dead space until
+a compaction (not implemented yet) rewrites packs whose live extents have shrunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chunksync.errors import ObjectNotFound
+from chunksync.wire import blob_digest
+
+from .base import NAMESPACE, StorageError, StoreStats, check_namespace, check_oid
+
+__all__ = ["PACK_SIZE", "PackObjectStore"]
+
+PACK_SIZE = 256 * 1024 * 1024
+INDEX_FILE = "index.sqlite"
+LOCK_FILE = "writer.lock"
+_IOV_MAX = 1024         # buffers per pwritev call (Linux IOV_MAX)
+_SQL_CHUNK = 30_000     # bound parameters per IN (...) query (SQLite allows 32,766)
+_LIST_PAGE = 10_000
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS objects (ns TEXT NOT NULL, oid BLOB NOT NULL,"
+    " pack INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,"
+    " digest BLOB NOT NULL, PRIMARY KEY (ns, oid)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS objects_extent ON objects (ns, pack, offset)",
+)
+_INSERT = "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?, ?, ?)"
+
+#: an index row: ns, oid, pack number, offset, length, digest
+Row = tuple[str, bytes, int, int, int, bytes]
+
+
+@dataclass(slots=True, eq=False)
+class _Job:
+    """One batch's appended blobs, waiting for the group commit to make them visible."""
+
+    rows: list[Row]
+    fds: set[int]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Space:
+    """Writer-side state of one namespace; every field is guarded by ``lock``."""
+
+    pack: int                          # number of the pack being appended to
+    end: int                           # append offset in that pack
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    present: set[bytes] | None = None  # committed ids, loaded on first use
+    inflight: dict[bytes, _Job] = field(default_factory=dict)
+
+
+class _GroupCommit:
+    """Make appended jobs durable, then visible: one pack sync and one transaction per group.
+
+    The first thread to arrive becomes the leader and commits everything queued; threads
+    arriving meanwhile queue up and are committed together by the next leader.
+    """
+
+    def __init__(self, db: sqlite3.Connection, db_lock: threading.Lock) -> None:
+        self._db = db
+        self._db_lock = db_lock
+        self._cond = threading.Condition()
+        self._queue: list[_Job] = []
+        self._busy = False
+
+    def commit(self, job: _Job) -> None:
+        with self._cond:
+            self._queue.append(job)
+            while not job.done.is_set():
+                if self._busy:
+                    self._cond.wait()
+                    continue
+                group, self._queue = self._queue, []
+                self._busy = True
+                self._cond.release()
+                error: str | None = "object store commit interrupted"
+                try:
+                    error = self._flush(group)
+                finally:
+                    self._cond.acquire()
+                    self._busy = False
+                    for queued in group:
+                        queued.error = error
+                        queued.done.set()
+                    self._cond.notify_all()
+        if job.error is not None:
+            raise StorageError(job.error)
+
+    def _flush(self, group: list[_Job]) -> str | None:
+        try:
+            for fd in {fd for job in group for fd in job.fds}:
+                os.fdatasync(fd)
+            rows = [row for job in group for row in job.rows]
+            with self._db_lock:
+                _transact(self._db, lambda db: db.executemany(_INSERT, rows))
+        except (OSError, sqlite3.Error) as exc:
+            return f"object store write failed: {exc}"
+        return None
+
+
+def _transact(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], Any]) -> Any:
+    """Run ``work`` in one write transaction (the caller holds the db lock)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ensure_dir(path: Path) -> None:
+    """Create ``path`` and missing parents, each entry made durable in its parent."""
+    if path.is_dir():
+        return
+    _ensure_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    _fsync_dir(path.parent)
+
+
+def _write_all(fd: int, blobs: Sequence[bytes], offset: int) -> None:
+    """Write ``blobs`` back to back at ``offset`` with as few syscalls as possible."""
+    for start in range(0, len(blobs), _IOV_MAX):
+        group = blobs[start : start + _IOV_MAX]
+        size = sum(len(blob) for blob in group)
+        written = os.pwritev(fd, group, offset)
+        rest = memoryview(b"".join(group))[written:] if written < size else memoryview(b"")
+        while rest:
+            n = os.pwrite(fd, rest, offset + written)
+            written, rest = written + n, rest[n:]
+        offset += size
+
+
+def _pack_number(path: Path) -> int | None:
+    return int(path.stem) if path.suffix == ".pack" and path.stem.isdigit() else None
+
+
+def _chunks(items: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
+    for start in range(0, len(items), _SQL_CHUNK):
+        yield items[start : start + _SQL_CHUNK]
+
+
+class PackObjectStore:
+    """The embedded disk :class:`server.storage.base.ObjectStore` (see module doc).
+
+    Args:
+        root: the ``objects`` directory; created if missing.
+        pack_size: a pack is rolled once an append would take it past this size.
+    """
+
+    def __init__(self, root: Path | str, *, pack_size: int = PACK_SIZE) -> None:
+        self.root = Path(root)
+        self._pack_size = pack_size
+        self._closed = False
+        self._lock = threading.Lock()  # guards _spaces, _fds, _readers
+        self._spaces: dict[str, _Space] = {}
+        self._fds: dict[tuple[str, int], int] = {}
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._db_lock = threading.Lock()
+        self._lock_fd: int | None = None
+        self._db: sqlite3.Connection | None = None
+        try:
+            _ensure_dir(self.root)
+            self._lock_fd = self._take_writer_lock()
+            self._db = self._connect(writer=self._lock_fd is not None)
+            if self._lock_fd is not None:
+                for statement in _SCHEMA:
+                    self._db.execute(statement)
+                self._sweep()
+        except (OSError, sqlite3.Error) as exc:
+            self.close()
+            raise StorageError(f"cannot open object store at {self.root}: {exc}") from exc
+        self._committer = _GroupCommit(self._db, self._db_lock)
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "writer"
+        return f"PackObjectStore({str(self.root)!r}, {mode})"
+
+    @property
+    def read_only(self) -> bool:
+        """True when another process holds the writer lock: reads work, writes raise."""
+        return self._lock_fd is None
+
+    # --- the ObjectStore interface ------------------------------------------------------
+
+    def put_many(self, ns: str, items: Sequence[tuple[bytes, bytes]]) -> int:
+        check_namespace(ns)
+        staged = [(check_oid(oid), blob) for oid, blob in items]
+        space = self._space(ns)
+        with space.lock:
+            present = self._present(ns, space)
+        candidates = {oid: blob for oid, blob in staged if oid not in present}
+        digests = {oid: blob_digest(blob) for oid, blob in candidates.items()}
+        waits: dict[int, _Job] = {}
+        fresh: dict[bytes, bytes] = {}
+        with space.lock:
+            for oid, blob in candidates.items():
+                other = space.inflight.get(oid)
+                if other is not None:
+                    waits[id(other)] = other
+                elif oid not in present:
+                    fresh[oid] = blob
+            job = self._append(ns, space, fresh, digests) if fresh else None
+        if job is not None:
+            try:
+                self._committer.commit(job)
+            finally:
+                with space.lock:
+                    for oid in fresh:
+                        space.inflight.pop(oid, None)
+                    if job.error is None:
+                        present.update(fresh)
+        for other in waits.values():  # the same ids, being written by another batch
+            other.done.wait()
+            if other.error is not None:
+                raise StorageError(other.error)
+        return len(fresh)
+
+    def get(self, ns: str, oid: bytes) -> bytes:
+        check_namespace(ns)
+        check_oid(oid)
+        row = self._reader().execute(
+            "SELECT pack, offset, length FROM objects WHERE ns = ? AND oid = ?", (ns, oid)
+        ).fetchone()
+        if row is None:
+            raise ObjectNotFound(f"object {oid.hex()} not found in namespace {ns}")
+        return self._read(ns, *row)
+
+    def get_many(self, ns: str, oids: Sequence[bytes]) -> dict[bytes, bytes]:
+        check_namespace(ns)
+        wanted = list(dict.fromkeys(check_oid(oid) for oid in oids))
+        rows = [
+            row
+            for chunk in _chunks(wanted)
+            for row in self._reader().execute(
+                "SELECT oid, pack, offset, length FROM objects WHERE ns = ? AND oid IN "
+                f"({','.join('?' * len(chunk))})",
+                (ns, *chunk),
+            )
+        ]
+        rows.sort(key=lambda row: (row[1], row[2]))  # read each pack front to back
+        return {oid: self._read(ns, pack, offset, length) for oid, pack, offset, length in rows}
+
+    def has_many(self, ns: str, oids: Iterable[bytes]) -> set[bytes]:
+        check_namespace(ns)
+        wanted = [check_oid(oid) for oid in oids]
+        if self.read_only:  # another process writes: only the index is current
+            return {
+                row[0]
+                for chunk in _chunks(wanted)
+                for row in self._reader().execute(
+                    "SELECT oid FROM objects WHERE ns = ? AND oid IN "
+                    f"({','.join('?' * len(chunk))})",
+                    (ns, *chunk),
+                )
+            }
+        space = self._space(ns)
+        with space.lock:
+            present = self._present(ns, space)
+        return {oid for oid in wanted if oid in present}
+
+    def list(self, ns: str) -> Iterator[bytes]:
+        check_namespace(ns)
+        self._reader()
+        return self._iter_ids(ns)
+
+    def delete_many(self, ns: str, oids: Iterable[bytes]) -> int:
+        check_namespace(ns)
+        wanted = [(ns, oid) for oid in dict.fromkeys(check_oid(oid) for oid in oids)]
+        space = self._space(ns)
+        with space.lock:
+            present = self._present(ns, space)
+            try:
+                with self._db_lock:
+                    deleted: int = _transact(
+                        self._writer_db(),
+                        lambda db: db.executemany(
+                            "DELETE FROM objects WHERE ns = ? AND oid = ?", wanted
+                        ).rowcount,
+                    )
+            except sqlite3.Error as exc:
+                raise StorageError(f"object store delete failed: {exc}") from exc
+            present.difference_update(oid for _, oid in wanted)
+        return deleted
+
+    def stats(self, ns: str | None = None) -> StoreStats:
+        where, args = ("WHERE ns = ?", (check_namespace(ns),)) if ns is not None else ("", ())
+        count, total = self._reader().execute(
+            f"SELECT COUNT(*), COALESCE(SUM(length), 0) FROM objects {where}", args
+        ).fetchone()
+        return StoreStats(objects=count, bytes=total)
+
+    def check(self, ns: str | None = None) -> list[str]:
+        where, args = ("WHERE ns = ?", (check_namespace(ns),)) if ns is not None else ("", ())
+        rows = self._reader().execute(
+            "SELECT ns, oid, pack, offset, length, digest FROM objects "
+            f"{where} ORDER BY ns, pack, offset",
+            args,
+        )
+        problems: list[str] = []
+        extent: tuple[str, int] | None = None
+        extent_end = 0
+        for space, oid, pack, offset, length, digest in rows:
+            name = f"{space}/{oid.hex()}"
+            if extent != (space, pack):
+                extent, extent_end = (space, pack), 0
+            if offset < extent_end:
+                problems.append(f"{name}: overlaps the previous object in pack {pack}")
+            extent_end = max(extent_end, offset + length)
+            try:
+                blob = self._read(space, pack, offset, length)
+            except StorageError as exc:
+                problems.append(f"{name}: unreadable: {exc}")
+                continue
+            if blob_digest(blob) != digest:
+                problems.append(f"{name}: digest mismatch in pack {pack} at offset {offset}")
+        return problems
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+            for conn in self._readers:
+                conn.close()
+            if self._db is not None:
+                self._db.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the flock
+
+    # --- opening and sweeping -----------------------------------------------------------
+
+    def _take_writer_lock(self) -> int | None:
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def _connect(self, *, writer: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.root / INDEX_FILE, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        if writer:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    def _sweep(self) -> None:
+        """Undo what a crash left: unindexed pack tails and temp files (writer only)."""
+        for stray in self.root.rglob("*.tmp"):
+            stray.unlink()
+        for ns_dir in self.root.iterdir():
+            if not (ns_dir.is_dir() and NAMESPACE.match(ns_dir.name)):
+                continue
+            for path in (ns_dir / "packs").glob("*.pack"):
+                number = _pack_number(path)
+                if number is None:
+                    continue
+                end = self._indexed_end(ns_dir.name, number)
+                if path.stat().st_size > end:
+                    with open(path, "r+b") as pack:
+                        pack.truncate(end)
+                        os.fsync(pack.fileno())
+
+    def _indexed_end(self, ns: str, pack: int) -> int:
+        row = self._writer_db().execute(
+            "SELECT offset + length FROM objects WHERE ns = ? AND pack = ?"
+            " ORDER BY offset DESC LIMIT 1",
+            (ns, pack),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    # --- writing ------------------------------------------------------------------------
+
+    def _writer_db(self) -> sqlite3.Connection:
+        if self._closed or self._db is None:
+            raise StorageError("object store is closed")
+        if self._lock_fd is None:
+            raise StorageError(
+                f"object store {self.root} is read-only here: another process holds {LOCK_FILE}"
+            )
+        return self._db
+
+    def _space(self, ns: str) -> _Space:
+        """The namespace's writer state, starting at the end of its newest pack."""
+        self._writer_db()
+        with self._lock:
+            space = self._spaces.get(ns)
+            if space is None:
+                packs = self.root / ns / "packs"
+                numbers = [n for p in packs.glob("*.pack") if (n := _pack_number(p)) is not None]
+                newest = max(numbers, default=0)
+                path = packs / f"{newest}.pack"
+                space = _Space(pack=newest, end=path.stat().st_size if path.exists() else 0)
+                self._spaces[ns] = space
+            return space
+
+    def _present(self, ns: str, space: _Space) -> set[bytes]:
+        """The committed ids of ``ns`` (call with ``space.lock`` held)."""
+        if space.present is None:
+            rows = self._reader().execute("SELECT oid FROM objects WHERE ns = ?", (ns,))
+            space.present = {row[0] for row in rows}
+        return space.present
+
+    def _append(
+        self, ns: str, space: _Space, fresh: dict[bytes, bytes], digests: dict[bytes, bytes]
+    ) -> _Job:
+        """Append ``fresh`` to the current pack (call with ``space.lock`` held)."""
+        total = sum(len(blob) for blob in fresh.values())
+        if space.end and space.end + total > self._pack_size:
+            space.pack, space.end = space.pack + 1, 0
+        fd = self._pack_fd(ns, space.pack, create=True)
+        rows: list[Row] = []
+        offset = space.end
+        for oid, blob in fresh.items():
+            rows.append((ns, oid, space.pack, offset, len(blob), digests[oid]))
+            offset += len(blob)
+        try:
+            _write_all(fd, list(fresh.values()), space.end)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, space.end)
+            raise StorageError(f"object store write failed: {exc}") from exc
+        space.end = offset
+        job = _Job(rows=rows, fds={fd})
+        for oid in fresh:
+            space.inflight[oid] = job
+        return job
+
+    # --- reading ------------------------------------------------------------------------
+
+    def _pack_fd(self, ns: str, pack: int, *, create: bool = False) -> int:
+        with self._lock:
+            if self._closed:
+                raise StorageError("object store is closed")
+            fd = self._fds.get((ns, pack))
+            if fd is None:
+                path = self.root / ns / "packs" / f"{pack}.pack"
+                try:
+                    if create:
+                        _ensure_dir(path.parent)
+                        existed = path.exists()
+                        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                        if not existed:
+                            _fsync_dir(path.parent)
+                    else:
+                        fd = os.open(path, os.O_RDWR if not self.read_only else os.O_RDONLY)
+                except OSError as exc:
+                    raise StorageError(f"cannot open pack {ns}/{pack}: {exc.strerror}") from exc
+                self._fds[(ns, pack)] = fd
+            return fd
+
+    def _read(self, ns: str, pack: int, offset: int, length: int) -> bytes:
+        fd = self._pack_fd(ns, pack)
+        try:
+            blob = os.pread(fd, length, offset)
+        except OSError as exc:
+            raise StorageError(f"cannot read pack {ns}/{pack}: {exc.strerror}") from exc
+        if len(blob) != length:
+            raise StorageError(f"pack {ns}/{pack} ends before offset {offset + length}")
+        return blob
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection to the index (WAL: never blocks the writer)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                if self._closed:
+                    raise StorageError("object store is closed")
+                try:
+                    conn = self._connect(writer=False)
+                except sqlite3.Error as exc:
+                    raise StorageError(f"cannot open object index: {exc}") from exc
+                self._readers.append(conn)
+            self._local.conn = conn
+        elif self._closed:
+            raise StorageError("object store is closed")
+        return conn
+
+    def _iter_ids(self, ns: str) -> Iterator[bytes]:
+        last = b""
+        while True:
+            page = [
+                row[0]
+                for row in self._reader().execute(
+                    "SELECT oid FROM objects WHERE ns = ? AND oid > ? ORDER BY oid LIMIT ?",
+                    (ns, last, _LIST_PAGE),
+                )
+            ]
+            yield from page
+            if len(page) < _LIST_PAGE:
+                return
+            last = page[-1]
