@@ -34,10 +34,13 @@ class MemoryObjectStore:
     def __repr__(self) -> str:
         return f"MemoryObjectStore(namespaces={len(self._spaces)})"
 
-    def _space(self, ns: str) -> dict[bytes, tuple[bytes, bytes]]:
-        """The namespace's dict (created on demand); call with the lock held."""
+    def _live(self) -> None:
         if self._closed:
             raise StorageError("object store is closed")
+
+    def _space(self, ns: str) -> dict[bytes, tuple[bytes, bytes]]:
+        """The namespace's dict (created on demand); call with the lock held."""
+        self._live()
         return self._spaces.setdefault(check_namespace(ns), {})
 
     def put_many(self, ns: str, items: Sequence[tuple[bytes, bytes]]) -> int:
@@ -88,12 +91,14 @@ class MemoryObjectStore:
 
     def stats(self, ns: str | None = None) -> StoreStats:
         with self._lock:
+            self._live()
             spaces = [self._space(ns)] if ns is not None else list(self._spaces.values())
             entries = [entry for space in spaces for entry in space.values()]
         return StoreStats(objects=len(entries), bytes=sum(len(blob) for blob, _ in entries))
 
     def check(self, ns: str | None = None) -> list[str]:
         with self._lock:
+            self._live()
             names = [check_namespace(ns)] if ns is not None else sorted(self._spaces)
             snapshot = [(name, dict(self._space(name))) for name in names]
         return [

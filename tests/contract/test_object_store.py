@@ -1,0 +1,284 @@
+"""Conformance suite for the server's ObjectStore backends (restic's backend tests).
+
+``ObjectStoreContract`` states what every backend guarantees; ``TestObjectStoreContract``
+runs it against each backend through the parametrized ``store`` fixture. A new backend
+joins by adding a parameter. Backend-specific behaviour (persistence, pack rolling,
+the read-only second process) is tested below the contract.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chunksync.errors import ObjectNotFound, UserError
+from server.storage import (
+    MemoryObjectStore,
+    ObjectStore,
+    PackObjectStore,
+    StorageError,
+    StoreStats,
+    open_store,
+)
+
+Items = list[tuple[bytes, bytes]]
+
+
+def make_items(count: int, seed: int, max_size: int = 2048) -> Items:
+    """Deterministic (id, blob) pairs with random-looking ids and sizes 0..max_size."""
+    rng = random.Random(seed)
+    return [(rng.randbytes(32), rng.randbytes(rng.randint(0, max_size))) for _ in range(count)]
+
+
+@pytest.fixture(params=["memory", "pack"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
+    backend: ObjectStore
+    if request.param == "memory":
+        backend = MemoryObjectStore()
+    else:
+        backend = PackObjectStore(tmp_path / "objects", pack_size=64 * 1024)
+    yield backend
+    backend.close()
+
+
+class ObjectStoreContract:
+    """What every ObjectStore implementation must do; subclass to run it."""
+
+    def test_put_then_get_returns_the_same_bytes(self, store: ObjectStore) -> None:
+        items = make_items(50, seed=1)
+        assert store.put_many("f1", items) == 50
+        for oid, blob in items:
+            assert store.get("f1", oid) == blob
+
+    def test_empty_batch_and_empty_blob(self, store: ObjectStore) -> None:
+        assert store.put_many("f1", []) == 0
+        oid = b"\x01" * 32
+        assert store.put_many("f1", [(oid, b"")]) == 1
+        assert store.get("f1", oid) == b""
+
+    def test_missing_id_raises_object_not_found(self, store: ObjectStore) -> None:
+        store.put_many("f1", make_items(3, seed=2))
+        with pytest.raises(ObjectNotFound, match=("ab" * 32)):
+            store.get("f1", b"\xab" * 32)
+
+    def test_get_many_returns_only_present_ids(self, store: ObjectStore) -> None:
+        items = make_items(20, seed=3)
+        store.put_many("f1", items[:10])
+        got = store.get_many("f1", [oid for oid, _ in items])
+        assert got == dict(items[:10])
+
+    def test_has_many_returns_the_present_subset(self, store: ObjectStore) -> None:
+        items = make_items(40, seed=4)
+        store.put_many("f1", items[::2])
+        assert store.has_many("f1", (oid for oid, _ in items)) == {oid for oid, _ in items[::2]}
+        assert store.has_many("f1", []) == set()
+
+    def test_list_yields_every_id_once(self, store: ObjectStore) -> None:
+        items = make_items(30, seed=5)
+        store.put_many("f1", items)
+        listed = list(store.list("f1"))
+        assert sorted(listed) == sorted(oid for oid, _ in items)
+        assert list(store.list("empty")) == []
+
+    def test_second_put_adds_nothing(self, store: ObjectStore) -> None:
+        items = make_items(25, seed=6)
+        assert store.put_many("f1", items) == 25
+        before = store.stats("f1")
+        assert store.put_many("f1", items) == 0
+        assert store.stats("f1") == before == StoreStats(25, sum(len(b) for _, b in items))
+        assert len(list(store.list("f1"))) == 25
+
+    def test_duplicates_within_a_batch_count_once(self, store: ObjectStore) -> None:
+        oid, blob = make_items(1, seed=7)[0]
+        assert store.put_many("f1", [(oid, blob), (oid, blob)]) == 1
+        assert store.stats("f1") == StoreStats(1, len(blob))
+
+    def test_namespaces_are_isolated(self, store: ObjectStore) -> None:
+        items = make_items(10, seed=8)
+        store.put_many("f1", items)
+        oid = items[0][0]
+        assert store.has_many("f2", [oid]) == set()
+        with pytest.raises(ObjectNotFound):
+            store.get("f2", oid)
+        assert store.put_many("f2", items[:1]) == 1
+        assert store.delete_many("f2", [oid]) == 1
+        assert store.get("f1", oid) == items[0][1]
+        assert store.stats("f2") == StoreStats(0, 0)
+
+    def test_delete_many_removes_and_counts(self, store: ObjectStore) -> None:
+        items = make_items(10, seed=9)
+        store.put_many("f1", items)
+        gone = [oid for oid, _ in items[:4]]
+        assert store.delete_many("f1", gone + [b"\x00" * 32]) == 4
+        assert store.has_many("f1", gone) == set()
+        with pytest.raises(ObjectNotFound):
+            store.get("f1", gone[0])
+        assert store.stats("f1").objects == 6
+        assert store.put_many("f1", items[:1]) == 1  # a deleted id can be stored again
+        assert store.get("f1", gone[0]) == items[0][1]
+        assert store.check() == []
+
+    def test_stats_per_namespace_and_in_total(self, store: ObjectStore) -> None:
+        a, b = make_items(7, seed=10), make_items(3, seed=11)
+        store.put_many("a", a)
+        store.put_many("b", b)
+        size = lambda items: sum(len(blob) for _, blob in items)  # noqa: E731
+        assert store.stats("a") == StoreStats(7, size(a))
+        assert store.stats() == StoreStats(10, size(a) + size(b))
+
+    def test_check_is_clean_after_writes(self, store: ObjectStore) -> None:
+        store.put_many("f1", make_items(60, seed=12, max_size=8192))
+        store.put_many("f2", make_items(5, seed=13))
+        assert store.check() == []
+        assert store.check("f1") == []
+
+    @pytest.mark.parametrize("ns", ["", "a/b", "..", "x" * 65, "f.1"])
+    def test_invalid_namespace_is_refused(self, store: ObjectStore, ns: str) -> None:
+        with pytest.raises(UserError, match="namespace"):
+            store.put_many(ns, make_items(1, seed=14))
+        with pytest.raises(UserError):
+            store.has_many(ns, [])
+
+    def test_invalid_id_is_refused(self, store: ObjectStore) -> None:
+        with pytest.raises(UserError, match="object id"):
+            store.put_many("f1", [(b"short", b"blob")])
+        with pytest.raises(UserError):
+            store.get("f1", "ab" * 32)  # type: ignore[arg-type]
+
+    def test_concurrent_overlapping_puts(self, store: ObjectStore) -> None:
+        universe = make_items(400, seed=15, max_size=4096)
+        batches = [random.Random(i).sample(universe, 60) for i in range(20)]
+        start = threading.Barrier(len(batches))
+        counts: list[int] = []
+        errors: list[BaseException] = []
+
+        def put(batch: Items) -> None:
+            try:
+                start.wait()
+                counts.append(store.put_many("f1", batch))
+            except BaseException as exc:  # reported below, in the test thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=put, args=(b,)) for b in batches]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        stored = {oid: blob for batch in batches for oid, blob in batch}
+        assert sum(counts) == len(stored)  # each object counted new exactly once
+        assert store.get_many("f1", list(stored)) == stored
+        assert sorted(store.list("f1")) == sorted(stored)
+        assert store.stats("f1") == StoreStats(len(stored), sum(map(len, stored.values())))
+        assert store.check() == []
+
+    def test_closed_store_refuses_calls(self, store: ObjectStore) -> None:
+        store.put_many("f1", make_items(1, seed=16))
+        store.close()
+        store.close()  # idempotent
+        with pytest.raises(StorageError, match="closed"):
+            store.stats()
+
+
+class TestObjectStoreContract(ObjectStoreContract):
+    """The contract, once per backend of the ``store`` fixture."""
+
+
+class TestMemoryObjectStore:
+    def test_check_reports_a_blob_altered_behind_its_back(self) -> None:
+        store = MemoryObjectStore()
+        items = make_items(3, seed=20)
+        store.put_many("f1", items)
+        store.corrupt("f1", items[1][0], b"tampered")
+        assert store.check() == [f"f1/{items[1][0].hex()}: digest mismatch"]
+
+
+class TestPackObjectStore:
+    def test_objects_survive_reopening(self, tmp_path: Path) -> None:
+        items = make_items(40, seed=21)
+        with_store = PackObjectStore(tmp_path / "objects")
+        with_store.put_many("f1", items)
+        with_store.close()
+        reopened = PackObjectStore(tmp_path / "objects")
+        try:
+            assert reopened.get_many("f1", [oid for oid, _ in items]) == dict(items)
+            assert reopened.put_many("f1", items) == 0
+            assert reopened.check() == []
+        finally:
+            reopened.close()
+
+    def test_packs_roll_at_the_size_limit(self, tmp_path: Path) -> None:
+        store = PackObjectStore(tmp_path / "objects", pack_size=10_000)
+        try:
+            items = make_items(40, seed=22, max_size=3000)
+            for start in range(0, 40, 4):
+                store.put_many("f1", items[start : start + 4])
+            packs = sorted((tmp_path / "objects" / "f1" / "packs").glob("*.pack"))
+            assert len(packs) > 3
+            assert all(p.stat().st_size <= 10_000 + 4 * 3000 for p in packs)
+            assert store.get_many("f1", [oid for oid, _ in items]) == dict(items)
+            assert store.check() == []
+        finally:
+            store.close()
+
+    def test_a_second_opener_is_a_read_only_view(self, tmp_path: Path) -> None:
+        writer = PackObjectStore(tmp_path / "objects")
+        reader = PackObjectStore(tmp_path / "objects")
+        try:
+            assert not writer.read_only and reader.read_only
+            items = make_items(10, seed=23)
+            writer.put_many("f1", items)
+            assert reader.get_many("f1", [oid for oid, _ in items]) == dict(items)
+            assert reader.has_many("f1", [items[0][0], b"\x00" * 32]) == {items[0][0]}
+            assert reader.stats("f1").objects == 10
+            assert reader.check() == []
+            with pytest.raises(StorageError, match="read-only"):
+                reader.put_many("f1", make_items(1, seed=24))
+            with pytest.raises(StorageError, match="read-only"):
+                reader.delete_many("f1", [items[0][0]])
+        finally:
+            reader.close()
+            writer.close()
+
+    def test_has_many_answers_100k_ids_quickly(self, tmp_path: Path) -> None:
+        store = PackObjectStore(tmp_path / "objects")
+        try:
+            items = make_items(2000, seed=25, max_size=16)
+            store.put_many("f1", items)
+            rng = random.Random(26)
+            query = [oid for oid, _ in items] + [rng.randbytes(32) for _ in range(98_000)]
+            began = time.perf_counter()
+            found = store.has_many("f1", query)
+            elapsed = time.perf_counter() - began
+            assert found == {oid for oid, _ in items}
+            assert elapsed < 0.5, f"has_many took {elapsed:.3f}s for 100k ids"  # loaded CI
+        finally:
+            store.close()
+
+    def test_pack_and_lock_files_are_private(self, tmp_path: Path) -> None:
+        store = PackObjectStore(tmp_path / "objects")
+        try:
+            store.put_many("f1", make_items(1, seed=27))
+            pack = tmp_path / "objects" / "f1" / "packs" / "0.pack"
+            assert pack.stat().st_mode & 0o077 == 0
+            assert (tmp_path / "objects" / "writer.lock").stat().st_mode & 0o077 == 0
+        finally:
+            store.close()
+
+
+def test_open_store_picks_the_backend(tmp_path: Path) -> None:
+    memory = open_store("memory:")
+    disk = open_store(tmp_path)
+    try:
+        assert isinstance(memory, MemoryObjectStore)
+        assert isinstance(disk, PackObjectStore)
+        assert disk.root == tmp_path / "objects"
+        assert isinstance(disk, ObjectStore) and isinstance(memory, ObjectStore)
+    finally:
+        memory.close()
+        disk.close()
