@@ -235,9 +235,12 @@ async def read_frames(
 
 
 def parse_event(text: str, folder: str) -> HeadState | None:
-    """A pushed head move for ``folder``, or None for other messages (ignored)."""
+    """The head in a ``hello`` (sent on subscribing) or ``head`` (a move) event for
+    ``folder``; None for any other message, which is ignored."""
     doc = parse_json(text.encode(), "events")
-    if not isinstance(doc, dict) or doc.get("type") != "head" or doc.get("folder") != folder:
+    if not isinstance(doc, dict) or doc.get("folder") != folder:
+        return None
+    if doc.get("type") not in ("head", "hello"):
         return None
     return HeadState.from_wire(doc)
 

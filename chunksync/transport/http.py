@@ -36,7 +36,7 @@ from aiohttp.abc import AbstractStreamWriter
 
 from .. import wire
 from ..errors import AuthError, ChunksyncError, ConfigError, NetworkError, ObjectNotFound
-from ..errors import ProtocolError, TransportError, TransportTimeout
+from ..errors import ProtocolError, RefConflict, TransportError, TransportTimeout, UserError
 from ..objects import ObjectId
 from .base import FRAME_OVERHEAD, HeadLogEntry, HeadState, check_folder, check_log, clean_reason
 from .base import field_of, parse_event, parse_json, plan_batches, read_frames, run_bounded
@@ -174,7 +174,10 @@ class HttpClient:
 
     async def create_folder(self, name: str) -> None:
         check_folder(name)
-        await self.request_json("POST", wire.FOLDERS, json={"name": name}, ok=(200, 201))
+        try:
+            await self.request_json("POST", wire.FOLDERS, json={"name": name}, ok=(200, 201))
+        except RefConflict as exc:
+            raise UserError(exc.message) from exc
 
     async def list_folders(self) -> list[dict[str, Any]]:
         folders = field_of(await self.request_json("GET", wire.FOLDERS), "folders", list)
@@ -182,8 +185,9 @@ class HttpClient:
             raise ProtocolError("folders: malformed folder list")
         return folders
 
-    def folder(self, name: str) -> HttpChunkStore:
-        return HttpChunkStore(self, name)
+    def folder(self, name: str, **options: Any) -> HttpChunkStore:
+        """A store for one folder sharing this client's session (options: see HttpChunkStore)."""
+        return HttpChunkStore(self, name, **options)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -194,11 +198,21 @@ class HttpClient:
 class HttpChunkStore:
     """A :class:`~chunksync.transport.base.ChunkStore` for one folder over HTTP API v1."""
 
-    def __init__(self, client: HttpClient, folder: str, *, fetch_group: int = 256) -> None:
+    def __init__(
+        self,
+        client: HttpClient,
+        folder: str,
+        *,
+        fetch_group: int = 256,
+        batch_bytes: int = wire.MAX_BATCH_BYTES,
+        batch_objects: int = wire.MAX_BATCH_OBJECTS,
+    ) -> None:
         check_folder(folder)
         self._c = client
         self.folder = folder
         self._fetch_group = max(1, min(fetch_group, wire.MAX_BATCH_OBJECTS))
+        self._batch = (min(batch_bytes, wire.MAX_BATCH_BYTES),
+                       min(batch_objects, wire.MAX_BATCH_OBJECTS))
         self._sockets: set[aiohttp.ClientWebSocketResponse] = set()
         self._closed = False
 
@@ -239,7 +253,7 @@ class HttpChunkStore:
             await self._retry(lambda: self._upload_once(frames), "upload")
 
         await run_bounded(
-            (lambda b=b: upload(b) for b in plan_batches(items)), self._c.concurrency
+            (lambda b=b: upload(b) for b in plan_batches(items, *self._batch)), self._c.concurrency
         )
 
     async def _upload_once(self, frames: list[tuple[bytes, bytes, bytes]]) -> None:
