@@ -1,0 +1,300 @@
+"""``chunksync-server``: run the chunk server and administer its data directory.
+
+Every command takes ``--data DIR`` (or ``CHUNKSYNC_SERVER_DATA``) and works while the
+server runs. Failures print one line ``chunksync-server: reason`` on stderr and exit
+with the error's code (2 for usage/config, 1 otherwise; ``check`` and
+``audit --verify`` exit 1 when they find problems). ``serve`` binds 127.0.0.1:8400 by
+default; ``--port 0`` picks a free port, which ``--port-file F`` receives (written
+atomically) and which is also printed as ``listening on URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from chunksync.errors import ChunksyncError, UserError
+
+from . import admin
+from .config import DATA_ENV, DEFAULT_PORT, ServerConfig, ssl_context
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+PASSWORD_ENV = "CHUNKSYNC_PASSWORD"
+
+data_option = click.option(
+    "--data", "data_dir", envvar=DATA_ENV, required=True,
+    type=click.Path(file_okay=False, path_type=Path), help=f"data directory (or ${DATA_ENV})",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"chunksync-server: {message.splitlines()[0] if message else 'error'}", err=True)
+    raise SystemExit(code)
+
+
+def friendly(fn: F) -> F:
+    """Turn ChunksyncError into a one-line message and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ChunksyncError as exc:
+            _fail(exc.message, exc.exit_code)
+        except OSError as exc:
+            _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit(rows: Any, as_json: bool, line: Callable[[Any], str]) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+    else:
+        for row in rows:
+            click.echo(line(row))
+
+
+def _when(t: float | None) -> str:
+    if not t:
+        return "-"
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """chunksync chunk server and its admin commands."""
+
+
+@main.command()
+@data_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--port-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="write the bound port here (useful with --port 0)")
+@click.option("--token-days", default=90.0, show_default=True, type=float)
+@friendly
+def serve(data_dir: Path, host: str, port: int, tls_cert: Path | None, tls_key: Path | None,
+          port_file: Path | None, token_days: float) -> None:
+    """Run the server in the foreground until SIGINT/SIGTERM."""
+    config = ServerConfig(data_dir=data_dir, host=host, port=port, tls_cert=tls_cert,
+                          tls_key=tls_key, token_ttl=token_days * 86_400)
+    asyncio.run(_serve(config, port_file))
+
+
+async def _serve(config: ServerConfig, port_file: Path | None) -> None:
+    from aiohttp import web
+
+    from .app import make_app
+
+    ctx = ssl_context(config)
+    runner = web.AppRunner(make_app(config), access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=ctx)
+        await site.start()
+        port = runner.addresses[0][1]
+        if port_file is not None:
+            _write_atomic(port_file, f"{port}\n")
+        scheme = "https" if ctx else "http"
+        click.echo(f"listening on {scheme}://{config.host}:{port}")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+@main.group()
+def user() -> None:
+    """Manage user accounts."""
+
+
+def _read_password(password_file: Path | None) -> str:
+    if password_file is not None:
+        return password_file.read_text().rstrip("\r\n")
+    if PASSWORD_ENV in os.environ:
+        return os.environ[PASSWORD_ENV]
+    if not sys.stdin.isatty():
+        raise UserError(f"no password: use --password-file or ${PASSWORD_ENV}")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@user.command("add")
+@click.argument("name")
+@data_option
+@click.option("--password-file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--admin", "is_admin", is_flag=True)
+@friendly
+def user_add(name: str, data_dir: Path, password_file: Path | None, is_admin: bool) -> None:
+    """Create a user (password from --password-file, $CHUNKSYNC_PASSWORD or a prompt)."""
+    admin.add_user(data_dir, name, _read_password(password_file), admin=is_admin)
+    click.echo(f"user {name} added")
+
+
+@user.command("list")
+@data_option
+@json_option
+@friendly
+def user_list(data_dir: Path, as_json: bool) -> None:
+    _emit(admin.list_users(data_dir), as_json, lambda u: (
+        f"{u['name']}\t{'admin' if u['admin'] else 'user'}"
+        f"\t{'disabled' if u['disabled'] else 'enabled'}\t{'totp' if u['totp'] else '-'}"))
+
+
+@user.command("disable")
+@click.argument("name")
+@data_option
+@friendly
+def user_disable(name: str, data_dir: Path) -> None:
+    admin.disable_user(data_dir, name)
+    click.echo(f"user {name} disabled")
+
+
+@main.group()
+def device() -> None:
+    """List and revoke devices."""
+
+
+@device.command("list")
+@data_option
+@json_option
+@friendly
+def device_list(data_dir: Path, as_json: bool) -> None:
+    _emit(admin.list_devices(data_dir), as_json, lambda d: (
+        f"{d['id']}\t{d['user']}\t{d['name']}\tlast seen {_when(d['last_seen'])}"
+        + ("\trevoked" if d["revoked"] else "")))
+
+
+@device.command("revoke")
+@click.argument("device_id")
+@data_option
+@friendly
+def device_revoke(device_id: str, data_dir: Path) -> None:
+    admin.revoke_device(data_dir, device_id)
+    click.echo(f"device {device_id} revoked")
+
+
+@main.group()
+def folder() -> None:
+    """List folders and manage members."""
+
+
+@folder.command("list")
+@data_option
+@json_option
+@friendly
+def folder_list(data_dir: Path, as_json: bool) -> None:
+    _emit(admin.list_folders(data_dir), as_json, lambda f: (
+        f"{f['name']}\towner {f['owner']}\thead {(f['head'] or '-')[:12]} seq {f['seq']}"
+        f"\t{f['objects']} objects\t{f['bytes']} bytes\t"
+        + ",".join(f"{u}:{r}" for u, r in f["members"].items())))
+
+
+@folder.command("add-member")
+@click.argument("folder_name")
+@click.argument("user_name")
+@click.option("--role", required=True, type=click.Choice(["owner", "read-write", "read-only"]))
+@data_option
+@friendly
+def folder_add_member(folder_name: str, user_name: str, role: str, data_dir: Path) -> None:
+    admin.add_member(data_dir, folder_name, user_name, role)
+    click.echo(f"{user_name} is {role} of {folder_name}")
+
+
+def _parse_since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UserError(f"--since: not an ISO 8601 time: {text!r}") from exc
+    return when.timestamp()
+
+
+@main.command("audit")
+@data_option
+@click.option("--folder", "folder_name")
+@click.option("--since", help="ISO 8601 time or epoch seconds")
+@click.option("--verify", is_flag=True, help="check the hash chain; exit 1 if broken")
+@json_option
+@friendly
+def audit_cmd(data_dir: Path, folder_name: str | None, since: str | None, verify: bool,
+              as_json: bool) -> None:
+    """Show the audit log, or verify its hash chain."""
+    if verify:
+        result = admin.verify_audit(data_dir)
+        if as_json:
+            click.echo(json.dumps({"ok": result.ok, "rows": result.rows,
+                                   "first_bad": result.first_bad, "reason": result.reason}))
+        if not result.ok:
+            _fail(f"audit chain broken at row {result.first_bad}: {result.reason}", 1)
+        if not as_json:
+            click.echo(f"audit chain ok ({result.rows} rows)")
+        return
+    rows = admin.read_audit(data_dir, folder=folder_name, since=_parse_since(since))
+    _emit([r.to_json() for r in rows], as_json, lambda r: (
+        f"{r['id']}\t{_when(r['time'])}\t{r['action']}\t{r['user'] or '-'}\t{r['device'] or '-'}"
+        f"\t{r['address'] or '-'}\t{r['folder'] or '-'}\t{json.dumps(r['detail'], sort_keys=True)}"))
+
+
+@main.command()
+@data_option
+@json_option
+@friendly
+def stats(data_dir: Path, as_json: bool) -> None:
+    """Counts of users, devices, folders, objects and bytes."""
+    figures = admin.stats(data_dir).to_json()
+    if as_json:
+        click.echo(json.dumps(figures, sort_keys=True))
+    else:
+        for key, value in figures.items():
+            click.echo(f"{key}\t{value}")
+
+
+@main.command()
+@data_option
+@friendly
+def check(data_dir: Path) -> None:
+    """Verify every stored object, every head and the audit chain; exit 1 on problems."""
+    problems = admin.check(data_dir)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        _fail(f"{len(problems)} problem(s) found", 1)
+    click.echo("check ok")
+
+
+if __name__ == "__main__":
+    main()

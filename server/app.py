@@ -1,0 +1,198 @@
+"""The chunk server's aiohttp application: ``make_app(config) -> web.Application``.
+
+The app owns its metadata database (:class:`server.db.MetaDB`), its object store
+(``server.storage.open_store(config.store_location)`` unless one is injected), the
+WebSocket hub, the login limiter and a private metrics registry, all reachable through
+typed ``web.AppKey``\\ s (see :mod:`server.handlers.common`), and closes them on
+cleanup.
+
+Request pipeline (outermost first):
+
+1. ``observe`` — counts every request by route template, method and status, and turns
+   :class:`~server.handlers.common.ApiError` and aiohttp's own HTTP errors into a JSON
+   ``{"error": "one line"}`` body; every 401/403 writes an audit row.
+2. ``authenticate`` — **deny by default**: only ``/healthz``, ``/metrics`` (when
+   ``metrics_public``) and ``/v1/login`` are open. Anything else needs
+   ``Authorization: Bearer <token>`` naming a valid, unexpired, unrevoked device token
+   (checked against SQLite on every request, so revocations apply at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from chunksync import wire
+
+from . import auth
+from .config import ServerConfig, ensure_data_dir
+from .db import MetaDB
+from .events import EventHub
+from .handlers import add_routes
+from .handlers.common import (
+    CONFIG, DB, HUB, LIMITER, METRICS, PRINCIPAL, STORE, ApiError, now, record,
+)
+from .metrics import CONTENT_TYPE, Metrics
+
+__all__ = ["make_app"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+OPEN_ROUTES = frozenset({wire.HEALTHZ, wire.LOGIN})
+TOUCH_INTERVAL = 60.0
+TOUCHED = web.AppKey("touched", dict[str, float])
+
+
+def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Application:
+    """Build the application; ``store`` overrides the configured object store."""
+    app = web.Application(
+        middlewares=[_observe, _authenticate],
+        client_max_size=config.max_json_bytes,
+    )
+    app[CONFIG] = config
+    app[HUB] = EventHub()
+    app[METRICS] = Metrics()
+    app[TOUCHED] = {}
+    app[LIMITER] = auth.LoginLimiter(config.login_max_failures, config.login_window)
+    app.cleanup_ctx.append(_resources(store))
+    app.on_shutdown.append(_close_sockets)
+    app.router.add_get(wire.HEALTHZ, _healthz)
+    app.router.add_get(wire.METRICS, _metrics)
+    add_routes(app)
+    return app
+
+
+def _resources(store: Any | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        config = app[CONFIG]
+        ensure_data_dir(config.data_dir)
+        app[DB] = await asyncio.to_thread(MetaDB, config.db_path)
+        if store is None:
+            from .storage import open_store
+
+            app[STORE] = await asyncio.to_thread(open_store, config.store_location)
+        else:
+            app[STORE] = store
+        watcher = asyncio.create_task(_watch_revocations(app))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            if store is None:
+                await asyncio.to_thread(app[STORE].close)  # type: ignore[attr-defined]
+            await asyncio.to_thread(app[DB].close)
+
+    return ctx
+
+
+async def _watch_revocations(app: web.Application) -> None:
+    db = app[DB]
+
+    async def data_version() -> int:
+        return await db.read(lambda c: c.execute("PRAGMA data_version").fetchone()[0])
+
+    async def invalid(hashes: list[bytes]) -> set[bytes]:
+        t = now()
+        return await db.read(lambda c: auth.invalid_tokens(c, hashes, t))
+
+    await app[HUB].watch_revocations(data_version, invalid, app[CONFIG].revocation_poll)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[HUB].close_all()
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    try:
+        response = await handler(request)
+    except ApiError as err:
+        response = err.response()
+        if err.status in (401, 403):
+            metrics.denied.inc()
+            if not err.audited:
+                await _audit_denied(request, err.status, err.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = web.json_response(wire.error_body(exc.reason or "error"), status=exc.status)
+        if exc.status == 413:
+            response.force_close()
+    if response.status == 413:
+        response.force_close()   # do not drain an oversized body
+    metrics.observe(_route_name(request), request.method, response.status)
+    return response
+
+
+async def _audit_denied(request: web.Request, status: int, reason: str) -> None:
+    try:
+        await record(
+            request,
+            "request.denied",
+            detail={"status": status, "reason": reason, "method": request.method,
+                    "path": request.path[:200]},
+            folder=request.match_info.get("folder"),
+        )
+    except Exception:  # the refusal stands even if auditing it fails
+        log.exception("could not audit a denied request")
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get(wire.AUTHORIZATION)
+    if header is None:
+        raise ApiError(401, "missing Authorization header")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token or len(token) > 256 or " " in token.strip():
+        raise ApiError(401, "malformed Authorization header (expected Bearer token)")
+    return token.strip()
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = _route_name(request)
+    if route in OPEN_ROUTES or (route == wire.METRICS and request.app[CONFIG].metrics_public):
+        return await handler(request)
+    token = _bearer(request)
+    db, t = request.app[DB], now()
+    who = await db.read(lambda c: auth.lookup_token(c, token, t))
+    if isinstance(who, str):
+        raise ApiError(401, who)
+    request[PRINCIPAL] = who
+    await _touch(request, who, t)
+    return await handler(request)
+
+
+async def _touch(request: web.Request, who: auth.Principal, t: float) -> None:
+    """Record the device's last-seen time, at most once a minute per device."""
+    touched = request.app[TOUCHED]
+    if t - touched.get(who.device_id, 0.0) < TOUCH_INTERVAL:
+        return
+    touched[who.device_id] = t
+    await request.app[DB].write(lambda c: auth.touch_device(c, who.device_id, t))
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "time": time.time()})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    who = request.get(PRINCIPAL)
+    if not request.app[CONFIG].metrics_public and (who is None or not who.admin):
+        raise ApiError(403, "metrics are for admins only")
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

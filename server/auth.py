@@ -1,0 +1,282 @@
+"""Accounts and credentials: users, devices, bearer tokens, TOTP, login rate limits.
+
+Guarantees:
+
+* Passwords are hashed with Argon2id (``cryptography``) under a random 16-byte salt and
+  stored as a PHC string that records the cost parameters; they are never logged.
+* A token is ``secrets.token_urlsafe(32)`` (256 random bits), handed out once; the
+  database keeps only its SHA-256. Lookup is by that hash and the stored hash is
+  compared again with :func:`hmac.compare_digest`.
+* A token is valid only while it is unexpired and unrevoked, its device unrevoked and
+  its user enabled; each of those is re-checked on every request, so a revocation made
+  by the admin CLI takes effect on the next request.
+* Login failures are counted per user and per remote address in a sliding window;
+  past the limit, logins are refused (429) without checking the password.
+
+All functions taking a connection are blocking; the server runs them on a worker
+thread through :class:`server.db.MetaDB`. Functions that write expect a transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import sqlite3
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyotp
+from cryptography.exceptions import InvalidKey
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+from .config import Argon2Params
+
+__all__ = [
+    "SCOPE_DEVICE",
+    "Credentials",
+    "LoginLimiter",
+    "Principal",
+    "UserRow",
+    "hash_password",
+    "hash_token",
+    "issue_token",
+    "lookup_token",
+    "verify_password",
+]
+
+SCOPE_DEVICE = "device"
+
+
+def hash_password(password: str, params: Argon2Params) -> str:
+    kdf = Argon2id(
+        salt=os.urandom(16),
+        length=32,
+        iterations=params.iterations,
+        lanes=params.lanes,
+        memory_cost=params.memory_kib,
+    )
+    return kdf.derive_phc_encoded(password.encode())
+
+
+def verify_password(password: str, encoded: str) -> bool:
+    try:
+        Argon2id.verify_phc_encoded(password.encode(), encoded)
+    except (InvalidKey, ValueError):
+        return False
+    return True
+
+
+# A valid hash to burn the same time for unknown users (no user enumeration by timing).
+_DUMMY_HASH_CACHE: dict[Argon2Params, str] = {}
+
+
+def dummy_verify(params: Argon2Params) -> None:
+    encoded = _DUMMY_HASH_CACHE.get(params)
+    if encoded is None:
+        encoded = _DUMMY_HASH_CACHE[params] = hash_password("dummy", params)
+    verify_password("not the password", encoded)
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+# --- users -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    name: str
+    pw_hash: str = field(repr=False)
+    admin: bool
+    disabled: bool
+    totp_secret: str | None = field(repr=False)
+    created: float
+
+
+_USER_COLUMNS = "id, name, pw_hash, admin, disabled, totp_secret, created"
+
+
+def user_by_name(conn: sqlite3.Connection, name: str) -> UserRow | None:
+    row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,)).fetchone()
+    return _user(row) if row else None
+
+
+def all_users(conn: sqlite3.Connection) -> list[UserRow]:
+    return [_user(r) for r in conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name")]
+
+
+def _user(row: tuple) -> UserRow:  # type: ignore[type-arg]
+    return UserRow(row[0], row[1], row[2], bool(row[3]), bool(row[4]), row[5], row[6])
+
+
+def add_user(
+    conn: sqlite3.Connection, name: str, pw_hash: str, *, admin: bool, now: float
+) -> int | None:
+    """Insert a user; None if the name is taken."""
+    try:
+        cur = conn.execute(
+            "INSERT INTO users (name, pw_hash, admin, created) VALUES (?, ?, ?, ?)",
+            (name, pw_hash, int(admin), now),
+        )
+    except sqlite3.IntegrityError:
+        return None
+    return int(cur.lastrowid or 0)
+
+
+def set_user_disabled(conn: sqlite3.Connection, name: str, disabled: bool) -> bool:
+    cur = conn.execute("UPDATE users SET disabled = ? WHERE name = ?", (int(disabled), name))
+    return cur.rowcount == 1
+
+
+def set_totp(conn: sqlite3.Connection, user_id: int, secret: str | None) -> None:
+    conn.execute("UPDATE users SET totp_secret = ? WHERE id = ?", (secret, user_id))
+
+
+def check_totp(secret: str, code: str | None) -> bool:
+    if not code or not code.isdigit():
+        return False
+    return pyotp.TOTP(secret).verify(code, valid_window=1)
+
+
+# --- devices and tokens ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a successful login or rotation returns to the client (once)."""
+
+    token: str = field(repr=False)
+    device_id: str
+    expires_at: float
+
+    def to_wire(self) -> dict[str, object]:
+        return {"token": self.token, "device_id": self.device_id, "expires_at": self.expires_at}
+
+
+def add_device(conn: sqlite3.Connection, user_id: int, name: str, now: float) -> str:
+    device_id = secrets.token_hex(8)
+    conn.execute(
+        "INSERT INTO devices (id, user_id, name, created, last_seen) VALUES (?, ?, ?, ?, ?)",
+        (device_id, user_id, name, now, now),
+    )
+    return device_id
+
+
+def issue_token(
+    conn: sqlite3.Connection, device_id: str, user_id: int, *, ttl: float, now: float
+) -> Credentials:
+    token = secrets.token_urlsafe(32)
+    expires = now + ttl
+    conn.execute(
+        "INSERT INTO tokens (hash, device_id, user_id, scope, created, expires) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (hash_token(token), device_id, user_id, SCOPE_DEVICE, now, expires),
+    )
+    return Credentials(token, device_id, expires)
+
+
+def revoke_token(conn: sqlite3.Connection, token_hash: bytes) -> None:
+    conn.execute("UPDATE tokens SET revoked = 1 WHERE hash = ?", (token_hash,))
+
+
+def revoke_device(conn: sqlite3.Connection, device_id: str) -> bool:
+    cur = conn.execute("UPDATE devices SET revoked = 1 WHERE id = ?", (device_id,))
+    conn.execute("UPDATE tokens SET revoked = 1 WHERE device_id = ?", (device_id,))
+    return cur.rowcount == 1
+
+
+def touch_device(conn: sqlite3.Connection, device_id: str, now: float) -> None:
+    conn.execute("UPDATE devices SET last_seen = ? WHERE id = ?", (now, device_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    user_id: int
+    user: str
+    admin: bool
+    device_id: str
+    device: str
+    token_hash: bytes = field(repr=False)
+    expires_at: float
+    totp: bool
+
+
+def lookup_token(conn: sqlite3.Connection, token: str, now: float) -> Principal | str:
+    """The principal for a bearer token, or a short reason why it is refused."""
+    digest = hash_token(token)
+    row = conn.execute(
+        "SELECT t.hash, t.expires, t.revoked, t.scope, d.id, d.name, d.revoked, "
+        "u.id, u.name, u.admin, u.disabled, u.totp_secret IS NOT NULL "
+        "FROM tokens t JOIN devices d ON d.id = t.device_id JOIN users u ON u.id = t.user_id "
+        "WHERE t.hash = ?",
+        (digest,),
+    ).fetchone()
+    if row is None or not hmac.compare_digest(bytes(row[0]), digest):
+        return "unknown token"
+    stored, expires, revoked, scope, dev_id, dev_name, dev_revoked = row[:7]
+    user_id, user_name, admin, disabled, totp = row[7:]
+    if revoked or dev_revoked:
+        return "revoked token"
+    if expires <= now:
+        return "expired token"
+    if disabled:
+        return "disabled user"
+    if scope != SCOPE_DEVICE:
+        return "token scope not allowed"
+    return Principal(user_id, user_name, bool(admin), dev_id, dev_name, digest, expires, bool(totp))
+
+
+def invalid_tokens(conn: sqlite3.Connection, hashes: list[bytes], now: float) -> set[bytes]:
+    """Of the given token hashes, those no longer valid (for closing WebSockets)."""
+    bad: set[bytes] = set()
+    for digest in hashes:
+        row = conn.execute(
+            "SELECT t.revoked OR d.revoked OR u.disabled OR t.expires <= ? "
+            "FROM tokens t JOIN devices d ON d.id = t.device_id JOIN users u ON u.id = t.user_id "
+            "WHERE t.hash = ?",
+            (now, digest),
+        ).fetchone()
+        if row is None or row[0]:
+            bad.add(digest)
+    return bad
+
+
+# --- login rate limit ------------------------------------------------------------------
+
+
+class LoginLimiter:
+    """Sliding-window failure counter per key (``user:NAME``, ``addr:IP``)."""
+
+    def __init__(
+        self, max_failures: int, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max = max_failures
+        self._window = window
+        self._clock = clock
+        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
+
+    def _prune(self, key: str) -> deque[float]:
+        times = self._failures[key]
+        cutoff = self._clock() - self._window
+        while times and times[0] <= cutoff:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return deque()
+        return times
+
+    def blocked(self, *keys: str) -> bool:
+        return any(len(self._prune(k)) >= self._max for k in keys)
+
+    def fail(self, *keys: str) -> None:
+        now = self._clock()
+        for key in keys:
+            self._failures[key].append(now)

@@ -1,0 +1,364 @@
+"""Server metadata in SQLite (``DATA/meta.db``): accounts, folders, heads, audit.
+
+Guarantees:
+
+* **Durable and shared.** WAL journal, ``synchronous=FULL`` (every commit is fsynced)
+  and a busy timeout, so the admin CLI can read and write while the server runs.
+* **Serialized writers.** Every write runs in ``BEGIN IMMEDIATE``: the write lock is
+  taken up front, so a read-modify-write (head compare-and-swap, audit chain append)
+  can never interleave with another process's.
+* **Versioned schema.** ``PRAGMA user_version`` records the schema version;
+  :data:`MIGRATIONS` are applied in order, each in its own transaction.
+* **No secrets at rest.** Passwords are stored as Argon2id PHC strings and tokens as
+  SHA-256 hashes; the file is created 0600 in a 0700 directory.
+
+:class:`MetaDB` owns one connection guarded by a lock; async code calls
+:meth:`MetaDB.read` / :meth:`MetaDB.write` with a function of the connection, which
+runs on a worker thread. This module also holds the folder, member, head and key-slot
+queries; accounts live in :mod:`server.auth` and the audit chain in :mod:`server.audit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from chunksync.errors import ConfigError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "FolderRow",
+    "MetaDB",
+    "connect",
+    "transaction",
+]
+
+T = TypeVar("T")
+
+MIGRATIONS: tuple[str, ...] = (
+    # version 1
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        pw_hash TEXT NOT NULL,
+        admin INTEGER NOT NULL DEFAULT 0,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        totp_secret TEXT,
+        created REAL NOT NULL
+    );
+    CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        name TEXT NOT NULL,
+        created REAL NOT NULL,
+        last_seen REAL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE tokens (
+        hash BLOB PRIMARY KEY,
+        device_id TEXT NOT NULL REFERENCES devices(id),
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        scope TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tokens_device ON tokens(device_id);
+    CREATE TABLE folders (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        owner INTEGER NOT NULL REFERENCES users(id),
+        created REAL NOT NULL
+    );
+    CREATE TABLE members (
+        folder_id TEXT NOT NULL REFERENCES folders(id),
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        role TEXT NOT NULL CHECK (role IN ('owner', 'read-write', 'read-only')),
+        PRIMARY KEY (folder_id, user_id)
+    );
+    CREATE TABLE heads (
+        folder_id TEXT PRIMARY KEY REFERENCES folders(id),
+        head TEXT,
+        seq INTEGER NOT NULL
+    );
+    CREATE TABLE head_log (
+        folder_id TEXT NOT NULL REFERENCES folders(id),
+        seq INTEGER NOT NULL,
+        head TEXT NOT NULL,
+        previous TEXT,
+        time REAL NOT NULL,
+        device TEXT NOT NULL,
+        user TEXT NOT NULL,
+        PRIMARY KEY (folder_id, seq)
+    );
+    CREATE TABLE keyslots (
+        folder_id TEXT NOT NULL REFERENCES folders(id),
+        name TEXT NOT NULL,
+        blob BLOB NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (folder_id, name)
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        user TEXT,
+        device TEXT,
+        address TEXT,
+        action TEXT NOT NULL,
+        folder TEXT,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_folder ON audit(folder);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating 0600 if needed) and migrate the metadata database."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=10.0
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+        _migrate(conn)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot open metadata database {path}: {exc}") from exc
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise ConfigError(f"metadata schema v{version} is newer than this server (v{SCHEMA_VERSION})")
+    for number in range(version, SCHEMA_VERSION):
+        with transaction(conn):
+            if conn.execute("PRAGMA user_version").fetchone()[0] != number:
+                continue  # another process migrated meanwhile
+            for statement in _split(MIGRATIONS[number]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number + 1}")
+
+
+def _split(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    return [s for s in statements if s]
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class MetaDB:
+    """One shared connection plus a lock; blocking work runs on worker threads."""
+
+    __slots__ = ("_conn", "_lock", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path)
+        self._lock = threading.Lock()
+
+    def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            return fn(self._conn)
+
+    def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock, transaction(self._conn):
+            return fn(self._conn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.to_thread(self.read_sync, fn)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.to_thread(self.write_sync, fn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+# --- folders, members, heads, key slots ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FolderRow:
+    id: str          # internal id: the object store namespace
+    name: str
+    owner: str       # user name
+    created: float
+    head: str | None
+    seq: int
+
+
+_FOLDER_SELECT = """
+    SELECT f.id, f.name, u.name, f.created, h.head, h.seq
+    FROM folders f JOIN users u ON u.id = f.owner JOIN heads h ON h.folder_id = f.id
+"""
+
+
+def folder_by_name(conn: sqlite3.Connection, name: str) -> FolderRow | None:
+    row = conn.execute(_FOLDER_SELECT + " WHERE f.name = ?", (name,)).fetchone()
+    return FolderRow(*row) if row else None
+
+
+def all_folders(conn: sqlite3.Connection) -> list[FolderRow]:
+    return [FolderRow(*r) for r in conn.execute(_FOLDER_SELECT + " ORDER BY f.name")]
+
+
+def create_folder(
+    conn: sqlite3.Connection, folder_id: str, name: str, owner_id: int, now: float
+) -> bool:
+    """Insert a folder with its owner membership and an empty head; False if taken."""
+    if conn.execute("SELECT 1 FROM folders WHERE name = ?", (name,)).fetchone():
+        return False
+    conn.execute(
+        "INSERT INTO folders (id, name, owner, created) VALUES (?, ?, ?, ?)",
+        (folder_id, name, owner_id, now),
+    )
+    conn.execute(
+        "INSERT INTO members (folder_id, user_id, role) VALUES (?, ?, 'owner')",
+        (folder_id, owner_id),
+    )
+    conn.execute("INSERT INTO heads (folder_id, head, seq) VALUES (?, NULL, 0)", (folder_id,))
+    return True
+
+
+def role_of(conn: sqlite3.Connection, folder_id: str, user_id: int) -> str | None:
+    row = conn.execute(
+        "SELECT role FROM members WHERE folder_id = ? AND user_id = ?", (folder_id, user_id)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def folders_of_user(conn: sqlite3.Connection, user_id: int) -> list[tuple[FolderRow, str]]:
+    rows = conn.execute(
+        _FOLDER_SELECT.replace("SELECT f.id", "SELECT m.role, f.id")
+        + " JOIN members m ON m.folder_id = f.id WHERE m.user_id = ? ORDER BY f.name",
+        (user_id,),
+    ).fetchall()
+    return [(FolderRow(*r[1:]), r[0]) for r in rows]
+
+
+def members_of(conn: sqlite3.Connection, folder_id: str) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT u.name, m.role FROM members m JOIN users u ON u.id = m.user_id "
+        "WHERE m.folder_id = ? ORDER BY u.name",
+        (folder_id,),
+    )
+    return dict(rows.fetchall())
+
+
+def set_member(conn: sqlite3.Connection, folder_id: str, user_id: int, role: str) -> None:
+    conn.execute(
+        "INSERT INTO members (folder_id, user_id, role) VALUES (?, ?, ?) "
+        "ON CONFLICT (folder_id, user_id) DO UPDATE SET role = excluded.role",
+        (folder_id, user_id, role),
+    )
+
+
+def head_of(conn: sqlite3.Connection, folder_id: str) -> tuple[str | None, int]:
+    row = conn.execute("SELECT head, seq FROM heads WHERE folder_id = ?", (folder_id,)).fetchone()
+    return (row[0], row[1]) if row else (None, 0)
+
+
+def cas_head(
+    conn: sqlite3.Connection,
+    folder_id: str,
+    expected: str | None,
+    new: str,
+    *,
+    device: str,
+    user: str,
+    now: float,
+) -> tuple[bool, str | None, int]:
+    """Move the head from ``expected`` to ``new`` and log it; call inside a transaction.
+
+    Returns (moved, head, seq): the new state on success, the current one otherwise.
+    Setting the head to its current value succeeds without a new log row.
+    """
+    head, seq = head_of(conn, folder_id)
+    if head != expected:
+        return False, head, seq
+    if new == head:
+        return True, head, seq
+    seq += 1
+    conn.execute("UPDATE heads SET head = ?, seq = ? WHERE folder_id = ?", (new, seq, folder_id))
+    conn.execute(
+        "INSERT INTO head_log (folder_id, seq, head, previous, time, device, user) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (folder_id, seq, new, head, now, device, user),
+    )
+    return True, new, seq
+
+
+def head_log(
+    conn: sqlite3.Connection, folder_id: str, after: int, limit: int
+) -> list[tuple[int, str, str | None, float, str, str]]:
+    return conn.execute(
+        "SELECT seq, head, previous, time, device, user FROM head_log "
+        "WHERE folder_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (folder_id, after, limit),
+    ).fetchall()
+
+
+def keyslots_of(conn: sqlite3.Connection, folder_id: str) -> dict[str, bytes]:
+    rows = conn.execute(
+        "SELECT name, blob FROM keyslots WHERE folder_id = ? ORDER BY name", (folder_id,)
+    )
+    return {name: bytes(blob) for name, blob in rows}
+
+
+def put_keyslot(
+    conn: sqlite3.Connection, folder_id: str, name: str, blob: bytes, now: float, max_slots: int
+) -> bool | None:
+    """Insert or replace a slot. Returns True if new, False if replaced, None if full."""
+    exists = conn.execute(
+        "SELECT 1 FROM keyslots WHERE folder_id = ? AND name = ?", (folder_id, name)
+    ).fetchone()
+    if not exists:
+        count = conn.execute(
+            "SELECT count(*) FROM keyslots WHERE folder_id = ?", (folder_id,)
+        ).fetchone()[0]
+        if count >= max_slots:
+            return None
+    conn.execute(
+        "INSERT INTO keyslots (folder_id, name, blob, updated) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (folder_id, name) DO UPDATE SET blob = excluded.blob, updated = excluded.updated",
+        (folder_id, name, blob, now),
+    )
+    return not exists

@@ -1,0 +1,207 @@
+"""Shared plumbing of the HTTP handlers: typed app/request keys, errors, JSON input.
+
+* :class:`ApiError` is the only way a handler refuses a request; the error middleware
+  in :mod:`server.app` turns it into ``{"error": "one line", ...extra}`` with its
+  status, and audits 401/403.
+* :func:`read_json` reads a JSON body **incrementally** under a byte cap (413 past it,
+  by Content-Length or while streaming), requires an object and refuses unknown
+  fields, so a typo in a client never passes silently.
+* :func:`folder_access` resolves a folder name to its row and the caller's role,
+  refusing non-members (403) and read-only members on writes (403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from chunksync import wire
+
+from .. import audit, db
+from ..auth import LoginLimiter, Principal
+from ..config import ServerConfig
+from ..events import EventHub
+from ..metrics import Metrics
+
+__all__ = [
+    "CONFIG",
+    "DB",
+    "HUB",
+    "LIMITER",
+    "METRICS",
+    "PRINCIPAL",
+    "STORE",
+    "ApiError",
+    "folder_access",
+    "principal",
+    "read_json",
+    "record",
+]
+
+CONFIG = web.AppKey("config", ServerConfig)
+DB = web.AppKey("db", db.MetaDB)
+STORE = web.AppKey("store", object)   # server.storage.ObjectStore (structural)
+HUB = web.AppKey("hub", EventHub)
+METRICS = web.AppKey("metrics", Metrics)
+LIMITER = web.AppKey("limiter", LoginLimiter)
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+WRITE_ROLES = ("owner", "read-write")
+
+
+class ApiError(Exception):
+    """A refused request: HTTP status, one-line message, optional extra JSON fields."""
+
+    def __init__(self, status: int, message: str, *, audited: bool = False, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.audited = audited   # True when the handler already wrote the audit row
+        self.extra = extra
+
+    def response(self) -> web.Response:
+        body = {**self.extra, **wire.error_body(self.message)}
+        return web.json_response(body, status=self.status)
+
+
+def now() -> float:
+    return time.time()
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def remote(request: web.Request) -> str:
+    return request.remote or "?"
+
+
+async def read_limited(request: web.Request, limit: int, what: str = "body") -> bytes:
+    """The whole body, refusing (413) anything over ``limit`` without buffering it."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise ApiError(413, f"{what} too large ({length} > {limit} bytes)")
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            raise ApiError(413, f"{what} too large (over {limit} bytes)")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def read_json(
+    request: web.Request,
+    fields: Mapping[str, type | tuple[type, ...]],
+    *,
+    required: tuple[str, ...] = (),
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """A JSON object with only the given fields (checked by type); see module doc."""
+    cap = limit if limit is not None else request.app[CONFIG].max_json_bytes
+    raw = await read_limited(request, cap, "JSON body")
+    try:
+        doc = json.loads(raw) if len(raw) < 65536 else await asyncio.to_thread(json.loads, raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"invalid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ApiError(400, "invalid JSON: expected an object")
+    unknown = sorted(set(doc) - set(fields))
+    if unknown:
+        raise ApiError(400, f"unknown field {unknown[0]!r}")
+    for name in required:
+        if name not in doc:
+            raise ApiError(400, f"missing field {name!r}")
+    for name, value in doc.items():
+        if not _type_ok(value, _as_tuple(fields[name])):
+            raise ApiError(400, f"field {name!r} has the wrong type")
+    return doc
+
+
+def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False  # JSON true is not an integer here
+    return isinstance(value, types)
+
+
+def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def hex_ids(value: Any, limit: int, what: str = "ids") -> list[str]:
+    """Validate a list of hex ids fast (100,000 in a few ms); unique, order kept."""
+    if not isinstance(value, list):
+        raise ApiError(400, f"{what}: expected a list")
+    if len(value) > limit:
+        raise ApiError(413, f"{what}: too many ({len(value)} > {limit})")
+    if not all(type(v) is str and len(v) == 64 for v in value):
+        raise ApiError(400, f"{what}: malformed object id")
+    joined = "".join(value)
+    if not _LOWER_HEX.fullmatch(joined):
+        raise ApiError(400, f"{what}: malformed object id")
+    return list(dict.fromkeys(value))
+
+
+_LOWER_HEX = re.compile(r"[0-9a-f]*")
+
+
+def object_id(text: str) -> bytes:
+    if not wire.HEX_ID.match(text):
+        raise ApiError(400, "malformed object id")
+    return bytes.fromhex(text)
+
+
+async def folder_access(
+    request: web.Request, *, write: bool = False
+) -> tuple[db.FolderRow, str]:
+    """The folder named in the URL and the caller's role, or 404/403."""
+    name = request.match_info["folder"]
+    if not wire.FOLDER_NAME.match(name):
+        raise ApiError(400, "malformed folder name")
+    who = principal(request)
+
+    def lookup(conn: Any) -> tuple[db.FolderRow | None, str | None]:
+        row = db.folder_by_name(conn, name)
+        return row, (db.role_of(conn, row.id, who.user_id) if row else None)
+
+    row, role = await request.app[DB].read(lookup)
+    if row is None:
+        raise ApiError(404, f"no folder {name!r}")
+    if role is None:
+        raise ApiError(403, f"not a member of folder {name!r}")
+    if write and role not in WRITE_ROLES:
+        raise ApiError(403, f"role {role} cannot write to folder {name!r}")
+    return row, role
+
+
+async def record(
+    request: web.Request,
+    action: str,
+    *,
+    folder: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+    user: str | None = None,
+    device: str | None = None,
+) -> None:
+    """Append an audit row for this request (own transaction)."""
+    who = request.get(PRINCIPAL)
+    entry = {
+        "action": action,
+        "time": now(),
+        "user": user if user is not None else (who.user if who else None),
+        "device": device if device is not None else (who.device_id if who else None),
+        "address": remote(request),
+        "folder": folder,
+        "detail": detail,
+    }
+    await request.app[DB].write(lambda conn: audit.append(conn, **entry))
