@@ -348,18 +348,16 @@ class HttpChunkStore:
         while not self._closed:
             try:
                 async with self._events() as ws:
-                    state = await self.get_head()
+                    state: HeadState | None = await self.get_head()
                     attempt = 0
-                    async for msg in ws:
-                        if state.seq > last:
+                    while True:
+                        if state is not None and state.seq > last:
                             last = state.seq
                             yield state
+                        msg = await ws.receive()
                         if msg.type != aiohttp.WSMsgType.TEXT:
                             break
-                        state = parse_event(msg.data, self.folder) or state
-                    if state.seq > last:
-                        last = state.seq
-                        yield state
+                        state = parse_event(msg.data, self.folder)
             except AuthError:
                 raise
             except ChunksyncError as exc:

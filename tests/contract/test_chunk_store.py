@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -18,10 +19,7 @@ from chunksync.errors import ObjectNotFound, RefConflict
 from chunksync.objects import ObjectId
 from chunksync.transport import ChunkStore, HttpClient, MemoryChunkStore
 
-try:
-    from tests.helpers import server as server_helper
-except ImportError:  # the server helper is being written in parallel
-    server_helper = None  # type: ignore[assignment]
+from tests.helpers.server import serve_in_process
 
 
 def blob_of(keys: FolderKeys, size: int = 100) -> tuple[ObjectId, bytes]:
@@ -164,8 +162,16 @@ class TestMemoryChunkStore(ChunkStoreContract):
 
 @pytest.mark.integration
 class TestHttpChunkStore(ChunkStoreContract):
+    """Against the real server (SQLite metadata, disk object store) on 127.0.0.1."""
+
     @pytest.fixture
-    async def store(self, tmp_path) -> AsyncIterator[ChunkStore]:  # type: ignore[no-untyped-def]
-        if server_helper is None:
-            pytest.skip("tests/helpers/server.py (real server helper) has not landed yet")
-        raise NotImplementedError
+    async def store(self, tmp_path: Path) -> AsyncIterator[ChunkStore]:
+        async with serve_in_process(tmp_path / "server") as srv:
+            client = HttpClient(srv.base_url, srv.token)
+            await client.create_folder("contract")
+            s = client.folder("contract")
+            try:
+                yield s
+            finally:
+                await s.aclose()
+                await client.aclose()

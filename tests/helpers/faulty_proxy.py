@@ -142,6 +142,13 @@ class FaultyProxy:
     def clear(self) -> None:
         self.rules.clear()
 
+    async def kill_connections(self) -> None:
+        """Abort every open connection (both sides), e.g. to break a WebSocket."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def wait_requests(self, n: int, match: str | None = None) -> None:
         """Wait until ``n`` requests (whose line contains ``match``) have arrived."""
         def enough() -> bool:
