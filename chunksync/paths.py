@@ -1,0 +1,129 @@
+"""Validation of folder-relative paths that come from the server.
+
+The server, its storage and the network are untrusted (DESIGN.md §5), so every name
+in a tree downloaded from it is hostile until proven otherwise. Before the sync
+engine touches the disk, each path it will create, overwrite, rename or delete passes
+:func:`validate_relpath`, which guarantees:
+
+* the path is relative, non-empty, ``/``-separated, with no empty, ``.`` or ``..``
+  component, so it can never leave the synced folder;
+* it contains no backslash (a separator on Windows), NUL or other control character;
+* its first component is not the per-folder state directory ``.chunksync`` (in any
+  letter case, since macOS and Windows ignore case);
+* every component fits the 255-byte name limit of common filesystems once encoded
+  as UTF-8, and is valid UTF-8 at all (no lone surrogates);
+* with ``strict_portable=True``, no component is a name Windows refuses (``CON``,
+  ``com1.txt``, a trailing dot or space, ``<>:"|?*``).
+
+The functions are pure: they never look at the disk, and return their input
+unchanged when it is safe, raising :class:`~chunksync.errors.UnsafePathError` with a
+one-line reason otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import UnsafePathError
+
+__all__ = [
+    "MAX_NAME_BYTES",
+    "STATE_DIR",
+    "validate_relpath",
+    "validate_symlink_target",
+    "validate_tree_entry_name",
+]
+
+STATE_DIR = ".chunksync"
+MAX_NAME_BYTES = 255
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*]')
+_WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+    + [f"COM{i}" for i in "123456789¹²³"]
+    + [f"LPT{i}" for i in "123456789¹²³"]
+)
+
+
+def _refuse(path: str, reason: str) -> UnsafePathError:
+    return UnsafePathError(f"unsafe path from server {path!r:.120}: {reason}")
+
+
+def _check_component(name: str, shown: str, *, strict_portable: bool) -> None:
+    if not name:
+        raise _refuse(shown, "empty path component")
+    if name in (".", ".."):
+        raise _refuse(shown, f"{name!r} component")
+    if "/" in name:
+        raise _refuse(shown, "slash inside a name")
+    if "\\" in name:
+        raise _refuse(shown, "backslash")
+    if _CONTROL.search(name):
+        raise _refuse(shown, "NUL or control character")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _refuse(shown, "not valid UTF-8") from None
+    if size > MAX_NAME_BYTES:
+        raise _refuse(shown, f"name longer than {MAX_NAME_BYTES} bytes")
+    if strict_portable:
+        _check_portable(name, shown)
+
+
+def _check_portable(name: str, shown: str) -> None:
+    if _WINDOWS_FORBIDDEN.search(name):
+        raise _refuse(shown, 'character not allowed on Windows (<>:"|?*)')
+    if name[-1] in ". ":
+        raise _refuse(shown, "name ends with a dot or space (not allowed on Windows)")
+    stem = name.split(".", 1)[0].rstrip(" ").upper()
+    if stem in _WINDOWS_RESERVED:
+        raise _refuse(shown, f"{stem} is a reserved device name on Windows")
+
+
+def validate_tree_entry_name(
+    name: str, *, at_root: bool = False, strict_portable: bool = False
+) -> str:
+    """Check one directory entry name (a single path component) and return it.
+
+    ``at_root`` also refuses the state directory name, which only matters at the top
+    of the folder.
+    """
+    if not isinstance(name, str):
+        raise UnsafePathError(f"unsafe name from server: not a string ({type(name).__name__})")
+    _check_component(name, name, strict_portable=strict_portable)
+    if at_root and name.casefold() == STATE_DIR:
+        raise _refuse(name, f"the {STATE_DIR} state directory is never synced")
+    return name
+
+
+def validate_relpath(path: str, *, strict_portable: bool = False) -> str:
+    """Check a ``/``-separated path relative to the synced folder and return it."""
+    if not isinstance(path, str):
+        raise UnsafePathError(f"unsafe path from server: not a string ({type(path).__name__})")
+    if not path:
+        raise _refuse(path, "empty path")
+    if path.startswith("/"):
+        raise _refuse(path, "absolute path")
+    if "\\" in path:
+        raise _refuse(path, "backslash")
+    components = path.split("/")
+    for component in components:
+        _check_component(component, path, strict_portable=strict_portable)
+    if components[0].casefold() == STATE_DIR:
+        raise _refuse(path, f"the {STATE_DIR} state directory is never synced")
+    return path
+
+
+def validate_symlink_target(target: str, shown: str) -> str:
+    """A symlink target must be a non-empty string without NUL or control characters.
+
+    Targets may legitimately be absolute or point outside the folder (as in git and
+    Syncthing); the engine never follows symlinks when it writes, so only bytes that
+    cannot be stored at all are refused here.
+    """
+    if not isinstance(target, str) or not target:
+        raise _refuse(shown, "symlink without a target")
+    if _CONTROL.search(target):
+        raise _refuse(shown, "NUL or control character in symlink target")
+    return target
