@@ -1,0 +1,380 @@
+"""The ``chunksync`` command line (DESIGN.md §6).
+
+Parsing and printing only: every command opens the folder through
+:class:`~chunksync.folder.SyncFolder`, calls the engine or a history/verify function,
+and maps :class:`~chunksync.errors.ChunksyncError` to a one-line message on stderr
+and its exit code. Secrets come from a file flag, the environment, or a prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .config import Credential, FolderConfig, FolderPaths, save_credential
+from .crypto import keyslots
+from .errors import ChunksyncError, ConfigError, UserError
+from .folder import PASSPHRASE_SLOT, SyncFolder, create_folder_state, remove_folder_state, wrap_new_key
+from .objects import short_id
+from .transport.http import HttpClient
+
+T = TypeVar("T")
+DEFAULT_SERVER = "http://127.0.0.1:8400"
+
+
+def read_secret(file: str | None, env: str, prompt: str, *, confirm: bool = False) -> str:
+    """A secret from ``--*-file``, then the environment, then an interactive prompt."""
+    if file:
+        try:
+            return Path(file).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise UserError(f"cannot read {file}: {exc.strerror}") from exc
+    if os.environ.get(env):
+        return os.environ[env]
+    if not sys.stdin.isatty():
+        raise UserError(f"no {prompt.lower()} given: use the file option or set {env}")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+
+
+def run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def command_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn chunksync errors into one line on stderr and the error's exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ChunksyncError as exc:
+            click.echo(f"chunksync: {exc.message}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("chunksync: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def emit(doc: Any, as_json: bool, text: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
+    else:
+        text()
+
+
+@click.group()
+@click.version_option(__version__, prog_name="chunksync")
+def main() -> None:
+    """chunksync: end-to-end-encrypted folder sync."""
+
+
+# --- account ---------------------------------------------------------------------------
+@main.command()
+@click.argument("url")
+@click.option("--user", required=True)
+@click.option("--password-file", type=click.Path(dir_okay=False))
+@click.option("--device-name", default=lambda: socket.gethostname())
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--totp", help="one-time code, if the account has TOTP enabled")
+@command_errors
+def login(url: str, user: str, password_file: str | None, device_name: str, ca_file: str | None, totp: str | None) -> None:
+    """Log this device in to a server and store its token (0600)."""
+    password = read_secret(password_file, "CHUNKSYNC_PASSWORD", "Password")
+
+    async def go() -> Credential:
+        client = HttpClient(url, ca_file=ca_file)
+        try:
+            result = await client.login(user, password, device_name, totp=totp)
+        finally:
+            await client.aclose()
+        return Credential(url.rstrip("/"), user, result.token, result.device_id, device_name, ca_file)
+
+    cred = run(go())
+    save_credential(cred)
+    click.echo(f"logged in to {cred.server} as {user} (device {device_name!r})")
+
+
+# --- folders ---------------------------------------------------------------------------
+def _new_config(folder: str, server: str | None) -> tuple[FolderConfig, Credential]:
+    from .config import load_credential
+
+    cred = load_credential(server.rstrip("/") if server else None)
+    return FolderConfig(folder=folder, server=cred.server, device_name=cred.device_name, user=cred.user), cred
+
+
+def _first_sync(root: Path) -> None:
+    async def go() -> None:
+        async with SyncFolder.open(root) as f:
+            result = await f.engine().sync()
+            click.echo(_describe(result))
+
+    run(go())
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--folder", required=True, help="the folder's name on the server")
+@click.option("--server", help="server URL (default: the last one logged in to)")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False))
+@command_errors
+def init(directory: Path, folder: str, server: str | None, passphrase_file: str | None) -> None:
+    """Create a new folder: new key, then the first sync."""
+    config, cred = _new_config(folder, server)
+    passphrase = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Passphrase", confirm=True)
+    master, slot = wrap_new_key(passphrase)
+
+    async def create() -> None:
+        client = HttpClient(cred.server, cred.token, ca_file=cred.ca_file)
+        try:
+            await client.create_folder(folder)
+            await client.folder(folder).put_keyslot(PASSPHRASE_SLOT, slot)
+        finally:
+            await client.aclose()
+
+    run(create())
+    create_folder_state(directory, config, master)
+    _first_sync(directory)
+    click.echo(f"{directory} is now synced as folder {folder!r}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--folder", required=True)
+@click.option("--server")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False))
+@command_errors
+def join(directory: Path, folder: str, server: str | None, passphrase_file: str | None) -> None:
+    """Sync an existing folder on this device (same passphrase)."""
+    config, cred = _new_config(folder, server)
+    passphrase = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Passphrase")
+
+    async def fetch_slots() -> dict[str, bytes]:
+        client = HttpClient(cred.server, cred.token, ca_file=cred.ca_file)
+        try:
+            return await client.folder(folder).get_keyslots()
+        finally:
+            await client.aclose()
+
+    slots = run(fetch_slots())
+    if not slots:
+        raise UserError(f"folder {folder!r} has no key slots on the server")
+    master = keyslots.open_any_slot(slots, passphrase)
+    paths = create_folder_state(directory, config, master)
+    try:
+        _first_sync(directory)
+    except ChunksyncError:
+        remove_folder_state(paths)
+        raise
+    click.echo(f"{directory} joined folder {folder!r}")
+
+
+def _describe(result: Any) -> str:
+    if not result.changed:
+        return f"in sync at {short_id(result.head) if result.head else 'an empty folder'}"
+    parts = []
+    if result.pushed:
+        parts.append(f"uploaded {result.uploaded_objects} objects ({result.uploaded_bytes / 1e6:.1f} MB)")
+    if result.applied or result.deleted:
+        parts.append(f"applied {result.applied} files, deleted {result.deleted}")
+    if result.conflicts:
+        parts.append(f"{len(result.conflicts)} conflict(s): see 'chunksync conflicts'")
+    return "synced: " + "; ".join(parts) + f" (head {short_id(result.head or '')})"
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--allow-mass-delete", is_flag=True, help="go ahead with a sync that deletes many files")
+@click.option("--json", "as_json", is_flag=True)
+@command_errors
+def sync(directory: Path, allow_mass_delete: bool, as_json: bool) -> None:
+    """Sync once; exit 0 when the folder is in sync."""
+
+    async def go() -> Any:
+        async with SyncFolder.open(directory) as f:
+            return await f.engine().sync(allow_mass_delete=allow_mass_delete)
+
+    result = run(go())
+    doc = {
+        "head": result.head,
+        "pushed": result.pushed,
+        "applied": result.applied,
+        "deleted": result.deleted,
+        "conflicts": [c.path for c in result.conflicts],
+        "uploaded_bytes": result.uploaded_bytes,
+        "downloaded_bytes": result.downloaded_bytes,
+    }
+    emit(doc, as_json, lambda: click.echo(_describe(result)))
+
+
+# --- history ---------------------------------------------------------------------------
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("path", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@command_errors
+def log(directory: Path, path: str | None, as_json: bool) -> None:
+    """List snapshots (id, time, device, summary), or one path's history."""
+    from .history import list_snapshots, path_history
+    from .sync.objects_io import ObjectReader
+
+    async def go() -> list[tuple[Any, str]]:
+        async with SyncFolder.open(directory) as f:
+            reader = ObjectReader(f.keys, f.index, f.store)
+            snaps = await list_snapshots(reader)
+            if path:
+                return await path_history(reader, snaps, path)
+            return [(s, "") for s in snaps]
+
+    rows = run(go())
+    docs = [dict(s.to_json(), **({"change": c} if c else {})) for s, c in rows]
+
+    def text() -> None:
+        for snap, change in reversed(rows):
+            summary = ", ".join(f"{k} {v}" for k, v in sorted(snap.commit.summary.items()) if v)
+            extra = f"  {change}" if change else (f"  {summary}" if summary else "")
+            click.echo(f"{short_id(snap.id)}  {_when(snap.time)}  {snap.commit.device}{extra}")
+
+    emit(docs, as_json, text)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("paths", nargs=-1)
+@click.option("--snapshot", "snapshot_id")
+@click.option("--at", help="ISO 8601 time: the newest snapshot at or before it")
+@click.option("--to", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@command_errors
+def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at: str | None, out: Path) -> None:
+    """Restore a snapshot (or some paths of it) into another directory."""
+    from .history import list_snapshots, pick_snapshot
+    from .history import restore as do_restore
+    from .sync.objects_io import ObjectReader
+
+    if out.resolve() == directory.resolve() or directory.resolve() in out.resolve().parents:
+        raise UserError("restore into a directory outside the synced folder")
+
+    async def go() -> tuple[Any, int]:
+        async with SyncFolder.open(directory) as f:
+            reader = ObjectReader(f.keys, f.index, f.store)
+            snap = pick_snapshot(await list_snapshots(reader), snapshot_id, at)
+            return snap, await do_restore(reader, snap, paths, out)
+
+    snap, count = run(go())
+    click.echo(f"restored {count} files of snapshot {short_id(snap.id)} ({_when(snap.time)}) to {out}")
+
+
+# --- state -----------------------------------------------------------------------------
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@command_errors
+def status(directory: Path, as_json: bool) -> None:
+    """Show the folder's sync state (from the daemon if one runs, else the index)."""
+    from .status import read_status
+
+    doc = read_status(directory)
+    emit(doc, as_json, lambda: [click.echo(f"{k}: {v}") for k, v in doc.items()])
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+@command_errors
+def conflicts(directory: Path, as_json: bool) -> None:
+    """List unresolved conflicts, each explained."""
+    from .status import list_conflicts
+
+    rows = list_conflicts(directory)
+
+    def text() -> None:
+        if not rows:
+            click.echo("no conflicts")
+        for row in rows:
+            click.echo(f"{row['path']}: {row['explanation']}")
+
+    emit(rows, as_json, text)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("path")
+@click.option("--keep", type=click.Choice(["mine", "theirs", "both"]), required=True)
+@command_errors
+def resolve(directory: Path, path: str, keep: str) -> None:
+    """Settle a conflict: keep my version, theirs, or both; then sync."""
+    from .status import resolve_conflict
+
+    message = resolve_conflict(directory, path, keep)
+    click.echo(message)
+    _first_sync(directory)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@command_errors
+def verify(directory: Path) -> None:
+    """Re-download every object of the head and check it against the local files."""
+    from .verify import verify_folder
+
+    async def go() -> list[str]:
+        async with SyncFolder.open(directory) as f:
+            return await verify_folder(f)
+
+    problems = run(go())
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise SystemExit(3)
+    click.echo("verified: every object of the head is intact and matches the local files")
+
+
+# --- daemon ----------------------------------------------------------------------------
+@main.command()
+@click.argument("directories", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@command_errors
+def daemon(directories: tuple[Path, ...]) -> None:
+    """Watch folders and keep them in sync (foreground)."""
+    from .daemon import run_daemon
+
+    run_daemon(list(directories))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@command_errors
+def pause(directory: Path) -> None:
+    """Pause the daemon's transfers for this folder."""
+    from .status import control
+
+    click.echo(control(directory, "pause"))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@command_errors
+def resume(directory: Path) -> None:
+    """Resume the daemon's transfers for this folder."""
+    from .status import control
+
+    click.echo(control(directory, "resume"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

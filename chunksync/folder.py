@@ -1,0 +1,107 @@
+"""Opening a synced folder: its config, keys, index, server connection and engine.
+
+The CLI and the daemon both go through :class:`SyncFolder`, so a folder is always
+opened the same way: marker checked, temp files swept, credentials loaded from the
+per-user store, and everything closed on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from . import fsops
+from .config import FolderConfig, FolderPaths, load_credential
+from .conflict import ConflictPolicies
+from .crypto import keyslots
+from .crypto.folder_keys import FolderKeys
+from .errors import ConfigError, UserError
+from .storage.index import Index
+from .sync.engine import SyncEngine
+from .transport.http import HttpChunkStore, HttpClient
+
+__all__ = ["SyncFolder", "create_folder_state", "remove_folder_state", "wrap_new_key"]
+
+PASSPHRASE_SLOT = "passphrase"
+
+
+@dataclass
+class SyncFolder:
+    """An opened folder; use as ``async with SyncFolder.open(dir) as f``."""
+
+    paths: FolderPaths
+    config: FolderConfig
+    keys: FolderKeys
+    index: Index
+    client: HttpClient
+    store: HttpChunkStore
+
+    @classmethod
+    def open(cls, root: Path | str) -> SyncFolder:
+        paths = FolderPaths(Path(root).resolve())
+        if not paths.state.is_dir():
+            raise ConfigError(
+                f"{paths.root} is not a chunksync folder (no .chunksync): "
+                "run 'chunksync init' or 'chunksync join' first"
+            )
+        config = FolderConfig.load(paths)
+        keys = FolderKeys(FolderConfig.load_key(paths))
+        cred = load_credential(config.server)
+        client = HttpClient(cred.server, cred.token, ca_file=cred.ca_file)
+        index = Index.open(paths.index)
+        return cls(paths, config, keys, index, client, client.folder(config.folder))
+
+    def engine(self) -> SyncEngine:
+        policies = ConflictPolicies(
+            rules=tuple(self.config.policies.items()),  # type: ignore[arg-type]
+        )
+        return SyncEngine(
+            self.paths.root,
+            self.keys,
+            self.index,
+            self.store,
+            device=self.config.device_name,
+            author=self.config.user,
+            policies=policies,
+            tmpdir=self.paths.tmp,
+        )
+
+    async def __aenter__(self) -> SyncFolder:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.client.aclose()
+        self.index.close()
+
+
+def create_folder_state(root: Path, config: FolderConfig, master: bytes) -> FolderPaths:
+    """Write ``.chunksync/`` for a new or joined folder (config, key 0600, tmp)."""
+    paths = FolderPaths(root.resolve())
+    if paths.config.exists():
+        raise UserError(f"{root} is already a chunksync folder ({config.folder!r})")
+    root.mkdir(parents=True, exist_ok=True)
+    paths.state.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(paths.state, 0o700)
+    paths.tmp.mkdir(exist_ok=True)
+    config.save_key(paths, master)
+    config.save(paths)
+    return paths
+
+
+def remove_folder_state(paths: FolderPaths) -> None:
+    """Undo :func:`create_folder_state` after a failed init/join (never user files)."""
+    for name in ("config.json", "key"):
+        with contextlib.suppress(FileNotFoundError):
+            (paths.state / name).unlink()
+    fsops.sweep_tmp(paths.tmp)
+
+
+def wrap_new_key(passphrase: str) -> tuple[bytes, bytes]:
+    """A fresh master key and its passphrase slot."""
+    master = keyslots.new_master_key()
+    return master, keyslots.wrap_master_key(master, passphrase, params=keyslots.DEFAULT_PARAMS)

@@ -1,0 +1,249 @@
+"""Safe, atomic filesystem operations on a synced folder.
+
+Two guarantees the rest of the client builds on:
+
+* **Atomic replacement.** New content is written to a temp file in ``.chunksync/tmp``
+  (same filesystem), fsynced, given its mode and mtime, and only then renamed over the
+  final name; the directory is fsynced after. A crash leaves either the old file or the
+  new one, plus a temp file that the next run sweeps.
+* **No escape from the folder.** Every path is resolved component by component with
+  directory file descriptors opened ``O_NOFOLLOW``, so a symlink planted inside the
+  folder (or a hostile name from the server) can never redirect a write or a delete
+  outside it.
+
+A full disk or any other OSError while writing is reported as a one-line
+:class:`~chunksync.errors.ChunksyncError` and leaves the old file untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .errors import ChunksyncError, UnsafePathError
+
+__all__ = [
+    "DiskFullError",
+    "LocalChanged",
+    "atomic_write_bytes",
+    "lstat_at",
+    "open_dir",
+    "remove_at",
+    "rename_at",
+    "rmdir_at",
+    "sweep_tmp",
+    "symlink_at",
+    "write_file_at",
+]
+
+STATE_DIR_NAME = ".chunksync"
+"""The per-folder state directory; its presence marks a synced folder."""
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class DiskFullError(ChunksyncError):
+    exit_code = 9
+
+
+class LocalChanged(ChunksyncError):
+    """A local file changed after the scan: the engine re-plans instead of touching it."""
+
+
+def _os_error(action: str, path: str, exc: OSError) -> ChunksyncError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"disk full while {action} {path}: nothing was replaced")
+    return ChunksyncError(f"cannot {action} {path}: {exc.strerror or exc}")
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write a small state file atomically with the given permission bits."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        try:
+            os.write(fd, data)
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise _os_error("writing", str(path), exc) from exc
+
+
+def _fsync_dir(path: Path | int) -> None:
+    fd = os.open(path, _DIR_FLAGS) if not isinstance(path, int) else path
+    try:
+        os.fsync(fd)
+    finally:
+        if not isinstance(path, int):
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def open_dir(root: Path, reldir: str, *, create: bool = False) -> Iterator[int]:
+    """A directory fd for ``reldir`` under ``root``, walked without following symlinks.
+
+    Raises UnsafePathError when a component is a symlink or not a directory.
+    """
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for part in [p for p in reldir.split("/") if p]:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=fd)
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafePathError(
+                        f"refusing to write through {reldir!r}: {part!r} is not a plain directory"
+                    ) from exc
+                raise
+            os.close(fd)
+            fd = child
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def split(relpath: str) -> tuple[str, str]:
+    head, _, name = relpath.rpartition("/")
+    return head, name
+
+
+def lstat_at(root: Path, relpath: str) -> os.stat_result | None:
+    """lstat of a path inside the folder, or None when it (or a parent) is absent."""
+    parent, name = split(relpath)
+    try:
+        with open_dir(root, parent) as dfd:
+            return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError, UnsafePathError):
+        return None
+
+
+def write_file_at(
+    root: Path,
+    tmpdir: Path,
+    relpath: str,
+    blocks: Iterable[bytes],
+    *,
+    executable: bool,
+    mtime_ns: int,
+    check: callable | None = None,  # type: ignore[valid-type]
+) -> os.stat_result:
+    """Write ``blocks`` to ``relpath`` atomically; returns the new file's stat.
+
+    ``check(current_stat_or_None)`` runs just before the rename and may raise
+    LocalChanged to abandon the write (the temp file is removed).
+    """
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    tmpname = f"dl-{uuid.uuid4().hex}"
+    parent, name = split(relpath)
+    try:
+        with open_dir(tmpdir, "") as tfd:
+            fd = os.open(tmpname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=tfd)
+            try:
+                with os.fdopen(fd, "wb", closefd=False) as out:
+                    for block in blocks:
+                        out.write(block)
+                    out.flush()
+                    os.fchmod(fd, 0o755 if executable else 0o644)
+                    os.utime(fd, ns=(mtime_ns, mtime_ns))
+                    os.fsync(fd)
+                    new_stat = os.fstat(fd)
+            finally:
+                os.close(fd)
+            with open_dir(root, parent, create=True) as dfd:
+                if check is not None:
+                    check(_stat_or_none(dfd, name))
+                os.rename(tmpname, name, src_dir_fd=tfd, dst_dir_fd=dfd)
+                os.fsync(dfd)
+            return new_stat
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmpdir / tmpname)
+        if isinstance(exc, OSError):
+            raise _os_error("writing", relpath, exc) from exc
+        raise
+
+
+def _stat_or_none(dfd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def symlink_at(root: Path, relpath: str, target: str, mtime_ns: int | None = None) -> None:
+    """Create or replace a symlink atomically; it is never followed."""
+    parent, name = split(relpath)
+    with open_dir(root, parent, create=True) as dfd:
+        tmpname = f".{name}.{uuid.uuid4().hex[:8]}.lnk"
+        os.symlink(target, tmpname, dir_fd=dfd)
+        if mtime_ns is not None:
+            os.utime(tmpname, ns=(mtime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
+        os.rename(tmpname, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+
+
+def mkdir_at(root: Path, relpath: str) -> None:
+    with open_dir(root, relpath, create=True):
+        pass
+
+
+def remove_at(root: Path, relpath: str) -> None:
+    parent, name = split(relpath)
+    with open_dir(root, parent) as dfd:
+        st = _stat_or_none(dfd, name)
+        if st is None:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            raise ChunksyncError(f"cannot delete {relpath}: it is a directory now")
+        os.unlink(name, dir_fd=dfd)
+
+
+def rmdir_at(root: Path, relpath: str) -> bool:
+    """Remove an empty directory; a non-empty one is kept (never a recursive delete)."""
+    parent, name = split(relpath)
+    try:
+        with open_dir(root, parent) as dfd:
+            os.rmdir(name, dir_fd=dfd)
+        return True
+    except (FileNotFoundError, UnsafePathError):
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+
+
+def rename_at(root: Path, src: str, dst: str) -> None:
+    """Rename within the folder, refusing to replace anything at ``dst``."""
+    sparent, sname = split(src)
+    dparent, dname = split(dst)
+    with open_dir(root, sparent) as sfd, open_dir(root, dparent, create=True) as dfd:
+        if _stat_or_none(dfd, dname) is not None:
+            raise LocalChanged(f"{dst} appeared while syncing")
+        os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+
+
+def sweep_tmp(tmpdir: Path) -> int:
+    """Delete partial downloads left by a crash; returns how many."""
+    count = 0
+    if tmpdir.is_dir():
+        for entry in os.scandir(tmpdir):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                count += 1
+    return count

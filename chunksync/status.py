@@ -1,0 +1,142 @@
+"""Folder state for ``status``, ``conflicts``, ``resolve``, ``pause`` and ``resume``.
+
+When a daemon runs for the folder these ask it over its control socket
+(``.chunksync/control.sock``, mode 0600); otherwise they read the index directly, so
+they also work offline and with no daemon. Pausing without a daemon leaves a
+``paused`` marker that a daemon started later honours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from . import fsops
+from .config import FolderConfig, FolderPaths
+from .errors import ChunksyncError, ConfigError, UserError
+from .objects import ObjectId, short_id
+from .paths import validate_relpath
+from .storage.index import Index
+from .sync.engine import BASE, BASE_ROOT, HIGH_SEQ, LOCAL_ROOT
+
+__all__ = ["control", "list_conflicts", "read_status", "resolve_conflict", "ask_daemon"]
+
+
+def _paths(directory: Path) -> FolderPaths:
+    paths = FolderPaths(directory.resolve())
+    if not paths.config.exists():
+        raise ConfigError(f"{directory} is not a chunksync folder")
+    return paths
+
+
+def ask_daemon(paths: FolderPaths, command: str, timeout: float = 5.0) -> dict[str, Any] | None:
+    """Send one JSON command to the folder's daemon; None when no daemon listens."""
+    if not paths.socket.exists():
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(paths.socket))
+            sock.sendall(json.dumps({"command": command}).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                part = sock.recv(65536)
+                if not part:
+                    break
+                data += part
+    except (ConnectionRefusedError, FileNotFoundError):
+        return None
+    except OSError as exc:
+        raise ChunksyncError(f"the daemon did not answer: {exc.strerror or exc}") from exc
+    reply = json.loads(data or b"{}")
+    if not isinstance(reply, dict):
+        raise ChunksyncError("the daemon sent a malformed answer")
+    return reply
+
+
+def index_status(paths: FolderPaths) -> dict[str, Any]:
+    config = FolderConfig.load(paths)
+    with Index.open(paths.index) as index:
+        base = index.get_meta(BASE)
+        base_root, local_root = index.get_meta(BASE_ROOT), index.get_meta(LOCAL_ROOT)
+        events = list(index.iter_events())
+        conflicts = sum(1 for _ in index.iter_conflicts())
+        high = index.get_meta(HIGH_SEQ)
+    return {
+        "folder": config.folder,
+        "server": config.server,
+        "device": config.device_name,
+        "state": "paused" if (paths.state / "paused").exists() else "idle (no daemon running)",
+        "base": base.decode() if base else None,
+        "sequence": int(high) if high else 0,
+        "local_changes_pending": bool(local_root and local_root != base_root),
+        "conflicts": conflicts,
+        "last_event": events[-1][1] if events else None,
+    }
+
+
+def read_status(directory: Path) -> dict[str, Any]:
+    paths = _paths(directory)
+    reply = ask_daemon(paths, "status")
+    return reply if reply is not None else index_status(paths)
+
+
+def control(directory: Path, command: str) -> str:
+    """pause / resume / sync-now: through the daemon, or with the marker file."""
+    paths = _paths(directory)
+    reply = ask_daemon(paths, command)
+    if reply is not None:
+        if "error" in reply:
+            raise ChunksyncError(str(reply["error"]))
+        return str(reply.get("message", "ok"))
+    marker = paths.state / "paused"
+    if command == "pause":
+        fsops.atomic_write_bytes(marker, b"paused\n", mode=0o600)
+        return "paused (no daemon running; a daemon started later stays paused)"
+    if command == "resume":
+        marker.unlink(missing_ok=True)
+        return "resumed (no daemon running)"
+    raise UserError(f"no daemon is running for {directory}")
+
+
+def list_conflicts(directory: Path) -> list[dict[str, Any]]:
+    """Recorded conflicts whose conflicted copy (if any) is still present."""
+    paths = _paths(directory)
+    with Index.open(paths.index) as index:
+        rows = [dict(record, path=path) for path, record in index.iter_conflicts()]
+    return [
+        row
+        for row in rows
+        if row.get("policy") == "manual" or (row.get("copy_path") and fsops.lstat_at(paths.root, row["copy_path"]))
+    ]
+
+
+def resolve_conflict(directory: Path, path: str, keep: str) -> str:
+    """Settle a conflict locally (the sync that follows publishes the result).
+
+    theirs: delete the conflicted copy; mine: move the copy over the name; both: keep
+    the two files and just clear the record.
+    """
+    paths = _paths(directory)
+    path = validate_relpath(path.strip("/"))
+    with Index.open(paths.index) as index:
+        record = dict(index.iter_conflicts()).get(path)
+        if record is None:
+            raise UserError(f"no conflict recorded for {path}")
+        copy = record.get("copy_path")
+        if keep != "both" and copy and fsops.lstat_at(paths.root, copy) is not None:
+            if keep == "theirs":
+                fsops.remove_at(paths.root, copy)
+            else:
+                os.replace(paths.root / copy, paths.root / path)
+        with index.write() as w:
+            w.delete_conflict(path)
+    kept = {"theirs": "the version at the name", "mine": "your version", "both": "both versions"}[keep]
+    return f"resolved {path}: kept {kept}"
+
+
+def describe_head(oid: bytes | None) -> str:
+    return short_id(ObjectId(oid)) if oid else "none"

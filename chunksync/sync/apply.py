@@ -1,0 +1,236 @@
+"""Carrying out a merge plan on the local disk, one re-checked atomic step at a time.
+
+Before touching a path, the applier compares what is on disk *now* with what the plan
+saw (``Action.expect`` and the stat cache row the scan wrote). Anything that moved in
+between raises :class:`~chunksync.fsops.LocalChanged`; the engine then rescans and
+re-plans, so an edit made during a sync is never overwritten. File content is written
+to a temp file, fsynced and renamed (see :mod:`chunksync.fsops`).
+
+Chunk content comes from the old local version of the same file when it still holds
+that chunk (verified by its keyed id), and from the server otherwise, so a small edit
+to a big file downloads only the chunks that changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import fsops
+from ..crypto.folder_keys import FolderKeys
+from ..errors import IntegrityError
+from ..objects import FileManifest, ObjectId, ObjectKind, TreeEntry, short_id
+from ..paths import validate_relpath
+from ..storage.index import FileState, Index
+from .objects_io import ObjectReader
+from .plan import Action
+
+__all__ = ["Applier", "ApplyOutcome", "stat_state"]
+
+FETCH_BYTES = 32 << 20
+
+
+def stat_state(path: str, st: os.stat_result, manifest_id: ObjectId) -> FileState:
+    return FileState(
+        path=path,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+        inode=st.st_ino,
+        mode=st.st_mode,
+        manifest_id=manifest_id,
+    )
+
+
+@dataclass
+class ApplyOutcome:
+    """What applying changed, for the index transaction that records the sync."""
+
+    states: dict[str, FileState] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    written: int = 0
+    deleted: int = 0
+    bytes_down: int = 0
+
+
+class Applier:
+    """Executes plan actions; runs in a worker thread, downloads through the event loop."""
+
+    def __init__(
+        self,
+        root: Path,
+        tmpdir: Path,
+        keys: FolderKeys,
+        index: Index,
+        reader: ObjectReader,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.root = root
+        self.tmpdir = tmpdir
+        self.keys = keys
+        self.index = index
+        self.reader = reader
+        self.loop = loop
+
+    # --- re-checks ------------------------------------------------------------------
+    def _matches(self, path: str, expect: TreeEntry | None, current: os.stat_result | None) -> bool:
+        if expect is None:
+            return current is None
+        if current is None:
+            return False
+        if expect.kind == "dir":
+            return stat.S_ISDIR(current.st_mode)
+        if expect.kind == "symlink":
+            if not stat.S_ISLNK(current.st_mode):
+                return False
+            try:
+                return os.readlink(self.root / path) == expect.target
+            except OSError:
+                return False
+        known = self.index.get_state(path)
+        return (
+            stat.S_ISREG(current.st_mode)
+            and known is not None
+            and known.manifest_id == expect.id
+            and (known.size, known.mtime_ns, known.inode, known.ctime_ns)
+            == (current.st_size, current.st_mtime_ns, current.st_ino, current.st_ctime_ns)
+        )
+
+    def _check(self, path: str, expect: TreeEntry | None) -> Callable[[os.stat_result | None], None]:
+        def check(current: os.stat_result | None) -> None:
+            if not self._matches(path, expect, current):
+                raise fsops.LocalChanged(f"{path} changed while syncing; rescanning")
+
+        return check
+
+    # --- content --------------------------------------------------------------------
+    def _local_chunks(self, path: str, expect: TreeEntry | None) -> dict[ObjectId, tuple[int, int]]:
+        """Chunks of the old local version of ``path``: id -> (offset, size)."""
+        if expect is None or expect.kind != "file" or expect.id is None:
+            return {}
+        try:
+            manifest = self.reader.load_manifest(expect.id)
+        except KeyError:
+            return {}
+        spans, offset = {}, 0
+        for ref in manifest.chunks:
+            spans.setdefault(ref.id, (offset, ref.size))
+            offset += ref.size
+        return spans
+
+    def _read_local(self, path: str, span: tuple[int, int], oid: ObjectId) -> bytes | None:
+        try:
+            with open(self.root / path, "rb") as f:
+                f.seek(span[0])
+                data = f.read(span[1])
+        except OSError:
+            return None
+        return data if self.keys.verify_id(ObjectKind.CHUNK, data, oid) else None
+
+    def _fetch_chunks(self, ids: Sequence[ObjectId]) -> dict[ObjectId, bytes]:
+        future = asyncio.run_coroutine_threadsafe(
+            self.reader.fetch_blobs(ObjectKind.CHUNK, list(dict.fromkeys(ids))), self.loop
+        )
+        return future.result()
+
+    def _blocks(self, path: str, manifest: FileManifest, expect: TreeEntry | None) -> Iterator[bytes]:
+        """The file's content in order, fetching missing chunks in bounded batches."""
+        local = self._local_chunks(path, expect)
+        refs = manifest.chunks
+        start = 0
+        while start < len(refs):
+            end, size = start, 0
+            while end < len(refs) and (end == start or size + refs[end].size <= FETCH_BYTES):
+                size += refs[end].size
+                end += 1
+            batch = refs[start:end]
+            have: dict[ObjectId, bytes] = {}
+            for ref in batch:
+                if ref.id in local and ref.id not in have:
+                    data = self._read_local(path, local[ref.id], ref.id)
+                    if data is not None:
+                        have[ref.id] = data
+            remote = [ref.id for ref in batch if ref.id not in have]
+            if remote:
+                have.update(self._fetch_chunks(remote))
+            for ref in batch:
+                data = have[ref.id]
+                if len(data) != ref.size:
+                    raise IntegrityError(f"chunk {short_id(ref.id)}: size does not match its manifest")
+                yield data
+            start = end
+
+    # --- actions --------------------------------------------------------------------
+    def run(self, actions: Sequence[Action]) -> ApplyOutcome:
+        outcome = ApplyOutcome()
+        for action in actions:
+            validate_relpath(action.path)
+            getattr(self, f"_do_{action.op}")(action, outcome)
+        outcome.bytes_down = self.reader.bytes_down
+        return outcome
+
+    def _do_write(self, action: Action, outcome: ApplyOutcome) -> None:
+        entry = action.entry
+        assert entry is not None and entry.id is not None
+        manifest = self.reader.load_manifest(entry.id)
+        new_stat = fsops.write_file_at(
+            self.root,
+            self.tmpdir,
+            action.path,
+            self._blocks(action.path, manifest, action.expect),
+            executable=entry.executable,
+            mtime_ns=entry.mtime_ns,
+            check=self._check(action.path, action.expect),
+        )
+        outcome.states[action.path] = stat_state(action.path, new_stat, entry.id)
+        outcome.written += 1
+
+    def _do_set_meta(self, action: Action, outcome: ApplyOutcome) -> None:
+        entry = action.entry
+        assert entry is not None and entry.id is not None
+        self._check(action.path, action.expect)(fsops.lstat_at(self.root, action.path))
+        parent, name = fsops.split(action.path)
+        with fsops.open_dir(self.root, parent) as dfd:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            try:
+                os.fchmod(fd, 0o755 if entry.executable else 0o644)
+                os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+                new_stat = os.fstat(fd)
+            finally:
+                os.close(fd)
+        outcome.states[action.path] = stat_state(action.path, new_stat, entry.id)
+
+    def _do_mkdir(self, action: Action, outcome: ApplyOutcome) -> None:
+        current = fsops.lstat_at(self.root, action.path)
+        if current is not None and not stat.S_ISDIR(current.st_mode):
+            raise fsops.LocalChanged(f"{action.path} is no longer what the plan saw; rescanning")
+        fsops.mkdir_at(self.root, action.path)
+
+    def _do_symlink(self, action: Action, outcome: ApplyOutcome) -> None:
+        assert action.entry is not None and action.entry.target is not None
+        self._check(action.path, action.expect)(fsops.lstat_at(self.root, action.path))
+        fsops.symlink_at(self.root, action.path, action.entry.target, action.entry.mtime_ns)
+        outcome.removed.append(action.path)
+
+    def _do_delete(self, action: Action, outcome: ApplyOutcome) -> None:
+        self._check(action.path, action.expect)(fsops.lstat_at(self.root, action.path))
+        fsops.remove_at(self.root, action.path)
+        outcome.removed.append(action.path)
+        outcome.deleted += 1
+
+    def _do_rmdir(self, action: Action, outcome: ApplyOutcome) -> None:
+        fsops.rmdir_at(self.root, action.path)
+
+    def _do_rename_local(self, action: Action, outcome: ApplyOutcome) -> None:
+        assert action.dest is not None
+        validate_relpath(action.dest)
+        self._check(action.path, action.expect)(fsops.lstat_at(self.root, action.path))
+        fsops.rename_at(self.root, action.path, action.dest)
+        outcome.removed.append(action.path)
+        moved = fsops.lstat_at(self.root, action.dest)
+        if moved is not None and stat.S_ISREG(moved.st_mode) and action.expect and action.expect.id:
+            outcome.states[action.dest] = stat_state(action.dest, moved, action.expect.id)

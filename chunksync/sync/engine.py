@@ -1,0 +1,291 @@
+"""One sync round: scan, fetch the head, merge three ways, apply, push, record.
+
+The engine stands on narrow interfaces — a :class:`ChunkStore` (HTTP in production, in
+memory in tests and simulation), the LMDB :class:`Index`, the folder keys and a
+:class:`Clock` — so that the same code runs under the CLI, the daemon and a seeded
+simulator. Its guarantees:
+
+* nothing is deleted locally except what an authenticated snapshot deleted, and a sync
+  that would delete more than half the files (or over 1,000) is held (``HeldError``);
+* a head older than one this device accepted is refused (``RollbackError``);
+* a local file is replaced only after re-checking it still is what the scan saw;
+  otherwise the round starts over (bounded), so a concurrent edit is never lost;
+* the new base, stat cache rows, fetched metadata, known-object ids, conflicts and the
+  event log are recorded in one index transaction at the end of a round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from .. import fsops
+from ..conflict import Conflict, ConflictPolicies
+from ..crypto.folder_keys import FolderKeys
+from ..errors import ChunksyncError, HeldError, RefConflict, RollbackError
+from ..ignore import IgnoreRules
+from ..objects import Commit, ObjectId, ObjectKind, Tree, id_from_hex, short_id
+from ..scanner import ScanResult, scan
+from ..storage.index import Index
+from ..transport.base import ChunkStore
+from ..treediff import diff_trees
+from .apply import Applier
+from .objects_io import ObjectReader
+from .plan import Plan, plan_merge
+from .push import Uploader
+
+__all__ = ["Clock", "SyncEngine", "SyncResult", "SystemClock"]
+
+MAX_ROUNDS = 8
+MASS_DELETE_ABSOLUTE = 1000
+MASS_DELETE_MIN = 10  # tiny folders may lose half their files without asking
+
+# index meta keys
+BASE = "base"                # commit id (hex) this device last synced
+BASE_ROOT = "base_root"      # root tree id (raw) of that commit
+LOCAL_ROOT = "local_root"    # root tree id of the last local scan (event log diffing)
+HIGH_SEQ = "high_seq"        # highest commit sequence number accepted (rollback guard)
+
+
+class Clock(Protocol):
+    def time_ns(self) -> int: ...
+
+
+class SystemClock:
+    def time_ns(self) -> int:
+        return time.time_ns()
+
+
+@dataclass
+class SyncResult:
+    """What one sync did; ``head`` is the folder head after it."""
+
+    head: str | None
+    pushed: bool = False
+    applied: int = 0
+    deleted: int = 0
+    conflicts: tuple[Conflict, ...] = ()
+    uploaded_objects: int = 0
+    uploaded_bytes: int = 0
+    downloaded_bytes: int = 0
+    rounds: int = 1
+    scan: ScanResult | None = None
+    summary: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.pushed or self.applied > 0 or self.deleted > 0
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        root: Path,
+        keys: FolderKeys,
+        index: Index,
+        store: ChunkStore,
+        *,
+        device: str,
+        author: str,
+        policies: ConflictPolicies | None = None,
+        ignore: IgnoreRules | None = None,
+        clock: Clock | None = None,
+        tmpdir: Path | None = None,
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
+        self.root = root
+        self.keys = keys
+        self.index = index
+        self.store = store
+        self.device = device
+        self.author = author
+        self.policies = policies or ConflictPolicies()
+        self.ignore = ignore
+        self.clock = clock or SystemClock()
+        self.tmpdir = tmpdir or root / fsops.STATE_DIR_NAME / "tmp"
+        self.on_status = on_status or (lambda _s: None)
+
+    # --- helpers ----------------------------------------------------------------------
+    def _tree_id(self, tree: Tree) -> ObjectId:
+        return self.keys.meta_id(tree.encode())
+
+    def _meta_int(self, key: str) -> int:
+        raw = self.index.get_meta(key)
+        return int(raw) if raw else 0
+
+    def _base(self) -> tuple[str | None, ObjectId | None]:
+        base = self.index.get_meta(BASE)
+        root = self.index.get_meta(BASE_ROOT)
+        return (base.decode() if base else None), (ObjectId(root) if root else None)
+
+    def scan_local(self) -> ScanResult:
+        """Scan the folder and journal what changed since the previous scan (works offline)."""
+        if not (self.root / fsops.STATE_DIR_NAME).is_dir():
+            raise ChunksyncError(f"{self.root}: the folder marker .chunksync is gone; refusing to sync")
+        self.on_status("scanning")
+        ignore = self.ignore or IgnoreRules.load(self.root)
+        result = scan(self.root, self.keys, self.index, ignore=ignore)
+        previous = self.index.get_meta(LOCAL_ROOT)
+        reader = ObjectReader(self.keys, self.index, self.store)
+        with self.index.write() as w:
+            if previous is None or ObjectId(previous) != result.root_id:
+                base_or_prev = ObjectId(previous) if previous else None
+                for diff in diff_trees(base_or_prev, result.root_id, reader.load_tree):
+                    w.append_event(
+                        {
+                            "time_ns": self.clock.time_ns(),
+                            "path": diff.path,
+                            "change": diff.change,
+                            "device": self.device,
+                            "source": "local",
+                        }
+                    )
+            w.set_meta(LOCAL_ROOT, result.root_id)
+        return result
+
+    async def _remote(self, reader: ObjectReader) -> tuple[str | None, Commit | None]:
+        head = await self.store.get_head()
+        base, _ = self._base()
+        if head.head is None:
+            if base is not None:
+                raise RollbackError(
+                    "the server has no snapshot of this folder, but this device synced one: "
+                    "refusing to sync (server reset or rolled back?)"
+                )
+            return None, None
+        commit = await reader.commit(id_from_hex(head.head))
+        high = self._meta_int(HIGH_SEQ)
+        if commit.seq < high:
+            raise RollbackError(
+                f"the server offers snapshot {short_id(head.head)} (sequence {commit.seq}), older than "
+                f"sequence {high} this device already saw: refusing (rollback or replay)"
+            )
+        return head.head, commit
+
+    def _guard_mass_delete(self, plan: Plan, scan_result: ScanResult, allow: bool) -> None:
+        deletes = sum(1 for a in plan.actions if a.op == "delete")
+        remote_deletes = plan.summary.get("deleted", 0)
+        total = max(scan_result.files, 1)
+        for count, where in ((deletes, "on this device"), (remote_deletes, "on the server")):
+            too_many = count > MASS_DELETE_ABSOLUTE or (count >= MASS_DELETE_MIN and count * 2 > total)
+            if too_many and not allow:
+                raise HeldError(
+                    f"this sync would delete {count} of {total} files {where}; held for safety. "
+                    "Check the folder, then run 'chunksync sync --allow-mass-delete' to go ahead"
+                )
+
+    # --- the round --------------------------------------------------------------------
+    async def sync(self, *, allow_mass_delete: bool = False) -> SyncResult:
+        fsops.sweep_tmp(self.tmpdir)
+        for round_no in range(1, MAX_ROUNDS + 1):
+            try:
+                result = await self._round(allow_mass_delete)
+            except (fsops.LocalChanged, RefConflict):
+                await asyncio.sleep(min(0.05 * round_no, 0.5))
+                continue
+            result.rounds = round_no
+            return result
+        raise ChunksyncError("the folder kept changing while syncing; try again when it is quiet")
+
+    async def _round(self, allow_mass_delete: bool) -> SyncResult:
+        scan_result = await asyncio.to_thread(self.scan_local)
+        reader = ObjectReader(self.keys, self.index, self.store)
+        self.on_status("syncing")
+        remote_head, remote_commit = await self._remote(reader)
+        remote_root = remote_commit.tree if remote_commit else None
+        await reader.ensure_tree_closure(remote_root)
+        _, base_root = self._base()
+        plan = plan_merge(
+            base_root,
+            scan_result.root_id,
+            remote_root,
+            load_tree=reader.load_tree,
+            tree_id=self._tree_id,
+            device=self.device,
+            now=datetime.fromtimestamp(self.clock.time_ns() / 1e9, UTC),
+            policies=self.policies,
+        )
+        self._guard_mass_delete(plan, scan_result, allow_mass_delete)
+        for tid, tree in plan.new_trees.items():
+            reader.pending[tid] = (ObjectKind.TREE, tree.encode())
+        await reader.ensure(
+            ObjectKind.FILE, [a.entry.id for a in plan.actions if a.op == "write" and a.entry and a.entry.id]
+        )
+        loop = asyncio.get_running_loop()
+        applier = Applier(self.root, self.tmpdir, self.keys, self.index, reader, loop)
+        outcome = await asyncio.to_thread(applier.run, plan.actions)
+
+        uploader = Uploader(self.root, self.keys, self.index, reader, self.store)
+        new_head, seq = remote_head, remote_commit.seq if remote_commit else 0
+        try:
+            if plan.push_needed:
+                await uploader.push_tree(plan.merged_root)
+                commit = Commit(
+                    tree=plan.merged_root,
+                    parents=(id_from_hex(remote_head),) if remote_head else (),
+                    seq=seq + 1,
+                    device=self.device,
+                    author=self.author,
+                    time_ns=self.clock.time_ns(),
+                    summary=plan.summary,
+                )
+                encoded = commit.encode()
+                commit_id = self.keys.meta_id(encoded)
+                reader.pending[commit_id] = (ObjectKind.COMMIT, encoded)
+                await uploader.put_object(ObjectKind.COMMIT, commit_id, encoded)
+                await self.store.cas_head(remote_head, commit_id.hex())
+                new_head, seq = commit_id.hex(), seq + 1
+        finally:
+            # whatever happened, remember what is on disk now and what the server holds
+            self._record(plan, outcome, reader, uploader, new_head, seq, remote_head)
+        return SyncResult(
+            head=new_head,
+            pushed=new_head != remote_head,
+            applied=outcome.written,
+            deleted=outcome.deleted,
+            conflicts=plan.conflicts,
+            uploaded_objects=uploader.stats.objects,
+            uploaded_bytes=uploader.stats.bytes,
+            downloaded_bytes=outcome.bytes_down,
+            scan=scan_result,
+            summary=plan.summary,
+        )
+
+    def _record(self, plan, outcome, reader, uploader, new_head, seq, remote_head) -> None:  # type: ignore[no-untyped-def]
+        synced = new_head is not None and (new_head != remote_head or not plan.push_needed)
+        now = self.clock.time_ns()
+        with self.index.write() as w:
+            for path in outcome.removed:
+                w.delete_state(path)
+            for state in outcome.states.values():
+                w.put_state(state)
+            for oid, (kind, data) in reader.pending.items():
+                w.put_object(oid, kind, data)
+            w.add_known(uploader.stats.uploaded)
+            if synced:
+                w.add_known([id_from_hex(new_head)])
+                w.set_meta(BASE, new_head.encode())
+                w.set_meta(BASE_ROOT, plan.merged_root)
+                w.set_meta(HIGH_SEQ, str(max(seq, self._meta_int(HIGH_SEQ))).encode())
+                for conflict in plan.conflicts:
+                    w.put_conflict(
+                        conflict.path,
+                        {
+                            "kind": conflict.kind,
+                            "kept": conflict.kept,
+                            "copy_path": conflict.copy_path,
+                            "policy": conflict.policy,
+                            "explanation": conflict.explanation,
+                            "time_ns": now,
+                            "device": self.device,
+                        },
+                    )
+                    w.append_event(
+                        {"time_ns": now, "path": conflict.path, "change": "conflict", "device": self.device,
+                         "detail": conflict.explanation}
+                    )

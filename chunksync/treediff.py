@@ -1,0 +1,70 @@
+"""Diff and walk Merkle trees, visiting only the subtrees whose ids differ.
+
+Because a directory's id summarizes everything below it, two trees with equal ids are
+equal all the way down: the diff never loads them. Comparing two snapshots of a
+folder where one file changed loads one tree per directory level on the path to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .objects import ObjectId, Tree, TreeEntry
+
+__all__ = ["Difference", "diff_trees", "walk_tree", "join"]
+
+TreeLoader = Callable[[ObjectId], Tree]
+
+
+def join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One path that differs: ``old`` None means added, ``new`` None means deleted."""
+
+    path: str
+    old: TreeEntry | None
+    new: TreeEntry | None
+
+    @property
+    def change(self) -> str:
+        if self.old is None:
+            return "added"
+        if self.new is None:
+            return "deleted"
+        return "modified"
+
+
+def diff_trees(
+    old: ObjectId | None, new: ObjectId | None, load: TreeLoader, prefix: str = ""
+) -> Iterator[Difference]:
+    """Every entry that differs between two trees (None is the empty tree).
+
+    Directories present on both sides are descended into, not reported; a directory
+    added or deleted as a whole is reported once, with its entry.
+    """
+    if old == new:
+        return
+    old_entries = load(old).by_name() if old is not None else {}
+    new_entries = load(new).by_name() if new is not None else {}
+    for name in sorted(old_entries.keys() | new_entries.keys()):
+        a, b = old_entries.get(name), new_entries.get(name)
+        path = join(prefix, name)
+        if a == b:
+            continue
+        if a is not None and b is not None and a.kind == b.kind == "dir":
+            yield from diff_trees(a.id, b.id, load, path)
+        else:
+            yield Difference(path, a, b)
+
+
+def walk_tree(root: ObjectId, load: TreeLoader, prefix: str = "") -> Iterator[tuple[str, TreeEntry]]:
+    """Every (path, entry) below a tree, parents before children."""
+    for entry in load(root).entries:
+        path = join(prefix, entry.name)
+        yield path, entry
+        if entry.kind == "dir" and entry.id is not None:
+            yield from walk_tree(entry.id, load, path)

@@ -1,0 +1,79 @@
+"""Devices converge through an in-memory store: the engine's behaviour, fast."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from chunksync.transport.memory import MemoryChunkStore
+from tests.helpers.devices import Device, tree_of
+
+
+@pytest.fixture
+def store() -> MemoryChunkStore:
+    return MemoryChunkStore()
+
+
+@pytest.fixture
+def devices(tmp_path, store, folder_keys):
+    made = [Device(n, tmp_path / n, store, folder_keys) for n in ("a", "b", "c")]
+    yield made
+    for d in made:
+        d.close()
+
+
+async def test_two_devices_converge(devices):
+    a, b, _ = devices
+    a.write("hello.txt", "hello")
+    a.write("docs/readme.md", "# readme", executable=True)
+    (a.root / "empty").mkdir()
+    os.symlink("hello.txt", a.root / "link")
+    r = await a.sync()
+    assert r.pushed
+    r = await b.sync()
+    assert r.applied == 2
+    assert tree_of(a.root) == tree_of(b.root)
+    # a second round changes nothing
+    assert not (await a.sync()).changed
+    assert not (await b.sync()).changed
+
+
+async def test_edit_delete_rename_both_ways(devices):
+    a, b, _ = devices
+    a.write("x.txt", "one")
+    a.write("d/y.txt", "two")
+    await a.sync()
+    await b.sync()
+    b.write("x.txt", "one, edited on b")
+    os.rename(b.root / "d", b.root / "e")
+    await b.sync()
+    await a.sync()
+    assert tree_of(a.root) == tree_of(b.root)
+    assert a.read("x.txt") == b"one, edited on b"
+    assert not (a.root / "d").exists()
+    (a.root / "x.txt").unlink()
+    await a.sync()
+    await b.sync()
+    assert not (b.root / "x.txt").exists()
+    assert tree_of(a.root) == tree_of(b.root)
+
+
+async def test_concurrent_edits_make_a_conflicted_copy(devices):
+    a, b, _ = devices
+    a.write("notes.txt", "base")
+    await a.sync()
+    await b.sync()
+    a.write("notes.txt", "from a")
+    b.write("notes.txt", "from b")
+    await a.sync()
+    r = await b.sync()
+    assert len(r.conflicts) == 1
+    await a.sync()
+    ta, tb = tree_of(a.root), tree_of(b.root)
+    assert ta == tb
+    assert a.read("notes.txt") == b"from a"
+    copies = [p for p in ta if "conflicted copy" in p]
+    assert len(copies) == 1 and copies[0].startswith("notes (conflicted copy ")
+    assert copies[0].endswith(" from b).txt")
+    assert a.read(copies[0]) == b"from b"
