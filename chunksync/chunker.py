@@ -113,10 +113,17 @@ class Chunker:
         for _offset, view in self.iter_chunk_spans(stream):
             yield view
 
-    def iter_chunk_spans(self, stream: BinaryIO) -> Iterator[tuple[int, memoryview]]:
-        """Like :meth:`iter_chunks`, with each chunk's offset in the stream."""
+    def iter_chunk_spans(
+        self, stream: BinaryIO, size_hint: int | None = None
+    ) -> Iterator[tuple[int, memoryview]]:
+        """Like :meth:`iter_chunks`, with each chunk's offset in the stream.
+
+        ``size_hint`` (the expected stream length) only sizes the first buffer, so
+        small files do not pay for a full-size one; a longer stream still works.
+        """
         params = self.params
-        buf = bytearray(params.buffer_size)
+        first = params.buffer_size if size_hint is None else min(params.buffer_size, size_hint + 1)
+        buf = bytearray(max(first, 1))
         view = memoryview(buf)
         filled = 0  # bytes of valid data at the start of buf
         base = 0  # stream offset of buf[0]
@@ -138,6 +145,12 @@ class Chunker:
                 consumed = chunk.offset + chunk.length
             if eof:
                 return
+            if consumed == 0 and len(buf) < params.buffer_size:
+                # the size hint was too small: continue in a full-size buffer
+                buf = bytearray(params.buffer_size)
+                buf[:filled] = view[:filled]
+                view = memoryview(buf)
+                continue
             tail = filled - consumed
             view[:tail] = view[consumed:filled]
             base += consumed
@@ -146,4 +159,5 @@ class Chunker:
     def chunk_file(self, path: str | os.PathLike[str]) -> Iterator[tuple[int, memoryview]]:
         """Chunk spans of a file on disk (opened unbuffered, read in big pieces)."""
         with Path(path).open("rb", buffering=0) as stream:
-            yield from self.iter_chunk_spans(stream)  # type: ignore[arg-type]
+            size = os.fstat(stream.fileno()).st_size
+            yield from self.iter_chunk_spans(stream, size_hint=size)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ The index is a cache plus the device's own small state; everything in ``objects`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -50,6 +51,33 @@ _DBS = ("stat", "objects", "known", "dirtree", "meta", "events", "conflicts")
 _STATE = struct.Struct(">qqqQIB32s")  # size, mtime, ctime, inode, mode, flags, manifest
 _FLAG_RACY = 1
 _BATCH = 512
+_PATH_LEN = struct.Struct(">H")
+_MAX_KEY = 480  # LMDB's default limit is 511 bytes
+_KEEP = _MAX_KEY - 33
+
+
+def _path_key(path: str) -> bytes:
+    """LMDB key of a path: its UTF-8 bytes, or for very long paths a prefix plus a hash.
+
+    Values of path-keyed databases always start with the full path, so the key only
+    has to be unique and keep prefix order for the first ``_KEEP`` bytes.
+    """
+    raw = path.encode()
+    if not raw:
+        return b"\x00"
+    if len(raw) <= _MAX_KEY:
+        return raw
+    return raw[:_KEEP] + b"\x00" + hashlib.blake2b(raw, digest_size=32).digest()
+
+
+def _with_path(path: str, payload: bytes) -> bytes:
+    raw = path.encode()
+    return _PATH_LEN.pack(len(raw)) + raw + payload
+
+
+def _split_path(value: bytes) -> tuple[str, bytes]:
+    (n,) = _PATH_LEN.unpack_from(value)
+    return value[2 : 2 + n].decode(), value[2 + n :]
 
 
 def index_dir(root: Path) -> Path:
@@ -114,10 +142,10 @@ class IndexWriter:
             self._txn = self._grow(self)
 
     def put_state(self, state: FileState) -> None:
-        self._do("put", "stat", state.path.encode(), state.encode())
+        self._do("put", "stat", _path_key(state.path), _with_path(state.path, state.encode()))
 
     def delete_state(self, path: str) -> None:
-        self._do("delete", "stat", path.encode())
+        self._do("delete", "stat", _path_key(path))
 
     def put_object(self, oid: ObjectId, kind: ObjectKind, data: bytes) -> None:
         self._do("put", "objects", bytes(oid), bytes([int(kind)]) + data)
@@ -127,10 +155,10 @@ class IndexWriter:
             self._do("put", "known", bytes(oid), b"")
 
     def put_dirtree(self, path: str, tree_id: ObjectId) -> None:
-        self._do("put", "dirtree", path.encode(), bytes(tree_id))
+        self._do("put", "dirtree", _path_key(path), _with_path(path, bytes(tree_id)))
 
     def delete_dirtree(self, path: str) -> None:
-        self._do("delete", "dirtree", path.encode())
+        self._do("delete", "dirtree", _path_key(path))
 
     def set_meta(self, key: str, value: bytes) -> None:
         self._do("put", "meta", key.encode(), bytes(value))
@@ -149,10 +177,10 @@ class IndexWriter:
         return seq
 
     def put_conflict(self, path: str, record: dict[str, Any]) -> None:
-        self._do("put", "conflicts", path.encode(), _dump(record))
+        self._do("put", "conflicts", _path_key(path), _with_path(path, _dump(record)))
 
     def delete_conflict(self, path: str) -> None:
-        self._do("delete", "conflicts", path.encode())
+        self._do("delete", "conflicts", _path_key(path))
 
     def _put(self, db: str, key: bytes, value: bytes, txn: lmdb.Transaction | None = None) -> None:
         (txn or self._txn).put(key, value, db=self._dbs[db])
@@ -234,7 +262,7 @@ class Index:
         while True:
             batch: list[tuple[bytes, bytes]] = []
             with self._read() as txn, txn.cursor(db=self._dbs[db]) as cur:
-                if not cur.set_range(key):
+                if not (cur.set_range(key) if key else cur.first()):
                     return
                 for k, v in cur:
                     if skip_first and k == key:
@@ -252,14 +280,18 @@ class Index:
             key, skip_first = batch[-1][0], True
 
     def get_state(self, path: str) -> FileState | None:
-        raw = self._get("stat", path.encode())
-        return None if raw is None else FileState.decode(path, raw)
+        raw = self._get("stat", _path_key(path))
+        return None if raw is None else FileState.decode(*_split_path(raw))
 
     def iter_states(self, prefix: str = "") -> Iterator[FileState]:
-        """States whose path starts with ``prefix`` (a plain string prefix), sorted."""
-        pre = prefix.encode()
-        for k, v in self._scan("stat", pre, lambda k: not k.startswith(pre)):
-            yield FileState.decode(k.decode(), v)
+        """States whose path starts with ``prefix`` (a plain string prefix), in key
+        order: sorted by path, except that paths longer than 447 bytes sharing those
+        447 bytes come in hash order."""
+        pre = prefix.encode()[:_KEEP]
+        for _k, v in self._scan("stat", pre, lambda k: not k.startswith(pre)):
+            state = FileState.decode(*_split_path(v))
+            if state.path.startswith(prefix):
+                yield state
 
     def get_object(self, oid: ObjectId) -> tuple[ObjectKind, bytes] | None:
         raw = self._get("objects", bytes(oid))
@@ -274,12 +306,16 @@ class Index:
             return {oid for oid in oids if txn.get(bytes(oid), db=db) is not None}
 
     def get_dirtree(self, path: str) -> ObjectId | None:
-        raw = self._get("dirtree", path.encode())
-        return None if raw is None or len(raw) != ID_SIZE else ObjectId(raw)
+        raw = self._get("dirtree", _path_key(path))
+        if raw is None:
+            return None
+        _path, tree_id = _split_path(raw)
+        return ObjectId(tree_id) if len(tree_id) == ID_SIZE else None
 
     def iter_dirtrees(self) -> Iterator[tuple[str, ObjectId]]:
-        for k, v in self._scan("dirtree", b"", lambda k: False):
-            yield k.decode(), ObjectId(v)
+        for _k, v in self._scan("dirtree", b"", lambda k: False):
+            path, tree_id = _split_path(v)
+            yield path, ObjectId(tree_id)
 
     def get_meta(self, key: str) -> bytes | None:
         return self._get("meta", key.encode())
@@ -289,8 +325,9 @@ class Index:
             yield struct.unpack(">Q", k)[0], json.loads(v)
 
     def iter_conflicts(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        for k, v in self._scan("conflicts", b"", lambda k: False):
-            yield k.decode(), json.loads(v)
+        for _k, v in self._scan("conflicts", b"", lambda k: False):
+            path, record = _split_path(v)
+            yield path, json.loads(record)
 
     # -- writes --------------------------------------------------------------------
 

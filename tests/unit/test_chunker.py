@@ -135,3 +135,11 @@ def test_sparse_5gib_file_in_bounded_memory(tmp_path: Path) -> None:
     assert total == size
     assert count >= size // DEFAULT_PARAMS.max_size
     assert growth < 64 << 20
+
+
+@pytest.mark.parametrize("hint", [0, 100, 5000, 299_999, 300_000, 10**9])
+def test_size_hint_never_changes_boundaries(hint: int) -> None:
+    data = _rand(300_000, seed=4)
+    chunker = Chunker(SMALL, seed=77)
+    spans = [bytes(v) for _, v in chunker.iter_chunk_spans(io.BytesIO(data), size_hint=hint)]
+    assert spans == [bytes(v) for v in chunker.cut_buffer(data)]

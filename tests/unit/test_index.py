@@ -64,6 +64,27 @@ def test_round_trip_every_database(tmp_path: Path) -> None:
         assert index.get_dirtree("a") is None
 
 
+def test_long_paths_and_root_dirtree(tmp_path: Path) -> None:
+    long_a = "d/" + "a" * 600 + "/x"
+    long_b = "d/" + "a" * 600 + "/y"
+    with Index.open(tmp_path / "idx") as index:
+        with index.write() as w:
+            w.put_state(_state(long_a, 1))
+            w.put_state(_state(long_b, 2))
+            w.put_dirtree("", _oid(5))
+            w.put_dirtree("d/" + "a" * 600, _oid(6))
+            w.put_conflict(long_a, {"n": 1})
+        assert index.get_state(long_a) == _state(long_a, 1)
+        assert [s.path for s in index.iter_states("d/" + "a" * 600 + "/y")] == [long_b]
+        assert sorted(s.path for s in index.iter_states("d/")) == [long_a, long_b]
+        assert index.get_dirtree("") == _oid(5)
+        assert dict(index.iter_dirtrees()) == {"": _oid(5), "d/" + "a" * 600: _oid(6)}
+        assert list(index.iter_conflicts()) == [(long_a, {"n": 1})]
+        with index.write() as w:
+            w.delete_state(long_a)
+        assert index.get_state(long_a) is None
+
+
 def test_failed_block_writes_nothing(tmp_path: Path) -> None:
     with Index.open(tmp_path / "idx") as index:
         with pytest.raises(RuntimeError), index.write() as w:

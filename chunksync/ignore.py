@@ -1,0 +1,66 @@
+"""Which paths of a folder are not synced.
+
+Sources, in order (later lines win, exactly as in one concatenated ``.gitignore``):
+
+1. ``.chunksyncignore`` at the folder root: gitignore syntax, and itself an ordinary
+   synced file, so every device shares the rules;
+2. ``.chunksync/ignore``: the same syntax, per device, never synced.
+
+Independently of any rule, a path with a component named ``.chunksync`` (the folder's
+own state: keys, index, temp files) is always ignored, and cannot be re-included.
+
+Paths are relative, POSIX-style (``a/b/c.txt``). As in git, a directory that is ignored
+is not descended into, so a later ``!pattern`` cannot re-include a file below it; the
+scanner enforces that by not walking it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pathspec import GitIgnoreSpec
+
+__all__ = ["IGNORE_FILE", "LOCAL_IGNORE_FILE", "STATE_DIR", "IgnoreRules"]
+
+STATE_DIR = ".chunksync"
+IGNORE_FILE = ".chunksyncignore"
+LOCAL_IGNORE_FILE = f"{STATE_DIR}/ignore"
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreRules:
+    """Compiled ignore rules of one folder. ``digest`` changes whenever the rules do."""
+
+    lines: tuple[str, ...] = ()
+    _spec: GitIgnoreSpec = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_spec", GitIgnoreSpec.from_lines(self.lines))
+
+    @classmethod
+    def load(cls, root: Path) -> IgnoreRules:
+        """Rules from ``root/.chunksyncignore`` then ``root/.chunksync/ignore``."""
+        return cls(tuple(_read_lines(root / IGNORE_FILE) + _read_lines(root / LOCAL_IGNORE_FILE)))
+
+    @property
+    def digest(self) -> bytes:
+        return hashlib.sha256("\n".join(self.lines).encode()).digest()
+
+    def is_ignored(self, rel_path: str, is_dir: bool) -> bool:
+        """Whether this path (relative, POSIX) is excluded from sync."""
+        if not rel_path or rel_path == ".":
+            return False
+        if STATE_DIR in rel_path.split("/"):
+            return True
+        if not self.lines:
+            return False
+        return bool(self._spec.match_file(rel_path + "/" if is_dir else rel_path))

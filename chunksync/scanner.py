@@ -1,0 +1,449 @@
+"""Scan a folder into a Merkle tree of content-addressed objects.
+
+:func:`scan` walks the folder with ``os.scandir`` and builds one :class:`Tree` per
+directory bottom-up, so the root id summarizes the whole folder. Guarantees:
+
+* **Unchanged files are not read.** A file whose (size, mtime_ns, ctime_ns, inode, mode)
+  equals its stat-cache row reuses the cached manifest id. A file modified within
+  :data:`RACY_NS` of the scan is recorded as *racy* (git's racy-clean rule: a second
+  write in the same mtime tick would be invisible) and read again next time.
+* **Never half-recorded.** A file is re-stat'ed after reading; if it changed it is read
+  again, and after :data:`READ_ATTEMPTS` it is listed in ``requeued`` and its previous
+  state kept (a new file is left out until a later scan). Unreadable files (EACCES) keep
+  their previous state too, with a warning.
+* **Deterministic ids.** Names are NFC; directory entries carry no directory mtime, so
+  the same content gives the same root id on every device with the same folder key.
+* Symlinks are recorded as links and never followed; empty directories are entries;
+  the exec bit is recorded; ``.chunksync/`` and ignored paths are skipped; fifos,
+  sockets and devices are skipped with a warning; names that Windows or macOS cannot
+  hold are kept but flagged in ``warnings``.
+* **Incremental.** With ``dirty`` (directories the watcher saw change) only those are
+  listed again; every other directory is taken from its cached tree (``dirtree``).
+  A change of the ignore rules forces a full walk.
+* Manifests, trees, stat rows and dirtrees go to the index in a few batched write
+  transactions (objects, then stat rows, then dirtrees last), never one per file.
+
+``on_chunk(oid, view)`` sees every chunk of every file read (possibly from worker
+threads, possibly for an attempt that is later discarded); ``view`` is only valid during
+the call. Reading, chunking and hashing run on a small thread pool: pyfastcdc's cut
+loop and BLAKE3 release the GIL.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as st_mod
+import time
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from io import FileIO
+from pathlib import Path
+
+from .chunker import Chunker
+from .crypto.folder_keys import FolderKeys
+from .errors import ConfigError
+from .ignore import IgnoreRules
+from .objects import (
+    ChunkRef,
+    FileManifest,
+    ObjectId,
+    ObjectKind,
+    Tree,
+    TreeEntry,
+    decode_object,
+    normalize_name,
+)
+from .storage.index import FileState, Index, IndexWriter
+
+__all__ = ["READ_ATTEMPTS", "RACY_NS", "ScanResult", "scan"]
+
+RACY_NS = 2_000_000_000
+READ_ATTEMPTS = 3
+_BATCH_OPS = 5000
+_META_IGNORE = "scan.ignore_digest"
+_META_ROOT = "scan.root"
+
+OnChunk = Callable[[ObjectId, memoryview], None]
+
+_WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)]
+)
+_WINDOWS_BAD_CHARS = frozenset('<>:"\\|?*')
+
+
+def portability_warning(name: str) -> str | None:
+    """Why a name cannot exist on Windows or macOS, or None if it is portable."""
+    if name.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
+        return "name is reserved on Windows"
+    if name.endswith((".", " ")):
+        return "name ends with a dot or space (invalid on Windows)"
+    bad = sorted({c for c in name if c in _WINDOWS_BAD_CHARS or ord(c) < 32})
+    if bad:
+        return f"name contains characters invalid on Windows/macOS: {''.join(bad)!r}"
+    if len(name.encode("utf-8")) > 255:
+        return "name is longer than 255 bytes"
+    return None
+
+
+class _StaleCache(Exception):
+    """A cached tree refers to an object missing from the index: walk in full."""
+
+
+@dataclass
+class ScanResult:
+    root_id: ObjectId
+    files: int
+    dirs: int
+    files_read: int
+    bytes_read: int
+    requeued: tuple[str, ...]
+    warnings: tuple[str, ...]
+    entries: dict[str, TreeEntry]  # relative POSIX NFC path -> entry (not the root)
+
+
+@dataclass(frozen=True, slots=True)
+class _FileJob:
+    rel: str
+    disk: str
+    stat: os.stat_result
+    prev: FileState | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """Outcome of reading one file: a new state, or why the previous one is kept."""
+
+    state: FileState | None
+    manifest: bytes = b""
+    bytes_read: int = 0
+    problem: str = ""  # "changed" or a warning text
+
+
+def _same_stat(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino, a.st_mode) == (
+        b.st_size, b.st_mtime_ns, b.st_ctime_ns, b.st_ino, b.st_mode,
+    )
+
+
+def _matches(state: FileState, st: os.stat_result) -> bool:
+    return not state.racy and (
+        state.size, state.mtime_ns, state.ctime_ns, state.inode, state.mode
+    ) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+
+
+class _Reader:
+    """Reads, chunks and hashes one file; safe to call from several threads."""
+
+    def __init__(self, keys: FolderKeys, chunker: Chunker, on_chunk: OnChunk | None, now: int):
+        self.keys, self.chunker, self.on_chunk, self.now = keys, chunker, on_chunk, now
+
+    def __call__(self, job: _FileJob) -> _Read:
+        total = 0
+        for _attempt in range(READ_ATTEMPTS):
+            try:
+                fd = os.open(job.disk, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError as exc:
+                return _Read(None, problem=f"{job.rel}: cannot read ({exc.strerror})")
+            with FileIO(fd, "rb", closefd=True) as stream:
+                before = os.fstat(fd)
+                if not st_mod.S_ISREG(before.st_mode):
+                    return _Read(None, problem="changed")
+                refs = []
+                for _off, view in self.chunker.iter_chunk_spans(stream, before.st_size):
+                    cid = self.keys.chunk_id(view)
+                    if self.on_chunk is not None:
+                        self.on_chunk(cid, view)
+                    refs.append(ChunkRef(cid, len(view)))
+                after = os.fstat(fd)
+            size = sum(r.size for r in refs)
+            total += size
+            try:
+                on_disk = os.stat(job.disk, follow_symlinks=False)
+            except OSError:
+                return _Read(None, bytes_read=total, problem="changed")
+            if _same_stat(before, after) and _same_stat(after, on_disk) and size == after.st_size:
+                manifest = FileManifest(size, tuple(refs)).encode()
+                state = FileState(
+                    job.rel, size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino,
+                    after.st_mode, self.keys.meta_id(manifest),
+                    racy=after.st_mtime_ns >= self.now - RACY_NS,
+                )
+                return _Read(state, manifest, total)
+        return _Read(None, bytes_read=total, problem="changed")
+
+
+def _file_entry(name: str, state: FileState) -> TreeEntry:
+    return TreeEntry(name, "file", state.manifest_id, state.size, state.mtime_ns,
+                     bool(state.mode & 0o111))
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+class _Scan:
+    """State of one scan: walk (phase 1), read (phase 2), build trees (phase 3)."""
+
+    def __init__(self, root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
+                 dirty: set[str] | None) -> None:
+        self.root, self.keys, self.index, self.ignore, self.dirty = root, keys, index, ignore, dirty
+        self.states = {s.path: s for s in index.iter_states()}
+        self.warnings: list[str] = []
+        self.requeued: list[str] = []
+        self.order: list[str] = []  # directories in pre-order
+        self.listing: dict[str, list[tuple[str, str, object]]] = {}
+        self.jobs: list[_FileJob] = []
+        self.reused: dict[str, TreeEntry] = {}  # entries expanded from cached trees
+        self.tree_ids: dict[str, ObjectId] = {}
+        self.new_objects: list[tuple[ObjectId, ObjectKind, bytes]] = []  # manifests
+        self.new_trees: list[tuple[str, ObjectId, bytes]] = []
+
+    # -- phase 1: walk -------------------------------------------------------------
+
+    def walk(self, rel: str, disk: str) -> bool:
+        """List one directory (or reuse its cached tree); False if it vanished."""
+        if self.dirty is not None and rel not in self.dirty and self._try_reuse(rel, disk):
+            return True
+        try:
+            with os.scandir(disk) as it:
+                items = sorted(it, key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except PermissionError as exc:
+            self.warnings.append(f"{rel or '.'}: cannot list directory ({exc.strerror})")
+            items = []
+        self.order.append(rel)
+        pending: list[tuple[str, str, object]] = []
+        self.listing[rel] = pending
+        seen: set[str] = set()
+        for item in items:
+            self._visit(rel, item, pending, seen)
+        return True
+
+    def _visit(self, parent: str, item: os.DirEntry[str], pending: list, seen: set[str]) -> None:
+        try:
+            name = normalize_name(item.name)
+            name.encode("utf-8")
+        except UnicodeError:
+            self.warnings.append(f"{_join(parent, repr(item.name))}: name is not UTF-8, skipped")
+            return
+        rel = _join(parent, name)
+        try:
+            st = item.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        is_dir = st_mod.S_ISDIR(st.st_mode)
+        if self.ignore.is_ignored(rel, is_dir):
+            return
+        if name in seen:
+            self.warnings.append(f"{rel}: two names normalize to the same NFC name, one skipped")
+            return
+        seen.add(name)
+        problem = portability_warning(name)
+        if problem:
+            self.warnings.append(f"{rel}: {problem}")
+        if is_dir:
+            if self.walk(rel, item.path):
+                pending.append((name, "dir", rel))
+        elif st_mod.S_ISREG(st.st_mode):
+            prev = self.states.get(rel)
+            if prev is not None and _matches(prev, st):
+                pending.append((name, "entry", _file_entry(name, prev)))
+            else:
+                self.jobs.append(_FileJob(rel, item.path, st, prev))
+                pending.append((name, "job", rel))
+        elif st_mod.S_ISLNK(st.st_mode):
+            self._symlink(rel, name, item.path, st, pending)
+        else:
+            self.warnings.append(f"{rel}: special file (fifo, socket or device) skipped")
+
+    def _symlink(self, rel: str, name: str, disk: str, st: os.stat_result, pending: list) -> None:
+        try:
+            target = os.readlink(disk)
+            target.encode("utf-8")
+        except (OSError, UnicodeError):
+            self.warnings.append(f"{rel}: unreadable symlink skipped")
+            return
+        pending.append((name, "entry", TreeEntry(name, "symlink", None, 0, st.st_mtime_ns,
+                                                 target=target)))
+
+    def _try_reuse(self, rel: str, disk: str) -> bool:
+        """Take a non-dirty directory from its cached tree; descend toward dirty dirs."""
+        tree_id = self.index.get_dirtree(rel)
+        tree = None if tree_id is None else self._load_tree(tree_id)
+        if tree_id is None or tree is None:
+            return False
+        prefix = rel + "/" if rel else ""
+        assert self.dirty is not None
+        if not any(d == rel or d.startswith(prefix) for d in self.dirty):
+            self.tree_ids[rel] = tree_id
+            self._expand(rel, tree)
+            return True
+        self.order.append(rel)
+        pending: list[tuple[str, str, object]] = []
+        self.listing[rel] = pending
+        for entry in tree.entries:
+            child = _join(rel, entry.name)
+            if entry.kind != "dir":
+                self.reused[child] = entry
+                pending.append((entry.name, "entry", entry))
+            elif self.walk(child, os.path.join(disk, entry.name)):
+                pending.append((entry.name, "dir", child))
+        return True
+
+    def _load_tree(self, tree_id: ObjectId) -> Tree | None:
+        found = self.index.get_object(tree_id)
+        if found is None or found[0] != ObjectKind.TREE:
+            return None
+        tree = decode_object(ObjectKind.TREE, found[1])
+        return tree if isinstance(tree, Tree) else None
+
+    def _expand(self, rel: str, tree: Tree) -> None:
+        """Record every entry below a reused tree, following subtree ids."""
+        for entry in tree.entries:
+            child = _join(rel, entry.name)
+            self.reused[child] = entry
+            if entry.kind == "dir" and entry.id is not None:
+                self.tree_ids[child] = entry.id
+                sub = self._load_tree(entry.id)
+                if sub is None:
+                    raise _StaleCache(child)
+                self._expand(child, sub)
+
+    # -- phase 3: build trees bottom-up ----------------------------------------------
+
+    def build(self, results: dict[str, _Read], entries: dict[str, TreeEntry]) -> ObjectId:
+        entries.update(self.reused)
+        for rel in reversed(self.order):
+            built: list[TreeEntry] = []
+            for name, kind, ref in self.listing[rel]:
+                entry = self._resolve(name, kind, ref, results)
+                if entry is not None:
+                    built.append(entry)
+                    entries[_join(rel, name)] = entry
+            tree = Tree.of(built)
+            data = tree.encode()
+            tree_id = self.keys.meta_id(data)
+            self.tree_ids[rel] = tree_id
+            self.new_trees.append((rel, tree_id, data))
+        return self.tree_ids[""]
+
+    def _resolve(self, name: str, kind: str, ref: object, results: dict[str, _Read]) -> TreeEntry | None:
+        if kind == "entry":
+            return ref  # type: ignore[return-value]
+        if kind == "dir":
+            return TreeEntry(name, "dir", self.tree_ids[ref])  # type: ignore[index]
+        rel = ref  # a file job
+        read = results[rel]  # type: ignore[index]
+        if read.state is not None:
+            self.new_objects.append((read.state.manifest_id, ObjectKind.FILE, read.manifest))
+            return _file_entry(name, read.state)
+        if read.problem == "changed":
+            self.requeued.append(rel)  # type: ignore[arg-type]
+        else:
+            self.warnings.append(read.problem)
+        prev = self.states.get(rel)  # type: ignore[arg-type]
+        return None if prev is None else _file_entry(name, prev)
+
+
+def _normalize_dirty(dirty: Collection[str]) -> set[str]:
+    out = set()
+    for path in dirty:
+        clean = normalize_name(path.replace(os.sep, "/")).strip("/")
+        out.add("" if clean in ("", ".") else clean.removeprefix("./"))
+    return out
+
+
+def _walk(root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
+          dirty: set[str] | None) -> _Scan:
+    run = _Scan(root, keys, index, ignore, dirty)
+    try:
+        found = run.walk("", os.fspath(root))
+    except _StaleCache:
+        run = _Scan(root, keys, index, ignore, None)
+        found = run.walk("", os.fspath(root))
+    if not found:
+        raise ConfigError(f"folder {root} does not exist or is not a directory")
+    return run
+
+
+def _read_all(reader: _Reader, jobs: list[_FileJob], workers: int) -> dict[str, _Read]:
+    if workers > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(workers, thread_name_prefix="chunksync-scan") as pool:
+            reads = list(pool.map(reader, jobs))
+    else:
+        reads = [reader(job) for job in jobs]
+    return {job.rel: read for job, read in zip(jobs, reads, strict=True)}
+
+
+def _persist(index: Index, run: _Scan, results: dict[str, _Read],
+             entries: dict[str, TreeEntry], old_dirtrees: dict[str, ObjectId],
+             ignore: IgnoreRules) -> None:
+    """Write objects, then stat rows, then dirtrees, in batches of a few thousand ops."""
+    ops: list[Callable[[IndexWriter], None]] = []
+    changed = {rel for rel, tid in run.tree_ids.items() if old_dirtrees.get(rel) != tid}
+    written: set[ObjectId] = set()
+    for oid, kind, data in run.new_objects:
+        if oid not in written:
+            written.add(oid)
+            ops.append(lambda w, o=oid, k=kind, d=data: w.put_object(o, k, d))
+    for rel, oid, data in run.new_trees:
+        if rel in changed and oid not in written:
+            written.add(oid)
+            ops.append(lambda w, o=oid, d=data: w.put_object(o, ObjectKind.TREE, d))
+    for read in results.values():
+        if read.state is not None:
+            ops.append(lambda w, s=read.state: w.put_state(s))
+    for path in run.states:
+        entry = entries.get(path)
+        if entry is None or entry.kind != "file":
+            ops.append(lambda w, p=path: w.delete_state(p))
+    for batch_start in range(0, len(ops), _BATCH_OPS):
+        with index.write() as writer:
+            for op in ops[batch_start : batch_start + _BATCH_OPS]:
+                op(writer)
+    with index.write() as writer:
+        for rel in changed:
+            writer.put_dirtree(rel, run.tree_ids[rel])
+        for rel in old_dirtrees.keys() - run.tree_ids.keys():
+            writer.delete_dirtree(rel)
+        writer.set_meta(_META_IGNORE, ignore.digest)
+        writer.set_meta(_META_ROOT, run.tree_ids[""])
+
+
+def scan(
+    root: Path,
+    keys: FolderKeys,
+    index: Index,
+    *,
+    chunker: Chunker | None = None,
+    ignore: IgnoreRules | None = None,
+    on_chunk: OnChunk | None = None,
+    dirty: Collection[str] | None = None,
+    workers: int = 2,
+) -> ScanResult:
+    """Scan ``root`` into trees and manifests stored in ``index``; see the module doc."""
+    root = Path(root)
+    chunker = chunker or Chunker(seed=keys.chunker_seed)
+    ignore = ignore or IgnoreRules.load(root)
+    now = time.time_ns()
+    dirty_set = None if dirty is None else _normalize_dirty(dirty)
+    if dirty_set is not None and index.get_meta(_META_IGNORE) != ignore.digest:
+        dirty_set = None  # the rules changed: every directory may list differently
+    old_dirtrees = dict(index.iter_dirtrees())
+    run = _walk(root, keys, index, ignore, dirty_set)
+    results = _read_all(_Reader(keys, chunker, on_chunk, now), run.jobs, workers)
+    entries: dict[str, TreeEntry] = {}
+    root_id = run.build(results, entries)
+    _persist(index, run, results, entries, old_dirtrees, ignore)
+    return ScanResult(
+        root_id=root_id,
+        files=sum(1 for e in entries.values() if e.kind == "file"),
+        dirs=sum(1 for e in entries.values() if e.kind == "dir"),
+        files_read=len(results),
+        bytes_read=sum(r.bytes_read for r in results.values()),
+        requeued=tuple(run.requeued),
+        warnings=tuple(run.warnings),
+        entries=entries,
+    )
