@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,13 +123,13 @@ class SyncEngine:
         root = self.index.get_meta(BASE_ROOT)
         return (base.decode() if base else None), (ObjectId(root) if root else None)
 
-    def scan_local(self) -> ScanResult:
+    def scan_local(self, dirty: Collection[str] | None = None) -> ScanResult:
         """Scan the folder and journal what changed since the previous scan (works offline)."""
         if not (self.root / fsops.STATE_DIR_NAME).is_dir():
             raise ChunksyncError(f"{self.root}: the folder marker .chunksync is gone; refusing to sync")
         self.on_status("scanning")
         ignore = self.ignore or IgnoreRules.load(self.root)
-        result = scan(self.root, self.keys, self.index, ignore=ignore)
+        result = scan(self.root, self.keys, self.index, ignore=ignore, dirty=dirty)
         previous = self.index.get_meta(LOCAL_ROOT)
         reader = ObjectReader(self.keys, self.index, self.store)
         with self.index.write() as w:
@@ -180,11 +180,15 @@ class SyncEngine:
                 )
 
     # --- the round --------------------------------------------------------------------
-    async def sync(self, *, allow_mass_delete: bool = False) -> SyncResult:
+    async def sync(
+        self, *, allow_mass_delete: bool = False, dirty: Collection[str] | None = None
+    ) -> SyncResult:
+        """Run rounds until one completes. ``dirty``: directories the watcher saw change
+        (None rescans everything); later rounds of a retried sync rescan everything."""
         fsops.sweep_tmp(self.tmpdir)
         for round_no in range(1, MAX_ROUNDS + 1):
             try:
-                result = await self._round(allow_mass_delete)
+                result = await self._round(allow_mass_delete, dirty if round_no == 1 else None)
             except (fsops.LocalChanged, RefConflict):
                 await asyncio.sleep(min(0.05 * round_no, 0.5))
                 continue
@@ -192,8 +196,8 @@ class SyncEngine:
             return result
         raise ChunksyncError("the folder kept changing while syncing; try again when it is quiet")
 
-    async def _round(self, allow_mass_delete: bool) -> SyncResult:
-        scan_result = await asyncio.to_thread(self.scan_local)
+    async def _round(self, allow_mass_delete: bool, dirty: Collection[str] | None) -> SyncResult:
+        scan_result = await asyncio.to_thread(self.scan_local, dirty)
         reader = ObjectReader(self.keys, self.index, self.store)
         self.on_status("syncing")
         remote_head, remote_commit = await self._remote(reader)
