@@ -204,9 +204,7 @@ def seal(
     header = BlobHeader(kind, gen, flags).encode()
     aad = header + bytes(oid)
     used = _LENGTH.size + len(body)
-    inner = bytearray(padme(used))
-    _LENGTH.pack_into(inner, 0, len(body))
-    inner[_LENGTH.size : used] = body
+    inner = b"".join((_LENGTH.pack(len(body)), body, bytes(padme(used) - used)))
     state = _key_state(keys.aead_key(kind, gen))
     nonce = _nonce(state, aad, memoryview(inner)[:used])
     return b"".join((header, nonce, state.cipher.encrypt(nonce, inner, aad)))
