@@ -94,7 +94,11 @@ class ChunkStore(Protocol):
         ...
 
     async def cas_head(self, expected: str | None, new: str) -> HeadState:
-        """Move the head from ``expected`` to ``new`` or raise RefConflict."""
+        """Move the head from ``expected`` to ``new`` or raise RefConflict.
+
+        Never retried by the transport. If the head already is ``new`` (a repeat of a
+        call whose answer was lost), this succeeds and returns the current state.
+        """
         ...
 
     async def head_log(self, after: int = 0, limit: int = 1000) -> list[HeadLogEntry]:

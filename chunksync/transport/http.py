@@ -115,6 +115,10 @@ class HttpClient:
                 total=None, sock_connect=self._timeout, sock_read=self._timeout
             )
             self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+            # aiohttp silently resends PUT/GET once after a disconnect; retries belong to
+            # RetryPolicy alone, and a resent head CAS must not happen behind our back.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     def _headers(self) -> dict[str, str]:
@@ -295,9 +299,14 @@ class HttpChunkStore:
     async def cas_head(self, expected: str | None, new: str) -> HeadState:
         if not wire.HEX_ID.match(new) or (expected is not None and not wire.HEX_ID.match(expected)):
             raise ProtocolError("head: malformed id")
-        doc = await self._c.request_json(
-            "PUT", self._path(wire.HEAD), json={"expected": expected, "new": new}
-        )
+        try:
+            doc = await self._c.request_json(
+                "PUT", self._path(wire.HEAD), json={"expected": expected, "new": new}
+            )
+        except RefConflict as exc:
+            if exc.current == new:  # our own earlier try whose answer was lost
+                return HeadState(new, exc.seq)
+            raise
         state = HeadState.from_wire(doc)
         if state.head != new:
             raise ProtocolError("head: server acknowledged a different head")

@@ -82,6 +82,13 @@ class ChunkStoreContract:
         assert (second.head, second.seq) == (c2[0].hex(), 2)
         assert await store.get_head() == second
 
+    async def test_repeated_cas_succeeds(self, store: ChunkStore, folder_keys: FolderKeys) -> None:
+        c1 = blob_of(folder_keys)
+        await store.put_many([c1])
+        first = await store.cas_head(None, c1[0].hex())
+        assert await store.cas_head(None, c1[0].hex()) == first  # a lost answer, repeated
+        assert len(await store.head_log()) == 1
+
     async def test_cas_with_stale_base_conflicts(
         self, store: ChunkStore, folder_keys: FolderKeys
     ) -> None:
