@@ -23,9 +23,15 @@ import click
 
 from . import __version__
 from .config import Credential, FolderConfig, FolderPaths, save_credential
-from .crypto import keyslots
 from .errors import ChunksyncError, ConfigError, UserError
-from .folder import PASSPHRASE_SLOT, SyncFolder, create_folder_state, remove_folder_state, wrap_new_key
+from .folder import (
+    PASSPHRASE_SLOT,
+    SyncFolder,
+    create_folder_state,
+    open_master_key,
+    remove_folder_state,
+    wrap_new_key,
+)
 from .objects import short_id
 from .transport.http import HttpClient
 
@@ -171,7 +177,7 @@ def join(directory: Path, folder: str, server: str | None, passphrase_file: str 
     slots = run(fetch_slots())
     if not slots:
         raise UserError(f"folder {folder!r} has no key slots on the server")
-    master = keyslots.open_any_slot(slots, passphrase)
+    master = open_master_key(slots, passphrase)
     paths = create_folder_state(directory, config, master)
     try:
         _first_sync(directory)

@@ -23,7 +23,7 @@ from .storage.index import Index
 from .sync.engine import SyncEngine
 from .transport.http import HttpChunkStore, HttpClient
 
-__all__ = ["SyncFolder", "create_folder_state", "remove_folder_state", "wrap_new_key"]
+__all__ = ["SyncFolder", "create_folder_state", "open_master_key", "remove_folder_state", "wrap_new_key"]
 
 PASSPHRASE_SLOT = "passphrase"
 
@@ -99,6 +99,11 @@ def remove_folder_state(paths: FolderPaths) -> None:
         with contextlib.suppress(FileNotFoundError):
             (paths.state / name).unlink()
     fsops.sweep_tmp(paths.tmp)
+
+
+def open_master_key(slots: dict[str, bytes], passphrase: str) -> bytes:
+    """The folder master key from whichever slot the passphrase opens."""
+    return keyslots.open_any_slot(slots, passphrase, min_params=keyslots.MIN_PARAMS)
 
 
 def wrap_new_key(passphrase: str) -> tuple[bytes, bytes]:
