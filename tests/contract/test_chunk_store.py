@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from chunksync.crypto.folder_keys import FolderKeys
-from chunksync.errors import ObjectNotFound, RefConflict
+from chunksync.errors import AuthError, NetworkError, ObjectNotFound, RefConflict
 from chunksync.objects import ObjectId
 from chunksync.transport import ChunkStore, HttpClient, MemoryChunkStore
 
@@ -165,6 +165,36 @@ class TestMemoryChunkStore(ChunkStoreContract):
         s = MemoryChunkStore()
         yield s
         await s.aclose()
+
+    # memory-only: the fault hooks engine tests use
+    async def test_fail_next_injects_retryable_errors(self, folder_keys: FolderKeys) -> None:
+        store = MemoryChunkStore()
+        item = blob_of(folder_keys)
+        store.fail_next(2, methods={"put_many"})
+        for _ in range(2):
+            with pytest.raises(NetworkError) as info:
+                await store.put_many([item])
+            assert info.value.retryable
+        assert await store.missing([item[0]]) == {item[0]}  # other methods unaffected
+        await store.put_many([item])
+        assert store.peek(item[0]) == item[1]
+        assert store.calls["put_many"] == 3
+
+    async def test_fail_next_with_custom_error(self) -> None:
+        store = MemoryChunkStore()
+        store.fail_next(error=lambda: AuthError("revoked"))
+        with pytest.raises(AuthError, match="revoked"):
+            await store.get_head()
+        assert (await store.get_head()).seq == 0
+
+    async def test_closed_store_ends_watch(self) -> None:
+        store = MemoryChunkStore()
+        events = store.watch()
+        assert (await anext(events)).seq == 0
+        waiting = asyncio.ensure_future(anext(events))
+        await store.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await waiting
 
 
 @pytest.mark.integration

@@ -1,4 +1,4 @@
-"""HttpChunkStore against the real server through a fault-injecting proxy.
+"""HttpChunkStore against the real server through a fault-injecting proxy; retry policy.
 
 Each test queues faults on :class:`tests.helpers.faulty_proxy.FaultyProxy` and checks
 that the transport retries what is retryable (dropped and cut connections, 5xx) within
@@ -27,6 +27,7 @@ from chunksync.errors import (
 )
 from chunksync.objects import ObjectId
 from chunksync.transport import HeadState, HttpChunkStore, HttpClient, RetryPolicy, ServerError
+from chunksync.transport.retry import backoff_delay, call_with_retry
 from tests.helpers.faulty_proxy import FaultyProxy, Response
 from tests.helpers.server import RunningServer, serve_in_process
 
@@ -309,3 +310,49 @@ async def test_watch_reconnects_after_connection_loss(rig: Rig, folder_keys: Fol
         await events.aclose()  # type: ignore[attr-defined]
         await direct._c.aclose()
     assert count(rig.proxy, "/events") == 2
+
+
+# --- the retry policy itself (pure; injected clock, sleep and randomness) ------------------------
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+async def flaky(failures: list[Exception], result: str = "ok") -> str:
+    if failures:
+        raise failures.pop(0)
+    return result
+
+
+async def test_retry_full_jitter_windows_double_up_to_the_cap() -> None:
+    fake = FakeTime()
+    policy = RetryPolicy(attempts=6, base_delay=1, max_delay=5, sleep=fake.sleep,
+                         rand=lambda: 0.999, clock=lambda: fake.now)
+    errors: list[Exception] = [NetworkError("x") for _ in range(5)]
+    assert await call_with_retry(lambda: flaky(errors), policy) == "ok"
+    assert [round(w) for w in fake.waits] == [1, 2, 4, 5, 5]
+    assert backoff_delay(3, 1, 5, 0.0) == 0.0  # full jitter may not wait at all
+
+
+@pytest.mark.parametrize("error", [ProtocolError("p"), AuthError("a"), ObjectNotFound("o")])
+async def test_retry_never_repeats_permanent_errors(error: Exception) -> None:
+    fake = FakeTime()
+    policy = RetryPolicy(sleep=fake.sleep, clock=lambda: fake.now)
+    with pytest.raises(type(error)):
+        await call_with_retry(lambda: flaky([error]), policy)
+    assert fake.waits == []
+
+
+async def test_retry_stops_at_the_deadline() -> None:
+    fake = FakeTime()
+    policy = RetryPolicy(attempts=100, base_delay=10, max_delay=10, deadline=25,
+                         sleep=fake.sleep, rand=lambda: 0.9, clock=lambda: fake.now)
+    errors: list[Exception] = [TransportTimeout("t") for _ in range(100)]
+    with pytest.raises(TransportTimeout):
+        await call_with_retry(lambda: flaky(errors), policy)
+    assert fake.waits == [9.0, 9.0] and fake.now <= 25
