@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import zstandard
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chunksync.crypto.folder_keys import FolderKeys
@@ -52,6 +52,8 @@ def _auth_failure(oid: ObjectId) -> str:
     size=st.one_of(st.integers(0, 300), st.integers(0, 2 * 1024 * 1024)),
     compressible=st.booleans(),
 )
+@example(size=2 * 1024 * 1024, compressible=False)
+@example(size=2 * 1024 * 1024, compressible=True)
 def test_round_trip_random_sizes(folder_keys: FolderKeys, size: int, compressible: bool) -> None:
     data = (TEXT * (size // len(TEXT) + 1))[:size] if compressible else randbytes(size)
     oid, blob = _sealed(folder_keys, data)
