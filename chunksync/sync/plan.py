@@ -115,21 +115,25 @@ class _Merger:
         self.links: list[Action] = []
         self.conflicts: list[Conflict] = []
         self.new_trees: dict[ObjectId, Tree] = {}
+        self._seen: dict[ObjectId, dict[str, TreeEntry]] = {}  # each tree loaded once
 
     # -- trees ---------------------------------------------------------------------
 
     def entries(self, oid: ObjectId | None) -> dict[str, TreeEntry]:
         if oid is None:
             return {}
-        tree = self.new_trees.get(oid)
-        if tree is None:
-            try:
-                tree = self._load_tree(oid)
-            except KeyError:
-                raise ObjectNotFound(
-                    f"tree {short_id(oid)} needed for the merge is not available"
-                ) from None
-        return tree.by_name()
+        entries = self._seen.get(oid)
+        if entries is None:
+            tree = self.new_trees.get(oid)
+            if tree is None:
+                try:
+                    tree = self._load_tree(oid)
+                except KeyError:
+                    raise ObjectNotFound(
+                        f"tree {short_id(oid)} needed for the merge is not available"
+                    ) from None
+            entries = self._seen[oid] = tree.by_name()
+        return entries
 
     def build(self, entries: list[TreeEntry], known: tuple[ObjectId | None, ...]) -> ObjectId:
         tree = Tree.of(entries)
@@ -186,8 +190,8 @@ class _Merger:
             self.create(path, theirs)
         elif theirs is None:
             self.remove(path, mine)
-        elif same_content(mine, theirs):
-            if mine.kind != "dir":
+        elif mine.kind == theirs.kind and (mine.id, mine.target) == (theirs.id, theirs.target):
+            if mine.kind != "dir":  # same bytes: only mtime or the exec bit to change
                 self.emit(Action("set_meta", path, theirs, mine))
         elif mine.kind == theirs.kind == "dir":
             self.diff_dir(path, mine.id, theirs.id)
