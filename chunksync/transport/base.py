@@ -31,6 +31,8 @@ is untrusted, so nothing it sends is used before it is checked.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -55,6 +57,7 @@ __all__ = [
     "field_of",
     "parse_event",
     "parse_json",
+    "parse_keyslots",
     "plan_batches",
     "read_frames",
     "run_bounded",
@@ -311,3 +314,21 @@ def field_of(doc: Any, key: str, kind: type | tuple[type, ...]) -> Any:
 def check_folder(name: str) -> None:
     if not isinstance(name, str) or not wire.FOLDER_NAME.match(name):
         raise ConfigError(f"invalid folder name {clean_reason(str(name))!r}")
+
+
+def parse_keyslots(doc: Any) -> dict[str, bytes]:
+    """``{"slots": {name: base64}}`` → name → blob, refusing bad names, sizes, base64."""
+    slots = field_of(doc, "slots", dict)
+    if len(slots) > wire.MAX_SLOTS:
+        raise ProtocolError("key slots: too many slots")
+    out: dict[str, bytes] = {}
+    for name, text in slots.items():
+        if not wire.SLOT_NAME.match(name) or not isinstance(text, str):
+            raise ProtocolError("key slots: malformed slot")
+        try:
+            out[name] = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ProtocolError(f"key slot {name}: malformed base64") from exc
+        if len(out[name]) > wire.MAX_KEYSLOT_BYTES:
+            raise ProtocolError(f"key slot {name}: too large")
+    return out

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import ipaddress
 import logging
 import ssl
@@ -40,7 +39,7 @@ from ..errors import ProtocolError, RefConflict, TransportError, TransportTimeou
 from ..objects import ObjectId
 from .base import FRAME_OVERHEAD, HeadLogEntry, HeadState, check_folder, check_log, clean_reason
 from .base import field_of, parse_event, parse_json, plan_batches, read_frames, run_bounded
-from .base import split, status_error, unique
+from .base import parse_keyslots, split, status_error, unique
 from .retry import RetryPolicy, backoff_delay, call_with_retry
 
 __all__ = ["HttpChunkStore", "HttpClient", "LoginResult"]
@@ -326,20 +325,7 @@ class HttpChunkStore:
         doc = await self._retry(
             lambda: self._c.request_json("GET", self._path(wire.KEYSLOTS)), "key slots"
         )
-        slots = field_of(doc, "slots", dict)
-        if len(slots) > wire.MAX_SLOTS:
-            raise ProtocolError("key slots: too many slots")
-        out: dict[str, bytes] = {}
-        for name, text in slots.items():
-            if not wire.SLOT_NAME.match(name) or not isinstance(text, str):
-                raise ProtocolError("key slots: malformed slot")
-            try:
-                out[name] = base64.b64decode(text, validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise ProtocolError(f"key slot {name}: malformed base64") from exc
-            if len(out[name]) > wire.MAX_KEYSLOT_BYTES:
-                raise ProtocolError(f"key slot {name}: too large")
-        return out
+        return parse_keyslots(doc)
 
     async def put_keyslot(self, name: str, blob: bytes) -> None:
         if not wire.SLOT_NAME.match(name):
@@ -419,11 +405,6 @@ async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bo
     return bytes(data)
 
 
-
-
-
-
-
 # --- pure conversion of what comes back from aiohttp and the server -----------------------
 _LOOPBACK_NAMES = {"localhost", "localhost.", "ip6-localhost"}
 
@@ -451,9 +432,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-
 
 
 def map_client_error(exc: BaseException, what: str) -> ChunksyncError | None:
