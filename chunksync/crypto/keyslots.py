@@ -162,7 +162,8 @@ def _parse(slot: bytes) -> tuple[KdfParams, bytes, bytes, bytes]:
         raise IntegrityError(f"key slot is malformed: {exc}") from None
     if not params.salt:
         raise IntegrityError("key slot is malformed: empty salt")
-    return params, slot[:aad_end], slot[aad_end : aad_end + NONCE_SIZE], slot[aad_end + NONCE_SIZE :]
+    nonce_end = aad_end + NONCE_SIZE
+    return params, slot[:aad_end], slot[aad_end:nonce_end], slot[nonce_end:]
 
 
 def slot_params(slot: bytes) -> KdfParams:

@@ -41,7 +41,7 @@ TAG_SIZE = 16
 
 _BLOCK_MASK = (1 << 128) - 1
 _RB = 0x87  # the CMAC reduction constant for 128-bit blocks
-# SP 800-108 counter-mode inputs: [i]_2 ‖ Label "X" ‖ 0x00 ‖ Context (nonce[:12]); L is implicit.
+# SP 800-108 counter-mode input: [i]_2 ‖ label "X" ‖ 0x00 ‖ context nonce[:12] (no [L]).
 _PREFIX_1 = int.from_bytes(b"\x00\x01X\x00" + bytes(12), "big")
 _PREFIX_2 = int.from_bytes(b"\x00\x02X\x00" + bytes(12), "big")
 
