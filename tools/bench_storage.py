@@ -34,8 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.storage import PackObjectStore, StorageError  # noqa: E402
-from server.storage import packs as packs_module  # noqa: E402
+from server.storage import PackObjectStore, StorageError
+from server.storage import packs as packs_module
 
 Batch = list[tuple[bytes, bytes]]
 PutMany = Callable[[str, Batch], int]
@@ -57,7 +57,9 @@ class Result:
         return self.nbytes / self.seconds / 1e6
 
 
-def make_batches(threads: int, per_thread: int, batch: int, size: int, seed: int) -> list[list[Batch]]:
+def make_batches(
+    threads: int, per_thread: int, batch: int, size: int, seed: int
+) -> list[list[Batch]]:
     """Distinct ids per object; blob contents are shared across batches to save RAM."""
     rng = random.Random(seed)
     blobs = [rng.randbytes(size) for _ in range(batch)]
@@ -69,14 +71,14 @@ def make_batches(threads: int, per_thread: int, batch: int, size: int, seed: int
 
 def run_threads(name: str, put: PutMany, work: list[list[Batch]]) -> Result:
     start = threading.Barrier(len(work) + 1)
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
 
     def worker(batches: list[Batch]) -> None:
         start.wait()
         try:
             for batch in batches:
                 put("bench", batch)
-        except BaseException as exc:  # surfaced after join
+        except Exception as exc:  # noqa: BLE001 - surfaced after join
             errors.append(exc)
 
     pool = [threading.Thread(target=worker, args=(batches,)) for batches in work]

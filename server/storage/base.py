@@ -23,6 +23,7 @@ storage failures raise :class:`StorageError`; malformed namespaces or ids raise
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ class ObjectStore(Protocol):
         """Object count and blob bytes of one namespace, or of the whole store."""
         ...
 
-    def check(self, ns: str | None = None) -> list[str]:
+    def check(self, ns: str | None = None) -> builtins.list[str]:
         """Re-verify objects at rest; one line per problem found, [] when clean."""
         ...
 

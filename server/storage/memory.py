@@ -11,6 +11,7 @@ blobs altered behind the store's back (tests do that through :meth:`corrupt`).
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -96,7 +97,7 @@ class MemoryObjectStore:
             entries = [entry for space in spaces for entry in space.values()]
         return StoreStats(objects=len(entries), bytes=sum(len(blob) for blob, _ in entries))
 
-    def check(self, ns: str | None = None) -> list[str]:
+    def check(self, ns: str | None = None) -> builtins.list[str]:
         with self._lock:
             self._live()
             names = [check_namespace(ns)] if ns is not None else sorted(self._spaces)

@@ -30,15 +30,17 @@ a compaction (not implemented yet) rewrites packs whose live extents have shrunk
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
+import functools
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from chunksync.errors import ObjectNotFound
 from chunksync.wire import blob_digest
@@ -50,17 +52,21 @@ __all__ = ["PACK_SIZE", "PackObjectStore"]
 PACK_SIZE = 256 * 1024 * 1024
 INDEX_FILE = "index.sqlite"
 LOCK_FILE = "writer.lock"
-_IOV_MAX = 1024         # buffers per pwritev call (Linux IOV_MAX)
-_SQL_CHUNK = 30_000     # bound parameters per IN (...) query (SQLite allows 32,766)
+_IOV_MAX = 1024  # buffers per pwritev call (Linux IOV_MAX)
+_SQL_CHUNK = 30_000  # bound parameters per IN (...) query (SQLite allows 32,766)
 _LIST_PAGE = 10_000
 
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS objects (ns TEXT NOT NULL, oid BLOB NOT NULL,"
-    " pack INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,"
-    " digest BLOB NOT NULL, PRIMARY KEY (ns, oid)) WITHOUT ROWID",
+    (
+        "CREATE TABLE IF NOT EXISTS objects (ns TEXT NOT NULL, oid BLOB NOT NULL,"
+        " pack INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,"
+        " digest BLOB NOT NULL, PRIMARY KEY (ns, oid)) WITHOUT ROWID"
+    ),
     "CREATE INDEX IF NOT EXISTS objects_extent ON objects (ns, pack, offset)",
 )
 _INSERT = "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?, ?, ?)"
+_SCHEMA_VERSION = 1
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: an index row: ns, oid, pack number, offset, length, digest
 Row = tuple[str, bytes, int, int, int, bytes]
@@ -80,8 +86,8 @@ class _Job:
 class _Space:
     """Writer-side state of one namespace; every field is guarded by ``lock``."""
 
-    pack: int                          # number of the pack being appended to
-    end: int                           # append offset in that pack
+    pack: int  # number of the pack being appended to
+    end: int  # append offset in that pack
     lock: threading.Lock = field(default_factory=threading.Lock)
     present: set[bytes] | None = None  # committed ids, loaded on first use
     inflight: dict[bytes, _Job] = field(default_factory=dict)
@@ -149,6 +155,19 @@ def _transact(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], Any])
     return result
 
 
+def _converting(method: _F) -> _F:
+    """Turn SQLite and OS errors escaping a public method into a one-line StorageError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"object store failed: {exc}") from exc
+
+    return cast(_F, wrapper)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -214,8 +233,7 @@ class PackObjectStore:
             self._lock_fd = self._take_writer_lock()
             self._db = self._connect(writer=self._lock_fd is not None)
             if self._lock_fd is not None:
-                for statement in _SCHEMA:
-                    self._db.execute(statement)
+                self._migrate()
                 self._sweep()
         except (OSError, sqlite3.Error) as exc:
             self.close()
@@ -233,6 +251,7 @@ class PackObjectStore:
 
     # --- the ObjectStore interface ------------------------------------------------------
 
+    @_converting
     def put_many(self, ns: str, items: Sequence[tuple[bytes, bytes]]) -> int:
         check_namespace(ns)
         staged = [(check_oid(oid), blob) for oid, blob in items]
@@ -266,16 +285,20 @@ class PackObjectStore:
                 raise StorageError(other.error)
         return len(fresh)
 
+    @_converting
     def get(self, ns: str, oid: bytes) -> bytes:
         check_namespace(ns)
         check_oid(oid)
-        row = self._reader().execute(
-            "SELECT pack, offset, length FROM objects WHERE ns = ? AND oid = ?", (ns, oid)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT pack, offset, length FROM objects WHERE ns = ? AND oid = ?", (ns, oid))
+            .fetchone()
+        )
         if row is None:
             raise ObjectNotFound(f"object {oid.hex()} not found in namespace {ns}")
         return self._read(ns, *row)
 
+    @_converting
     def get_many(self, ns: str, oids: Sequence[bytes]) -> dict[bytes, bytes]:
         check_namespace(ns)
         wanted = list(dict.fromkeys(check_oid(oid) for oid in oids))
@@ -291,6 +314,7 @@ class PackObjectStore:
         rows.sort(key=lambda row: (row[1], row[2]))  # read each pack front to back
         return {oid: self._read(ns, pack, offset, length) for oid, pack, offset, length in rows}
 
+    @_converting
     def has_many(self, ns: str, oids: Iterable[bytes]) -> set[bytes]:
         check_namespace(ns)
         wanted = [check_oid(oid) for oid in oids]
@@ -309,11 +333,13 @@ class PackObjectStore:
             present = self._present(ns, space)
         return {oid for oid in wanted if oid in present}
 
+    @_converting
     def list(self, ns: str) -> Iterator[bytes]:
         check_namespace(ns)
         self._reader()
         return self._iter_ids(ns)
 
+    @_converting
     def delete_many(self, ns: str, oids: Iterable[bytes]) -> int:
         check_namespace(ns)
         wanted = [(ns, oid) for oid in dict.fromkeys(check_oid(oid) for oid in oids)]
@@ -324,23 +350,29 @@ class PackObjectStore:
                 with self._db_lock:
                     deleted: int = _transact(
                         self._writer_db(),
-                        lambda db: db.executemany(
-                            "DELETE FROM objects WHERE ns = ? AND oid = ?", wanted
-                        ).rowcount,
+                        lambda db: (
+                            db.executemany(
+                                "DELETE FROM objects WHERE ns = ? AND oid = ?", wanted
+                            ).rowcount
+                        ),
                     )
             except sqlite3.Error as exc:
                 raise StorageError(f"object store delete failed: {exc}") from exc
             present.difference_update(oid for _, oid in wanted)
         return deleted
 
+    @_converting
     def stats(self, ns: str | None = None) -> StoreStats:
         where, args = ("WHERE ns = ?", (check_namespace(ns),)) if ns is not None else ("", ())
-        count, total = self._reader().execute(
-            f"SELECT COUNT(*), COALESCE(SUM(length), 0) FROM objects {where}", args
-        ).fetchone()
+        count, total = (
+            self._reader()
+            .execute(f"SELECT COUNT(*), COALESCE(SUM(length), 0) FROM objects {where}", args)
+            .fetchone()
+        )
         return StoreStats(objects=count, bytes=total)
 
-    def check(self, ns: str | None = None) -> list[str]:
+    @_converting
+    def check(self, ns: str | None = None) -> builtins.list[str]:
         where, args = ("WHERE ns = ?", (check_namespace(ns),)) if ns is not None else ("", ())
         rows = self._reader().execute(
             "SELECT ns, oid, pack, offset, length, digest FROM objects "
@@ -401,6 +433,15 @@ class PackObjectStore:
             conn.execute("PRAGMA synchronous=FULL")
         return conn
 
+    def _migrate(self) -> None:
+        assert self._db is not None
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > _SCHEMA_VERSION:
+            raise StorageError(f"object index {self.root / INDEX_FILE} is from a newer version")
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+        self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
     def _sweep(self) -> None:
         """Undo what a crash left: unindexed pack tails and temp files (writer only)."""
         for stray in self.root.rglob("*.tmp"):
@@ -419,11 +460,15 @@ class PackObjectStore:
                         os.fsync(pack.fileno())
 
     def _indexed_end(self, ns: str, pack: int) -> int:
-        row = self._writer_db().execute(
-            "SELECT offset + length FROM objects WHERE ns = ? AND pack = ?"
-            " ORDER BY offset DESC LIMIT 1",
-            (ns, pack),
-        ).fetchone()
+        row = (
+            self._writer_db()
+            .execute(
+                "SELECT offset + length FROM objects WHERE ns = ? AND pack = ?"
+                " ORDER BY offset DESC LIMIT 1",
+                (ns, pack),
+            )
+            .fetchone()
+        )
         return int(row[0]) if row else 0
 
     # --- writing ------------------------------------------------------------------------
@@ -534,15 +579,19 @@ class PackObjectStore:
         return conn
 
     def _iter_ids(self, ns: str) -> Iterator[bytes]:
+        """Page through the ids by key, so no read transaction stays open between pages."""
         last = b""
         while True:
-            page = [
-                row[0]
-                for row in self._reader().execute(
-                    "SELECT oid FROM objects WHERE ns = ? AND oid > ? ORDER BY oid LIMIT ?",
-                    (ns, last, _LIST_PAGE),
-                )
-            ]
+            try:
+                page = [
+                    row[0]
+                    for row in self._reader().execute(
+                        "SELECT oid FROM objects WHERE ns = ? AND oid > ? ORDER BY oid LIMIT ?",
+                        (ns, last, _LIST_PAGE),
+                    )
+                ]
+            except sqlite3.Error as exc:
+                raise StorageError(f"object store failed: {exc}") from exc
             yield from page
             if len(page) < _LIST_PAGE:
                 return

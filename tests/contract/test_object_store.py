@@ -127,9 +127,9 @@ class ObjectStoreContract:
         a, b = make_items(7, seed=10), make_items(3, seed=11)
         store.put_many("a", a)
         store.put_many("b", b)
-        size = lambda items: sum(len(blob) for _, blob in items)  # noqa: E731
-        assert store.stats("a") == StoreStats(7, size(a))
-        assert store.stats() == StoreStats(10, size(a) + size(b))
+        size_a, size_b = (sum(len(blob) for _, blob in items) for items in (a, b))
+        assert store.stats("a") == StoreStats(7, size_a)
+        assert store.stats() == StoreStats(10, size_a + size_b)
 
     def test_check_is_clean_after_writes(self, store: ObjectStore) -> None:
         store.put_many("f1", make_items(60, seed=12, max_size=8192))
@@ -155,13 +155,13 @@ class ObjectStoreContract:
         batches = [random.Random(i).sample(universe, 60) for i in range(20)]
         start = threading.Barrier(len(batches))
         counts: list[int] = []
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
 
         def put(batch: Items) -> None:
             try:
                 start.wait()
                 counts.append(store.put_many("f1", batch))
-            except BaseException as exc:  # reported below, in the test thread
+            except Exception as exc:  # noqa: BLE001 - reported below, in the test thread
                 errors.append(exc)
 
         threads = [threading.Thread(target=put, args=(b,)) for b in batches]
