@@ -31,6 +31,7 @@ Guarantees (DESIGN.md §4 step 3, rules in :func:`chunksync.conflict.classify`):
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,7 @@ from ..conflict import (
     Conflict,
     ConflictKind,
     ConflictPolicies,
+    Policy,
     classify,
     conflict_name,
     explain,
@@ -86,6 +88,11 @@ class Plan:
 
 def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
+
+
+def _fold(name: str) -> str:
+    """The key under which names collide on a case-insensitive, normalizing filesystem."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 class _Merger:
@@ -340,10 +347,11 @@ class _Merger:
         merged: dict[str, TreeEntry],
     ) -> None:
         """Names added on different sides that differ only in case or Unicode form."""
-        local_only = [n for n in mine if n not in theirs and n in merged]
-        remote_only = [n for n in theirs if n not in mine and n in merged]
-        for remote_name in sorted(remote_only):
-            for local_name in sorted(local_only):
+        local_only: dict[str, list[str]] = {}
+        for name in sorted(n for n in mine if n not in theirs and n in merged):
+            local_only.setdefault(_fold(name), []).append(name)
+        for remote_name in sorted(n for n in theirs if n not in mine and n in merged):
+            for local_name in local_only.get(_fold(remote_name), ()):
                 clash = name_clash(remote_name, local_name)
                 if clash is not None:
                     other = _join(path, local_name)
@@ -355,18 +363,11 @@ class _Merger:
         path: str,
         kept: Literal["local", "remote"],
         copy_path: str | None,
-        policy: str | None = None,
+        policy: Policy | None = None,
     ) -> None:
-        chosen = self._policies.for_path(path) if policy is None else policy
-        assert chosen in ("keep-both", "last-write-wins", "manual")
+        chosen = policy or self._policies.for_path(path)
         text = explain(
-            kind,
-            path,
-            kept,
-            copy_path,
-            chosen,
-            device=self._device,
-            remote_device=self._remote_device,
+            kind, path, kept, copy_path, chosen, device=self._device, remote_device=self._remote_device
         )
         self.conflicts.append(Conflict(path, kind, kept, copy_path, chosen, text))
 

@@ -85,7 +85,9 @@ CLASSIFY = [
 ]
 
 
-@pytest.mark.parametrize(("entries", "expected"), CLASSIFY, ids=[str(i) for i in range(len(CLASSIFY))])
+@pytest.mark.parametrize(
+    ("entries", "expected"), CLASSIFY, ids=[f"row{i}" for i, _ in enumerate(CLASSIFY)]
+)
 def test_classify_table(
     entries: tuple[TreeEntry | None, ...], expected: tuple[str, str, str, str | None]
 ) -> None:

@@ -40,7 +40,12 @@ def merge(
     options: dict[str, object] = {"device": "laptop", "remote_device": "desktop", "now": NOW}
     options.update(kwargs)
     plan = plan_merge(
-        base, local, remote, load_tree=store.load_tree, tree_id=store.tree_id, **options  # type: ignore[arg-type]
+        base,
+        local,
+        remote,
+        load_tree=store.load_tree,
+        tree_id=store.tree_id,
+        **options,  # type: ignore[arg-type]
     )
     store.absorb(plan)
     return plan
@@ -78,13 +83,14 @@ D = "dir"
 R_DIR = {"f.txt": D, "f.txt/inner": b"remote inner"}
 L_DIR = {"f.txt": D, "f.txt/inner": b"local inner"}
 MAKE_R_DIR = [("mkdir", "f.txt"), ("write", "f.txt/inner")]
+W_NEW, W_F, W_G = ("write", "new.txt"), ("write", "f.txt"), ("write", "g.txt")
 MD_LOCAL = [("modify-delete", "f.txt", "local", None)]
 MD_REMOTE = [("modify-delete", "f.txt", "remote", None)]
 
 # (local change, remote change, merged tree, actions, conflicts)
 TABLE = [
     ("unchanged", "unchanged", {"f.txt": b"base"}, [], []),
-    ("unchanged", "added", {"f.txt": b"base", "new.txt": b"remote new"}, [("write", "new.txt")], []),
+    ("unchanged", "added", {"f.txt": b"base", "new.txt": b"remote new"}, [W_NEW], []),
     ("unchanged", "modified", {"f.txt": b"remote edit"}, [("write", "f.txt")], []),
     ("unchanged", "deleted", {}, [("delete", "f.txt")], []),
     ("unchanged", "renamed", {"g.txt": b"base"}, [("delete", "f.txt"), ("write", "g.txt")], []),
@@ -97,7 +103,7 @@ TABLE = [
         [("rename_local", "new.txt", NC), ("write", "new.txt")],
         [("both-added", "new.txt", "remote", NC)],
     ),
-    ("added", "modified", {"f.txt": b"remote edit", "new.txt": b"local new"}, [("write", "f.txt")], []),
+    ("added", "modified", {"f.txt": b"remote edit", "new.txt": b"local new"}, [W_F], []),
     ("added", "deleted", {"new.txt": b"local new"}, [("delete", "f.txt")], []),
     (
         "added",
@@ -114,7 +120,7 @@ TABLE = [
         [],
     ),
     ("modified", "unchanged", {"f.txt": b"local edit"}, [], []),
-    ("modified", "added", {"f.txt": b"local edit", "new.txt": b"remote new"}, [("write", "new.txt")], []),
+    ("modified", "added", {"f.txt": b"local edit", "new.txt": b"remote new"}, [W_NEW], []),
     (
         "modified",
         "modified",
@@ -123,7 +129,7 @@ TABLE = [
         [("both-modified", "f.txt", "remote", LC)],
     ),
     ("modified", "deleted", {"f.txt": b"local edit"}, [], MD_LOCAL),
-    ("modified", "renamed", {"f.txt": b"local edit", "g.txt": b"base"}, [("write", "g.txt")], MD_LOCAL),
+    ("modified", "renamed", {"f.txt": b"local edit", "g.txt": b"base"}, [W_G], MD_LOCAL),
     (
         "modified",
         "type-changed",
@@ -139,7 +145,7 @@ TABLE = [
     ("deleted", "type-changed", R_DIR, MAKE_R_DIR, MD_REMOTE),
     ("renamed", "unchanged", {"g.txt": b"base"}, [], []),
     ("renamed", "added", {"g.txt": b"base", "new.txt": b"remote new"}, [("write", "new.txt")], []),
-    ("renamed", "modified", {"f.txt": b"remote edit", "g.txt": b"base"}, [("write", "f.txt")], MD_REMOTE),
+    ("renamed", "modified", {"f.txt": b"remote edit", "g.txt": b"base"}, [W_F], MD_REMOTE),
     ("renamed", "deleted", {"g.txt": b"base"}, [], []),
     ("renamed", "renamed", {"g.txt": b"base"}, [], []),
     ("renamed", "type-changed", {**R_DIR, "g.txt": b"base"}, MAKE_R_DIR, MD_REMOTE),
@@ -554,8 +560,10 @@ def mutated(draw: st.DrawFn, spec: Spec, depth: int = 2) -> Spec:
         elif op == "replace":
             out[name] = draw(st.one_of(CONTENTS, specs(0)))
         elif op == "edit":
-            out[name] = draw(mutated(value, depth - 1)) if isinstance(value, dict) else draw(CONTENTS)
-    for name, value in draw(st.dictionaries(NAMES, st.one_of(CONTENTS, specs(0)), max_size=2)).items():
+            inner = mutated(value, depth - 1) if isinstance(value, dict) else CONTENTS
+            out[name] = draw(inner)
+    added = draw(st.dictionaries(NAMES, st.one_of(CONTENTS, specs(0)), max_size=2))
+    for name, value in added.items():
         out.setdefault(name, value)
     return out
 
