@@ -29,11 +29,11 @@ from ..conflict import Conflict, ConflictPolicies
 from ..crypto.folder_keys import FolderKeys
 from ..errors import ChunksyncError, HeldError, RefConflict, RollbackError
 from ..ignore import IgnoreRules
-from ..objects import Commit, ObjectId, ObjectKind, Tree, id_from_hex, short_id
+from ..objects import Commit, ObjectId, ObjectKind, Tree, TreeEntry, id_from_hex, short_id
 from ..scanner import ScanResult, scan
 from ..storage.index import Index
 from ..transport.base import ChunkStore
-from ..treediff import diff_trees
+from ..treediff import diff_trees, walk_tree
 from .apply import Applier
 from .objects_io import ObjectReader
 from .plan import Plan, plan_merge
@@ -50,6 +50,27 @@ BASE = "base"                # commit id (hex) this device last synced
 BASE_ROOT = "base_root"      # root tree id (raw) of that commit
 LOCAL_ROOT = "local_root"    # root tree id of the last local scan (event log diffing)
 HIGH_SEQ = "high_seq"        # highest commit sequence number accepted (rollback guard)
+
+
+def vanished_files(old: ObjectId | None, new: ObjectId, load: Callable[[ObjectId], Tree]) -> int:
+    """How many files of ``old`` have content found nowhere in ``new`` (diffing only
+    the subtrees that differ)."""
+
+    def file_ids(entry: TreeEntry | None) -> list[ObjectId]:
+        if entry is None or entry.id is None:
+            return []
+        if entry.kind == "file":
+            return [entry.id]
+        if entry.kind == "dir":
+            return [e.id for _, e in walk_tree(entry.id, load) if e.kind == "file" and e.id]
+        return []
+
+    gone: list[ObjectId] = []
+    kept: set[ObjectId] = set()
+    for diff in diff_trees(old, new, load):
+        gone.extend(file_ids(diff.old))
+        kept.update(file_ids(diff.new))
+    return sum(1 for oid in gone if oid not in kept)
 
 
 class Clock(Protocol):
@@ -167,13 +188,20 @@ class SyncEngine:
             )
         return head.head, commit
 
-    def _guard_mass_delete(self, plan: Plan, scan_result: ScanResult, allow: bool) -> None:
-        deletes = sum(1 for a in plan.actions if a.op == "delete")
-        remote_deletes = plan.summary.get("deleted", 0)
+    @staticmethod
+    def _guard_mass_delete(
+        plan: Plan, scan_result: ScanResult, remote_root: ObjectId | None, load: Callable[[ObjectId], Tree]
+    ) -> None:
+        """Hold a sync that would make many files vanish, on either side.
+
+        A file counts as vanished when its content appears nowhere in the merged tree,
+        so moves and renames, however large, never trip the guard.
+        """
         total = max(scan_result.files, 1)
-        for count, where in ((deletes, "on this device"), (remote_deletes, "on the server")):
-            too_many = count > MASS_DELETE_ABSOLUTE or (count >= MASS_DELETE_MIN and count * 2 > total)
-            if too_many and not allow:
+        sides = ((scan_result.root_id, "on this device"), (remote_root, "on the server"))
+        for old_root, where in sides:
+            count = vanished_files(old_root, plan.merged_root, load)
+            if count > MASS_DELETE_ABSOLUTE or (count >= MASS_DELETE_MIN and count * 2 > total):
                 raise HeldError(
                     f"this sync would delete {count} of {total} files {where}; held for safety. "
                     "Check the folder, then run 'chunksync sync --allow-mass-delete' to go ahead"
@@ -214,9 +242,10 @@ class SyncEngine:
             now=datetime.fromtimestamp(self.clock.time_ns() / 1e9, UTC),
             policies=self.policies,
         )
-        self._guard_mass_delete(plan, scan_result, allow_mass_delete)
         for tid, tree in plan.new_trees.items():
             reader.pending[tid] = (ObjectKind.TREE, tree.encode())
+        if not allow_mass_delete:
+            self._guard_mass_delete(plan, scan_result, remote_root, reader.load_tree)
         await reader.ensure(
             ObjectKind.FILE, [a.entry.id for a in plan.actions if a.op == "write" and a.entry and a.entry.id]
         )
