@@ -366,9 +366,8 @@ class _Merger:
         policy: Policy | None = None,
     ) -> None:
         chosen = policy or self._policies.for_path(path)
-        text = explain(
-            kind, path, kept, copy_path, chosen, device=self._device, remote_device=self._remote_device
-        )
+        here, there = self._device, self._remote_device
+        text = explain(kind, path, kept, copy_path, chosen, device=here, remote_device=there)
         self.conflicts.append(Conflict(path, kind, kept, copy_path, chosen, text))
 
     # -- summary -------------------------------------------------------------------
