@@ -65,6 +65,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS objects_extent ON objects (ns, pack, offset)",
 )
 _INSERT = "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?, ?, ?)"
+_DELETE = "DELETE FROM objects WHERE ns = ? AND oid = ?"
 _SCHEMA_VERSION = 1
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -132,8 +133,9 @@ class _GroupCommit:
 
     def _flush(self, group: list[_Job]) -> str | None:
         try:
+            sync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
             for fd in {fd for job in group for fd in job.fds}:
-                os.fdatasync(fd)
+                sync(fd)
             rows = [row for job in group for row in job.rows]
             with self._db_lock:
                 _transact(self._db, lambda db: db.executemany(_INSERT, rows))
@@ -302,15 +304,7 @@ class PackObjectStore:
     def get_many(self, ns: str, oids: Sequence[bytes]) -> dict[bytes, bytes]:
         check_namespace(ns)
         wanted = list(dict.fromkeys(check_oid(oid) for oid in oids))
-        rows = [
-            row
-            for chunk in _chunks(wanted)
-            for row in self._reader().execute(
-                "SELECT oid, pack, offset, length FROM objects WHERE ns = ? AND oid IN "
-                f"({','.join('?' * len(chunk))})",
-                (ns, *chunk),
-            )
-        ]
+        rows = list(self._select_in("oid, pack, offset, length", ns, wanted))
         rows.sort(key=lambda row: (row[1], row[2]))  # read each pack front to back
         return {oid: self._read(ns, pack, offset, length) for oid, pack, offset, length in rows}
 
@@ -319,15 +313,7 @@ class PackObjectStore:
         check_namespace(ns)
         wanted = [check_oid(oid) for oid in oids]
         if self.read_only:  # another process writes: only the index is current
-            return {
-                row[0]
-                for chunk in _chunks(wanted)
-                for row in self._reader().execute(
-                    "SELECT oid FROM objects WHERE ns = ? AND oid IN "
-                    f"({','.join('?' * len(chunk))})",
-                    (ns, *chunk),
-                )
-            }
+            return {row[0] for row in self._select_in("oid", ns, wanted)}
         space = self._space(ns)
         with space.lock:
             present = self._present(ns, space)
@@ -346,18 +332,11 @@ class PackObjectStore:
         space = self._space(ns)
         with space.lock:
             present = self._present(ns, space)
-            try:
-                with self._db_lock:
-                    deleted: int = _transact(
-                        self._writer_db(),
-                        lambda db: (
-                            db.executemany(
-                                "DELETE FROM objects WHERE ns = ? AND oid = ?", wanted
-                            ).rowcount
-                        ),
-                    )
-            except sqlite3.Error as exc:
-                raise StorageError(f"object store delete failed: {exc}") from exc
+            with self._db_lock:
+                deleted: int = _transact(
+                    self._writer_db(),
+                    lambda db: db.executemany(_DELETE, wanted).rowcount,
+                )
             present.difference_update(oid for _, oid in wanted)
         return deleted
 
@@ -577,6 +556,14 @@ class PackObjectStore:
         elif self._closed:
             raise StorageError("object store is closed")
         return conn
+
+    def _select_in(self, columns: str, ns: str, oids: Sequence[bytes]) -> Iterator[Any]:
+        """Index rows of those ``oids`` present in ``ns``, in chunks of bound parameters."""
+        for chunk in _chunks(oids):
+            marks = ",".join("?" * len(chunk))
+            yield from self._reader().execute(
+                f"SELECT {columns} FROM objects WHERE ns = ? AND oid IN ({marks})", (ns, *chunk)
+            )
 
     def _iter_ids(self, ns: str) -> Iterator[bytes]:
         """Page through the ids by key, so no read transaction stays open between pages."""
