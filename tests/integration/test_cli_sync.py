@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+
+import pytest
+
+from chunksync.transport import http
 
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
 from tests.helpers.devices import tree_of
@@ -79,3 +85,52 @@ def test_wrong_passphrase_is_one_line_and_writes_nothing(cli_world: CliWorld) ->
     assert "wrong passphrase" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (target / ".chunksync").exists()
+
+
+def _one_line_failure(result) -> str:
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_unreachable_server_fails_in_one_line_and_keeps_files(cli_world: CliWorld) -> None:
+    w = cli_world
+    a = w.init("laptop")
+    (a / "draft.txt").write_text("unsynced work")
+    w.server.stop()
+    # keep the retry short: the default policy waits up to two minutes
+    original = http.RetryPolicy.__init__
+
+    def quick(self, *args, **kw):  # type: ignore[no-untyped-def]
+        kw.setdefault("deadline", 1.0)
+        kw.setdefault("base_delay", 0.01)
+        original(self, *args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(http.RetryPolicy, "__init__", quick)
+        line = _one_line_failure(w.run("laptop", "sync", str(a), ok=False))
+    assert "chunksync:" in line
+    assert (a / "draft.txt").read_text() == "unsynced work"
+    status = json.loads(w.run("laptop", "status", str(a), "--json").output)
+    assert status["local_changes_pending"] is True
+
+
+def test_revoked_device_is_refused(cli_world: CliWorld) -> None:
+    w = cli_world
+    a = w.init("laptop")
+    (a / "keep.txt").write_text("mine")
+    listing = subprocess.run(
+        [sys.executable, "-m", "server", "device", "list", "--data", str(w.server.data_dir), "--json"],
+        capture_output=True, check=True, text=True,
+    )
+    devices = json.loads(listing.stdout)
+    laptop = [d for d in devices if d["name"] == "laptop"]
+    assert laptop
+    subprocess.run(
+        [sys.executable, "-m", "server", "device", "revoke", str(laptop[0]["id"]), "--data", str(w.server.data_dir)],
+        capture_output=True, check=True,
+    )
+    line = _one_line_failure(w.run("laptop", "sync", str(a), ok=False))
+    assert "revoked" in line or "401" in line or "token" in line
+    assert (a / "keep.txt").read_text() == "mine"
