@@ -55,6 +55,7 @@ LOCK_FILE = "writer.lock"
 _IOV_MAX = 1024  # buffers per pwritev call (Linux IOV_MAX)
 _SQL_CHUNK = 30_000  # bound parameters per IN (...) query (SQLite allows 32,766)
 _LIST_PAGE = 10_000
+_MAX_CACHED_FDS = 512  # packs kept open for reading; others are opened per read
 
 _SCHEMA = (
     (
@@ -489,7 +490,7 @@ class PackObjectStore:
         total = sum(len(blob) for blob in fresh.values())
         if space.end and space.end + total > self._pack_size:
             space.pack, space.end = space.pack + 1, 0
-        fd = self._pack_fd(ns, space.pack, create=True)
+        fd = self._append_fd(ns, space.pack)
         rows: list[Row] = []
         offset = space.end
         for oid, blob in fresh.items():
@@ -509,33 +510,49 @@ class PackObjectStore:
 
     # --- reading ------------------------------------------------------------------------
 
-    def _pack_fd(self, ns: str, pack: int, *, create: bool = False) -> int:
+    def _pack_path(self, ns: str, pack: int) -> Path:
+        return self.root / ns / "packs" / f"{pack}.pack"
+
+    def _append_fd(self, ns: str, pack: int) -> int:
+        """The (cached) descriptor to append to a pack, creating the pack durably."""
         with self._lock:
             if self._closed:
                 raise StorageError("object store is closed")
             fd = self._fds.get((ns, pack))
             if fd is None:
-                path = self.root / ns / "packs" / f"{pack}.pack"
-                try:
-                    if create:
-                        _ensure_dir(path.parent)
-                        existed = path.exists()
-                        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-                        if not existed:
-                            _fsync_dir(path.parent)
-                    else:
-                        fd = os.open(path, os.O_RDWR if not self.read_only else os.O_RDONLY)
-                except OSError as exc:
-                    raise StorageError(f"cannot open pack {ns}/{pack}: {exc.strerror}") from exc
+                path = self._pack_path(ns, pack)
+                _ensure_dir(path.parent)
+                existed = path.exists()
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                if not existed:
+                    _fsync_dir(path.parent)
                 self._fds[(ns, pack)] = fd
             return fd
 
+    def _read_fd(self, ns: str, pack: int) -> int | None:
+        """The cached descriptor to read a pack; None once the cache is full."""
+        with self._lock:
+            if self._closed:
+                raise StorageError("object store is closed")
+            fd = self._fds.get((ns, pack))
+            if fd is None and len(self._fds) < _MAX_CACHED_FDS:
+                flags = os.O_RDONLY if self.read_only else os.O_RDWR
+                fd = self._fds[(ns, pack)] = os.open(self._pack_path(ns, pack), flags)
+            return fd
+
     def _read(self, ns: str, pack: int, offset: int, length: int) -> bytes:
-        fd = self._pack_fd(ns, pack)
+        fd: int | None = None
+        transient = False
         try:
+            fd = self._read_fd(ns, pack)
+            if fd is None:  # too many packs to keep open: open this one for this read
+                fd, transient = os.open(self._pack_path(ns, pack), os.O_RDONLY), True
             blob = os.pread(fd, length, offset)
         except OSError as exc:
             raise StorageError(f"cannot read pack {ns}/{pack}: {exc.strerror}") from exc
+        finally:
+            if transient and fd is not None:
+                os.close(fd)
         if len(blob) != length:
             raise StorageError(f"pack {ns}/{pack} ends before offset {offset + length}")
         return blob

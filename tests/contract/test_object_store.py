@@ -25,6 +25,7 @@ from server.storage import (
     StoreStats,
     open_store,
 )
+from server.storage import packs as packs_module
 
 Items = list[tuple[bytes, bytes]]
 
@@ -223,6 +224,24 @@ class TestPackObjectStore:
             assert all(p.stat().st_size <= 10_000 + 4 * 3000 for p in packs)
             assert store.get_many("f1", [oid for oid, _ in items]) == dict(items)
             assert store.check() == []
+        finally:
+            store.close()
+
+    def test_reads_beyond_the_descriptor_cache(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(packs_module, "_MAX_CACHED_FDS", 1)
+        store = PackObjectStore(tmp_path / "objects", pack_size=4096)
+        try:
+            items = make_items(12, seed=28, max_size=3000)
+            for oid, blob in items:
+                store.put_many("f1", [(oid, blob)])
+            reader = PackObjectStore(tmp_path / "objects")  # opens packs only to read
+            try:
+                assert reader.get_many("f1", [oid for oid, _ in items]) == dict(items)
+                assert reader.check() == []
+            finally:
+                reader.close()
         finally:
             store.close()
 
