@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -146,13 +145,19 @@ def hex_ids(value: Any, limit: int, what: str = "ids") -> list[str]:
         raise ApiError(413, f"{what}: too many ({len(value)} > {limit})")
     if not all(type(v) is str and len(v) == 64 for v in value):
         raise ApiError(400, f"{what}: malformed object id")
-    joined = "".join(value)
-    if not _LOWER_HEX.fullmatch(joined):
+    joined = "".join(value).encode("utf-8")
+    if joined.translate(None, _LOWER_HEX):
         raise ApiError(400, f"{what}: malformed object id")
     return list(dict.fromkeys(value))
 
 
-_LOWER_HEX = re.compile(r"[0-9a-f]*")
+def raw_ids(ids: list[str]) -> list[bytes]:
+    """Validated hex ids (see :func:`hex_ids`) as 32-byte values, in one pass."""
+    raw = bytes.fromhex("".join(ids))
+    return [raw[i : i + 32] for i in range(0, len(raw), 32)]
+
+
+_LOWER_HEX = b"0123456789abcdef"
 
 
 def object_id(text: str) -> bytes:
