@@ -32,6 +32,7 @@ loop and BLAKE3 release the GIL.
 from __future__ import annotations
 
 import os
+import re
 import stat as st_mod
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -69,7 +70,7 @@ OnChunk = Callable[[ObjectId, memoryview], None]
 _WINDOWS_RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)]
 )
-_WINDOWS_BAD_CHARS = frozenset('<>:"\\|?*')
+_WINDOWS_BAD_CHARS = re.compile(r'[<>:"\\|?*\x00-\x1f]')
 
 
 def portability_warning(name: str) -> str | None:
@@ -78,9 +79,9 @@ def portability_warning(name: str) -> str | None:
         return "name is reserved on Windows"
     if name.endswith((".", " ")):
         return "name ends with a dot or space (invalid on Windows)"
-    bad = sorted({c for c in name if c in _WINDOWS_BAD_CHARS or ord(c) < 32})
+    bad = _WINDOWS_BAD_CHARS.findall(name)
     if bad:
-        return f"name contains characters invalid on Windows/macOS: {''.join(bad)!r}"
+        return f"name contains characters invalid on Windows/macOS: {''.join(sorted(set(bad)))!r}"
     if len(name.encode("utf-8")) > 255:
         return "name is longer than 255 bytes"
     return None
@@ -368,10 +369,27 @@ def _walk(root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
     return run
 
 
+def _batches(jobs: list[_FileJob], max_files: int = 64, max_bytes: int = 8 << 20) -> list[list[_FileJob]]:
+    """Group small files so the pool's per-task cost is paid once per batch."""
+    out: list[list[_FileJob]] = []
+    current: list[_FileJob] = []
+    size = 0
+    for job in jobs:
+        if current and (len(current) >= max_files or size + job.stat.st_size > max_bytes):
+            out.append(current)
+            current, size = [], 0
+        current.append(job)
+        size += job.stat.st_size
+    if current:
+        out.append(current)
+    return out
+
+
 def _read_all(reader: _Reader, jobs: list[_FileJob], workers: int) -> dict[str, _Read]:
     if workers > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(workers, thread_name_prefix="chunksync-scan") as pool:
-            reads = list(pool.map(reader, jobs))
+            batches = list(pool.map(lambda b: [reader(j) for j in b], _batches(jobs)))
+        reads = [read for batch in batches for read in batch]
     else:
         reads = [reader(job) for job in jobs]
     return {job.rel: read for job, read in zip(jobs, reads, strict=True)}

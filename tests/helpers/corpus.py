@@ -77,7 +77,9 @@ _BASES: dict[int, bytes] = {}
 
 def compressible_bytes(n: int, seed: int) -> bytes:
     """Source-like text (zstd compresses it 3-5x), built from slices of a base text."""
-    base = _BASES.setdefault(seed % 8, _text_base(seed % 8))
+    base = _BASES.get(seed % 8)
+    if base is None:
+        base = _BASES[seed % 8] = _text_base(seed % 8)
     rng = random.Random(seed)
     parts, have = [], 0
     while have < n:
