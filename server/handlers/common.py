@@ -137,27 +137,29 @@ def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
     return types if isinstance(types, tuple) else (types,)
 
 
-def hex_ids(value: Any, limit: int, what: str = "ids") -> list[str]:
-    """Validate a list of hex ids fast (100,000 in a few ms); unique, order kept."""
+def parse_ids(value: Any, limit: int, what: str = "ids") -> tuple[list[str], list[bytes]]:
+    """Validate hex ids in bulk; return them (unique, order kept) and as 32-byte values."""
     if not isinstance(value, list):
         raise ApiError(400, f"{what}: expected a list")
     if len(value) > limit:
         raise ApiError(413, f"{what}: too many ({len(value)} > {limit})")
-    if not all(type(v) is str and len(v) == 64 for v in value):
+    if not value:
+        return [], []
+    if set(map(type, value)) != {str} or set(map(len, value)) != {64}:
         raise ApiError(400, f"{what}: malformed object id")
-    joined = "".join(value).encode("utf-8")
-    if joined.translate(None, _LOWER_HEX):
+    joined = "".join(value)
+    try:
+        raw = bytes.fromhex(joined)   # fromhex skips whitespace: caught by the length
+    except ValueError:
+        raw = b""
+    if len(raw) != 32 * len(value) or joined.lower() != joined:
         raise ApiError(400, f"{what}: malformed object id")
-    return list(dict.fromkeys(value))
-
-
-def raw_ids(ids: list[str]) -> list[bytes]:
-    """Validated hex ids (see :func:`hex_ids`) as 32-byte values, in one pass."""
-    raw = bytes.fromhex("".join(ids))
-    return [raw[i : i + 32] for i in range(0, len(raw), 32)]
-
-
-_LOWER_HEX = b"0123456789abcdef"
+    ids = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+    unique = dict.fromkeys(ids)
+    if len(unique) != len(ids):
+        ids = list(unique)
+        return [b.hex() for b in ids], ids
+    return value, ids
 
 
 def object_id(text: str) -> bytes:

@@ -26,7 +26,7 @@ from chunksync import wire
 from chunksync.errors import ObjectNotFound
 
 from .common import (
-    CONFIG, METRICS, STORE, ApiError, folder_access, hex_ids, object_id, raw_ids, read_json,
+    CONFIG, METRICS, STORE, ApiError, folder_access, object_id, parse_ids, read_json,
     read_limited,
 )
 
@@ -57,11 +57,10 @@ def verify_and_store(store: Any, ns: str, frames: Sequence[Frame]) -> tuple[int,
 async def missing(request: web.Request) -> web.Response:
     row, _ = await folder_access(request)
     doc = await read_json(request, {"ids": list}, required=("ids",))
-    ids = hex_ids(doc["ids"], wire.MAX_MISSING_IDS)
     store = request.app[STORE]
 
     def query() -> str:
-        raw = raw_ids(ids)
+        ids, raw = parse_ids(doc["ids"], wire.MAX_MISSING_IDS)
         present = store.has_many(row.id, raw)  # type: ignore[attr-defined]
         absent = [h for h, b in zip(ids, raw) if b not in present]
         # ids are validated lowercase hex, so joining them is valid JSON (and 10x faster)
@@ -196,9 +195,8 @@ async def get_object(request: web.Request) -> web.Response:
 async def fetch_batch(request: web.Request) -> web.StreamResponse:
     row, _ = await folder_access(request)
     doc = await read_json(request, {"ids": list}, required=("ids",))
-    ids = hex_ids(doc["ids"], request.app[CONFIG].max_batch_objects)
+    ids, raw = parse_ids(doc["ids"], request.app[CONFIG].max_batch_objects)
     store, metrics = request.app[STORE], request.app[METRICS]
-    raw = raw_ids(ids)
     present = await asyncio.to_thread(store.has_many, row.id, raw)  # type: ignore[attr-defined]
     absent = [h for h, b in zip(ids, raw) if b not in present]
     if absent:
