@@ -187,3 +187,11 @@ async def test_totp_login(world: World) -> None:
             assert r.status == 401 and (await r.json())["totp_required"] is True
         creds = await login(s, srv.base_url, srv.user, totp=pyotp.TOTP(secret).now())
         assert creds["token"]
+
+
+async def test_expired_token_is_401(tmp_path: Path) -> None:
+    async with serve_in_process(tmp_path / "srv", token_ttl=0.001) as srv:
+        async with aiohttp.ClientSession(headers=srv.headers()) as s:
+            async with s.get(srv.url(wire.WHOAMI)) as r:
+                assert r.status == 401
+                assert (await r.json())["error"] == "expired token"
