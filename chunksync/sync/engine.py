@@ -29,6 +29,7 @@ from ..conflict import Conflict, ConflictPolicies
 from ..crypto.folder_keys import FolderKeys
 from ..errors import ChunksyncError, HeldError, RefConflict, RollbackError
 from ..ignore import IgnoreRules
+from ..pipeline import Sealer
 from ..objects import Commit, ObjectId, ObjectKind, Tree, TreeEntry, id_from_hex, short_id
 from ..scanner import ScanResult, scan
 from ..storage.index import Index
@@ -37,7 +38,7 @@ from ..treediff import diff_trees, walk_tree
 from .apply import Applier
 from .objects_io import ObjectReader
 from .plan import Plan, plan_merge
-from .push import Uploader
+from .push import Uploader, UploadStats
 
 __all__ = ["Clock", "SyncEngine", "SyncResult", "SystemClock"]
 
@@ -144,13 +145,15 @@ class SyncEngine:
         root = self.index.get_meta(BASE_ROOT)
         return (base.decode() if base else None), (ObjectId(root) if root else None)
 
-    def scan_local(self, dirty: Collection[str] | None = None) -> ScanResult:
+    def scan_local(
+        self, dirty: Collection[str] | None = None, on_chunk: Callable[[ObjectId, memoryview], None] | None = None
+    ) -> ScanResult:
         """Scan the folder and journal what changed since the previous scan (works offline)."""
         if not (self.root / fsops.STATE_DIR_NAME).is_dir():
             raise ChunksyncError(f"{self.root}: the folder marker .chunksync is gone; refusing to sync")
         self.on_status("scanning")
         ignore = self.ignore or IgnoreRules.load(self.root)
-        result = scan(self.root, self.keys, self.index, ignore=ignore, dirty=dirty)
+        result = scan(self.root, self.keys, self.index, ignore=ignore, dirty=dirty, on_chunk=on_chunk)
         previous = self.index.get_meta(LOCAL_ROOT)
         reader = ObjectReader(self.keys, self.index, self.store)
         with self.index.write() as w:
@@ -224,8 +227,32 @@ class SyncEngine:
             return result
         raise ChunksyncError("the folder kept changing while syncing; try again when it is quiet")
 
+    def _scan_and_upload(
+        self, dirty: Collection[str] | None, loop: asyncio.AbstractEventLoop, stats: UploadStats
+    ) -> ScanResult:
+        """Scan, uploading new chunks as they are read (sealed on a thread pool), so
+        an initial sync reads each file once. Upload failures only stop the early
+        upload: the scan goes on (offline journal) and the push re-reads what is missing."""
+        offline = False
+
+        def sink(batch: list[tuple[ObjectId, bytes]]) -> None:
+            nonlocal offline
+            if offline:
+                return
+            try:
+                asyncio.run_coroutine_threadsafe(self.store.put_many(batch), loop).result()
+            except ChunksyncError:
+                offline = True
+                return
+            stats.record(batch)
+
+        with Sealer(self.keys, sink, skip=self.index.known) as sealer:
+            return self.scan_local(dirty, on_chunk=sealer)
+
     async def _round(self, allow_mass_delete: bool, dirty: Collection[str] | None) -> SyncResult:
-        scan_result = await asyncio.to_thread(self.scan_local, dirty)
+        loop = asyncio.get_running_loop()
+        upload_stats = UploadStats()
+        scan_result = await asyncio.to_thread(self._scan_and_upload, dirty, loop, upload_stats)
         reader = ObjectReader(self.keys, self.index, self.store)
         self.on_status("syncing")
         remote_head, remote_commit = await self._remote(reader)
@@ -249,11 +276,10 @@ class SyncEngine:
         await reader.ensure(
             ObjectKind.FILE, [a.entry.id for a in plan.actions if a.op == "write" and a.entry and a.entry.id]
         )
-        loop = asyncio.get_running_loop()
         applier = Applier(self.root, self.tmpdir, self.keys, self.index, reader, loop)
         outcome = await asyncio.to_thread(applier.run, plan.actions)
 
-        uploader = Uploader(self.root, self.keys, self.index, reader, self.store)
+        uploader = Uploader(self.root, self.keys, self.index, reader, self.store, upload_stats)
         new_head, seq = remote_head, remote_commit.seq if remote_commit else 0
         try:
             if plan.push_needed:

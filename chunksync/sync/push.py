@@ -41,6 +41,11 @@ class UploadStats:
     bytes: int = 0
     uploaded: set[ObjectId] = field(default_factory=set)
 
+    def record(self, batch: list[tuple[ObjectId, bytes]]) -> None:
+        self.objects += len(batch)
+        self.bytes += sum(len(blob) for _, blob in batch)
+        self.uploaded.update(oid for oid, _ in batch)
+
 
 @dataclass(frozen=True, slots=True)
 class _ChunkSource:
@@ -53,14 +58,20 @@ class Uploader:
     """Finds and uploads every object reachable from a root that the server lacks."""
 
     def __init__(
-        self, root: Path, keys: FolderKeys, index: Index, reader: ObjectReader, store: ChunkStore
+        self,
+        root: Path,
+        keys: FolderKeys,
+        index: Index,
+        reader: ObjectReader,
+        store: ChunkStore,
+        stats: UploadStats | None = None,
     ) -> None:
         self.root = root
         self.keys = keys
         self.index = index
         self.reader = reader
         self.store = store
-        self.stats = UploadStats()
+        self.stats = stats or UploadStats()
 
     def _known(self, oid: ObjectId) -> bool:
         return oid in self.stats.uploaded or self.index.known(oid)
@@ -121,9 +132,7 @@ class Uploader:
 
     async def _put(self, batch: list[tuple[ObjectId, bytes]]) -> None:
         await self.store.put_many(batch)
-        self.stats.objects += len(batch)
-        self.stats.bytes += sum(len(b) for _, b in batch)
-        self.stats.uploaded.update(oid for oid, _ in batch)
+        self.stats.record(batch)
 
     def _read_and_seal(self, oid: ObjectId, src: _ChunkSource) -> tuple[ObjectId, bytes]:
         try:
