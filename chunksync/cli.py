@@ -354,12 +354,34 @@ def verify(directory: Path) -> None:
 # --- daemon ----------------------------------------------------------------------------
 @main.command()
 @click.argument("directories", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--quiet-ms", type=click.IntRange(0, 60_000), default=150, show_default=True,
+              help="sync once no edit arrived for this long")
+@click.option("--max-delay-ms", type=click.IntRange(1, 600_000), default=1000, show_default=True,
+              help="sync at least this often under continuous edits")
+@click.option("--poll-interval", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="seconds between head polls (the WebSocket push is the fast path)")
+@click.option("--full-rescan-interval", type=click.FloatRange(1), default=3600.0, show_default=True,
+              help="seconds between full rescans (safety net behind the watcher)")
+@click.option("--backoff-max", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              help="cap of the reconnect backoff in seconds while offline")
+@click.option("--install-service", is_flag=True,
+              help="write a systemd user unit (Linux) or launchd agent (macOS) for these folders and exit")
 @command_errors
-def daemon(directories: tuple[Path, ...]) -> None:
+def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll_interval: float,
+           full_rescan_interval: float, backoff_max: float, install_service: bool) -> None:
     """Watch folders and keep them in sync (foreground)."""
-    from .daemon import run_daemon
+    from .daemon import DaemonOptions, run_daemon
 
-    run_daemon(list(directories))
+    if install_service:
+        from .service import install_service as install
+
+        click.echo(install(list(directories)))
+        return
+    options = DaemonOptions(
+        quiet=quiet_ms / 1000, max_delay=max(max_delay_ms, quiet_ms) / 1000, poll_interval=poll_interval,
+        full_rescan_interval=full_rescan_interval, backoff_max=backoff_max,
+    )
+    run_daemon(list(directories), options)
 
 
 @main.command()
