@@ -129,10 +129,11 @@ class Debouncer:
             raise ValueError("Debouncer needs 0 <= quiet <= max_delay")
 
     def add(self, now: float, dirs: Iterable[str] = (), subtrees: Iterable[str] = ()) -> None:
-        before = len(self._dirs) + len(self._subtrees)
-        self._dirs.update(dirs)
-        self._subtrees.update(subtrees)
-        if len(self._dirs) + len(self._subtrees) > before:
+        """Record directories an event made dirty; any event restarts the quiet period."""
+        dirs, subtrees = set(dirs), set(subtrees)
+        if dirs or subtrees:
+            self._dirs |= dirs
+            self._subtrees |= subtrees
             self._touch(now)
 
     def request_full(self, now: float) -> None:
