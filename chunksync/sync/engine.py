@@ -266,8 +266,9 @@ class SyncEngine:
             load_tree=reader.load_tree,
             tree_id=self._tree_id,
             device=self.device,
-            now=datetime.fromtimestamp(self.clock.time_ns() / 1e9, UTC),
+            now=datetime.fromtimestamp(self.clock.time_ns() / 1e9, UTC).astimezone(),
             policies=self.policies,
+            remote_device=remote_commit.device if remote_commit else None,
         )
         for tid, tree in plan.new_trees.items():
             reader.pending[tid] = (ObjectKind.TREE, tree.encode())

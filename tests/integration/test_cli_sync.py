@@ -134,3 +134,17 @@ def test_revoked_device_is_refused(cli_world: CliWorld) -> None:
     line = _one_line_failure(w.run("laptop", "sync", str(a), ok=False))
     assert "revoked" in line or "401" in line or "token" in line
     assert (a / "keep.txt").read_text() == "mine"
+
+
+def test_verify_reports_a_local_difference(cli_world: CliWorld) -> None:
+    w = cli_world
+    a = w.init("laptop")
+    (a / "data.bin").write_bytes(os.urandom(100_000))
+    w.sync("laptop")
+    assert w.run("laptop", "verify", str(a)).exit_code == 0
+    with open(a / "data.bin", "r+b") as f:
+        f.seek(50_000)
+        f.write(b"X")
+    result = w.run("laptop", "verify", str(a), ok=False)
+    assert result.exit_code != 0
+    assert "content differs locally: data.bin" in result.output

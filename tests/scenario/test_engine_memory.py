@@ -77,3 +77,30 @@ async def test_concurrent_edits_make_a_conflicted_copy(devices):
     assert len(copies) == 1 and copies[0].startswith("notes (conflicted copy ")
     assert copies[0].endswith(" from b).txt")
     assert a.read(copies[0]) == b"from b"
+
+
+async def test_nothing_to_do_costs_one_small_request(devices, store):
+    a, _, _ = devices
+    for i in range(50):
+        a.write(f"d{i % 5}/f{i}.txt", f"content {i}")
+    await a.sync()
+    store.calls.clear()
+    result = await a.sync()
+    assert not result.changed
+    assert dict(store.calls) == {"get_head": 1}
+
+
+async def test_missing_folder_marker_never_syncs(devices):
+    import shutil
+
+    from chunksync.errors import ChunksyncError
+
+    a, b, _ = devices
+    a.write("x.txt", "x")
+    await a.sync()
+    await b.sync()
+    shutil.rmtree(b.root / ".chunksync")
+    with pytest.raises(ChunksyncError, match="marker"):
+        await b.sync()
+    await a.sync()
+    assert (a.root / "x.txt").exists()
