@@ -27,9 +27,14 @@ __all__ = [
 MEMORY_URL = "memory:"
 
 
-def open_store(url_or_path: str | Path) -> ObjectStore:
+def open_store(url_or_path: str | Path, *, read_only: bool = False) -> ObjectStore:
     """``"memory:"`` gives a fresh MemoryObjectStore; a data directory DIR gives a
-    PackObjectStore at ``DIR/objects`` (read-only if another process is writing)."""
+    PackObjectStore at ``DIR/objects``.
+
+    The disk store has one writer process at a time: a second opener only reads until
+    the first has closed, then takes over. Admin commands that only read (stats, check)
+    should pass ``read_only=True`` so that they never take the writer lock.
+    """
     if isinstance(url_or_path, str) and url_or_path == MEMORY_URL:
         return MemoryObjectStore()
-    return PackObjectStore(Path(url_or_path) / "objects")
+    return PackObjectStore(Path(url_or_path) / "objects", read_only=read_only)

@@ -20,9 +20,11 @@ serialized per namespace; reads use ``os.pread`` on cached descriptors and per-t
 SQLite connections; ``has_many`` answers from an in-memory set of the namespace's ids,
 loaded on first use (about 100 bytes per object).
 
-Concurrency between processes: one writer process (the server) holds ``writer.lock``;
-any other process that opens the store gets a read-only view (``stats``, ``check``,
-``get``) through SQLite WAL, and its writes raise :class:`StorageError`.
+Concurrency between processes: one writer process (the server) holds ``writer.lock``,
+and only the lock holder sweeps or writes. Any other opener gets a read-only view
+(``stats``, ``check``, ``get``) through SQLite WAL, never blocking the writer; its
+writes raise :class:`StorageError` until the lock is free, then it takes over (sweeping
+first). ``read_only=True`` never takes the lock: use it for admin commands.
 
 Deletion removes index rows only: the blob bytes stay in their pack as dead space until
 a compaction (not implemented yet) rewrites packs whose live extents have shrunk.
@@ -219,27 +221,35 @@ class PackObjectStore:
         pack_size: a pack is rolled once an append would take it past this size.
     """
 
-    def __init__(self, root: Path | str, *, pack_size: int = PACK_SIZE) -> None:
+    def __init__(
+        self, root: Path | str, *, pack_size: int = PACK_SIZE, read_only: bool = False
+    ) -> None:
         self.root = Path(root)
         self._pack_size = pack_size
         self._closed = False
-        self._lock = threading.Lock()  # guards _spaces, _fds, _readers
+        self._lock = threading.Lock()  # guards _spaces, _fds, _retired, _readers, _writer
         self._spaces: dict[str, _Space] = {}
         self._fds: dict[tuple[str, int], int] = {}
+        self._retired: list[int] = []  # read-only descriptors replaced on becoming writer
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._db_lock = threading.Lock()
-        self._lock_fd: int | None = None
+        self._lock_fd: int | None = None  # the writer lock file; None when opened read-only
+        self._writer = False
         self._db: sqlite3.Connection | None = None
         try:
-            _ensure_dir(self.root)
-            self._lock_fd = self._take_writer_lock()
-            self._db = self._connect(writer=self._lock_fd is not None)
-            if self._lock_fd is not None:
-                self._migrate()
-                self._sweep()
-        except (OSError, sqlite3.Error) as exc:
+            if read_only:
+                if not (self.root / INDEX_FILE).exists():
+                    raise StorageError(f"no object store at {self.root}")
+            else:
+                _ensure_dir(self.root)
+                self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+            self._db = self._connect()
+            self._try_become_writer()
+        except (OSError, sqlite3.Error, StorageError) as exc:
             self.close()
+            if isinstance(exc, StorageError):
+                raise
             raise StorageError(f"cannot open object store at {self.root}: {exc}") from exc
         self._committer = _GroupCommit(self._db, self._db_lock)
 
@@ -249,8 +259,13 @@ class PackObjectStore:
 
     @property
     def read_only(self) -> bool:
-        """True when another process holds the writer lock: reads work, writes raise."""
-        return self._lock_fd is None
+        """True unless this instance holds the writer lock; reads always work.
+
+        A store not opened with ``read_only=True`` takes the lock as soon as it is free
+        (at its next write after the other process closed the store), so a server started
+        while an admin command held the lock still becomes the writer.
+        """
+        return not self._writer
 
     # --- the ObjectStore interface ------------------------------------------------------
 
@@ -313,7 +328,7 @@ class PackObjectStore:
     def has_many(self, ns: str, oids: Iterable[bytes]) -> set[bytes]:
         check_namespace(ns)
         wanted = [check_oid(oid) for oid in oids]
-        if self.read_only:  # another process writes: only the index is current
+        if not self._writer and not self._try_become_writer():  # only the index is current
             return {row[0] for row in self._select_in("oid", ns, wanted)}
         space = self._space(ns)
         with space.lock:
@@ -383,9 +398,10 @@ class PackObjectStore:
             if self._closed:
                 return
             self._closed = True
-            for fd in self._fds.values():
+            for fd in [*self._fds.values(), *self._retired]:
                 os.close(fd)
             self._fds.clear()
+            self._retired.clear()
             for conn in self._readers:
                 conn.close()
             if self._db is not None:
@@ -395,23 +411,34 @@ class PackObjectStore:
 
     # --- opening and sweeping -----------------------------------------------------------
 
-    def _take_writer_lock(self) -> int | None:
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return fd
+    def _try_become_writer(self) -> bool:
+        """Take the writer lock if free; then migrate the schema and sweep crash leftovers."""
+        with self._lock:
+            if self._writer:
+                return True
+            if self._lock_fd is None or self._closed or self._db is None:
+                return False
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._migrate()
+                self._sweep()
+            except BaseException:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                raise
+            self._retired.extend(self._fds.values())  # opened read-only: no good to append
+            self._fds.clear()
+            self._writer = True
+            return True
 
-    def _connect(self, *, writer: bool) -> sqlite3.Connection:
-        conn = sqlite3.connect(
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(
             self.root / INDEX_FILE, isolation_level=None, check_same_thread=False, timeout=30.0
         )
-        if writer:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-        return conn
 
     def _migrate(self) -> None:
         assert self._db is not None
@@ -440,15 +467,12 @@ class PackObjectStore:
                         os.fsync(pack.fileno())
 
     def _indexed_end(self, ns: str, pack: int) -> int:
-        row = (
-            self._writer_db()
-            .execute(
-                "SELECT offset + length FROM objects WHERE ns = ? AND pack = ?"
-                " ORDER BY offset DESC LIMIT 1",
-                (ns, pack),
-            )
-            .fetchone()
-        )
+        assert self._db is not None
+        row = self._db.execute(
+            "SELECT offset + length FROM objects WHERE ns = ? AND pack = ?"
+            " ORDER BY offset DESC LIMIT 1",
+            (ns, pack),
+        ).fetchone()
         return int(row[0]) if row else 0
 
     # --- writing ------------------------------------------------------------------------
@@ -456,10 +480,13 @@ class PackObjectStore:
     def _writer_db(self) -> sqlite3.Connection:
         if self._closed or self._db is None:
             raise StorageError("object store is closed")
-        if self._lock_fd is None:
-            raise StorageError(
-                f"object store {self.root} is read-only here: another process holds {LOCK_FILE}"
+        if not self._writer and not self._try_become_writer():
+            why = (
+                "opened read-only"
+                if self._lock_fd is None
+                else f"another process holds {LOCK_FILE}"
             )
+            raise StorageError(f"object store {self.root} is read-only here: {why}")
         return self._db
 
     def _space(self, ns: str) -> _Space:
@@ -536,7 +563,7 @@ class PackObjectStore:
                 raise StorageError("object store is closed")
             fd = self._fds.get((ns, pack))
             if fd is None and len(self._fds) < _MAX_CACHED_FDS:
-                flags = os.O_RDONLY if self.read_only else os.O_RDWR
+                flags = os.O_RDWR if self._writer else os.O_RDONLY
                 fd = self._fds[(ns, pack)] = os.open(self._pack_path(ns, pack), flags)
             return fd
 
@@ -565,7 +592,7 @@ class PackObjectStore:
                 if self._closed:
                     raise StorageError("object store is closed")
                 try:
-                    conn = self._connect(writer=False)
+                    conn = self._connect()
                 except sqlite3.Error as exc:
                     raise StorageError(f"cannot open object index: {exc}") from exc
                 self._readers.append(conn)

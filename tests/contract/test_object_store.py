@@ -264,6 +264,44 @@ class TestPackObjectStore:
             reader.close()
             writer.close()
 
+    def test_the_reader_takes_over_once_the_writer_has_gone(self, tmp_path: Path) -> None:
+        first = PackObjectStore(tmp_path / "objects")
+        second = PackObjectStore(tmp_path / "objects")
+        items = make_items(6, seed=29)
+        first.put_many("f1", items[:3])
+        first.close()
+        pack = tmp_path / "objects" / "f1" / "packs" / "0.pack"
+        size = pack.stat().st_size
+        with open(pack, "ab") as tail:  # as if the writer had died mid-append
+            tail.write(b"partial")
+        try:
+            assert second.read_only
+            assert second.put_many("f1", items) == 3
+            assert not second.read_only
+            assert pack.stat().st_size == size + sum(len(b) for _, b in items[3:])
+            assert second.get_many("f1", [oid for oid, _ in items]) == dict(items)
+            assert second.check() == []
+        finally:
+            second.close()
+
+    def test_read_only_opening_never_takes_the_writer_lock(self, tmp_path: Path) -> None:
+        with pytest.raises(StorageError, match="no object store"):
+            PackObjectStore(tmp_path / "objects", read_only=True)
+        PackObjectStore(tmp_path / "objects").close()
+        viewer = PackObjectStore(tmp_path / "objects", read_only=True)
+        writer = PackObjectStore(tmp_path / "objects")
+        try:
+            assert viewer.read_only and not writer.read_only
+            items = make_items(4, seed=30)
+            writer.put_many("f1", items)
+            assert viewer.has_many("f1", [oid for oid, _ in items]) == {o for o, _ in items}
+            writer.close()
+            with pytest.raises(StorageError, match="opened read-only"):
+                viewer.put_many("f1", make_items(1, seed=31))
+        finally:
+            viewer.close()
+            writer.close()
+
     def test_has_many_answers_100k_ids_quickly(self, tmp_path: Path) -> None:
         store = PackObjectStore(tmp_path / "objects")
         try:
@@ -293,11 +331,13 @@ class TestPackObjectStore:
 def test_open_store_picks_the_backend(tmp_path: Path) -> None:
     memory = open_store("memory:")
     disk = open_store(tmp_path)
+    viewer = open_store(tmp_path, read_only=True)
     try:
         assert isinstance(memory, MemoryObjectStore)
-        assert isinstance(disk, PackObjectStore)
-        assert disk.root == tmp_path / "objects"
+        assert isinstance(disk, PackObjectStore) and isinstance(viewer, PackObjectStore)
+        assert disk.root == tmp_path / "objects" and not disk.read_only and viewer.read_only
         assert isinstance(disk, ObjectStore) and isinstance(memory, ObjectStore)
     finally:
         memory.close()
         disk.close()
+        viewer.close()
