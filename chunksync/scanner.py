@@ -144,6 +144,8 @@ class _Reader:
         for _attempt in range(READ_ATTEMPTS):
             try:
                 fd = os.open(job.disk, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return _Read(None, problem="vanished")
             except OSError as exc:
                 return _Read(None, problem=f"{job.rel}: cannot read ({exc.strerror})")
             with FileIO(fd, "rb", closefd=True) as stream:
@@ -330,7 +332,9 @@ class _Scan:
             self.new_trees.append((rel, tree_id, data))
         return self.tree_ids[""]
 
-    def _resolve(self, name: str, kind: str, ref: object, results: dict[str, _Read]) -> TreeEntry | None:
+    def _resolve(
+        self, name: str, kind: str, ref: object, results: dict[str, _Read]
+    ) -> TreeEntry | None:
         if kind == "entry":
             return ref  # type: ignore[return-value]
         if kind == "dir":
@@ -340,6 +344,8 @@ class _Scan:
         if read.state is not None:
             self.new_objects.append((read.state.manifest_id, ObjectKind.FILE, read.manifest))
             return _file_entry(name, read.state)
+        if read.problem == "vanished":
+            return None  # deleted between listing and reading
         if read.problem == "changed":
             self.requeued.append(rel)  # type: ignore[arg-type]
         else:
@@ -369,7 +375,9 @@ def _walk(root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
     return run
 
 
-def _batches(jobs: list[_FileJob], max_files: int = 64, max_bytes: int = 8 << 20) -> list[list[_FileJob]]:
+def _batches(
+    jobs: list[_FileJob], max_files: int = 64, max_bytes: int = 8 << 20
+) -> list[list[_FileJob]]:
     """Group small files so the pool's per-task cost is paid once per batch."""
     out: list[list[_FileJob]] = []
     current: list[_FileJob] = []

@@ -255,7 +255,9 @@ class Index:
         with self._read() as txn:
             return txn.get(key, db=self._dbs[db])
 
-    def _scan(self, db: str, start: bytes, stop: Callable[[bytes], bool]) -> Iterator[tuple[bytes, bytes]]:
+    def _scan(
+        self, db: str, start: bytes, stop: Callable[[bytes], bool]
+    ) -> Iterator[tuple[bytes, bytes]]:
         """Items from ``start`` on, in key order, until ``stop(key)``; short txns."""
         key = start
         skip_first = False

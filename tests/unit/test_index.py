@@ -39,7 +39,8 @@ def test_round_trip_every_database(tmp_path: Path) -> None:
             w.put_conflict("x.txt", {"copy": "x (conflicted copy).txt"})
         assert (first, second) == (1, 2)
         assert index.get_state("a/b.txt") == _state("a/b.txt", 1)
-        assert index.get_state("a/c") is not None and index.get_state("a/c").racy  # type: ignore[union-attr]
+        racy = index.get_state("a/c")
+        assert racy is not None and racy.racy
         assert index.get_state("missing") is None
         assert [s.path for s in index.iter_states("a/")] == ["a/b.txt", "a/c"]
         assert [s.path for s in index.iter_states()] == ["a/b.txt", "a/c", "ab"]

@@ -75,7 +75,8 @@ def test_objects_are_cached_in_index(folder: Path, tmp_path: Path, folder_keys: 
         assert folder_keys.meta_id(found[1]) == entry.id
         manifest = decode_object(ObjectKind.FILE, found[1])
         assert isinstance(manifest, FileManifest)
-        assert b"".join(chunks[c.id] for c in manifest.chunks) == (folder / "data/big.bin").read_bytes()
+        rebuilt = b"".join(chunks[c.id] for c in manifest.chunks)
+        assert rebuilt == (folder / "data/big.bin").read_bytes()
         root = index.get_object(result.root_id)
         assert root is not None and root[0] == ObjectKind.TREE
         assert index.get_dirtree("") == result.root_id
@@ -292,3 +293,20 @@ def test_small_chunker_params_many_chunks(tmp_path: Path, folder_keys: FolderKey
     assert sum(seen) == len(data) and len(seen) > 40
     assert result.entries["f.bin"].size == len(data)
     assert stat.S_ISDIR((root).stat().st_mode)
+
+
+def test_file_deleted_before_reading_is_left_out(
+    tmp_path: Path, folder_keys: FolderKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "f"
+    write_tree(root, {"gone.txt": "x", "stays.txt": "y"})
+    real_open = os.open
+
+    def vanish(path: str, flags: int, *args: int) -> int:
+        if str(path).endswith("gone.txt"):
+            os.unlink(path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(scanner_mod.os, "open", vanish)
+    result = _scan(root, folder_keys, tmp_path / "idx")
+    assert set(result.entries) == {"stays.txt"} and result.warnings == ()
