@@ -178,6 +178,37 @@ class ObjectStoreContract:
         assert store.stats("f1") == StoreStats(len(stored), sum(map(len, stored.values())))
         assert store.check() == []
 
+    def test_whatever_has_many_reports_is_readable_during_writes(self, store: ObjectStore) -> None:
+        universe = make_items(300, seed=17, max_size=4096)
+        expected = dict(universe)
+        ids = list(expected)
+        writers_done = threading.Event()
+        failures: list[str] = []
+
+        def write(part: Items) -> None:
+            for start in range(0, len(part), 10):
+                store.put_many("f1", part[start : start + 10])
+
+        def read() -> None:
+            while not writers_done.is_set():
+                present = store.has_many("f1", ids)
+                got = store.get_many("f1", list(present))
+                if got != {oid: expected[oid] for oid in present}:
+                    failures.append("an id reported present was missing or wrong")
+                    return
+
+        writers = [threading.Thread(target=write, args=(universe[i::3],)) for i in range(3)]
+        readers = [threading.Thread(target=read) for _ in range(3)]
+        for thread in readers + writers:
+            thread.start()
+        for thread in writers:
+            thread.join()
+        writers_done.set()
+        for thread in readers:
+            thread.join()
+        assert failures == []
+        assert store.has_many("f1", ids) == set(ids)
+
     def test_closed_store_refuses_calls(self, store: ObjectStore) -> None:
         store.put_many("f1", make_items(1, seed=16))
         store.close()
