@@ -100,6 +100,10 @@ class GatedChunkStore:
     def is_open(self) -> bool:
         return self._open
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._calls)
+
     def open(self) -> None:
         self._open = True
 

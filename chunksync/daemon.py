@@ -146,6 +146,7 @@ class FolderDaemon:
         self._retry_at = 0.0
         self._stopping = False
         self._syncing = False
+        self._stale = True  # scanner's cached trees may miss what the engine wrote
 
     # --- events -----------------------------------------------------------------------
     def log(self, event: str, **fields: Any) -> None:
@@ -174,7 +175,9 @@ class FolderDaemon:
         marker = self.folder.paths.state / "paused"
         if command == "status":
             self._refresh_pending()
-            return self.status.to_json()
+            doc = self.status.to_json()
+            doc.update(round_active=self._syncing, transfers_in_flight=self.gate.in_flight)
+            return doc
         if command == "pause":
             self.status.paused = True
             self.gate.close()
@@ -315,8 +318,10 @@ class FolderDaemon:
         loop = asyncio.get_running_loop()
         self._syncing = True
         started = loop.time()
+        full = batch.full or self._stale
+        self._stale = True  # until this round is known to have written nothing locally
         try:
-            dirty = None if batch.full else await asyncio.to_thread(self._dirty_of, batch)
+            dirty = None if full else await asyncio.to_thread(self._dirty_of, batch)
             result = await self.engine.sync(dirty=dirty)
         except TransfersPaused:
             self._pending = self._pending.merge(batch)
@@ -337,7 +342,10 @@ class FolderDaemon:
             return
         finally:
             self._syncing = False
-        self._synced(result, loop.time() - started, batch)
+        # Files the engine wrote are in the stat cache but not in the scanner's cached
+        # directory trees; a round that reused those trees would see them as deleted.
+        self._stale = bool(result.applied or result.deleted or result.conflicts)
+        self._synced(result, loop.time() - started, full)
 
     def _went_offline(self, exc: TransportError) -> None:
         loop = asyncio.get_running_loop()
@@ -353,7 +361,7 @@ class FolderDaemon:
         self._retry_at = loop.time() + delay
         loop.call_later(delay, self._kick.set)
 
-    def _synced(self, result: SyncResult, seconds: float, batch: Batch) -> None:
+    def _synced(self, result: SyncResult, seconds: float, full: bool) -> None:
         was_offline = self.status.state == "offline"
         self._offline_attempt = 0
         self.status.state = "idle"
@@ -369,7 +377,7 @@ class FolderDaemon:
             self.status.conflicts = self._count_conflicts()
         if result.changed or was_offline:
             self.log("synced", head=result.head, pushed=result.pushed, applied=result.applied,
-                     deleted=result.deleted, seconds=round(seconds, 3), full=batch.full,
+                     deleted=result.deleted, seconds=round(seconds, 3), full=full,
                      reconnected=was_offline)
         if was_offline:
             asyncio.get_running_loop().create_task(self._quiet_skew())
