@@ -33,6 +33,7 @@ from .folder import (
     wrap_new_key,
 )
 from .objects import short_id
+from .progress import TerminalProgress
 from .transport.http import HttpClient
 
 T = TypeVar("T")
@@ -121,13 +122,20 @@ def _new_config(folder: str, server: str | None) -> tuple[FolderConfig, Credenti
     return FolderConfig(folder=folder, server=cred.server, device_name=cred.device_name, user=cred.user), cred
 
 
-def _first_sync(root: Path) -> None:
-    async def go() -> None:
-        async with SyncFolder.open(root) as f:
-            result = await f.engine().sync()
-            click.echo(_describe(result))
+def _with_progress(go: Callable[[Any], Awaitable[T]], quiet: bool = False) -> T:
+    """Run a sync, with transfer bars on stderr when it is a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return run(go(None))
+    with TerminalProgress() as progress:
+        return run(go(progress))
 
-    run(go())
+
+def _first_sync(root: Path) -> None:
+    async def go(progress: Any) -> Any:
+        async with SyncFolder.open(root) as f:
+            return await f.engine(progress).sync()
+
+    click.echo(_describe(_with_progress(go)))
 
 
 @main.command()
@@ -208,11 +216,11 @@ def _describe(result: Any) -> str:
 def sync(directory: Path, allow_mass_delete: bool, as_json: bool) -> None:
     """Sync once; exit 0 when the folder is in sync."""
 
-    async def go() -> Any:
+    async def go(progress: Any) -> Any:
         async with SyncFolder.open(directory) as f:
-            return await f.engine().sync(allow_mass_delete=allow_mass_delete)
+            return await f.engine(progress).sync(allow_mass_delete=allow_mass_delete)
 
-    result = run(go())
+    result = _with_progress(go, as_json)
     doc = {
         "head": result.head,
         "pushed": result.pushed,

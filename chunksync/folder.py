@@ -19,6 +19,7 @@ from .conflict import ConflictPolicies
 from .crypto import keyslots
 from .crypto.folder_keys import FolderKeys
 from .errors import ConfigError, UserError
+from .progress import Progress
 from .storage.index import Index
 from .sync.engine import SyncEngine
 from .transport.http import HttpChunkStore, HttpClient
@@ -54,7 +55,7 @@ class SyncFolder:
         index = Index.open(paths.index)
         return cls(paths, config, keys, index, client, client.folder(config.folder))
 
-    def engine(self) -> SyncEngine:
+    def engine(self, progress: Progress | None = None) -> SyncEngine:
         policies = ConflictPolicies(
             rules=tuple(self.config.policies.items()),  # type: ignore[arg-type]
         )
@@ -67,6 +68,7 @@ class SyncFolder:
             author=self.config.user,
             policies=policies,
             tmpdir=self.paths.tmp,
+            progress=progress,
         )
 
     async def __aenter__(self) -> SyncFolder:

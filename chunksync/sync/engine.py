@@ -30,6 +30,7 @@ from ..crypto.folder_keys import FolderKeys
 from ..errors import ChunksyncError, HeldError, RefConflict, RollbackError
 from ..ignore import IgnoreRules
 from ..pipeline import Sealer
+from ..progress import NoProgress, Progress
 from ..objects import Commit, ObjectId, ObjectKind, Tree, TreeEntry, id_from_hex, short_id
 from ..scanner import ScanResult, scan
 from ..storage.index import Index
@@ -119,6 +120,7 @@ class SyncEngine:
         clock: Clock | None = None,
         tmpdir: Path | None = None,
         on_status: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.root = root
         self.keys = keys
@@ -131,6 +133,7 @@ class SyncEngine:
         self.clock = clock or SystemClock()
         self.tmpdir = tmpdir or root / fsops.STATE_DIR_NAME / "tmp"
         self.on_status = on_status or (lambda _s: None)
+        self.progress = progress or NoProgress()
 
     # --- helpers ----------------------------------------------------------------------
     def _tree_id(self, tree: Tree) -> ObjectId:
@@ -251,9 +254,9 @@ class SyncEngine:
 
     async def _round(self, allow_mass_delete: bool, dirty: Collection[str] | None) -> SyncResult:
         loop = asyncio.get_running_loop()
-        upload_stats = UploadStats()
+        upload_stats = UploadStats(progress=self.progress)
         scan_result = await asyncio.to_thread(self._scan_and_upload, dirty, loop, upload_stats)
-        reader = ObjectReader(self.keys, self.index, self.store)
+        reader = ObjectReader(self.keys, self.index, self.store, self.progress)
         self.on_status("syncing")
         remote_head, remote_commit = await self._remote(reader)
         remote_root = remote_commit.tree if remote_commit else None
@@ -274,9 +277,9 @@ class SyncEngine:
             reader.pending[tid] = (ObjectKind.TREE, tree.encode())
         if not allow_mass_delete:
             self._guard_mass_delete(plan, scan_result, remote_root, reader.load_tree)
-        await reader.ensure(
-            ObjectKind.FILE, [a.entry.id for a in plan.actions if a.op == "write" and a.entry and a.entry.id]
-        )
+        writes = [a.entry for a in plan.actions if a.op == "write" and a.entry and a.entry.id]
+        await reader.ensure(ObjectKind.FILE, [e.id for e in writes if e.id])
+        self.progress.expect("down", sum(e.size for e in writes))
         applier = Applier(self.root, self.tmpdir, self.keys, self.index, reader, loop)
         outcome = await asyncio.to_thread(applier.run, plan.actions)
 

@@ -17,6 +17,7 @@ from ..crypto.seal import open_blob
 from ..errors import IntegrityError
 from ..objects import Commit, FileManifest, ObjectId, ObjectKind, Tree, decode_object, short_id
 from ..paths import validate_tree_entry_name
+from ..progress import NoProgress, Progress
 from ..storage.index import Index
 from ..transport.base import ChunkStore
 
@@ -28,13 +29,16 @@ FETCH_BATCH = 256
 class ObjectReader:
     """Loads trees, manifests and commits from the index or, failing that, the server."""
 
-    def __init__(self, keys: FolderKeys, index: Index, store: ChunkStore) -> None:
+    def __init__(
+        self, keys: FolderKeys, index: Index, store: ChunkStore, progress: Progress | None = None
+    ) -> None:
         self.keys = keys
         self.index = index
         self.store = store
         self.pending: dict[ObjectId, tuple[ObjectKind, bytes]] = {}
         self._decoded: dict[ObjectId, object] = {}
         self.bytes_down = 0
+        self.progress = progress or NoProgress()
 
     # --- synchronous lookups (pure planning uses these) ---------------------------
     def _plain(self, oid: ObjectId) -> tuple[ObjectKind, bytes] | None:
@@ -82,6 +86,7 @@ class ObjectReader:
                 if blob is None:
                     raise IntegrityError(f"object {short_id(oid)}: the server did not return it")
                 self.bytes_down += len(blob)
+                self.progress.transferred("down", len(blob))
                 out[oid] = open_blob(self.keys, kind, oid, blob)
         return out
 

@@ -25,6 +25,7 @@ from ..crypto.folder_keys import FolderKeys
 from ..crypto.seal import seal
 from ..fsops import LocalChanged
 from ..objects import ObjectId, ObjectKind
+from ..progress import NoProgress, Progress
 from ..storage.index import Index
 from ..transport.base import ChunkStore
 from ..treediff import join
@@ -41,10 +42,14 @@ class UploadStats:
     bytes: int = 0
     uploaded: set[ObjectId] = field(default_factory=set)
 
+    progress: Progress = field(default_factory=NoProgress)
+
     def record(self, batch: list[tuple[ObjectId, bytes]]) -> None:
+        size = sum(len(blob) for _, blob in batch)
         self.objects += len(batch)
-        self.bytes += sum(len(blob) for _, blob in batch)
+        self.bytes += size
         self.uploaded.update(oid for oid, _ in batch)
+        self.progress.transferred("up", size)
 
 
 @dataclass(frozen=True, slots=True)
