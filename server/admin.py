@@ -54,7 +54,7 @@ def _audit(conn: sqlite3.Connection, action: str, **fields: Any) -> None:
 def _store(data_dir: Path, store_url: str | None) -> Iterator[Any]:
     from .storage import open_store
 
-    store = open_store(store_url if store_url is not None else data_dir)
+    store = open_store(store_url if store_url is not None else data_dir, read_only=True)
     try:
         yield store
     finally:
