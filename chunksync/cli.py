@@ -277,7 +277,7 @@ def log(directory: Path, path: str | None, as_json: bool) -> None:
 @command_errors
 def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at: str | None, out: Path) -> None:
     """Restore a snapshot (or some paths of it) into another directory."""
-    from .history import list_snapshots, pick_snapshot
+    from .history import find_snapshot, list_snapshots
     from .history import restore as do_restore
     from .sync.objects_io import ObjectReader
 
@@ -287,7 +287,7 @@ def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at
     async def go() -> tuple[Any, int]:
         async with SyncFolder.open(directory) as f:
             reader = ObjectReader(f.keys, f.index, f.store)
-            snap = pick_snapshot(await list_snapshots(reader), snapshot_id, at)
+            snap = await find_snapshot(reader, await list_snapshots(reader), snapshot_id, at)
             return snap, await do_restore(reader, snap, paths, out)
 
     snap, count = run(go())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import fsops
 from .errors import UserError
-from .objects import Commit, ObjectId, ObjectKind, TreeEntry, id_from_hex
+from .objects import Commit, ObjectId, ObjectKind, TreeEntry, id_from_hex, is_hex_id
 from .paths import validate_relpath
 from .sync.apply import Applier
 from .sync.objects_io import ObjectReader
@@ -25,7 +25,7 @@ from .sync.plan import Action
 from .treediff import walk_tree
 from .wire import HeadLogEntry
 
-__all__ = ["Snapshot", "list_snapshots", "pick_snapshot", "restore", "path_history", "parse_time"]
+__all__ = ["Snapshot", "find_snapshot", "list_snapshots", "pick_snapshot", "restore", "path_history", "parse_time"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,20 @@ def parse_time(text: str) -> float:
     if when.tzinfo is None:
         when = when.astimezone()
     return when.timestamp()
+
+
+async def find_snapshot(
+    reader: ObjectReader, snapshots: Sequence[Snapshot], snapshot_id: str | None, at: str | None
+) -> Snapshot:
+    """Like :func:`pick_snapshot`, and also finds a commit off the timeline by its full id
+    (a local version kept in history by last-write-wins)."""
+    try:
+        return pick_snapshot(snapshots, snapshot_id, at)
+    except UserError:
+        if not snapshot_id or not is_hex_id(snapshot_id.lower()):
+            raise
+    commit = await reader.commit(id_from_hex(snapshot_id.lower()))
+    return Snapshot(snapshot_id.lower(), commit.seq, commit.time_ns / 1e9, commit.device, commit.author, commit)
 
 
 def pick_snapshot(snapshots: Sequence[Snapshot], snapshot_id: str | None, at: str | None) -> Snapshot:

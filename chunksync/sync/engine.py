@@ -36,7 +36,7 @@ from ..scanner import ScanResult, scan
 from ..storage.index import Index
 from ..transport.base import ChunkStore
 from ..treediff import diff_trees, walk_tree
-from .apply import Applier
+from .apply import Applier, ApplyOutcome
 from .objects_io import ObjectReader
 from .plan import Plan, plan_merge
 from .push import Uploader, UploadStats
@@ -280,32 +280,33 @@ class SyncEngine:
         writes = [a.entry for a in plan.actions if a.op == "write" and a.entry and a.entry.id]
         await reader.ensure(ObjectKind.FILE, [e.id for e in writes if e.id])
         self.progress.expect("down", sum(e.size for e in writes))
+        uploader = Uploader(self.root, self.keys, self.index, reader, self.store, upload_stats)
+        new_head = remote_head
+        seq = head_seq = remote_commit.seq if remote_commit else 0
+        parents = (id_from_hex(remote_head),) if remote_head else ()
+        kept_in_history: str | None = None
+        if any(c.policy == "last-write-wins" and c.kept == "remote" for c in plan.conflicts):
+            # the local loser is replaced on disk below: first keep it in history
+            side = await self._commit(uploader, reader, scan_result.root_id, parents, seq + 1,
+                                      {}, "local versions that lost under last-write-wins")
+            parents, seq = (*parents, side), seq + 1
+            kept_in_history = side.hex()
         applier = Applier(self.root, self.tmpdir, self.keys, self.index, reader, loop)
         outcome = await asyncio.to_thread(applier.run, plan.actions)
-
-        uploader = Uploader(self.root, self.keys, self.index, reader, self.store, upload_stats)
-        new_head, seq = remote_head, remote_commit.seq if remote_commit else 0
         try:
-            if plan.push_needed:
+            if plan.push_needed or len(parents) > 1:
                 await uploader.push_tree(plan.merged_root)
-                commit = Commit(
-                    tree=plan.merged_root,
-                    parents=(id_from_hex(remote_head),) if remote_head else (),
-                    seq=seq + 1,
-                    device=self.device,
-                    author=self.author,
-                    time_ns=self.clock.time_ns(),
-                    summary=plan.summary,
+                commit_id = await self._commit(
+                    uploader, reader, plan.merged_root, parents, seq + 1, plan.summary
                 )
-                encoded = commit.encode()
-                commit_id = self.keys.meta_id(encoded)
-                reader.pending[commit_id] = (ObjectKind.COMMIT, encoded)
-                await uploader.put_object(ObjectKind.COMMIT, commit_id, encoded)
                 await self.store.cas_head(remote_head, commit_id.hex())
-                new_head, seq = commit_id.hex(), seq + 1
+                new_head, head_seq = commit_id.hex(), seq + 1
         finally:
             # whatever happened, remember what is on disk now and what the server holds
-            self._record(plan, outcome, reader, uploader, new_head, seq, remote_head)
+            synced = new_head is not None and (new_head != remote_head or not plan.push_needed)
+            self._record(
+                plan, outcome, reader, uploader, new_head if synced else None, head_seq, kept_in_history
+            )
         return SyncResult(
             head=new_head,
             pushed=new_head != remote_head,
@@ -319,8 +320,38 @@ class SyncEngine:
             summary=plan.summary,
         )
 
-    def _record(self, plan, outcome, reader, uploader, new_head, seq, remote_head) -> None:  # type: ignore[no-untyped-def]
-        synced = new_head is not None and (new_head != remote_head or not plan.push_needed)
+    async def _commit(
+        self,
+        uploader: Uploader,
+        reader: ObjectReader,
+        tree: ObjectId,
+        parents: tuple[ObjectId, ...],
+        seq: int,
+        summary: dict[str, int],
+        message: str = "",
+    ) -> ObjectId:
+        """Upload the objects below ``tree`` and a commit of it; returns the commit id."""
+        await uploader.push_tree(tree)
+        commit = Commit(tree=tree, parents=parents, seq=seq, device=self.device, author=self.author,
+                        time_ns=self.clock.time_ns(), summary=summary, message=message)
+        encoded = commit.encode()
+        commit_id = self.keys.meta_id(encoded)
+        reader.pending[commit_id] = (ObjectKind.COMMIT, encoded)
+        await uploader.put_object(ObjectKind.COMMIT, commit_id, encoded)
+        return commit_id
+
+    def _record(
+        self,
+        plan: Plan,
+        outcome: ApplyOutcome,
+        reader: ObjectReader,
+        uploader: Uploader,
+        synced_head: str | None,
+        seq: int,
+        kept_in_history: str | None,
+    ) -> None:
+        """One index transaction: what is on disk now, what the server holds, and —
+        when ``synced_head`` is set — the new base, conflicts and journal entries."""
         now = self.clock.time_ns()
         with self.index.write() as w:
             for path in outcome.removed:
@@ -330,9 +361,9 @@ class SyncEngine:
             for oid, (kind, data) in reader.pending.items():
                 w.put_object(oid, kind, data)
             w.add_known(uploader.stats.uploaded)
-            if synced:
-                w.add_known([id_from_hex(new_head)])
-                w.set_meta(BASE, new_head.encode())
+            if synced_head is not None:
+                w.add_known([id_from_hex(synced_head)])
+                w.set_meta(BASE, synced_head.encode())
                 w.set_meta(BASE_ROOT, plan.merged_root)
                 w.set_meta(HIGH_SEQ, str(max(seq, self._meta_int(HIGH_SEQ))).encode())
                 for conflict in plan.conflicts:
@@ -346,6 +377,7 @@ class SyncEngine:
                             "explanation": conflict.explanation,
                             "time_ns": now,
                             "device": self.device,
+                            "snapshot": kept_in_history if conflict.copy_path is None else None,
                         },
                     )
                     w.append_event(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chunksync.conflict import ConflictPolicies
 from chunksync.crypto.folder_keys import FolderKeys
 from chunksync.storage.index import Index
 from chunksync.sync.engine import SyncEngine, SyncResult
@@ -40,6 +41,7 @@ class Device:
     keys: FolderKeys
     index: Index = field(init=False)
     clock: StepClock = field(default_factory=StepClock)
+    policies: ConflictPolicies = field(default_factory=ConflictPolicies)
 
     def __post_init__(self) -> None:
         (self.root / STATE / "tmp").mkdir(parents=True, exist_ok=True)
@@ -49,6 +51,7 @@ class Device:
         return SyncEngine(
             self.root, self.keys, self.index, self.store,
             device=self.name, author="alice", clock=self.clock, tmpdir=self.root / STATE / "tmp",
+            policies=self.policies,
         )
 
     async def sync(self, **kw: Any) -> SyncResult:
