@@ -63,7 +63,9 @@ def test_edits_propagate_both_ways_without_echo_snapshots(cli_world: CliWorld) -
         # as watcher events, were rescanned, matched the stat cache and made no snapshot.
         devices = head_log_devices(w, "laptop")[snapshots_before:]
         assert len(devices) == 3 and devices[0] == devices[2] != devices[1], devices
-        assert da.status()["conflicts"] == 0
+        status = da.status()
+        assert status["conflicts"] == 0 and status["bytes_up"] > 0 and status["last_error"] is None
+        assert status["clock_skew"] is not None and abs(status["clock_skew"]) < 5  # same host
 
         # one daemon per folder
         second = subprocess.run(
