@@ -291,6 +291,7 @@ class SyncEngine:
                                       {}, "local versions that lost under last-write-wins")
             parents, seq = (*parents, side), seq + 1
             kept_in_history = side.hex()
+        self._forget_listings(plan)
         applier = Applier(self.root, self.tmpdir, self.keys, self.index, reader, loop)
         outcome = await asyncio.to_thread(applier.run, plan.actions)
         try:
@@ -319,6 +320,24 @@ class SyncEngine:
             scan=scan_result,
             summary=plan.summary,
         )
+
+    def _forget_listings(self, plan: Plan) -> None:
+        """Drop the scanner's cached listing of every directory the plan will touch,
+        before touching it, so a later partial (watcher-driven) scan lists them again
+        instead of reusing a listing that misses what was applied."""
+        touched: set[str] = set()
+        for action in plan.actions:
+            for path in (action.path, action.dest):
+                if path is None:
+                    continue
+                parts = path.split("/")
+                if action.op in ("mkdir", "rmdir"):
+                    touched.add(path)
+                touched.update("/".join(parts[:i]) for i in range(len(parts)))
+        if touched:
+            with self.index.write() as w:
+                for directory in touched:
+                    w.delete_dirtree(directory)
 
     async def _commit(
         self,

@@ -104,3 +104,23 @@ async def test_missing_folder_marker_never_syncs(devices):
         await b.sync()
     await a.sync()
     assert (a.root / "x.txt").exists()
+
+
+async def test_partial_scan_after_applying_remote_files_keeps_them(devices):
+    """A watcher-driven (dirty-only) scan after a pull must not mistake the pulled
+    files for deletions: the engine forgets the cached listings it touched."""
+    a, b, _ = devices
+    a.write("docs/one.txt", "1")
+    a.write("other/x.txt", "x")
+    await a.sync()
+    await b.sync()
+    a.write("docs/two.txt", "2")
+    a.write("docs/sub/three.txt", "3")
+    await a.sync()
+    await b.sync()  # pulls two files into docs/
+    b.write("other/y.txt", "y")
+    result = await b.engine().sync(dirty={"other"})
+    assert result.pushed
+    await a.sync()
+    assert (a.root / "docs" / "two.txt").exists() and (a.root / "docs" / "sub" / "three.txt").exists()
+    assert tree_of(a.root) == tree_of(b.root)
