@@ -85,6 +85,7 @@ class Sealer:
         self._lock = threading.Lock()  # seen, stats, current batch
         self._budget = threading.Condition()
         self._in_flight = 0
+        self._waiting = 0  # submitters blocked on the budget
         self._error: BaseException | None = None
         self._batch: list[tuple[ObjectId, bytes]] = []
         self._batch_size = 0
@@ -127,12 +128,23 @@ class Sealer:
                 self.stats.skipped += 1
             return False
         size = len(data)
-        with self._budget:
-            self._budget.wait_for(
-                lambda: self._error is not None
+
+        def admissible() -> bool:
+            return (
+                self._error is not None
                 or self._in_flight == 0
                 or self._in_flight + size <= self._max_in_flight
             )
+
+        with self._budget:
+            if not admissible():
+                # Budget is released only when the sink takes a batch, so whatever is
+                # sealed must go out now, however small (compressible data seals small).
+                self._waiting += 1
+                with self._lock:
+                    self._flush_locked()
+                self._budget.wait_for(admissible)
+                self._waiting -= 1
             self._in_flight += size
         self._raise_if_failed()
         with self._lock:
@@ -179,7 +191,11 @@ class Sealer:
             self._batch.append((oid, blob))
             self._batch_size += len(blob)
             self._batch_plain += len(data)
-            if len(self._batch) >= self._batch_objects or self._batch_size >= self._batch_bytes:
+            if (
+                len(self._batch) >= self._batch_objects
+                or self._batch_size >= self._batch_bytes
+                or self._waiting
+            ):
                 self._flush_locked()
 
     def _flush_locked(self) -> None:
