@@ -118,9 +118,11 @@ class FileManifest:
             raise IntegrityError("file manifest: chunk sizes do not add up to the file size")
 
     def encode(self) -> bytes:
-        return _canonical(
-            {"t": "file", "size": self.size, "chunks": [[c.id.hex(), c.size] for c in self.chunks]}
-        )
+        # Written out by hand: the scanner encodes one manifest per file read, and this
+        # is several times faster than json.dumps while giving the very same bytes
+        # (keys in sorted order, no spaces), as a unit test checks.
+        chunks = ",".join(f'["{c.id.hex()}",{c.size}]' for c in self.chunks)
+        return f'{{"chunks":[{chunks}],"size":{self.size},"t":"file"}}'.encode()
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> FileManifest:

@@ -35,7 +35,7 @@ import os
 import re
 import stat as st_mod
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import FileIO
@@ -139,8 +139,35 @@ class _Reader:
     def __init__(self, keys: FolderKeys, chunker: Chunker, on_chunk: OnChunk | None, now: int):
         self.keys, self.chunker, self.on_chunk, self.now = keys, chunker, on_chunk, now
 
+    def _chunks(self, fd: int, size: int) -> Iterator[bytes | memoryview]:
+        """The file's chunks. A file below the chunker's minimum is one chunk by
+        definition, so it is read with one call and never goes through the chunker
+        (most files of a source tree). Reading one byte past ``size`` notices a file
+        that grew meanwhile; the caller's stat check then retries it."""
+        if size < self.chunker.params.min_size:
+            parts = []
+            want = size + 1
+            while want > 0 and (part := os.read(fd, want)):
+                parts.append(part)
+                want -= len(part)
+            if parts:
+                yield b"".join(parts)
+            return
+        with FileIO(fd, "rb", closefd=False) as stream:
+            for _off, view in self.chunker.iter_chunk_spans(stream, size):
+                yield view
+
     def __call__(self, job: _FileJob) -> _Read:
+        """Read one file into a manifest, or say why not.
+
+        The file counts as read consistently when its fstat after reading equals the
+        stat taken before (by the directory walk on the first attempt): same inode,
+        size, mtime and ctime, so no write happened in between. A file replaced by a
+        rename meanwhile was still read whole and consistently (the old inode); the
+        next scan sees the new one.
+        """
         total = 0
+        before = job.stat
         for _attempt in range(READ_ATTEMPTS):
             try:
                 fd = os.open(job.disk, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -148,24 +175,21 @@ class _Reader:
                 return _Read(None, problem="vanished")
             except OSError as exc:
                 return _Read(None, problem=f"{job.rel}: cannot read ({exc.strerror})")
-            with FileIO(fd, "rb", closefd=True) as stream:
-                before = os.fstat(fd)
+            try:
                 if not st_mod.S_ISREG(before.st_mode):
                     return _Read(None, problem="changed")
                 refs = []
-                for _off, view in self.chunker.iter_chunk_spans(stream, before.st_size):
+                for view in self._chunks(fd, before.st_size):
                     cid = self.keys.chunk_id(view)
                     if self.on_chunk is not None:
                         self.on_chunk(cid, view)
                     refs.append(ChunkRef(cid, len(view)))
                 after = os.fstat(fd)
+            finally:
+                os.close(fd)
             size = sum(r.size for r in refs)
             total += size
-            try:
-                on_disk = os.stat(job.disk, follow_symlinks=False)
-            except OSError:
-                return _Read(None, bytes_read=total, problem="changed")
-            if _same_stat(before, after) and _same_stat(after, on_disk) and size == after.st_size:
+            if _same_stat(before, after) and size == after.st_size:
                 manifest = FileManifest(size, tuple(refs)).encode()
                 state = FileState(
                     job.rel, size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino,
@@ -173,6 +197,7 @@ class _Reader:
                     racy=after.st_mtime_ns >= self.now - RACY_NS,
                 )
                 return _Read(state, manifest, total)
+            before = after  # changed while read: try again against the newer stat
         return _Read(None, bytes_read=total, problem="changed")
 
 
