@@ -175,7 +175,7 @@ def _frames(body: bytes) -> list[tuple[bytes, bytes]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--large-mb", type=int, default=128, help="number of 1 MiB objects")
+    parser.add_argument("--large-mb", type=int, default=512, help="number of 1 MiB objects")
     parser.add_argument("--small", type=int, default=16000, help="number of 4 KiB objects")
     parser.add_argument("--dir", default=None, help="where to put the temporary data dir")
     asyncio.run(run(parser.parse_args()))
