@@ -146,7 +146,6 @@ class FolderDaemon:
         self._retry_at = 0.0
         self._stopping = False
         self._syncing = False
-        self._stale = True  # scanner's cached trees may miss what the engine wrote
 
     # --- events -----------------------------------------------------------------------
     def log(self, event: str, **fields: Any) -> None:
@@ -318,8 +317,7 @@ class FolderDaemon:
         loop = asyncio.get_running_loop()
         self._syncing = True
         started = loop.time()
-        full = batch.full or self._stale
-        self._stale = True  # until this round is known to have written nothing locally
+        full = batch.full
         try:
             dirty = None if full else await asyncio.to_thread(self._dirty_of, batch)
             result = await self.engine.sync(dirty=dirty)
@@ -342,9 +340,6 @@ class FolderDaemon:
             return
         finally:
             self._syncing = False
-        # Files the engine wrote are in the stat cache but not in the scanner's cached
-        # directory trees; a round that reused those trees would see them as deleted.
-        self._stale = bool(result.applied or result.deleted or result.conflicts)
         self._synced(result, loop.time() - started, full)
 
     def _went_offline(self, exc: TransportError) -> None:
