@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .config import Credential, FolderConfig, FolderPaths, save_credential
-from .errors import ChunksyncError, ConfigError, UserError
+from .config import Credential, FolderConfig, save_credential
+from .errors import ChunksyncError, UserError
 from .folder import (
     PASSPHRASE_SLOT,
     SyncFolder,
