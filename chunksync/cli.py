@@ -37,6 +37,7 @@ from .progress import TerminalProgress
 from .transport.http import HttpClient
 
 T = TypeVar("T")
+FOLDER_DIR = click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
 DEFAULT_SERVER = "http://127.0.0.1:8400"
 
 
@@ -209,7 +210,7 @@ def _describe(result: Any) -> str:
 
 
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@FOLDER_DIR
 @click.option("--allow-mass-delete", is_flag=True, help="go ahead with a sync that deletes many files")
 @click.option("--json", "as_json", is_flag=True)
 @command_errors
@@ -239,7 +240,7 @@ def _when(ts: float) -> str:
 
 
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@FOLDER_DIR
 @click.argument("path", required=False)
 @click.option("--json", "as_json", is_flag=True)
 @command_errors
@@ -269,7 +270,7 @@ def log(directory: Path, path: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@FOLDER_DIR
 @click.argument("paths", nargs=-1)
 @click.option("--snapshot", "snapshot_id")
 @click.option("--at", help="ISO 8601 time: the newest snapshot at or before it")
@@ -296,7 +297,7 @@ def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at
 
 # --- state -----------------------------------------------------------------------------
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@FOLDER_DIR
 @click.option("--json", "as_json", is_flag=True)
 @command_errors
 def status(directory: Path, as_json: bool) -> None:
@@ -308,7 +309,7 @@ def status(directory: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@FOLDER_DIR
 @click.option("--json", "as_json", is_flag=True)
 @command_errors
 def conflicts(directory: Path, as_json: bool) -> None:
@@ -327,7 +328,7 @@ def conflicts(directory: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@FOLDER_DIR
 @click.argument("path")
 @click.option("--keep", type=click.Choice(["mine", "theirs", "both"]), required=True)
 @command_errors
@@ -341,7 +342,7 @@ def resolve(directory: Path, path: str, keep: str) -> None:
 
 
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@FOLDER_DIR
 @command_errors
 def verify(directory: Path) -> None:
     """Re-download every object of the head and check it against the local files."""
@@ -393,7 +394,7 @@ def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll
 
 
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@FOLDER_DIR
 @command_errors
 def pause(directory: Path) -> None:
     """Pause the daemon's transfers for this folder."""
@@ -403,7 +404,7 @@ def pause(directory: Path) -> None:
 
 
 @main.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@FOLDER_DIR
 @command_errors
 def resume(directory: Path) -> None:
     """Resume the daemon's transfers for this folder."""

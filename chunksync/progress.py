@@ -13,10 +13,12 @@ from typing import Literal, Protocol
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    Progress as RichProgress,
     TaskID,
     TextColumn,
     TransferSpeedColumn,
+)
+from rich.progress import (
+    Progress as RichProgress,
 )
 
 Direction = Literal["up", "down"]

@@ -17,7 +17,6 @@ from typing import Any
 from . import fsops
 from .config import FolderConfig, FolderPaths
 from .errors import ChunksyncError, ConfigError, UserError
-from .objects import ObjectId, short_id
 from .paths import validate_relpath
 from .storage.index import Index
 from .sync.engine import BASE, BASE_ROOT, HIGH_SEQ, LOCAL_ROOT
@@ -136,7 +135,3 @@ def resolve_conflict(directory: Path, path: str, keep: str) -> str:
             w.delete_conflict(path)
     kept = {"theirs": "the version at the name", "mine": "your version", "both": "both versions"}[keep]
     return f"resolved {path}: kept {kept}"
-
-
-def describe_head(oid: bytes | None) -> str:
-    return short_id(ObjectId(oid)) if oid else "none"

@@ -29,9 +29,9 @@ from ..conflict import Conflict, ConflictPolicies
 from ..crypto.folder_keys import FolderKeys
 from ..errors import ChunksyncError, HeldError, RefConflict, RollbackError
 from ..ignore import IgnoreRules
+from ..objects import Commit, ObjectId, ObjectKind, Tree, TreeEntry, id_from_hex, short_id
 from ..pipeline import Sealer
 from ..progress import NoProgress, Progress
-from ..objects import Commit, ObjectId, ObjectKind, Tree, TreeEntry, id_from_hex, short_id
 from ..scanner import ScanResult, scan
 from ..storage.index import Index
 from ..transport.base import ChunkStore

@@ -41,7 +41,8 @@ class ObjectReader:
         self.progress = progress or NoProgress()
 
     # --- synchronous lookups (pure planning uses these) ---------------------------
-    def _plain(self, oid: ObjectId) -> tuple[ObjectKind, bytes] | None:
+    def plaintext(self, oid: ObjectId) -> tuple[ObjectKind, bytes] | None:
+        """A metadata object's kind and plaintext, if held locally (pending or index)."""
         return self.pending.get(oid) or self.index.get_object(oid)
 
     def has(self, oid: ObjectId) -> bool:
@@ -50,7 +51,7 @@ class ObjectReader:
     def _load(self, oid: ObjectId, kind: ObjectKind) -> object:
         obj = self._decoded.get(oid)
         if obj is None:
-            found = self._plain(oid)
+            found = self.plaintext(oid)
             if found is None:
                 raise KeyError(oid)
             if found[0] != kind:

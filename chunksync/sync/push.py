@@ -121,7 +121,7 @@ class Uploader:
         batch: list[tuple[ObjectId, bytes]] = []
         size = 0
         for oid in ids:
-            found = self.reader._plain(oid)
+            found = self.reader.plaintext(oid)
             assert found is not None, "metadata to upload must be in the index"
             blob = seal(self.keys, kind, oid, found[1])
             batch.append((oid, blob))

@@ -38,8 +38,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .. import wire
-from ..errors import AuthError, ChunksyncError, ConfigError, ProtocolError, RefConflict
-from ..errors import TransportError
+from ..errors import (
+    AuthError,
+    ChunksyncError,
+    ConfigError,
+    ProtocolError,
+    RefConflict,
+    TransportError,
+)
 from ..objects import ObjectId
 from ..wire import HeadLogEntry, HeadState
 

@@ -34,12 +34,37 @@ import yarl
 from aiohttp.abc import AbstractStreamWriter
 
 from .. import wire
-from ..errors import AuthError, ChunksyncError, ConfigError, NetworkError, ObjectNotFound
-from ..errors import ProtocolError, RefConflict, TransportError, TransportTimeout, UserError
+from ..errors import (
+    AuthError,
+    ChunksyncError,
+    ConfigError,
+    NetworkError,
+    ObjectNotFound,
+    ProtocolError,
+    RefConflict,
+    TransportError,
+    TransportTimeout,
+    UserError,
+)
 from ..objects import ObjectId
-from .base import FRAME_OVERHEAD, HeadLogEntry, HeadState, check_folder, check_log, clean_reason
-from .base import field_of, parse_event, parse_json, plan_batches, read_frames, run_bounded
-from .base import parse_keyslots, split, status_error, unique
+from .base import (
+    FRAME_OVERHEAD,
+    HeadLogEntry,
+    HeadState,
+    check_folder,
+    check_log,
+    clean_reason,
+    field_of,
+    parse_event,
+    parse_json,
+    parse_keyslots,
+    plan_batches,
+    read_frames,
+    run_bounded,
+    split,
+    status_error,
+    unique,
+)
 from .retry import RetryPolicy, backoff_delay, call_with_retry
 
 __all__ = ["HttpChunkStore", "HttpClient", "LoginResult"]
