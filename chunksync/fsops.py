@@ -32,6 +32,7 @@ __all__ = [
     "LocalChanged",
     "atomic_write_bytes",
     "lstat_at",
+    "move_out",
     "open_dir",
     "remove_at",
     "rename_at",
@@ -211,6 +212,18 @@ def remove_at(root: Path, relpath: str) -> None:
         if stat.S_ISDIR(st.st_mode):
             raise ChunksyncError(f"cannot delete {relpath}: it is a directory now")
         os.unlink(name, dir_fd=dfd)
+
+
+def move_out(root: Path, relpath: str, dest_dir: Path, dest_name: str) -> Path:
+    """Move a file out of the folder into ``dest_dir`` (same filesystem), e.g. to keep a
+    deleted file's content at hand until the end of a sync; returns its new path."""
+    parent, name = split(relpath)
+    with open_dir(root, parent) as sfd, open_dir(dest_dir, "") as dfd:
+        st = _stat_or_none(sfd, name)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise ChunksyncError(f"cannot delete {relpath}: it is a directory now")
+        os.rename(name, dest_name, src_dir_fd=sfd, dst_dir_fd=dfd)
+    return dest_dir / dest_name
 
 
 def rmdir_at(root: Path, relpath: str) -> bool:

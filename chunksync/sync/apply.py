@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,25 +109,24 @@ class Applier:
         return check
 
     # --- content --------------------------------------------------------------------
-    def _local_chunks(self, path: str, expect: TreeEntry | None) -> dict[ObjectId, tuple[int, int]]:
-        """Chunks of the old local version of ``path``: id -> (offset, size)."""
-        if expect is None or expect.kind != "file" or expect.id is None:
-            return {}
+    def _add_sources(self, path: Path, manifest_id: ObjectId | None) -> None:
+        """Remember where a local file holds chunks, to copy them instead of downloading."""
+        if manifest_id is None:
+            return
         try:
-            manifest = self.reader.load_manifest(expect.id)
+            manifest = self.reader.load_manifest(manifest_id)
         except KeyError:
-            return {}
-        spans, offset = {}, 0
+            return
+        offset = 0
         for ref in manifest.chunks:
-            spans.setdefault(ref.id, (offset, ref.size))
+            self._sources.setdefault(ref.id, (path, offset, ref.size))
             offset += ref.size
-        return spans
 
-    def _read_local(self, path: str, span: tuple[int, int], oid: ObjectId) -> bytes | None:
+    def _read_local(self, oid: ObjectId) -> bytes | None:
+        path, offset, size = self._sources[oid]
         try:
-            with open(self.root / path, "rb") as f:
-                f.seek(span[0])
-                data = f.read(span[1])
+            with open(path, "rb") as f:
+                data = os.pread(f.fileno(), size, offset)
         except OSError:
             return None
         return data if self.keys.verify_id(ObjectKind.CHUNK, data, oid) else None
@@ -137,9 +137,9 @@ class Applier:
         )
         return future.result()
 
-    def _blocks(self, path: str, manifest: FileManifest, expect: TreeEntry | None) -> Iterator[bytes]:
-        """The file's content in order, fetching missing chunks in bounded batches."""
-        local = self._local_chunks(path, expect)
+    def _blocks(self, manifest: FileManifest) -> Iterator[bytes]:
+        """The file's content in order: chunks found locally (verified) are copied, the
+        rest fetched in bounded batches."""
         refs = manifest.chunks
         start = 0
         while start < len(refs):
@@ -150,8 +150,8 @@ class Applier:
             batch = refs[start:end]
             have: dict[ObjectId, bytes] = {}
             for ref in batch:
-                if ref.id in local and ref.id not in have:
-                    data = self._read_local(path, local[ref.id], ref.id)
+                if ref.id in self._sources and ref.id not in have:
+                    data = self._read_local(ref.id)
                     if data is not None:
                         have[ref.id] = data
             remote = [ref.id for ref in batch if ref.id not in have]
@@ -166,10 +166,19 @@ class Applier:
 
     # --- actions --------------------------------------------------------------------
     def run(self, actions: Sequence[Action]) -> ApplyOutcome:
+        """Execute ``actions`` in order. Deleted files wait in the temp directory until
+        the end, so a file moved or renamed on another device is rebuilt from local
+        content instead of downloaded again."""
         outcome = ApplyOutcome()
-        for action in actions:
-            validate_relpath(action.path)
-            getattr(self, f"_do_{action.op}")(action, outcome)
+        self._sources: dict[ObjectId, tuple[Path, int, int]] = {}
+        self._trash: list[Path] = []
+        try:
+            for action in actions:
+                validate_relpath(action.path)
+                getattr(self, f"_do_{action.op}")(action, outcome)
+        finally:
+            for path in self._trash:
+                path.unlink(missing_ok=True)
         outcome.bytes_down = self.reader.bytes_down
         return outcome
 
@@ -177,11 +186,13 @@ class Applier:
         entry = action.entry
         assert entry is not None and entry.id is not None
         manifest = self.reader.load_manifest(entry.id)
+        if action.expect is not None and action.expect.kind == "file":
+            self._add_sources(self.root / action.path, action.expect.id)
         new_stat = fsops.write_file_at(
             self.root,
             self.tmpdir,
             action.path,
-            self._blocks(action.path, manifest, action.expect),
+            self._blocks(manifest),
             executable=entry.executable,
             mtime_ns=entry.mtime_ns,
             check=self._check(action.path, action.expect),
@@ -218,7 +229,13 @@ class Applier:
 
     def _do_delete(self, action: Action, outcome: ApplyOutcome) -> None:
         self._check(action.path, action.expect)(fsops.lstat_at(self.root, action.path))
-        fsops.remove_at(self.root, action.path)
+        if action.expect is not None and action.expect.kind == "file":
+            self.tmpdir.mkdir(parents=True, exist_ok=True)
+            kept = fsops.move_out(self.root, action.path, self.tmpdir, f"del-{uuid.uuid4().hex}")
+            self._trash.append(kept)
+            self._add_sources(kept, action.expect.id)
+        else:
+            fsops.remove_at(self.root, action.path)
         outcome.removed.append(action.path)
         outcome.deleted += 1
 
@@ -234,3 +251,4 @@ class Applier:
         moved = fsops.lstat_at(self.root, action.dest)
         if moved is not None and stat.S_ISREG(moved.st_mode) and action.expect and action.expect.id:
             outcome.states[action.dest] = stat_state(action.dest, moved, action.expect.id)
+            self._add_sources(self.root / action.dest, action.expect.id)
