@@ -305,7 +305,12 @@ def status(directory: Path, as_json: bool) -> None:
     from .status import read_status
 
     doc = read_status(directory)
-    emit(doc, as_json, lambda: [click.echo(f"{k}: {v}") for k, v in doc.items()])
+
+    def text() -> None:
+        for key, value in doc.items():
+            click.echo(f"{key.replace('_', ' ')}: {value}")
+
+    emit(doc, as_json, text)
 
 
 @main.command()

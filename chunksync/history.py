@@ -21,7 +21,7 @@ from .objects import Commit, ObjectId, ObjectKind, TreeEntry, id_from_hex, is_he
 from .paths import validate_relpath
 from .sync.apply import Applier
 from .sync.objects_io import ObjectReader
-from .sync.plan import Action
+from .sync.plan import Action, Op
 from .treediff import walk_tree
 from .wire import HeadLogEntry
 
@@ -132,10 +132,8 @@ async def restore(reader: ObjectReader, snapshot: Snapshot, paths: Sequence[str]
         if e.kind != "dir" and fsops.lstat_at(out, p) is not None:
             raise UserError(f"{out / p} already exists: restore into an empty directory")
     tmp = out / ".chunksync-restore-tmp"
-    actions = [
-        Action(op={"dir": "mkdir", "file": "write", "symlink": "symlink"}[e.kind], path=p, entry=e, expect=None)
-        for p, e in entries
-    ]
+    ops: dict[str, Op] = {"dir": "mkdir", "file": "write", "symlink": "symlink"}
+    actions = [Action(op=ops[e.kind], path=p, entry=e, expect=None) for p, e in entries]
     applier = Applier(out, tmp, reader.keys, reader.index, reader, asyncio.get_running_loop())
     try:
         outcome = await asyncio.to_thread(applier.run, actions)

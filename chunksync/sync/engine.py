@@ -315,7 +315,7 @@ class SyncEngine:
             deleted=outcome.deleted,
             conflicts=plan.conflicts,
             uploaded_objects=uploader.stats.objects,
-            uploaded_bytes=uploader.stats.bytes,
+            uploaded_bytes=uploader.stats.size,
             downloaded_bytes=outcome.bytes_down,
             scan=scan_result,
             summary=plan.summary,

@@ -39,7 +39,7 @@ BATCH_BYTES = 16 << 20
 @dataclass
 class UploadStats:
     objects: int = 0
-    bytes: int = 0
+    size: int = 0
     uploaded: set[ObjectId] = field(default_factory=set)
 
     progress: Progress = field(default_factory=NoProgress)
@@ -47,7 +47,7 @@ class UploadStats:
     def record(self, batch: list[tuple[ObjectId, bytes]]) -> None:
         size = sum(len(blob) for _, blob in batch)
         self.objects += len(batch)
-        self.bytes += size
+        self.size += size
         self.uploaded.update(oid for oid, _ in batch)
         self.progress.transferred("up", size)
 
