@@ -38,6 +38,7 @@ from ..transport.base import ChunkStore
 from ..treediff import diff_trees, walk_tree
 from .apply import Applier, ApplyOutcome
 from .objects_io import ObjectReader
+from .graft import graft_ignored
 from .plan import Plan, plan_merge
 from .push import Uploader, UploadStats
 
@@ -148,6 +149,9 @@ class SyncEngine:
         root = self.index.get_meta(BASE_ROOT)
         return (base.decode() if base else None), (ObjectId(root) if root else None)
 
+    def _ignore_rules(self) -> IgnoreRules:
+        return self.ignore or IgnoreRules.load(self.root)
+
     def scan_local(
         self, dirty: Collection[str] | None = None, on_chunk: Callable[[ObjectId, memoryview], None] | None = None
     ) -> ScanResult:
@@ -155,7 +159,7 @@ class SyncEngine:
         if not (self.root / fsops.STATE_DIR_NAME).is_dir():
             raise ChunksyncError(f"{self.root}: the folder marker .chunksync is gone; refusing to sync")
         self.on_status("scanning")
-        ignore = self.ignore or IgnoreRules.load(self.root)
+        ignore = self._ignore_rules()
         result = scan(self.root, self.keys, self.index, ignore=ignore, dirty=dirty, on_chunk=on_chunk)
         previous = self.index.get_meta(LOCAL_ROOT)
         reader = ObjectReader(self.keys, self.index, self.store)
@@ -262,9 +266,14 @@ class SyncEngine:
         remote_root = remote_commit.tree if remote_commit else None
         await reader.ensure_tree_closure(remote_root)
         _, base_root = self._base()
+        ignore = self._ignore_rules()
+        local_root = scan_result.root_id
+        if ignore.lines:
+            local_root = graft_ignored(local_root, remote_root, ignore.is_ignored, reader.load_tree,
+                                       reader.store_tree)
         plan = plan_merge(
             base_root,
-            scan_result.root_id,
+            local_root,
             remote_root,
             load_tree=reader.load_tree,
             tree_id=self._tree_id,
@@ -287,8 +296,8 @@ class SyncEngine:
         kept_in_history: str | None = None
         if any(c.policy == "last-write-wins" and c.kept == "remote" for c in plan.conflicts):
             # the local loser is replaced on disk below: first keep it in history
-            side = await self._commit(uploader, reader, scan_result.root_id, parents, seq + 1,
-                                      {}, "local versions that lost under last-write-wins")
+            side = await self._commit(uploader, reader, local_root, parents, seq + 1, {},
+                                      "local versions that lost under last-write-wins", remote_root)
             parents, seq = (*parents, side), seq + 1
             kept_in_history = side.hex()
         self._forget_listings(plan)
@@ -296,9 +305,9 @@ class SyncEngine:
         outcome = await asyncio.to_thread(applier.run, plan.actions)
         try:
             if plan.push_needed or len(parents) > 1:
-                await uploader.push_tree(plan.merged_root)
                 commit_id = await self._commit(
-                    uploader, reader, plan.merged_root, parents, seq + 1, plan.summary
+                    uploader, reader, plan.merged_root, parents, seq + 1, plan.summary,
+                    remote_root=remote_root,
                 )
                 await self.store.cas_head(remote_head, commit_id.hex())
                 new_head, head_seq = commit_id.hex(), seq + 1
@@ -348,9 +357,10 @@ class SyncEngine:
         seq: int,
         summary: dict[str, int],
         message: str = "",
+        remote_root: ObjectId | None = None,
     ) -> ObjectId:
         """Upload the objects below ``tree`` and a commit of it; returns the commit id."""
-        await uploader.push_tree(tree)
+        await uploader.push_tree(tree, remote_root)
         commit = Commit(tree=tree, parents=parents, seq=seq, device=self.device, author=self.author,
                         time_ns=self.clock.time_ns(), summary=summary, message=message)
         encoded = commit.encode()

@@ -75,6 +75,14 @@ class ObjectReader:
         assert isinstance(commit, Commit)
         return commit
 
+    def store_tree(self, tree: Tree) -> ObjectId:
+        """Keep a tree made during this sync (recorded with the rest of the round)."""
+        encoded = tree.encode()
+        oid = self.keys.meta_id(encoded)
+        self.pending[oid] = (ObjectKind.TREE, encoded)
+        self._decoded[oid] = tree
+        return oid
+
     # --- downloads ------------------------------------------------------------------
     async def fetch_blobs(self, kind: ObjectKind, ids: Sequence[ObjectId]) -> dict[ObjectId, bytes]:
         """Download and open objects of one kind; returns their verified plaintext."""

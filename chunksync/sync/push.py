@@ -82,15 +82,27 @@ class Uploader:
         return oid in self.stats.uploaded or self.index.known(oid)
 
     def _candidates(
-        self, tree_id: ObjectId, prefix: str, out: dict[ObjectId, ObjectKind], chunks: dict[ObjectId, _ChunkSource]
+        self,
+        tree_id: ObjectId,
+        prefix: str,
+        out: dict[ObjectId, ObjectKind],
+        chunks: dict[ObjectId, _ChunkSource],
+        remote_id: ObjectId | None,
     ) -> None:
-        if self._known(tree_id) or tree_id in out:
+        """Collect what below ``tree_id`` may be missing on the server. ``remote_id`` is
+        the server head's tree at the same path: whatever equals it is there already."""
+        if tree_id == remote_id or self._known(tree_id) or tree_id in out:
             return
         out[tree_id] = ObjectKind.TREE
+        theirs = self.reader.load_tree(remote_id).by_name() if remote_id is not None else {}
         for entry in self.reader.load_tree(tree_id).entries:
             path = join(prefix, entry.name)
+            remote = theirs.get(entry.name)
+            if remote is not None and remote.id == entry.id:
+                continue
             if entry.kind == "dir" and entry.id is not None:
-                self._candidates(entry.id, path, out, chunks)
+                sub = remote.id if remote is not None and remote.kind == "dir" else None
+                self._candidates(entry.id, path, out, chunks, sub)
             elif entry.kind == "file" and entry.id is not None and not self._known(entry.id):
                 if entry.id in out:
                     continue
@@ -101,11 +113,12 @@ class Uploader:
                         chunks[ref.id] = _ChunkSource(path, offset, ref.size)
                     offset += ref.size
 
-    async def push_tree(self, root_tree: ObjectId) -> None:
-        """Upload every missing object below ``root_tree`` (chunks first, trees last)."""
+    async def push_tree(self, root_tree: ObjectId, remote_root: ObjectId | None = None) -> None:
+        """Upload every missing object below ``root_tree`` (chunks first, trees last);
+        subtrees equal to those of ``remote_root`` (the server head's) are skipped."""
         meta: dict[ObjectId, ObjectKind] = {}
         chunks: dict[ObjectId, _ChunkSource] = {}
-        self._candidates(root_tree, "", meta, chunks)
+        self._candidates(root_tree, "", meta, chunks, remote_root)
         if not meta and not chunks:
             return
         missing = await self.store.missing(list(chunks) + list(meta))

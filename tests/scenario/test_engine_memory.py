@@ -124,3 +124,26 @@ async def test_partial_scan_after_applying_remote_files_keeps_them(devices):
     await a.sync()
     assert (a.root / "docs" / "two.txt").exists() and (a.root / "docs" / "sub" / "three.txt").exists()
     assert tree_of(a.root) == tree_of(b.root)
+
+
+async def test_paths_ignored_on_one_device_are_neither_pulled_nor_deleted(devices, store):
+    a, b, _ = devices
+    b.write(".chunksync/ignore", "*.tmp\nbuild/\n")
+    b.write("local.tmp", "b's scratch file")
+    a.write("shared.txt", "for everyone")
+    a.write("cache.tmp", "a's temp file, synced from a")
+    a.write("build/out.bin", "artifact")
+    await a.sync()
+    await b.sync()
+    assert b.read("shared.txt") == b"for everyone"
+    assert not (b.root / "cache.tmp").exists() and not (b.root / "build").exists()
+    b.write("shared.txt", "edited on b")
+    r = await b.sync()
+    assert r.pushed
+    await a.sync()
+    # nothing ignored on b was deleted for a, and b's own scratch file never left b
+    assert a.read("cache.tmp") == b"a's temp file, synced from a"
+    assert a.read("build/out.bin") == b"artifact"
+    assert a.read("shared.txt") == b"edited on b"
+    assert not (a.root / "local.tmp").exists()
+    assert not (await a.sync()).changed and not (await b.sync()).changed
