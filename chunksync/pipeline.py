@@ -32,18 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from .crypto.folder_keys import FolderKeys
+from .crypto.seal import ZSTD_LEVEL
+from .crypto.seal import seal as default_seal
 from .objects import ObjectId, ObjectKind
 
 __all__ = ["Sealer", "SealerStats", "Sink"]
 
 Sink = Callable[[list[tuple[ObjectId, bytes]]], None]
 SealFn = Callable[..., bytes]
-
-
-def _default_seal() -> SealFn:
-    from .crypto.seal import seal
-
-    return seal
 
 
 @dataclass(slots=True)
@@ -67,14 +63,14 @@ class Sealer:
         seal: SealFn | None = None,
         skip: Callable[[ObjectId], bool] | None = None,
         workers: int = 2,
-        level: int = 3,
+        level: int = ZSTD_LEVEL,
         max_in_flight: int = 64 << 20,
         batch_bytes: int = 8 << 20,
         batch_objects: int = 256,
     ) -> None:
         self._keys = keys
         self._sink = sink
-        self._seal = seal or _default_seal()
+        self._seal = seal or default_seal
         self._skip = skip
         self._level = level
         self._max_in_flight = max_in_flight

@@ -32,7 +32,7 @@ import zstandard  # noqa: E402
 
 from chunksync.chunker import Chunker  # noqa: E402
 from chunksync.crypto.folder_keys import FolderKeys  # noqa: E402
-from chunksync.crypto.seal import seal  # noqa: E402
+from chunksync.crypto.seal import ZSTD_LEVEL, seal  # noqa: E402
 from chunksync.objects import ObjectKind  # noqa: E402
 from chunksync.pipeline import Sealer  # noqa: E402
 from chunksync.scanner import scan  # noqa: E402
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("dir", type=Path, nargs="?")
     parser.add_argument("--size", default="256M")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--level", type=int, default=3)
+    parser.add_argument("--level", type=int, default=ZSTD_LEVEL)
     args = parser.parse_args()
     tmp = None
     root = args.dir

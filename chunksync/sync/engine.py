@@ -17,6 +17,9 @@ simulator. Its guarantees:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -37,14 +40,15 @@ from ..storage.index import Index
 from ..transport.base import ChunkStore
 from ..treediff import diff_trees, walk_tree
 from .apply import Applier, ApplyOutcome
-from .objects_io import ObjectReader
 from .graft import graft_ignored
+from .objects_io import ObjectReader
 from .plan import Plan, plan_merge
 from .push import Uploader, UploadStats
 
 __all__ = ["Clock", "SyncEngine", "SyncResult", "SystemClock"]
 
 MAX_ROUNDS = 8
+UPLOADS_IN_FLIGHT = 4  # batches uploading at once while scanning
 MASS_DELETE_ABSOLUTE = 1000
 MASS_DELETE_MIN = 10  # tiny folders may lose half their files without asking
 
@@ -237,24 +241,34 @@ class SyncEngine:
     def _scan_and_upload(
         self, dirty: Collection[str] | None, loop: asyncio.AbstractEventLoop, stats: UploadStats
     ) -> ScanResult:
-        """Scan, uploading new chunks as they are read (sealed on a thread pool), so
-        an initial sync reads each file once. Upload failures only stop the early
-        upload: the scan goes on (offline journal) and the push re-reads what is missing."""
-        offline = False
+        """Scan, uploading new chunks as they are read, so an initial sync reads each
+        file once: the Sealer seals on a thread pool and up to ``UPLOADS_IN_FLIGHT``
+        batches travel at once. Upload failures only stop the early upload: the scan goes
+        on (offline journal) and the push re-reads whatever is still missing."""
+        slots = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
+        uploads: list[concurrent.futures.Future[None]] = []
+        offline = threading.Event()
+
+        def done(batch: list[tuple[ObjectId, bytes]], future: concurrent.futures.Future[None]) -> None:
+            slots.release()
+            if future.cancelled() or future.exception() is not None:
+                offline.set()
+            else:
+                stats.record(batch)
 
         def sink(batch: list[tuple[ObjectId, bytes]]) -> None:
-            nonlocal offline
-            if offline:
+            if offline.is_set():
                 return
-            try:
-                asyncio.run_coroutine_threadsafe(self.store.put_many(batch), loop).result()
-            except ChunksyncError:
-                offline = True
-                return
-            stats.record(batch)
+            slots.acquire()
+            future = asyncio.run_coroutine_threadsafe(self.store.put_many(batch), loop)
+            future.add_done_callback(functools.partial(done, batch))
+            uploads.append(future)
 
-        with Sealer(self.keys, sink, skip=self.index.known) as sealer:
-            return self.scan_local(dirty, on_chunk=sealer)
+        try:
+            with Sealer(self.keys, sink, skip=self.index.known) as sealer:
+                return self.scan_local(dirty, on_chunk=sealer)
+        finally:
+            concurrent.futures.wait(uploads)
 
     async def _round(self, allow_mass_delete: bool, dirty: Collection[str] | None) -> SyncResult:
         loop = asyncio.get_running_loop()
