@@ -101,6 +101,8 @@ class ScanResult:
     requeued: tuple[str, ...]
     warnings: tuple[str, ...]
     entries: dict[str, TreeEntry]  # relative POSIX NFC path -> entry (not the root)
+    #: manifests of the files read by this scan: every chunk of them went to ``on_chunk``
+    read_manifests: frozenset[ObjectId] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,4 +499,5 @@ def scan(
         requeued=tuple(run.requeued),
         warnings=tuple(run.warnings),
         entries=entries,
+        read_manifests=frozenset(r.state.manifest_id for r in results.values() if r.state),
     )

@@ -266,9 +266,12 @@ class SyncEngine:
 
         try:
             with Sealer(self.keys, sink, skip=self.index.known) as sealer:
-                return self.scan_local(dirty, on_chunk=sealer)
+                result = self.scan_local(dirty, on_chunk=sealer)
         finally:
             concurrent.futures.wait(uploads)
+        if not offline.is_set():
+            stats.chunks_uploaded_for = result.read_manifests
+        return result
 
     async def _round(self, allow_mass_delete: bool, dirty: Collection[str] | None) -> SyncResult:
         loop = asyncio.get_running_loop()

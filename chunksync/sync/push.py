@@ -43,6 +43,8 @@ class UploadStats:
     uploaded: set[ObjectId] = field(default_factory=set)
 
     progress: Progress = field(default_factory=NoProgress)
+    #: manifests whose every chunk was uploaded while scanning
+    chunks_uploaded_for: frozenset[ObjectId] = frozenset()
 
     def record(self, batch: list[tuple[ObjectId, bytes]]) -> None:
         size = sum(len(blob) for _, blob in batch)
@@ -107,6 +109,8 @@ class Uploader:
                 if entry.id in out:
                     continue
                 out[entry.id] = ObjectKind.FILE
+                if entry.id in self.stats.chunks_uploaded_for:
+                    continue
                 offset = 0
                 for ref in self.reader.load_manifest(entry.id).chunks:
                     if ref.id not in chunks and not self._known(ref.id):
