@@ -243,11 +243,24 @@ def _when(ts: float) -> str:
 @FOLDER_DIR
 @click.argument("path", required=False)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--events", is_flag=True, help="this device's change journal instead (works offline)")
 @command_errors
-def log(directory: Path, path: str | None, as_json: bool) -> None:
+def log(directory: Path, path: str | None, as_json: bool, events: bool) -> None:
     """List snapshots (id, time, device, summary), or one path's history."""
     from .history import list_snapshots, path_history
     from .sync.objects_io import ObjectReader
+
+    if events:
+        from .status import list_events
+
+        rows = [e for e in list_events(directory) if not path or e.get("path") == path]
+
+        def journal() -> None:
+            for e in rows:
+                click.echo(f"{_when(e['time_ns'] / 1e9)}  {e['device']}  {e['change']:<9} {e['path']}")
+
+        emit(rows, as_json, journal)
+        return
 
     async def go() -> list[tuple[Any, str]]:
         async with SyncFolder.open(directory) as f:

@@ -21,7 +21,7 @@ from .paths import validate_relpath
 from .storage.index import Index
 from .sync.engine import BASE, BASE_ROOT, HIGH_SEQ, LOCAL_ROOT
 
-__all__ = ["control", "list_conflicts", "read_status", "resolve_conflict", "ask_daemon"]
+__all__ = ["control", "list_conflicts", "list_events", "read_status", "resolve_conflict", "ask_daemon"]
 
 
 def _paths(directory: Path) -> FolderPaths:
@@ -99,6 +99,12 @@ def control(directory: Path, command: str) -> str:
         marker.unlink(missing_ok=True)
         return "resumed (no daemon running)"
     raise UserError(f"no daemon is running for {directory}")
+
+
+def list_events(directory: Path) -> list[dict[str, Any]]:
+    """This device's journal of changes (local scans, conflicts), oldest first."""
+    with Index.open(_paths(directory).index) as index:
+        return [dict(event, seq=seq) for seq, event in index.iter_events()]
 
 
 def list_conflicts(directory: Path) -> list[dict[str, Any]]:

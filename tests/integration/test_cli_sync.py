@@ -114,6 +114,8 @@ def test_unreachable_server_fails_in_one_line_and_keeps_files(cli_world: CliWorl
     assert (a / "draft.txt").read_text() == "unsynced work"
     status = json.loads(w.run("laptop", "status", str(a), "--json").output)
     assert status["local_changes_pending"] is True
+    journal = json.loads(w.run("laptop", "log", str(a), "--events", "--json").output)
+    assert {"path": "draft.txt", "change": "added", "device": "laptop"}.items() <= journal[-1].items()
 
 
 def test_revoked_device_is_refused(cli_world: CliWorld) -> None:
