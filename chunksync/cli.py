@@ -22,10 +22,12 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .config import Credential, FolderConfig, save_credential
+from .config import Credential, FolderConfig, FolderPaths, save_credential
 from .errors import ChunksyncError, UserError
 from .folder import (
     PASSPHRASE_SLOT,
+    FolderBusy,
+    FolderLock,
     SyncFolder,
     create_folder_state,
     open_master_key,
@@ -131,12 +133,30 @@ def _with_progress(go: Callable[[Any], Awaitable[T]], quiet: bool = False) -> T:
         return run(go(progress))
 
 
-def _first_sync(root: Path) -> None:
+def _sync_once(root: Path, *, allow_mass_delete: bool = False, quiet: bool = False) -> Any:
+    """One sync under the folder lock; None when a running daemon was asked instead."""
+
     async def go(progress: Any) -> Any:
         async with SyncFolder.open(root) as f:
-            return await f.engine(progress).sync()
+            with FolderLock(f.paths):
+                return await f.engine(progress).sync(allow_mass_delete=allow_mass_delete)
 
-    click.echo(_describe(_with_progress(go)))
+    try:
+        return _with_progress(go, quiet)
+    except FolderBusy:
+        from .status import ask_daemon
+
+        reply = ask_daemon(FolderPaths(root.resolve()), "sync-now")
+        if reply is None or "error" in reply:
+            raise
+        click.echo(f"a daemon is syncing {root}: asked it to sync now (see 'chunksync status')", err=True)
+        return None
+
+
+def _first_sync(root: Path) -> None:
+    result = _sync_once(root)
+    if result is not None:
+        click.echo(_describe(result))
 
 
 @main.command()
@@ -217,11 +237,9 @@ def _describe(result: Any) -> str:
 def sync(directory: Path, allow_mass_delete: bool, as_json: bool) -> None:
     """Sync once; exit 0 when the folder is in sync."""
 
-    async def go(progress: Any) -> Any:
-        async with SyncFolder.open(directory) as f:
-            return await f.engine(progress).sync(allow_mass_delete=allow_mass_delete)
-
-    result = _with_progress(go, as_json)
+    result = _sync_once(directory, allow_mass_delete=allow_mass_delete, quiet=as_json)
+    if result is None:
+        return
     doc = {
         "head": result.head,
         "pushed": result.pushed,

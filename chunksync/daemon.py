@@ -33,10 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
-import os
 import random
 import signal
 import sys
@@ -50,12 +48,12 @@ from . import fsops, wire
 from .config import FolderPaths
 from .control import ControlServer, FolderStatus, GatedChunkStore, TransfersPaused
 from .errors import AuthError, ChunksyncError, HeldError, TransportError, UserError
-from .folder import SyncFolder
+from .folder import FolderLock, SyncFolder
 from .sync.engine import BASE, SyncEngine, SyncResult
 from .transport.retry import RetryPolicy
 from .watcher import Batch, FolderWatcher, expand_subtrees
 
-__all__ = ["DaemonOptions", "FolderDaemon", "FolderLock", "log_event", "run_daemon"]
+__all__ = ["DaemonOptions", "FolderDaemon", "log_event", "run_daemon"]
 
 log = logging.getLogger(__name__)
 
@@ -91,32 +89,6 @@ def clock_skew(local_before: float, local_after: float, date_header: str) -> flo
     """Local clock minus server clock (seconds) from an HTTP ``Date`` header."""
     server = parsedate_to_datetime(date_header).timestamp()
     return (local_before + local_after) / 2 - server
-
-
-class FolderLock:
-    """One daemon per folder: an exclusive ``flock`` on ``.chunksync/daemon.lock``."""
-
-    def __init__(self, paths: FolderPaths) -> None:
-        self.paths = paths
-        self.fd: int | None = None
-
-    def acquire(self) -> FolderLock:
-        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise UserError(f"a chunksync daemon (pid {pid}) is already running for {self.paths.root}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self.fd = fd
-        return self
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 
 
 class FolderDaemon:

@@ -8,6 +8,7 @@ per-user store, and everything closed on exit.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,49 @@ from .storage.index import Index
 from .sync.engine import SyncEngine
 from .transport.http import HttpChunkStore, HttpClient
 
-__all__ = ["SyncFolder", "create_folder_state", "open_master_key", "remove_folder_state", "wrap_new_key"]
+__all__ = ["FolderBusy", "FolderLock", "SyncFolder", "create_folder_state", "open_master_key", "remove_folder_state", "wrap_new_key"]
 
 PASSPHRASE_SLOT = "passphrase"
+
+
+class FolderBusy(UserError):
+    """Another chunksync process (a daemon, or a sync) is working on this folder."""
+
+
+class FolderLock:
+    """One process syncs a folder at a time: an exclusive ``flock`` on
+    ``.chunksync/daemon.lock``, held by the daemon for its lifetime and by a one-shot
+    sync for its duration. The holder's pid is written in the file for the message."""
+
+    def __init__(self, paths: FolderPaths) -> None:
+        self.paths = paths
+        self.fd: int | None = None
+
+    def acquire(self) -> FolderLock:
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise FolderBusy(
+                f"a chunksync process (pid {pid}) is already running for {self.paths.root}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @dataclass

@@ -138,3 +138,13 @@ def test_pause_resume_and_sync_now(cli_world: CliWorld) -> None:
         da.wait_at_head()
         assert tree_of(a, mtimes=False) == tree_of(b, mtimes=False)
         assert len(tree_of(a)) == 2
+
+
+def test_one_shot_sync_while_a_daemon_runs_delegates_to_it(cli_world: CliWorld) -> None:
+    w = cli_world
+    a = w.init("laptop")
+    with DaemonProcess(w, "laptop") as da:
+        da.wait_ready()
+        result = w.run("laptop", "sync", str(a))
+        assert result.exit_code == 0
+        assert "asked it to sync now" in result.output
