@@ -195,10 +195,10 @@ class SyncEngine:
             return None, None
         commit = await reader.commit(id_from_hex(head.head))
         high = self._meta_int(HIGH_SEQ)
-        if commit.seq < high:
+        if commit.seq < high or (commit.seq == high and head.head != base):
             raise RollbackError(
-                f"the server offers snapshot {short_id(head.head)} (sequence {commit.seq}), older than "
-                f"sequence {high} this device already saw: refusing (rollback or replay)"
+                f"the server offers snapshot {short_id(head.head)} (sequence {commit.seq}), not newer than "
+                f"sequence {high} this device already saw: refusing (rollback, replay or fork)"
             )
         return head.head, commit
 

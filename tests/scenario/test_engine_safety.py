@@ -83,7 +83,7 @@ async def test_rollback_to_an_older_head_is_refused(pair, store):
     await a.sync()
     await b.sync()
     store._head = HeadState(old.head, old.seq + 5)  # a replayed older snapshot
-    with pytest.raises(RollbackError, match="older"):
+    with pytest.raises(RollbackError, match="not newer"):
         await b.sync()
     assert b.read("f.txt") == b"v2" and (b.root / "g.txt").exists()
 
@@ -209,3 +209,22 @@ async def test_full_disk_during_download(tmp_path, store, folder_keys, tiny_disk
     finally:
         a.close()
         b.close()
+
+
+async def test_forked_head_with_an_accepted_sequence_is_refused(pair, store, folder_keys):
+    a, b = pair
+    a.write("f.txt", "v1")
+    await a.sync()
+    await b.sync()
+    accepted = store._head
+    # the server swaps in a different commit carrying the sequence b already accepted
+    commit = a.index.get_object(bytes.fromhex(accepted.head))
+    from chunksync.objects import decode_object
+
+    original = decode_object(ObjectKind.COMMIT, commit[1])
+    forged = Commit(original.tree, (), original.seq, "mallory", "mallory", 7)
+    fid = folder_keys.meta_id(forged.encode())
+    await store.put_many([(fid, seal(folder_keys, ObjectKind.COMMIT, fid, forged.encode()))])
+    store._head = HeadState(fid.hex(), accepted.seq + 1)
+    with pytest.raises(RollbackError, match="fork"):
+        await b.sync()
