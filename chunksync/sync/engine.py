@@ -168,9 +168,9 @@ class SyncEngine:
         previous = self.index.get_meta(LOCAL_ROOT)
         reader = ObjectReader(self.keys, self.index, self.store)
         with self.index.write() as w:
-            if previous is None or ObjectId(previous) != result.root_id:
-                base_or_prev = ObjectId(previous) if previous else None
-                for diff in diff_trees(base_or_prev, result.root_id, reader.load_tree):
+            previous_root = ObjectId(previous) if previous else None
+            if previous_root != result.root_id:
+                for diff in diff_trees(previous_root, result.root_id, reader.load_tree):
                     w.append_event(
                         {
                             "time_ns": self.clock.time_ns(),
