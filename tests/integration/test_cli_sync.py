@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from chunksync.config import load_credential
+from chunksync.crypto.folder_keys import FolderKeys
 from chunksync.transport import http
 
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
@@ -150,3 +152,19 @@ def test_verify_reports_a_local_difference(cli_world: CliWorld) -> None:
     result = w.run("laptop", "verify", str(a), ok=False)
     assert result.exit_code != 0
     assert "content differs locally: data.bin" in result.output
+
+
+def test_secrets_are_private_and_never_printed(cli_world: CliWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = cli_world
+    a = w.init("laptop")
+    creds = w.home("laptop") / "credentials.json"
+    for path in (creds, a / ".chunksync" / "key", a / ".chunksync" / "config.json"):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert (a / ".chunksync").stat().st_mode & 0o777 == 0o700
+    token = json.loads(creds.read_text())["servers"][w.url]["token"]
+    outputs = [w.run("laptop", *cmd, str(a)).output for cmd in (["status"], ["sync"], ["log"])]
+    assert not any(token in out for out in outputs)
+    monkeypatch.setenv("CHUNKSYNC_HOME", str(w.home("laptop")))
+    assert token not in repr(load_credential(w.url))
+    master = (a / ".chunksync" / "key").read_bytes()
+    assert master.hex() not in repr(FolderKeys(master))
