@@ -172,7 +172,8 @@ class _Reader:
         before = job.stat
         for _attempt in range(READ_ATTEMPTS):
             try:
-                fd = os.open(job.disk, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                # O_NONBLOCK: a file swapped for a fifo since the walk must not hang us
+                fd = os.open(job.disk, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
             except FileNotFoundError:
                 return _Read(None, problem="vanished")
             except OSError as exc:

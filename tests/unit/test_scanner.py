@@ -310,3 +310,15 @@ def test_file_deleted_before_reading_is_left_out(
     monkeypatch.setattr(scanner_mod.os, "open", vanish)
     result = _scan(root, folder_keys, tmp_path / "idx")
     assert set(result.entries) == {"stays.txt"} and result.warnings == ()
+
+
+def test_file_swapped_for_a_fifo_after_the_walk_does_not_hang(tmp_path: Path, folder_keys: FolderKeys) -> None:
+    from chunksync.scanner import _FileJob, _Reader
+
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * 100)
+    job = _FileJob("data", str(path), os.lstat(path), None)
+    path.unlink()
+    os.mkfifo(path)
+    read = _Reader(folder_keys, Chunker(seed=1), None, 0)(job)
+    assert read.state is None and read.problem == "changed"
