@@ -222,8 +222,10 @@ def _describe(result: Any) -> str:
     parts = []
     if result.pushed:
         parts.append(f"uploaded {result.uploaded_objects} objects ({result.uploaded_bytes / 1e6:.1f} MB)")
-    if result.applied or result.deleted:
-        parts.append(f"applied {result.applied} files, deleted {result.deleted}")
+    if result.applied:
+        parts.append(f"updated {result.applied} file{'s' if result.applied != 1 else ''} here")
+    if result.deleted:
+        parts.append(f"deleted {result.deleted} here")
     if result.conflicts:
         parts.append(f"{len(result.conflicts)} conflict(s): see 'chunksync conflicts'")
     return "synced: " + "; ".join(parts) + f" (head {short_id(result.head or '')})"

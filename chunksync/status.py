@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from .config import FolderConfig, FolderPaths
 from .errors import ChunksyncError, ConfigError, UserError
 from .paths import validate_relpath
 from .storage.index import Index
-from .sync.engine import BASE, BASE_ROOT, HIGH_SEQ, LOCAL_ROOT
+from .sync.engine import BASE, HIGH_SEQ, PENDING
 
 __all__ = ["control", "list_conflicts", "list_events", "read_status", "resolve_conflict", "ask_daemon"]
 
@@ -60,8 +61,8 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
     config = FolderConfig.load(paths)
     with Index.open(paths.index) as index:
         base = index.get_meta(BASE)
-        base_root, local_root = index.get_meta(BASE_ROOT), index.get_meta(LOCAL_ROOT)
-        events = list(index.iter_events())
+        pending = index.get_meta(PENDING) == b"1"
+        last = next(reversed(list(index.iter_events())), None)
         conflicts = sum(1 for _ in index.iter_conflicts())
         high = index.get_meta(HIGH_SEQ)
     return {
@@ -71,10 +72,15 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
         "state": "paused" if (paths.state / "paused").exists() else "idle (no daemon running)",
         "base": base.decode() if base else None,
         "sequence": int(high) if high else 0,
-        "local_changes_pending": bool(local_root and local_root != base_root),
+        "local_changes_pending": pending,
         "conflicts": conflicts,
-        "last_event": events[-1][1] if events else None,
+        "last_event": _describe_event(last[1]) if last else None,
     }
+
+
+def _describe_event(event: dict[str, Any]) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["time_ns"] / 1e9))
+    return f"{event['change']} {event['path']} ({when}, {event['device']})"
 
 
 def read_status(directory: Path) -> dict[str, Any]:

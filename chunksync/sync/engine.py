@@ -55,7 +55,8 @@ MASS_DELETE_MIN = 10  # tiny folders may lose half their files without asking
 # index meta keys
 BASE = "base"                # commit id (hex) this device last synced
 BASE_ROOT = "base_root"      # root tree id (raw) of that commit
-LOCAL_ROOT = "local_root"    # root tree id of the last local scan (event log diffing)
+LOCAL_ROOT = "local_root"    # root tree id of the disk as last seen (journal diffing)
+PENDING = "pending"          # b"1" while local changes wait for a sync
 HIGH_SEQ = "high_seq"        # highest commit sequence number accepted (rollback guard)
 
 
@@ -166,11 +167,16 @@ class SyncEngine:
         ignore = self._ignore_rules()
         result = scan(self.root, self.keys, self.index, ignore=ignore, dirty=dirty, on_chunk=on_chunk)
         previous = self.index.get_meta(LOCAL_ROOT)
+        previous_root = ObjectId(previous) if previous else None
         reader = ObjectReader(self.keys, self.index, self.store)
         with self.index.write() as w:
-            previous_root = ObjectId(previous) if previous else None
+            journaled = 0
             if previous_root != result.root_id:
                 for diff in diff_trees(previous_root, result.root_id, reader.load_tree):
+                    entry = diff.new or diff.old
+                    if entry is not None and ignore.is_ignored(diff.path, entry.kind == "dir"):
+                        continue  # synced from elsewhere, ignored here: not a local change
+                    journaled += 1
                     w.append_event(
                         {
                             "time_ns": self.clock.time_ns(),
@@ -181,6 +187,8 @@ class SyncEngine:
                         }
                     )
             w.set_meta(LOCAL_ROOT, result.root_id)
+            if journaled:
+                w.set_meta(PENDING, b"1")
         return result
 
     async def _remote(self, reader: ObjectReader) -> tuple[str | None, Commit | None]:
@@ -411,6 +419,8 @@ class SyncEngine:
                 w.add_known([id_from_hex(synced_head)])
                 w.set_meta(BASE, synced_head.encode())
                 w.set_meta(BASE_ROOT, plan.merged_root)
+                w.set_meta(LOCAL_ROOT, plan.merged_root)  # what the disk holds now
+                w.set_meta(PENDING, b"0")
                 w.set_meta(HIGH_SEQ, str(max(seq, self._meta_int(HIGH_SEQ))).encode())
                 for conflict in plan.conflicts:
                     w.put_conflict(

@@ -75,6 +75,13 @@ def test_conflict_listed_and_resolved(cli_world: CliWorld) -> None:
     assert not (b / copy).exists()
     w.sync("laptop")
     assert tree_of(a, mtimes=False) == tree_of(b, mtimes=False)
+    for device, folder in (("laptop", a), ("desktop", b)):
+        status = json.loads(w.run(device, "status", str(folder), "--json").output)
+        assert status["local_changes_pending"] is False
+    # what laptop pulled is not journaled as a local change by its next scan
+    journal = json.loads(w.run("laptop", "log", str(a), "--events", "--json").output)
+    w.sync("laptop")
+    assert json.loads(w.run("laptop", "log", str(a), "--events", "--json").output) == journal
 
 
 def test_wrong_passphrase_is_one_line_and_writes_nothing(cli_world: CliWorld) -> None:
