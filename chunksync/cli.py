@@ -325,7 +325,7 @@ def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at
             return snap, await do_restore(reader, snap, paths, out)
 
     snap, count = run(go())
-    click.echo(f"restored {count} files of snapshot {short_id(snap.id)} ({_when(snap.time)}) to {out}")
+    click.echo(f"restored {count} file{'s' if count != 1 else ''} of snapshot {short_id(snap.id)} ({_when(snap.time)}) to {out}")
 
 
 # --- state -----------------------------------------------------------------------------
