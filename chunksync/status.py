@@ -114,15 +114,24 @@ def list_events(directory: Path) -> list[dict[str, Any]]:
 
 
 def list_conflicts(directory: Path) -> list[dict[str, Any]]:
-    """Recorded conflicts whose conflicted copy (if any) is still present."""
+    """Recorded conflicts still worth attention: a conflicted copy still present, a manual
+    conflict not yet resolved, or a last-write-wins loser kept only in history (with the
+    command that brings it back)."""
     paths = _paths(directory)
     with Index.open(paths.index) as index:
         rows = [dict(record, path=path) for path, record in index.iter_conflicts()]
-    return [
-        row
-        for row in rows
-        if row.get("policy") == "manual" or (row.get("copy_path") and fsops.lstat_at(paths.root, row["copy_path"]))
-    ]
+    shown = []
+    for row in rows:
+        if row.get("snapshot"):
+            row["explanation"] += (
+                f" To get it back: chunksync restore {directory} --snapshot {row['snapshot']}"
+                f" {row['path']} --to SOMEWHERE"
+            )
+        copy = row.get("copy_path")
+        if (row.get("policy") in ("manual", "last-write-wins")
+                or (copy and fsops.lstat_at(paths.root, copy) is not None)):
+            shown.append(row)
+    return shown
 
 
 def resolve_conflict(directory: Path, path: str, keep: str) -> str:

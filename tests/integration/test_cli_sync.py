@@ -175,3 +175,27 @@ def test_secrets_are_private_and_never_printed(cli_world: CliWorld, monkeypatch:
     assert token not in repr(load_credential(w.url))
     master = (a / ".chunksync" / "key").read_bytes()
     assert master.hex() not in repr(FolderKeys(master))
+
+
+def test_last_write_wins_loser_is_listed_and_restorable(cli_world: CliWorld, tmp_path) -> None:
+    w = cli_world
+    a = w.init("laptop")
+    (a / "app.log").write_text("start")
+    w.sync("laptop")
+    b = w.join("desktop")
+    config = json.loads((b / ".chunksync" / "config.json").read_text())
+    config["policies"] = {"*.log": "last-write-wins"}
+    (b / ".chunksync" / "config.json").write_text(json.dumps(config))
+    (a / "app.log").write_text("newer, laptop")
+    os.utime(a / "app.log", (2_000_000_000, 2_000_000_000))
+    (b / "app.log").write_text("older, desktop")
+    os.utime(b / "app.log", (1_900_000_000, 1_900_000_000))
+    w.sync("laptop")
+    w.sync("desktop")
+    assert (b / "app.log").read_text() == "newer, laptop"
+    rows = json.loads(w.run("desktop", "conflicts", str(b), "--json").output)
+    assert [r["policy"] for r in rows] == ["last-write-wins"]
+    command = rows[0]["explanation"].split("To get it back: ")[1].split()
+    out = tmp_path / "lost"
+    w.run("desktop", *command[1:-1], str(out))
+    assert (out / "app.log").read_text() == "older, desktop"
