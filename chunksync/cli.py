@@ -32,6 +32,7 @@ from .folder import (
     create_folder_state,
     open_master_key,
     remove_folder_state,
+    rewrap_slot,
     wrap_new_key,
 )
 from .objects import short_id
@@ -214,6 +215,28 @@ def join(directory: Path, folder: str, server: str | None, passphrase_file: str 
         remove_folder_state(paths)
         raise
     click.echo(f"{directory} joined folder {folder!r}")
+
+
+@main.command("change-passphrase")
+@FOLDER_DIR
+@click.option("--passphrase-file", type=click.Path(dir_okay=False), help="the current passphrase")
+@click.option("--new-passphrase-file", type=click.Path(dir_okay=False))
+@command_errors
+def change_passphrase(directory: Path, passphrase_file: str | None, new_passphrase_file: str | None) -> None:
+    """Change the folder passphrase (rewraps the key; no file is re-encrypted)."""
+    old = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Current passphrase")
+    new = read_secret(new_passphrase_file, "CHUNKSYNC_NEW_PASSPHRASE", "New passphrase", confirm=True)
+    if not new:
+        raise UserError("the new passphrase is empty")
+
+    async def go() -> None:
+        async with SyncFolder.open(directory) as f:
+            slots = await f.store.get_keyslots()
+            name, slot = rewrap_slot(slots, old, new, f.keys.master)
+            await f.store.put_keyslot(name, slot)
+
+    run(go())
+    click.echo("passphrase changed: other devices keep syncing; new devices join with the new one")
 
 
 def _describe(result: Any) -> str:

@@ -19,13 +19,13 @@ from .config import FolderConfig, FolderPaths, load_credential
 from .conflict import ConflictPolicies
 from .crypto import keyslots
 from .crypto.folder_keys import FolderKeys
-from .errors import ConfigError, UserError
+from .errors import ChunksyncError, ConfigError, UserError
 from .progress import Progress
 from .storage.index import Index
 from .sync.engine import SyncEngine
 from .transport.http import HttpChunkStore, HttpClient
 
-__all__ = ["FolderBusy", "FolderLock", "SyncFolder", "create_folder_state", "open_master_key", "remove_folder_state", "wrap_new_key"]
+__all__ = ["FolderBusy", "FolderLock", "SyncFolder", "create_folder_state", "open_master_key", "remove_folder_state", "rewrap_slot", "wrap_new_key"]
 
 PASSPHRASE_SLOT = "passphrase"
 
@@ -147,6 +147,18 @@ def remove_folder_state(paths: FolderPaths) -> None:
 def open_master_key(slots: dict[str, bytes], passphrase: str) -> bytes:
     """The folder master key from whichever slot the passphrase opens."""
     return keyslots.open_any_slot(slots, passphrase, min_params=keyslots.MIN_PARAMS)
+
+
+def rewrap_slot(slots: dict[str, bytes], old: str, new: str, master: bytes) -> tuple[str, bytes]:
+    """The slot that ``old`` opens to this folder's ``master`` key, wrapped under ``new``."""
+    for name, slot in slots.items():
+        try:
+            if keyslots.unwrap_master_key(slot, old, min_params=keyslots.MIN_PARAMS) != master:
+                continue
+        except ChunksyncError:
+            continue
+        return name, keyslots.wrap_master_key(master, new, params=keyslots.DEFAULT_PARAMS)
+    raise UserError("wrong passphrase: it opens none of this folder's key slots")
 
 
 def wrap_new_key(passphrase: str) -> tuple[bytes, bytes]:

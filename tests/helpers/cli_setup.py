@@ -37,12 +37,15 @@ class CliWorld:
     def folder(self, device: str) -> Path:
         return self.base / "folders" / device
 
-    def run(self, device: str, *args: str, ok: bool = True, passphrase: str = PASSPHRASE) -> Result:
+    def run(self, device: str, *args: str, ok: bool = True, passphrase: str = PASSPHRASE,
+            new_passphrase: str | None = None) -> Result:
         env = {
             "CHUNKSYNC_HOME": str(self.home(device)),
             "CHUNKSYNC_PASSWORD": DEFAULT_PASSWORD,
             "CHUNKSYNC_PASSPHRASE": passphrase,
         }
+        if new_passphrase is not None:
+            env["CHUNKSYNC_NEW_PASSPHRASE"] = new_passphrase
         result = self.runner.invoke(main, list(args), env=env, catch_exceptions=False)
         if ok and result.exit_code != 0:
             raise AssertionError(f"chunksync {' '.join(args)} failed ({result.exit_code}): {result.output}")

@@ -199,3 +199,19 @@ def test_last_write_wins_loser_is_listed_and_restorable(cli_world: CliWorld, tmp
     out = tmp_path / "lost"
     w.run("desktop", *command[1:-1], str(out))
     assert (out / "app.log").read_text() == "older, desktop"
+
+
+def test_change_passphrase(cli_world: CliWorld) -> None:
+    w = cli_world
+    a = w.init("laptop")
+    (a / "f.txt").write_text("data")
+    w.sync("laptop")
+    bad = w.run("laptop", "change-passphrase", str(a), ok=False, passphrase="not it", new_passphrase="x")
+    assert bad.exit_code != 0 and "wrong passphrase" in bad.output
+    w.run("laptop", "change-passphrase", str(a), new_passphrase="brand new phrase")
+    w.login("desktop")
+    old = w.run("desktop", "join", str(w.folder("desktop")), "--folder", "docs", ok=False)
+    assert "wrong passphrase" in old.output
+    w.run("desktop", "join", str(w.folder("desktop")), "--folder", "docs", passphrase="brand new phrase")
+    assert (w.folder("desktop") / "f.txt").read_text() == "data"
+    assert "in sync" in w.sync("laptop").output  # the laptop's local key still works
