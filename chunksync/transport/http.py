@@ -81,6 +81,10 @@ class LoginResult:
     expires_at: Any
 
 
+_COALESCE_BELOW = 64 << 10
+_COALESCE_BYTES = 256 << 10
+
+
 class _FramesPayload(aiohttp.payload.Payload):
     """A batch upload body written frame by frame from the caller's blobs."""
 
@@ -92,9 +96,23 @@ class _FramesPayload(aiohttp.payload.Payload):
         raise TypeError("a batch upload body is binary")
 
     async def write(self, writer: AbstractStreamWriter) -> None:
+        # Small frames are coalesced (one socket write per ~256 KiB, not two per object);
+        # a large blob is written as it is, without a copy.
+        pending = bytearray()
         for oid, digest, blob in self._value:
-            await writer.write(wire.UPLOAD_FRAME_HEADER.pack(oid, digest, len(blob)))
-            await writer.write(blob)
+            pending += wire.UPLOAD_FRAME_HEADER.pack(oid, digest, len(blob))
+            if len(blob) < _COALESCE_BELOW:
+                pending += blob
+                if len(pending) < _COALESCE_BYTES:
+                    continue
+                await writer.write(bytes(pending))
+                pending.clear()
+            else:
+                await writer.write(bytes(pending))
+                pending.clear()
+                await writer.write(blob)
+        if pending:
+            await writer.write(bytes(pending))
 
 
 def _with_digests(batch: list[tuple[ObjectId, bytes]]) -> list[tuple[bytes, bytes, bytes]]:
