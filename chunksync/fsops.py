@@ -21,6 +21,7 @@ import contextlib
 import errno
 import os
 import stat
+import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "atomic_write_bytes",
     "lstat_at",
     "move_out",
+    "read_at",
     "open_dir",
     "remove_at",
     "rename_at",
@@ -99,6 +101,7 @@ def open_dir(root: Path, reldir: str, *, create: bool = False) -> Iterator[int]:
     fd = os.open(root, _DIR_FLAGS)
     try:
         for part in [p for p in reldir.split("/") if p]:
+            part = _entry(fd, part)
             try:
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except FileNotFoundError:
@@ -119,6 +122,26 @@ def open_dir(root: Path, reldir: str, *, create: bool = False) -> Iterator[int]:
         os.close(fd)
 
 
+def _entry(dfd: int, name: str) -> str:
+    """The on-disk spelling of ``name`` in a directory, equal up to Unicode normalization.
+
+    Trees store names NFC; a file created elsewhere may be spelled NFD on this disk
+    (copied from macOS, say). ASCII names, and names that exist as given, need no search.
+    """
+    if name.isascii():
+        return name
+    try:
+        os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        return name
+    except FileNotFoundError:
+        pass
+    wanted = unicodedata.normalize("NFC", name)
+    for candidate in os.listdir(dfd):
+        if unicodedata.normalize("NFC", candidate) == wanted:
+            return candidate
+    return name
+
+
 def split(relpath: str) -> tuple[str, str]:
     head, _, name = relpath.rpartition("/")
     return head, name
@@ -129,7 +152,7 @@ def lstat_at(root: Path, relpath: str) -> os.stat_result | None:
     parent, name = split(relpath)
     try:
         with open_dir(root, parent) as dfd:
-            return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            return os.stat(_entry(dfd, name), dir_fd=dfd, follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError, UnsafePathError):
         return None
 
@@ -167,9 +190,10 @@ def write_file_at(
             finally:
                 os.close(fd)
             with open_dir(root, parent, create=True) as dfd:
+                target = _entry(dfd, name)
                 if check is not None:
-                    check(_stat_or_none(dfd, name))
-                os.rename(tmpname, name, src_dir_fd=tfd, dst_dir_fd=dfd)
+                    check(_stat_or_none(dfd, target))
+                os.rename(tmpname, target, src_dir_fd=tfd, dst_dir_fd=dfd)
                 os.fsync(dfd)
             return new_stat
     except BaseException as exc:
@@ -187,6 +211,18 @@ def _stat_or_none(dfd: int, name: str) -> os.stat_result | None:
         return None
 
 
+def read_at(root: Path, relpath: str, offset: int, size: int) -> bytes:
+    """``size`` bytes at ``offset`` of a regular file in the folder (never via a symlink)."""
+    parent, name = split(relpath)
+    with open_dir(root, parent) as dfd:
+        fd = os.open(_entry(dfd, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                     dir_fd=dfd)
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
+
 def symlink_at(root: Path, relpath: str, target: str, mtime_ns: int | None = None) -> None:
     """Create or replace a symlink atomically; it is never followed."""
     parent, name = split(relpath)
@@ -195,7 +231,7 @@ def symlink_at(root: Path, relpath: str, target: str, mtime_ns: int | None = Non
         os.symlink(target, tmpname, dir_fd=dfd)
         if mtime_ns is not None:
             os.utime(tmpname, ns=(mtime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
-        os.rename(tmpname, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        os.rename(tmpname, _entry(dfd, name), src_dir_fd=dfd, dst_dir_fd=dfd)
 
 
 def mkdir_at(root: Path, relpath: str) -> None:
@@ -206,6 +242,7 @@ def mkdir_at(root: Path, relpath: str) -> None:
 def remove_at(root: Path, relpath: str) -> None:
     parent, name = split(relpath)
     with open_dir(root, parent) as dfd:
+        name = _entry(dfd, name)
         st = _stat_or_none(dfd, name)
         if st is None:
             return
@@ -219,6 +256,7 @@ def move_out(root: Path, relpath: str, dest_dir: Path, dest_name: str) -> Path:
     deleted file's content at hand until the end of a sync; returns its new path."""
     parent, name = split(relpath)
     with open_dir(root, parent) as sfd, open_dir(dest_dir, "") as dfd:
+        name = _entry(sfd, name)
         st = _stat_or_none(sfd, name)
         if st is not None and stat.S_ISDIR(st.st_mode):
             raise ChunksyncError(f"cannot delete {relpath}: it is a directory now")
@@ -231,7 +269,7 @@ def rmdir_at(root: Path, relpath: str) -> bool:
     parent, name = split(relpath)
     try:
         with open_dir(root, parent) as dfd:
-            os.rmdir(name, dir_fd=dfd)
+            os.rmdir(_entry(dfd, name), dir_fd=dfd)
         return True
     except (FileNotFoundError, UnsafePathError):
         return True
@@ -246,9 +284,9 @@ def rename_at(root: Path, src: str, dst: str) -> None:
     sparent, sname = split(src)
     dparent, dname = split(dst)
     with open_dir(root, sparent) as sfd, open_dir(root, dparent, create=True) as dfd:
-        if _stat_or_none(dfd, dname) is not None:
+        if _stat_or_none(dfd, _entry(dfd, dname)) is not None:
             raise LocalChanged(f"{dst} appeared while syncing")
-        os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+        os.rename(_entry(sfd, sname), dname, src_dir_fd=sfd, dst_dir_fd=dfd)
 
 
 def sweep_tmp(tmpdir: Path) -> int:

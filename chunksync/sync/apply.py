@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import fsops
 from ..crypto.folder_keys import FolderKeys
-from ..errors import IntegrityError
+from ..errors import ChunksyncError, IntegrityError
 from ..objects import FileManifest, ObjectId, ObjectKind, TreeEntry, short_id
 from ..paths import validate_relpath
 from ..storage.index import FileState, Index
@@ -109,7 +109,7 @@ class Applier:
         return check
 
     # --- content --------------------------------------------------------------------
-    def _add_sources(self, path: Path, manifest_id: ObjectId | None) -> None:
+    def _add_sources(self, base: Path, relpath: str, manifest_id: ObjectId | None) -> None:
         """Remember where a local file holds chunks, to copy them instead of downloading."""
         if manifest_id is None:
             return
@@ -119,15 +119,14 @@ class Applier:
             return
         offset = 0
         for ref in manifest.chunks:
-            self._sources.setdefault(ref.id, (path, offset, ref.size))
+            self._sources.setdefault(ref.id, (base, relpath, offset, ref.size))
             offset += ref.size
 
     def _read_local(self, oid: ObjectId) -> bytes | None:
-        path, offset, size = self._sources[oid]
+        base, relpath, offset, size = self._sources[oid]
         try:
-            with open(path, "rb") as f:
-                data = os.pread(f.fileno(), size, offset)
-        except OSError:
+            data = fsops.read_at(base, relpath, offset, size)
+        except (OSError, ChunksyncError):
             return None
         return data if self.keys.verify_id(ObjectKind.CHUNK, data, oid) else None
 
@@ -170,7 +169,7 @@ class Applier:
         the end, so a file moved or renamed on another device is rebuilt from local
         content instead of downloaded again."""
         outcome = ApplyOutcome()
-        self._sources: dict[ObjectId, tuple[Path, int, int]] = {}
+        self._sources: dict[ObjectId, tuple[Path, str, int, int]] = {}
         self._trash: list[Path] = []
         try:
             for action in actions:
@@ -187,7 +186,7 @@ class Applier:
         assert entry is not None and entry.id is not None
         manifest = self.reader.load_manifest(entry.id)
         if action.expect is not None and action.expect.kind == "file":
-            self._add_sources(self.root / action.path, action.expect.id)
+            self._add_sources(self.root, action.path, action.expect.id)
         new_stat = fsops.write_file_at(
             self.root,
             self.tmpdir,
@@ -233,7 +232,7 @@ class Applier:
             self.tmpdir.mkdir(parents=True, exist_ok=True)
             kept = fsops.move_out(self.root, action.path, self.tmpdir, f"del-{uuid.uuid4().hex}")
             self._trash.append(kept)
-            self._add_sources(kept, action.expect.id)
+            self._add_sources(self.tmpdir, kept.name, action.expect.id)
         else:
             fsops.remove_at(self.root, action.path)
         outcome.removed.append(action.path)
@@ -251,4 +250,4 @@ class Applier:
         moved = fsops.lstat_at(self.root, action.dest)
         if moved is not None and stat.S_ISREG(moved.st_mode) and action.expect and action.expect.id:
             outcome.states[action.dest] = stat_state(action.dest, moved, action.expect.id)
-            self._add_sources(self.root / action.dest, action.expect.id)
+            self._add_sources(self.root, action.dest, action.expect.id)

@@ -15,7 +15,6 @@ since the scan aborts the push instead of uploading a mix of versions.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from pathlib import Path
 
 from ..crypto.folder_keys import FolderKeys
 from ..crypto.seal import seal
+from .. import fsops
+from ..errors import ChunksyncError
 from ..fsops import LocalChanged
 from ..objects import ObjectId, ObjectKind
 from ..progress import NoProgress, Progress
@@ -158,10 +159,9 @@ class Uploader:
 
     def _read_and_seal(self, oid: ObjectId, src: _ChunkSource) -> tuple[ObjectId, bytes]:
         try:
-            with open(self.root / src.path, "rb") as f:
-                data = os.pread(f.fileno(), src.size, src.offset)
-        except OSError as exc:
-            raise LocalChanged(f"{src.path} cannot be read any more ({exc.strerror}); rescanning") from exc
+            data = fsops.read_at(self.root, src.path, src.offset, src.size)
+        except (OSError, ChunksyncError) as exc:
+            raise LocalChanged(f"{src.path} cannot be read any more ({exc}); rescanning") from exc
         if len(data) != src.size or not self.keys.verify_id(ObjectKind.CHUNK, data, oid):
             raise LocalChanged(f"{src.path} changed since it was scanned; rescanning")
         return oid, seal(self.keys, ObjectKind.CHUNK, oid, data)

@@ -147,3 +147,27 @@ async def test_paths_ignored_on_one_device_are_neither_pulled_nor_deleted(device
     assert a.read("shared.txt") == b"edited on b"
     assert not (a.root / "local.tmp").exists()
     assert not (await a.sync()).changed and not (await b.sync()).changed
+
+
+async def test_files_spelled_nfd_on_disk_are_updated_in_place(devices):
+    """Trees hold NFC names; a file spelled NFD on this disk (copied from a Mac) is
+    still the file the tree means: it is replaced and deleted under its own spelling."""
+    import unicodedata
+
+    a, b, _ = devices
+    nfd = unicodedata.normalize("NFD", "Ärger/Übersicht.txt")
+    a.write(nfd, "v1")
+    await a.sync()
+    await b.sync()
+    assert b.read("Ärger/Übersicht.txt") == b"v1"
+    b.write("Ärger/Übersicht.txt", "v2 from b")
+    await b.sync()
+    result = await a.sync()
+    assert result.rounds == 1
+    assert a.read(nfd) == b"v2 from b"
+    assert os.listdir(a.root / unicodedata.normalize("NFD", "Ärger")) == [
+        unicodedata.normalize("NFD", "Übersicht.txt")]
+    (b.root / "Ärger" / "Übersicht.txt").unlink()
+    await b.sync()
+    await a.sync()
+    assert os.listdir(a.root / unicodedata.normalize("NFD", "Ärger")) == []
