@@ -35,6 +35,7 @@ __all__ = [
     "lstat_at",
     "move_out",
     "read_at",
+    "readlink_at",
     "open_dir",
     "remove_at",
     "rename_at",
@@ -221,6 +222,12 @@ def read_at(root: Path, relpath: str, offset: int, size: int) -> bytes:
             return os.pread(fd, size, offset)
         finally:
             os.close(fd)
+
+
+def readlink_at(root: Path, relpath: str) -> str:
+    parent, name = split(relpath)
+    with open_dir(root, parent) as dfd:
+        return os.readlink(_entry(dfd, name), dir_fd=dfd)
 
 
 def symlink_at(root: Path, relpath: str, target: str, mtime_ns: int | None = None) -> None:

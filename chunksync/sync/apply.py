@@ -89,8 +89,8 @@ class Applier:
             if not stat.S_ISLNK(current.st_mode):
                 return False
             try:
-                return os.readlink(self.root / path) == expect.target
-            except OSError:
+                return fsops.readlink_at(self.root, path) == expect.target
+            except (OSError, ChunksyncError):
                 return False
         known = self.index.get_state(path)
         return (
