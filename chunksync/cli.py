@@ -63,7 +63,11 @@ def run(coro: Awaitable[T]) -> T:
 
 
 def command_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn chunksync errors into one line on stderr and the error's exit code."""
+    """Turn every failure into one line on stderr and a non-zero exit code.
+
+    Chunksync errors carry their own code; an OSError names the file; anything else is
+    a bug, reported in one line too unless ``CHUNKSYNC_DEBUG`` asks for the traceback.
+    """
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -75,6 +79,16 @@ def command_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("chunksync: interrupted", err=True)
             sys.exit(130)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"chunksync: {exc.strerror or exc}{where}", err=True)
+            sys.exit(1)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+            if os.environ.get("CHUNKSYNC_DEBUG"):
+                raise
+            click.echo(f"chunksync: internal error ({type(exc).__name__}: {exc}); "
+                       "run again with CHUNKSYNC_DEBUG=1 for details", err=True)
+            sys.exit(70)
 
     return wrapper
 

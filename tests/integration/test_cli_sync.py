@@ -215,3 +215,23 @@ def test_change_passphrase(cli_world: CliWorld) -> None:
     w.run("desktop", "join", str(w.folder("desktop")), "--folder", "docs", passphrase="brand new phrase")
     assert (w.folder("desktop") / "f.txt").read_text() == "data"
     assert "in sync" in w.sync("laptop").output  # the laptop's local key still works
+
+
+def test_unexpected_failures_are_one_line_too(cli_world: CliWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = cli_world
+    a = w.init("laptop")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("chunksync.status.read_status", broken)
+    result = w.run("laptop", "status", str(a), ok=False)
+    assert result.exit_code == 70
+    assert result.output.strip().splitlines() == [
+        "chunksync: internal error (RuntimeError: boom); run again with CHUNKSYNC_DEBUG=1 for details"]
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(a / "unreadable"))
+
+    monkeypatch.setattr("chunksync.status.read_status", denied)
+    result = w.run("laptop", "status", str(a), ok=False)
+    assert result.exit_code == 1 and "Permission denied" in result.output
