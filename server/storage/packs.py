@@ -48,13 +48,13 @@ from chunksync.errors import ObjectNotFound
 from chunksync.wire import blob_digest
 
 from .base import NAMESPACE, StorageError, StoreStats, check_namespace, check_oid
+from .packio import GroupCommit, Job, Row, ensure_dir, fsync_dir, transact, write_all
 
 __all__ = ["PACK_SIZE", "PackObjectStore"]
 
 PACK_SIZE = 256 * 1024 * 1024
 INDEX_FILE = "index.sqlite"
 LOCK_FILE = "writer.lock"
-_IOV_MAX = 1024  # buffers per pwritev call (Linux IOV_MAX)
 _SQL_CHUNK = 30_000  # bound parameters per IN (...) query (SQLite allows 32,766)
 _LIST_PAGE = 10_000
 _MAX_CACHED_FDS = 512  # packs kept open for reading; others are opened per read
@@ -67,24 +67,9 @@ _SCHEMA = (
     ),
     "CREATE INDEX IF NOT EXISTS objects_extent ON objects (ns, pack, offset)",
 )
-_INSERT = "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?, ?, ?)"
 _DELETE = "DELETE FROM objects WHERE ns = ? AND oid = ?"
 _SCHEMA_VERSION = 1
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-#: an index row: ns, oid, pack number, offset, length, digest
-Row = tuple[str, bytes, int, int, int, bytes]
-
-
-@dataclass(slots=True, eq=False)
-class _Job:
-    """One batch's appended blobs, waiting for the group commit to make them visible."""
-
-    rows: list[Row]
-    fds: set[int]
-    done: threading.Event = field(default_factory=threading.Event)
-    error: str | None = None
-
 
 @dataclass(slots=True)
 class _Space:
@@ -94,70 +79,7 @@ class _Space:
     end: int  # append offset in that pack
     lock: threading.Lock = field(default_factory=threading.Lock)
     present: set[bytes] | None = None  # committed ids, loaded on first use
-    inflight: dict[bytes, _Job] = field(default_factory=dict)
-
-
-class _GroupCommit:
-    """Make appended jobs durable, then visible: one pack sync and one transaction per group.
-
-    The first thread to arrive becomes the leader and commits everything queued; threads
-    arriving meanwhile queue up and are committed together by the next leader.
-    """
-
-    def __init__(self, db: sqlite3.Connection, db_lock: threading.Lock) -> None:
-        self._db = db
-        self._db_lock = db_lock
-        self._cond = threading.Condition()
-        self._queue: list[_Job] = []
-        self._busy = False
-
-    def commit(self, job: _Job) -> None:
-        with self._cond:
-            self._queue.append(job)
-            while not job.done.is_set():
-                if self._busy:
-                    self._cond.wait()
-                    continue
-                group, self._queue = self._queue, []
-                self._busy = True
-                self._cond.release()
-                error: str | None = "object store commit interrupted"
-                try:
-                    error = self._flush(group)
-                finally:
-                    self._cond.acquire()
-                    self._busy = False
-                    for queued in group:
-                        queued.error = error
-                        queued.done.set()
-                    self._cond.notify_all()
-        if job.error is not None:
-            raise StorageError(job.error)
-
-    def _flush(self, group: list[_Job]) -> str | None:
-        try:
-            sync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
-            for fd in {fd for job in group for fd in job.fds}:
-                sync(fd)
-            rows = [row for job in group for row in job.rows]
-            with self._db_lock:
-                _transact(self._db, lambda db: db.executemany(_INSERT, rows))
-        except (OSError, sqlite3.Error) as exc:
-            return f"object store write failed: {exc}"
-        return None
-
-
-def _transact(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], Any]) -> Any:
-    """Run ``work`` in one write transaction (the caller holds the db lock)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(db)
-        db.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("ROLLBACK")
-        raise
-    return result
+    inflight: dict[bytes, Job] = field(default_factory=dict)
 
 
 def _converting(method: _F) -> _F:
@@ -171,37 +93,6 @@ def _converting(method: _F) -> _F:
             raise StorageError(f"object store failed: {exc}") from exc
 
     return cast(_F, wrapper)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _ensure_dir(path: Path) -> None:
-    """Create ``path`` and missing parents, each entry made durable in its parent."""
-    if path.is_dir():
-        return
-    _ensure_dir(path.parent)
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    _fsync_dir(path.parent)
-
-
-def _write_all(fd: int, blobs: Sequence[bytes], offset: int) -> None:
-    """Write ``blobs`` back to back at ``offset`` with as few syscalls as possible."""
-    for start in range(0, len(blobs), _IOV_MAX):
-        group = blobs[start : start + _IOV_MAX]
-        size = sum(len(blob) for blob in group)
-        written = os.pwritev(fd, group, offset)
-        rest = memoryview(b"".join(group))[written:] if written < size else memoryview(b"")
-        while rest:
-            n = os.pwrite(fd, rest, offset + written)
-            written, rest = written + n, rest[n:]
-        offset += size
 
 
 def _pack_number(path: Path) -> int | None:
@@ -242,7 +133,7 @@ class PackObjectStore:
                 if not (self.root / INDEX_FILE).exists():
                     raise StorageError(f"no object store at {self.root}")
             else:
-                _ensure_dir(self.root)
+                ensure_dir(self.root)
                 self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
             self._db = self._connect()
             self._try_become_writer()
@@ -251,7 +142,7 @@ class PackObjectStore:
             if isinstance(exc, StorageError):
                 raise
             raise StorageError(f"cannot open object store at {self.root}: {exc}") from exc
-        self._committer = _GroupCommit(self._db, self._db_lock)
+        self._committer = GroupCommit(self._db, self._db_lock)
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "writer"
@@ -278,7 +169,7 @@ class PackObjectStore:
             present = self._present(ns, space)
         candidates = {oid: blob for oid, blob in staged if oid not in present}
         digests = {oid: blob_digest(blob) for oid, blob in candidates.items()}
-        waits: dict[int, _Job] = {}
+        waits: dict[int, Job] = {}
         fresh: dict[bytes, bytes] = {}
         with space.lock:
             for oid, blob in candidates.items():
@@ -349,7 +240,7 @@ class PackObjectStore:
         with space.lock:
             present = self._present(ns, space)
             with self._db_lock:
-                deleted: int = _transact(
+                deleted: int = transact(
                     self._writer_db(),
                     lambda db: db.executemany(_DELETE, wanted).rowcount,
                 )
@@ -512,7 +403,7 @@ class PackObjectStore:
 
     def _append(
         self, ns: str, space: _Space, fresh: dict[bytes, bytes], digests: dict[bytes, bytes]
-    ) -> _Job:
+    ) -> Job:
         """Append ``fresh`` to the current pack (call with ``space.lock`` held)."""
         total = sum(len(blob) for blob in fresh.values())
         if space.end and space.end + total > self._pack_size:
@@ -524,13 +415,13 @@ class PackObjectStore:
             rows.append((ns, oid, space.pack, offset, len(blob), digests[oid]))
             offset += len(blob)
         try:
-            _write_all(fd, list(fresh.values()), space.end)
+            write_all(fd, list(fresh.values()), space.end)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, space.end)
             raise StorageError(f"object store write failed: {exc}") from exc
         space.end = offset
-        job = _Job(rows=rows, fds={fd})
+        job = Job(rows=rows, fds={fd})
         for oid in fresh:
             space.inflight[oid] = job
         return job
@@ -548,11 +439,11 @@ class PackObjectStore:
             fd = self._fds.get((ns, pack))
             if fd is None:
                 path = self._pack_path(ns, pack)
-                _ensure_dir(path.parent)
+                ensure_dir(path.parent)
                 existed = path.exists()
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
                 if not existed:
-                    _fsync_dir(path.parent)
+                    fsync_dir(path.parent)
                 self._fds[(ns, pack)] = fd
             return fd
 
