@@ -29,6 +29,7 @@ from .errors import UnsafePathError
 __all__ = [
     "MAX_NAME_BYTES",
     "STATE_DIR",
+    "portability_problem",
     "validate_relpath",
     "validate_symlink_target",
     "validate_tree_entry_name",
@@ -71,14 +72,28 @@ def _check_component(name: str, shown: str, *, strict_portable: bool) -> None:
         _check_portable(name, shown)
 
 
-def _check_portable(name: str, shown: str) -> None:
-    if _WINDOWS_FORBIDDEN.search(name):
-        raise _refuse(shown, 'character not allowed on Windows (<>:"|?*)')
-    if name[-1] in ". ":
-        raise _refuse(shown, "name ends with a dot or space (not allowed on Windows)")
+def portability_problem(name: str) -> str | None:
+    """Why a name cannot exist on Windows or macOS, or None when it is portable.
+
+    The scanner flags such local names (they still sync); ``strict_portable`` refuses
+    them in paths from the server.
+    """
+    if _WINDOWS_FORBIDDEN.search(name) or "\\" in name or _CONTROL.search(name):
+        return 'character not allowed on Windows (<>:"\\|?* or a control character)'
+    if name[-1:] in (".", " "):
+        return "name ends with a dot or space (not allowed on Windows)"
     stem = name.split(".", 1)[0].rstrip(" ").upper()
     if stem in _WINDOWS_RESERVED:
-        raise _refuse(shown, f"{stem} is a reserved device name on Windows")
+        return f"{stem} is a reserved device name on Windows"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        return f"name longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+def _check_portable(name: str, shown: str) -> None:
+    problem = portability_problem(name)
+    if problem:
+        raise _refuse(shown, problem)
 
 
 def validate_tree_entry_name(

@@ -32,7 +32,6 @@ loop and BLAKE3 release the GIL.
 from __future__ import annotations
 
 import os
-import re
 import stat as st_mod
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -55,6 +54,7 @@ from .objects import (
     decode_object,
     normalize_name,
 )
+from .paths import portability_problem as portability_warning
 from .storage.index import FileState, Index, IndexWriter
 
 __all__ = ["READ_ATTEMPTS", "RACY_NS", "ScanResult", "scan"]
@@ -66,26 +66,6 @@ _META_IGNORE = "scan.ignore_digest"
 _META_ROOT = "scan.root"
 
 OnChunk = Callable[[ObjectId, memoryview], None]
-
-_WINDOWS_RESERVED = frozenset(
-    ["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)]
-)
-_WINDOWS_BAD_CHARS = re.compile(r'[<>:"\\|?*\x00-\x1f]')
-
-
-def portability_warning(name: str) -> str | None:
-    """Why a name cannot exist on Windows or macOS, or None if it is portable."""
-    if name.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
-        return "name is reserved on Windows"
-    if name.endswith((".", " ")):
-        return "name ends with a dot or space (invalid on Windows)"
-    bad = _WINDOWS_BAD_CHARS.findall(name)
-    if bad:
-        return f"name contains characters invalid on Windows/macOS: {''.join(sorted(set(bad)))!r}"
-    if len(name.encode("utf-8")) > 255:
-        return "name is longer than 255 bytes"
-    return None
-
 
 class _StaleCache(Exception):
     """A cached tree refers to an object missing from the index: walk in full."""
