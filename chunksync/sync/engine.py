@@ -49,6 +49,7 @@ __all__ = ["Clock", "SyncEngine", "SyncResult", "SystemClock"]
 
 MAX_ROUNDS = 8
 UPLOADS_IN_FLIGHT = 4  # batches uploading at once while scanning
+UPLOAD_BATCH_BYTES = 16 << 20  # each batch costs the server one durability barrier
 MASS_DELETE_ABSOLUTE = 1000
 MASS_DELETE_MIN = 10  # tiny folders may lose half their files without asking
 
@@ -273,7 +274,7 @@ class SyncEngine:
             uploads.append(future)
 
         try:
-            with Sealer(self.keys, sink, skip=self.index.known) as sealer:
+            with Sealer(self.keys, sink, skip=self.index.known, batch_bytes=UPLOAD_BATCH_BYTES) as sealer:
                 result = self.scan_local(dirty, on_chunk=sealer)
         finally:
             concurrent.futures.wait(uploads)
