@@ -274,7 +274,8 @@ class SyncEngine:
             uploads.append(future)
 
         try:
-            with Sealer(self.keys, sink, skip=self.index.known, batch_bytes=UPLOAD_BATCH_BYTES) as sealer:
+            sealer = Sealer(self.keys, sink, skip=self.index.known, batch_bytes=UPLOAD_BATCH_BYTES)
+            with sealer:
                 result = self.scan_local(dirty, on_chunk=sealer)
         finally:
             concurrent.futures.wait(uploads)
