@@ -33,6 +33,7 @@ __all__ = [
     "LocalChanged",
     "atomic_write_bytes",
     "lstat_at",
+    "move_back",
     "move_out",
     "read_at",
     "readlink_at",
@@ -269,6 +270,19 @@ def move_out(root: Path, relpath: str, dest_dir: Path, dest_name: str) -> Path:
             raise ChunksyncError(f"cannot delete {relpath}: it is a directory now")
         os.rename(name, dest_name, src_dir_fd=sfd, dst_dir_fd=dfd)
     return dest_dir / dest_name
+
+
+def move_back(source: Path, root: Path, relpath: str) -> str:
+    """Return a file taken out by :func:`move_out` to ``relpath``, or beside it when that
+    name is taken meanwhile; returns where it went. Never replaces anything."""
+    parent, name = split(relpath)
+    with open_dir(source.parent, "") as sfd, open_dir(root, parent, create=True) as dfd:
+        candidate, n = name, 1
+        while _stat_or_none(dfd, candidate) is not None:
+            n += 1
+            candidate = f"{name} (kept by chunksync {n})"
+        os.rename(source.name, candidate, src_dir_fd=sfd, dst_dir_fd=dfd)
+    return f"{parent}/{candidate}" if parent else candidate
 
 
 def rmdir_at(root: Path, relpath: str) -> bool:

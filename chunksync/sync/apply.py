@@ -227,10 +227,19 @@ class Applier:
         outcome.removed.append(action.path)
 
     def _do_delete(self, action: Action, outcome: ApplyOutcome) -> None:
-        self._check(action.path, action.expect)(fsops.lstat_at(self.root, action.path))
-        if action.expect is not None and action.expect.kind == "file":
+        current = fsops.lstat_at(self.root, action.path)
+        self._check(action.path, action.expect)(current)
+        if action.expect is not None and action.expect.kind == "file" and current is not None:
+            # Move the file out first (atomic), then make sure what moved is what was
+            # checked: an edit that slipped in between goes back, it is never deleted.
             self.tmpdir.mkdir(parents=True, exist_ok=True)
             kept = fsops.move_out(self.root, action.path, self.tmpdir, f"del-{uuid.uuid4().hex}")
+            moved = os.lstat(kept)
+            if (moved.st_ino, moved.st_size, moved.st_mtime_ns) != (
+                current.st_ino, current.st_size, current.st_mtime_ns
+            ):
+                fsops.move_back(kept, self.root, action.path)
+                raise fsops.LocalChanged(f"{action.path} changed while syncing; rescanning")
             self._trash.append(kept)
             self._add_sources(self.tmpdir, kept.name, action.expect.id)
         else:

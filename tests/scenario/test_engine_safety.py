@@ -228,3 +228,33 @@ async def test_forked_head_with_an_accepted_sequence_is_refused(pair, store, fol
     store._head = HeadState(fid.hex(), accepted.seq + 1)
     with pytest.raises(RollbackError, match="fork"):
         await b.sync()
+
+
+async def test_edit_between_check_and_delete_is_put_back(pair, store, monkeypatch):
+    """The narrowest race: the user saves a file after the delete's re-check but before
+    the file is moved away. What moved is compared with what was checked, and put back."""
+    a, b = pair
+    a.write("doc.txt", "v1")
+    await a.sync()
+    await b.sync()
+    (a.root / "doc.txt").unlink()
+    await a.sync()
+    from chunksync import fsops
+
+    real_move_out = fsops.move_out
+    raced = []
+
+    def move_out_after_an_edit(root, relpath, dest_dir, dest_name):
+        if not raced:
+            raced.append(True)
+            with open(root / relpath, "a") as f:
+                f.write(" and an unsynced edit")
+            os.utime(root / relpath, ns=(1, 1))  # even with a clock that did not move
+        return real_move_out(root, relpath, dest_dir, dest_name)
+
+    monkeypatch.setattr(fsops, "move_out", move_out_after_an_edit)
+    result = await b.sync()
+    assert raced and result.rounds >= 2
+    assert b.read("doc.txt") == b"v1 and an unsynced edit"
+    await a.sync()
+    assert a.read("doc.txt") == b"v1 and an unsynced edit"  # the edit survived the delete
