@@ -193,10 +193,14 @@ def write_file_at(
                 os.close(fd)
             with open_dir(root, parent, create=True) as dfd:
                 target = _entry(dfd, name)
+                current = _stat_or_none(dfd, target)
                 if check is not None:
-                    check(_stat_or_none(dfd, target))
+                    check(current)
+                held = _hold(dfd, target, tfd, current)
                 os.rename(tmpname, target, src_dir_fd=tfd, dst_dir_fd=dfd)
                 os.fsync(dfd)
+                if held is not None:
+                    _release(held, current, tfd, dfd, target)
             return new_stat
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -204,6 +208,42 @@ def write_file_at(
         if isinstance(exc, OSError):
             raise _os_error("writing", relpath, exc) from exc
         raise
+
+
+def _hold(dfd: int, name: str, tfd: int, current: os.stat_result | None) -> str | None:
+    """Hard-link the file about to be replaced into the temp dir, so an edit that lands
+    between the re-check and the rename is still there afterwards (None: nothing to
+    hold, or a filesystem without hard links)."""
+    if current is None or not stat.S_ISREG(current.st_mode):
+        return None
+    held = f"old-{uuid.uuid4().hex}"
+    try:
+        os.link(name, held, src_dir_fd=dfd, dst_dir_fd=tfd, follow_symlinks=False)
+    except OSError:
+        return None
+    return held
+
+
+def _release(held: str, checked: os.stat_result | None, tfd: int, dfd: int, name: str) -> None:
+    """Drop the held old version, unless it changed after the check: then keep it beside
+    the new file under a free name, and make the engine rescan."""
+    st = os.stat(held, dir_fd=tfd)
+    assert checked is not None
+    if (st.st_ino, st.st_size, st.st_mtime_ns) == (checked.st_ino, checked.st_size, checked.st_mtime_ns):
+        os.unlink(held, dir_fd=tfd)
+        return
+    kept = _free_name(dfd, name)
+    os.rename(held, kept, src_dir_fd=tfd, dst_dir_fd=dfd)
+    raise LocalChanged(f"{name} was edited while being replaced; the edit is kept as {kept!r}")
+
+
+def _free_name(dfd: int, name: str) -> str:
+    stem, ext = os.path.splitext(name)
+    candidate, n = name, 1
+    while _stat_or_none(dfd, candidate) is not None:
+        n += 1
+        candidate = f"{stem} (kept by chunksync {n}){ext}"
+    return candidate
 
 
 def _stat_or_none(dfd: int, name: str) -> os.stat_result | None:
@@ -277,10 +317,7 @@ def move_back(source: Path, root: Path, relpath: str) -> str:
     name is taken meanwhile; returns where it went. Never replaces anything."""
     parent, name = split(relpath)
     with open_dir(source.parent, "") as sfd, open_dir(root, parent, create=True) as dfd:
-        candidate, n = name, 1
-        while _stat_or_none(dfd, candidate) is not None:
-            n += 1
-            candidate = f"{name} (kept by chunksync {n})"
+        candidate = _free_name(dfd, name)
         os.rename(source.name, candidate, src_dir_fd=sfd, dst_dir_fd=dfd)
     return f"{parent}/{candidate}" if parent else candidate
 

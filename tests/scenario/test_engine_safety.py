@@ -258,3 +258,37 @@ async def test_edit_between_check_and_delete_is_put_back(pair, store, monkeypatc
     assert b.read("doc.txt") == b"v1 and an unsynced edit"
     await a.sync()
     assert a.read("doc.txt") == b"v1 and an unsynced edit"  # the edit survived the delete
+
+
+async def test_edit_between_check_and_replace_is_kept_beside(pair, store, monkeypatch):
+    """The same race for a replaced file: the old version is hard-linked aside before the
+    rename, so an edit that landed after the re-check survives as a copy and is synced."""
+    a, b = pair
+    a.write("doc.txt", "v1")
+    await a.sync()
+    await b.sync()
+    a.write("doc.txt", "v2 from a")
+    await a.sync()
+    from chunksync.sync import apply
+
+    real_check = apply.Applier._check
+    raced = []
+
+    def check_then_race(self, path, expect):
+        inner = real_check(self, path, expect)
+
+        def check(current):
+            inner(current)
+            if path == "doc.txt" and not raced:
+                raced.append(True)
+                with open(self.root / path, "a") as f:
+                    f.write(" + b's last-moment edit")
+        return check
+
+    monkeypatch.setattr(apply.Applier, "_check", check_then_race)
+    result = await b.sync()
+    assert raced and result.rounds >= 2
+    contents = sorted(p.read_text() for p in b.root.iterdir() if p.is_file())
+    assert contents == ["v1 + b's last-moment edit", "v2 from a"]
+    await a.sync()
+    assert tree_of(a.root, mtimes=False) == tree_of(b.root, mtimes=False)
