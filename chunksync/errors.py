@@ -17,6 +17,7 @@ message and the process exit code the CLI uses for it::
     ├── UserError (exit 2)          the command line asked for something impossible
     │   └── WrongPassphrase         the passphrase does not open any key slot
     ├── UnsafePathError (exit 3)    a path from the server that must not touch the disk
+    ├── QuotaExceeded (exit 10)     the server refused an upload: the owner's quota is full
     └── HeldError (exit 8)          a sync held for the user's confirmation (mass delete)
 
 Foreign exceptions (aiohttp, lmdb, OSError from the network) are converted where they
@@ -34,6 +35,7 @@ __all__ = [
     "NetworkError",
     "ObjectNotFound",
     "ProtocolError",
+    "QuotaExceeded",
     "RefConflict",
     "RollbackError",
     "TransportError",
@@ -115,6 +117,12 @@ class WrongPassphrase(UserError):
 
 class UnsafePathError(ChunksyncError):
     exit_code = 3
+
+
+class QuotaExceeded(ChunksyncError):
+    """Final until an admin raises the quota or files are removed; never retried."""
+
+    exit_code = 10
 
 
 class HeldError(ChunksyncError):

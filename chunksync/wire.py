@@ -71,6 +71,9 @@ HEX_ID = re.compile(r"\A[0-9a-f]{64}\Z")
 
 ROLES = ("owner", "read-write", "read-only")
 
+#: HTTP status of an upload refused by the owner's storage quota (final, not retried)
+QUOTA_STATUS = 507
+
 _UP = struct.Struct(">32s32sI")
 _DOWN = struct.Struct(">32sI")
 

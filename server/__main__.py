@@ -178,6 +178,32 @@ def user_disable(name: str, data_dir: Path) -> None:
     click.echo(f"user {name} disabled")
 
 
+def _parse_size(text: str) -> int | None:
+    """``none``/``unlimited``, or a size such as ``500M``, ``10G``, ``1T`` or bytes."""
+    text = text.strip().upper()
+    if text in ("NONE", "UNLIMITED"):
+        return None
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    try:
+        if text[-1:] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 500M, 10G, none)") from None
+
+
+@user.command("quota")
+@click.argument("name")
+@click.argument("size")
+@data_option
+@friendly
+def user_quota(name: str, size: str, data_dir: Path) -> None:
+    """Limit what NAME's folders may store: SIZE like 500M or 10G, or 'none'."""
+    quota = _parse_size(size)
+    admin.set_quota(data_dir, name, quota)
+    click.echo(f"quota of {name}: {'none' if quota is None else f'{quota:,} bytes'}")
+
+
 @main.group()
 def device() -> None:
     """List and revoke devices."""

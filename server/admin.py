@@ -22,6 +22,7 @@ from chunksync import wire
 from chunksync.errors import ConfigError, UserError
 
 from . import audit, auth, db
+from . import quota as quota_mod
 from .config import Argon2Params, ensure_data_dir
 
 __all__ = [
@@ -90,6 +91,16 @@ def disable_user(data_dir: Path, name: str) -> None:
         if not auth.set_user_disabled(conn, name, True):
             raise UserError(f"no user {name!r}")
         _audit(conn, "admin.user.disable", user=name)
+
+
+def set_quota(data_dir: Path, name: str, quota: int | None) -> None:
+    """Limit the bytes stored in the folders ``name`` owns (None: no limit)."""
+    if quota is not None and quota < 0:
+        raise UserError("a quota cannot be negative")
+    with _conn(data_dir) as conn, db.transaction(conn):
+        if not quota_mod.set_quota(conn, name, quota):
+            raise UserError(f"no user {name!r}")
+        _audit(conn, "admin.user.quota", user=name, detail={"quota_bytes": quota})
 
 
 def list_devices(data_dir: Path) -> list[dict[str, Any]]:

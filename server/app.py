@@ -36,9 +36,20 @@ from .db import MetaDB
 from .events import EventHub
 from .handlers import add_routes
 from .handlers.common import (
-    CONFIG, DB, HUB, LIMITER, METRICS, PRINCIPAL, STORE, ApiError, now, record,
+    CONFIG,
+    DB,
+    HUB,
+    LIMITER,
+    METRICS,
+    PRINCIPAL,
+    QUOTAS,
+    STORE,
+    ApiError,
+    now,
+    record,
 )
 from .metrics import CONTENT_TYPE, Metrics
+from .quota import QuotaTracker
 
 __all__ = ["make_app"]
 
@@ -61,6 +72,7 @@ def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Applicati
     app[METRICS] = Metrics()
     app[TOUCHED] = {}
     app[LIMITER] = auth.LoginLimiter(config.login_max_failures, config.login_window)
+    app[QUOTAS] = QuotaTracker()
     app.cleanup_ctx.append(_resources(store))
     app.on_shutdown.append(_close_sockets)
     app.router.add_get(wire.HEALTHZ, _healthz)

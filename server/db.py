@@ -124,6 +124,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
     """,
+    # version 2: per-user storage quota in bytes over the folders the user owns
+    """
+    ALTER TABLE users ADD COLUMN quota_bytes INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import fsops
 from ..crypto.folder_keys import FolderKeys
 from ..crypto.seal import seal
-from .. import fsops
 from ..errors import ChunksyncError
 from ..fsops import LocalChanged
 from ..objects import ObjectId, ObjectKind

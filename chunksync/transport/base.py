@@ -43,6 +43,7 @@ from ..errors import (
     ChunksyncError,
     ConfigError,
     ProtocolError,
+    QuotaExceeded,
     RefConflict,
     TransportError,
 )
@@ -304,6 +305,8 @@ def status_error(status: int, reason: str, body: bytes, what: str) -> ChunksyncE
         except ProtocolError:
             return RefConflict(msg)
         return RefConflict(msg, current=current.head, seq=current.seq)
+    if status == wire.QUOTA_STATUS:
+        return QuotaExceeded(msg)
     if status == 429 or status >= 500:
         return ServerError(msg)
     return ProtocolError(msg)

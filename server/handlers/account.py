@@ -18,7 +18,19 @@ from aiohttp import web
 from chunksync import wire
 
 from .. import audit, auth
-from .common import CONFIG, DB, HUB, LIMITER, METRICS, ApiError, now, principal, read_json, record, remote
+from .common import (
+    CONFIG,
+    DB,
+    HUB,
+    LIMITER,
+    METRICS,
+    ApiError,
+    now,
+    principal,
+    read_json,
+    record,
+    remote,
+)
 
 __all__ = ["login", "logout", "rotate", "totp_disable", "totp_enroll", "whoami"]
 

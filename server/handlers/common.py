@@ -27,12 +27,14 @@ from ..auth import LoginLimiter, Principal
 from ..config import ServerConfig
 from ..events import EventHub
 from ..metrics import Metrics
+from ..quota import QuotaTracker
 
 __all__ = [
     "CONFIG",
     "DB",
     "HUB",
     "LIMITER",
+    "QUOTAS",
     "METRICS",
     "PRINCIPAL",
     "STORE",
@@ -49,6 +51,7 @@ STORE = web.AppKey("store", object)   # server.storage.ObjectStore (structural)
 HUB = web.AppKey("hub", EventHub)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", LoginLimiter)
+QUOTAS = web.AppKey("quotas", QuotaTracker)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 WRITE_ROLES = ("owner", "read-write")

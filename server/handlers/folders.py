@@ -26,7 +26,16 @@ from chunksync import wire
 from .. import audit, db
 from ..events import Subscriber, head_event
 from .common import (
-    DB, HUB, METRICS, STORE, ApiError, folder_access, now, principal, read_json, remote,
+    DB,
+    HUB,
+    METRICS,
+    STORE,
+    ApiError,
+    folder_access,
+    now,
+    principal,
+    read_json,
+    remote,
 )
 
 __all__ = [

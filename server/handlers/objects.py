@@ -26,7 +26,16 @@ from chunksync import wire
 from chunksync.errors import ObjectNotFound
 
 from .common import (
-    CONFIG, METRICS, STORE, ApiError, folder_access, object_id, parse_ids, read_json,
+    CONFIG,
+    DB,
+    METRICS,
+    QUOTAS,
+    STORE,
+    ApiError,
+    folder_access,
+    object_id,
+    parse_ids,
+    read_json,
     read_limited,
 )
 
@@ -69,6 +78,14 @@ async def missing(request: web.Request) -> web.Response:
     return web.Response(text=await asyncio.to_thread(query), content_type="application/json")
 
 
+async def _enforce_quota(request: web.Request, row: Any, incoming: int) -> None:
+    refusal = await request.app[QUOTAS].check(
+        request.app[DB], request.app[STORE], row.owner, incoming
+    )
+    if refusal is not None:
+        raise ApiError(wire.QUOTA_STATUS, refusal)
+
+
 async def put_object(request: web.Request) -> web.Response:
     row, _ = await folder_access(request, write=True)
     oid = object_id(request.match_info["oid"])
@@ -77,6 +94,7 @@ async def put_object(request: web.Request) -> web.Response:
         raise ApiError(400, f"missing or malformed {wire.DIGEST_HEADER} header")
     cfg = request.app[CONFIG]
     blob = await read_limited(request, cfg.max_blob_size, "object")
+    await _enforce_quota(request, row, len(blob))
     store = request.app[STORE]
     good, new, _ = await asyncio.to_thread(
         verify_and_store, store, row.id, [(oid, bytes.fromhex(digest_hex), blob)]
@@ -86,6 +104,8 @@ async def put_object(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     metrics.bytes_in.inc(len(blob))
     metrics.objects_stored.inc(new)
+    if new:
+        request.app[QUOTAS].add(row.owner, len(blob))
     return web.json_response({"stored": new}, status=201 if new else 200)
 
 
@@ -96,6 +116,7 @@ async def upload_batch(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     if request.content_length is not None and request.content_length > cfg.max_batch_bytes:
         raise ApiError(413, f"batch too large ({request.content_length} > {cfg.max_batch_bytes})")
+    await _enforce_quota(request, row, request.content_length or 0)
     store, metrics = request.app[STORE], request.app[METRICS]
     reader = request.content
     totals = {"frames": 0, "accepted": 0, "new": 0, "bytes": 0}
@@ -163,6 +184,8 @@ async def upload_batch(request: web.Request) -> web.Response:
             failure = exc  # a mismatch found now lies before the frame that failed
     metrics.objects_stored.inc(totals["new"])
     metrics.bytes_in.inc(totals["bytes"])
+    if totals["new"]:
+        request.app[QUOTAS].add(row.owner, totals["bytes"])
     if failure is not None:
         failure.extra["accepted"] = totals["accepted"]
         raise failure
