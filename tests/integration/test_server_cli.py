@@ -17,7 +17,14 @@ from click.testing import CliRunner
 from chunksync import wire
 from server.__main__ import main
 from server.config import ServerConfig, ssl_context
-from tests.helpers.server import DEFAULT_PASSWORD, ServerProcess, create_user, login, serve_in_process
+from tests.helpers.server import (
+    DEFAULT_PASSWORD,
+    ServerProcess,
+    create_user,
+    login,
+    serve_in_process,
+)
+from tests.helpers.tls import self_signed
 
 
 def cli(data: Path, *args: str, code: int = 0) -> str:
@@ -138,34 +145,6 @@ async def test_kill9_during_uploads(tmp_path: Path) -> None:
         proc.stop()
     result = CliRunner().invoke(main, ["check", "--data", str(data)])
     assert result.exit_code == 0, result.output + result.stderr
-
-
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o600)
-    return cert_path, key_path
 
 
 async def test_serve_with_tls(tmp_path: Path) -> None:
