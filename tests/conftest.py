@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from chunksync.crypto.folder_keys import FolderKeys
+
+# A loaded 2-core CI machine must not turn slow examples into failures.
+settings.register_profile("chunksync", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("chunksync")
 
 FIXED_MASTER = bytes(range(32))
 
