@@ -39,6 +39,15 @@ def _chunk_ids(store: MemoryChunkStore, device: Device, rel: str) -> list[bytes]
     return [c.id for c in decode_object(kind, plain).chunks]
 
 
+async def _remote_edit_waiting_for(b: Device, a: Device) -> None:
+    """doc.txt synced on both devices, then edited on a and pushed: b has a pull to do."""
+    a.write("doc.txt", "v1")
+    await a.sync()
+    await b.sync()
+    a.write("doc.txt", "v2 from a")
+    await a.sync()
+
+
 def _no_temp_files(device: Device) -> bool:
     return not any((device.root / ".chunksync" / "tmp").iterdir())
 
@@ -155,11 +164,7 @@ async def test_mass_delete_is_held_until_allowed(pair, store):
 
 async def test_local_edit_during_sync_is_never_overwritten(pair, store, monkeypatch):
     a, b = pair
-    a.write("doc.txt", "v1")
-    await a.sync()
-    await b.sync()
-    a.write("doc.txt", "v2 from a")
-    await a.sync()
+    await _remote_edit_waiting_for(b, a)
     # b edits doc.txt after its scan but before the write lands: the re-check catches it
     from chunksync.sync import apply
 
@@ -264,11 +269,7 @@ async def test_edit_between_check_and_replace_is_kept_beside(pair, store, monkey
     """The same race for a replaced file: the old version is hard-linked aside before the
     rename, so an edit that landed after the re-check survives as a copy and is synced."""
     a, b = pair
-    a.write("doc.txt", "v1")
-    await a.sync()
-    await b.sync()
-    a.write("doc.txt", "v2 from a")
-    await a.sync()
+    await _remote_edit_waiting_for(b, a)
     from chunksync.sync import apply
 
     real_check = apply.Applier._check
