@@ -148,13 +148,17 @@ def _with_progress(go: Callable[[Any], Awaitable[T]], quiet: bool = False) -> T:
         return run(go(progress))
 
 
-def _sync_once(root: Path, *, allow_mass_delete: bool = False, quiet: bool = False) -> Any:
+def _sync_once(
+    root: Path, *, allow_mass_delete: bool = False, accept_server_history: bool = False, quiet: bool = False
+) -> Any:
     """One sync under the folder lock; None when a running daemon was asked instead."""
 
     async def go(progress: Any) -> Any:
         async with SyncFolder.open(root) as f:
             with FolderLock(f.paths):
-                return await f.engine(progress).sync(allow_mass_delete=allow_mass_delete)
+                return await f.engine(progress).sync(
+                    allow_mass_delete=allow_mass_delete, accept_server_history=accept_server_history
+                )
 
     try:
         return _with_progress(go, quiet)
@@ -271,12 +275,16 @@ def _describe(result: Any) -> str:
 @main.command()
 @FOLDER_DIR
 @click.option("--allow-mass-delete", is_flag=True, help="go ahead with a sync that deletes many files")
+@click.option("--accept-server-history", is_flag=True,
+              help="take a server head that does not descend from the last one synced (server restored "
+              "from a backup): merge without deleting anything, differences kept as conflicted copies")
 @click.option("--json", "as_json", is_flag=True)
 @command_errors
-def sync(directory: Path, allow_mass_delete: bool, as_json: bool) -> None:
+def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, as_json: bool) -> None:
     """Sync once; exit 0 when the folder is in sync."""
 
-    result = _sync_once(directory, allow_mass_delete=allow_mass_delete, quiet=as_json)
+    result = _sync_once(directory, allow_mass_delete=allow_mass_delete,
+                        accept_server_history=accept_server_history, quiet=as_json)
     if result is None:
         return
     doc = {

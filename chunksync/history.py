@@ -20,6 +20,7 @@ from .errors import UserError
 from .objects import Commit, ObjectId, ObjectKind, TreeEntry, id_from_hex, is_hex_id
 from .paths import validate_relpath
 from .sync.apply import Applier
+from .sync.lineage import check_timeline
 from .sync.objects_io import ObjectReader
 from .sync.plan import Action, Op
 from .treediff import walk_tree
@@ -50,7 +51,7 @@ class Snapshot:
 
 
 async def list_snapshots(reader: ObjectReader) -> list[Snapshot]:
-    """Every snapshot of the folder, oldest first."""
+    """Every snapshot of the folder, oldest first, checked to form one chain."""
     entries: list[HeadLogEntry] = []
     after = 0
     while True:
@@ -60,10 +61,9 @@ async def list_snapshots(reader: ObjectReader) -> list[Snapshot]:
             break
         after = page[-1].seq
     await reader.ensure(ObjectKind.COMMIT, [id_from_hex(e.head) for e in entries])
-    return [
-        Snapshot(e.head, e.seq, e.time, e.device, e.user, reader.load_commit(id_from_hex(e.head)))
-        for e in entries
-    ]
+    commits = [reader.load_commit(id_from_hex(e.head)) for e in entries]
+    check_timeline(entries, commits)
+    return [Snapshot(e.head, e.seq, e.time, e.device, e.user, c) for e, c in zip(entries, commits, strict=True)]
 
 
 def parse_time(text: str) -> float:

@@ -7,7 +7,10 @@ simulator. Its guarantees:
 
 * nothing is deleted locally except what an authenticated snapshot deleted, and a sync
   that would delete more than half the files (or over 1,000) is held (``HeldError``);
-* a head older than one this device accepted is refused (``RollbackError``);
+  edits, renames and moves never count as deletions;
+* a head is accepted only if its commit chain reaches the head this device accepted
+  last, so a rollback, replay or fork is refused before anything is merged
+  (``RollbackError``, :mod:`chunksync.sync.lineage`);
 * a local file is replaced only after re-checking it still is what the scan saw;
   otherwise the round starts over (bounded), so a concurrent edit is never lost;
 * the new base, stat cache rows, fetched metadata, known-object ids, conflicts and the
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import shlex
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -38,9 +42,11 @@ from ..progress import NoProgress, Progress
 from ..scanner import ScanResult, scan
 from ..storage.index import Index
 from ..transport.base import ChunkStore
+from ..wire import HeadState
 from ..treediff import diff_trees, walk_tree
 from .apply import Applier, ApplyOutcome
 from .graft import graft_ignored
+from .lineage import Accepted, verify_descent
 from .objects_io import ObjectReader
 from .plan import Plan, plan_merge
 from .push import Uploader, UploadStats
@@ -58,28 +64,37 @@ BASE = "base"                # commit id (hex) this device last synced
 BASE_ROOT = "base_root"      # root tree id (raw) of that commit
 LOCAL_ROOT = "local_root"    # root tree id of the disk as last seen (journal diffing)
 PENDING = "pending"          # b"1" while local changes wait for a sync
-HIGH_SEQ = "high_seq"        # highest commit sequence number accepted (rollback guard)
+HIGH_SEQ = "high_seq"        # sequence number of the base commit (rollback guard)
+BASE_SERVER_SEQ = "base_server_seq"  # the server's head-log position of the base
 
 
-def vanished_files(old: ObjectId | None, new: ObjectId, load: Callable[[ObjectId], Tree]) -> int:
-    """How many files of ``old`` have content found nowhere in ``new`` (diffing only
-    the subtrees that differ)."""
-
-    def file_ids(entry: TreeEntry | None) -> list[ObjectId]:
-        if entry is None or entry.id is None:
-            return []
-        if entry.kind == "file":
-            return [entry.id]
-        if entry.kind == "dir":
-            return [e.id for _, e in walk_tree(entry.id, load) if e.kind == "file" and e.id]
+def _files_below(path: str, entry: TreeEntry | None, load: Callable[[ObjectId], Tree]) -> list[tuple[str, ObjectId]]:
+    if entry is None or entry.id is None:
         return []
+    if entry.kind == "file":
+        return [(path, entry.id)]
+    if entry.kind == "dir":
+        return [(f"{path}/{p}", e.id) for p, e in walk_tree(entry.id, load) if e.kind == "file" and e.id]
+    return []
 
-    gone: list[ObjectId] = []
+
+def deleted_files(old: ObjectId | None, new: ObjectId, load: Callable[[ObjectId], Tree]) -> int:
+    """How many files of ``old`` are deleted in ``new``: their path holds no file any
+    more and their content is found nowhere among what ``new`` changed (diffing only the
+    subtrees that differ). An edit keeps its path and a move keeps its content, so
+    neither counts."""
+    gone: list[tuple[str, ObjectId]] = []
     kept: set[ObjectId] = set()
     for diff in diff_trees(old, new, load):
-        gone.extend(file_ids(diff.old))
-        kept.update(file_ids(diff.new))
-    return sum(1 for oid in gone if oid not in kept)
+        now = _files_below(diff.path, diff.new, load)
+        kept.update(oid for _, oid in now)
+        still_there = {path for path, _ in now}
+        gone.extend(f for f in _files_below(diff.path, diff.old, load) if f[0] not in still_there)
+    return sum(1 for _, oid in gone if oid not in kept)
+
+
+def count_files(root: ObjectId | None, load: Callable[[ObjectId], Tree]) -> int:
+    return 0 if root is None else sum(1 for _, e in walk_tree(root, load) if e.kind == "file")
 
 
 class Clock(Protocol):
@@ -192,54 +207,74 @@ class SyncEngine:
                 w.set_meta(PENDING, b"1")
         return result
 
-    async def _remote(self, reader: ObjectReader) -> tuple[str | None, Commit | None]:
-        head = await self.store.get_head()
+    def _accepted(self) -> Accepted | None:
         base, _ = self._base()
+        if base is None:
+            return None
+        return Accepted(base, self._meta_int(HIGH_SEQ), self._meta_int(BASE_SERVER_SEQ))
+
+    async def _remote(
+        self, reader: ObjectReader, accept_history: bool
+    ) -> tuple[HeadState, Commit | None]:
+        """The server head and its commit, accepted only if it descends from the base."""
+        head = await self.store.get_head()
+        accepted = self._accepted()
         if head.head is None:
-            if base is not None:
+            if accepted is not None and not accept_history:
                 raise RollbackError(
                     "the server has no snapshot of this folder, but this device synced one: "
                     "refusing to sync (server reset or rolled back?)"
                 )
-            return None, None
+            return head, None
         commit = await reader.commit(id_from_hex(head.head))
-        high = self._meta_int(HIGH_SEQ)
-        if commit.seq < high or (commit.seq == high and head.head != base):
-            raise RollbackError(
-                f"the server offers snapshot {short_id(head.head)} (sequence {commit.seq}), not newer than "
-                f"sequence {high} this device already saw: refusing (rollback, replay or fork)"
-            )
-        return head.head, commit
+        if accepted is not None and not accept_history:
+            await verify_descent(reader, head.head, commit, accepted, head_server_seq=head.seq,
+                                 root_hint=shlex.quote(str(self.root)))
+        return head, commit
 
-    @staticmethod
     def _guard_mass_delete(
-        plan: Plan, scan_result: ScanResult, remote_root: ObjectId | None, load: Callable[[ObjectId], Tree]
+        self, plan: Plan, scan_result: ScanResult, remote_root: ObjectId | None, load: Callable[[ObjectId], Tree]
     ) -> None:
-        """Hold a sync that would make many files vanish, on either side.
+        """Hold a sync that would delete many files, on either side.
 
-        A file counts as vanished when its content appears nowhere in the merged tree,
-        so moves and renames, however large, never trip the guard.
+        Only deletions count (:func:`deleted_files`): edits, renames and moves, however
+        many, never trip the guard. Each side's count is out of that side's files.
         """
-        total = max(scan_result.files, 1)
-        sides = ((scan_result.root_id, "on this device"), (remote_root, "on the server"))
-        for old_root, where in sides:
-            count = vanished_files(old_root, plan.merged_root, load)
-            if count > MASS_DELETE_ABSOLUTE or (count >= MASS_DELETE_MIN and count * 2 > total):
+        sides = (
+            (scan_result.root_id, "on this device", lambda: scan_result.files),
+            (remote_root, "on the server", lambda: count_files(remote_root, load)),
+        )
+        for old_root, where, total_of in sides:
+            count = deleted_files(old_root, plan.merged_root, load)
+            if count < MASS_DELETE_MIN:
+                continue
+            total = max(total_of(), count, 1)
+            if count > MASS_DELETE_ABSOLUTE or count * 2 > total:
                 raise HeldError(
                     f"this sync would delete {count} of {total} files {where}; held for safety. "
-                    "Check the folder, then run 'chunksync sync --allow-mass-delete' to go ahead"
+                    f"Check the folder, then run 'chunksync sync {shlex.quote(str(self.root))} "
+                    "--allow-mass-delete' to go ahead"
                 )
 
     # --- the round --------------------------------------------------------------------
     async def sync(
-        self, *, allow_mass_delete: bool = False, dirty: Collection[str] | None = None
+        self,
+        *,
+        allow_mass_delete: bool = False,
+        dirty: Collection[str] | None = None,
+        accept_server_history: bool = False,
     ) -> SyncResult:
         """Run rounds until one completes. ``dirty``: directories the watcher saw change
-        (None rescans everything); later rounds of a retried sync rescan everything."""
+        (None rescans everything); later rounds of a retried sync rescan everything.
+        ``accept_server_history`` takes the server's head even if it does not descend
+        from the base (a server restored from a backup) and merges without a base, so
+        nothing is deleted and every difference is kept as a conflicted copy."""
         fsops.sweep_tmp(self.tmpdir)
         for round_no in range(1, MAX_ROUNDS + 1):
             try:
-                result = await self._round(allow_mass_delete, dirty if round_no == 1 else None)
+                result = await self._round(
+                    allow_mass_delete, dirty if round_no == 1 else None, accept_server_history
+                )
             except (fsops.LocalChanged, RefConflict):
                 await asyncio.sleep(min(0.05 * round_no, 0.5))
                 continue
@@ -283,16 +318,21 @@ class SyncEngine:
             stats.chunks_uploaded_for = result.read_manifests
         return result
 
-    async def _round(self, allow_mass_delete: bool, dirty: Collection[str] | None) -> SyncResult:
+    async def _round(
+        self, allow_mass_delete: bool, dirty: Collection[str] | None, accept_history: bool = False
+    ) -> SyncResult:
         loop = asyncio.get_running_loop()
         upload_stats = UploadStats(progress=self.progress)
         scan_result = await asyncio.to_thread(self._scan_and_upload, dirty, loop, upload_stats)
         reader = ObjectReader(self.keys, self.index, self.store, self.progress)
         self.on_status("syncing")
-        remote_head, remote_commit = await self._remote(reader)
+        remote_state, remote_commit = await self._remote(reader, accept_history)
+        remote_head = remote_state.head
         remote_root = remote_commit.tree if remote_commit else None
         await reader.ensure_tree_closure(remote_root)
         _, base_root = self._base()
+        if accept_history:
+            base_root = None  # merge without a base: nothing is deleted on either side
         ignore = self._ignore_rules()
         local_root = scan_result.root_id
         if ignore.lines:
@@ -317,7 +357,7 @@ class SyncEngine:
         await reader.ensure(ObjectKind.FILE, [e.id for e in writes if e.id])
         self.progress.expect("down", sum(e.size for e in writes))
         uploader = Uploader(self.root, self.keys, self.index, reader, self.store, upload_stats)
-        new_head = remote_head
+        new_head, server_seq = remote_head, remote_state.seq
         seq = head_seq = remote_commit.seq if remote_commit else 0
         parents = (id_from_hex(remote_head),) if remote_head else ()
         kept_in_history: str | None = None
@@ -336,13 +376,14 @@ class SyncEngine:
                     uploader, reader, plan.merged_root, parents, seq + 1, plan.summary,
                     remote_root=remote_root,
                 )
-                await self.store.cas_head(remote_head, commit_id.hex())
-                new_head, head_seq = commit_id.hex(), seq + 1
+                moved = await self.store.cas_head(remote_head, commit_id.hex())
+                new_head, head_seq, server_seq = commit_id.hex(), seq + 1, moved.seq
         finally:
             # whatever happened, remember what is on disk now and what the server holds
             synced = new_head is not None and (new_head != remote_head or not plan.push_needed)
             self._record(
-                plan, outcome, reader, uploader, new_head if synced else None, head_seq, kept_in_history
+                plan, outcome, reader, uploader, new_head if synced else None,
+                Accepted(new_head or "", head_seq, server_seq), kept_in_history,
             )
         return SyncResult(
             head=new_head,
@@ -403,7 +444,7 @@ class SyncEngine:
         reader: ObjectReader,
         uploader: Uploader,
         synced_head: str | None,
-        seq: int,
+        accepted: Accepted,
         kept_in_history: str | None,
     ) -> None:
         """One index transaction: what is on disk now, what the server holds, and —
@@ -423,7 +464,8 @@ class SyncEngine:
                 w.set_meta(BASE_ROOT, plan.merged_root)
                 w.set_meta(LOCAL_ROOT, plan.merged_root)  # what the disk holds now
                 w.set_meta(PENDING, b"0")
-                w.set_meta(HIGH_SEQ, str(max(seq, self._meta_int(HIGH_SEQ))).encode())
+                w.set_meta(HIGH_SEQ, str(accepted.seq).encode())
+                w.set_meta(BASE_SERVER_SEQ, str(accepted.server_seq).encode())
                 for conflict in plan.conflicts:
                     w.put_conflict(
                         conflict.path,
