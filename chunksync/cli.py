@@ -258,8 +258,15 @@ def change_passphrase(directory: Path, passphrase_file: str | None, new_passphra
 
 
 def _describe(result: Any) -> str:
+    healed = result.healed
+    note = ""
+    if healed.missing:
+        note = f"the server had lost {healed.missing} objects: re-uploaded {healed.restored}"
+        if healed.unrecoverable:
+            note += f" ({healed.unrecoverable} must come from another device that holds them)"
+        note += "\n"
     if not result.changed:
-        return f"in sync at {short_id(result.head) if result.head else 'an empty folder'}"
+        return note + f"in sync at {short_id(result.head) if result.head else 'an empty folder'}"
     parts = []
     if result.pushed:
         parts.append(f"uploaded {result.uploaded_objects} objects ({result.uploaded_bytes / 1e6:.1f} MB)")
@@ -269,7 +276,7 @@ def _describe(result: Any) -> str:
         parts.append(f"deleted {result.deleted} here")
     if result.conflicts:
         parts.append(f"{len(result.conflicts)} conflict(s): see 'chunksync conflicts'")
-    return "synced: " + "; ".join(parts) + f" (head {short_id(result.head or '')})"
+    return note + "synced: " + "; ".join(parts) + f" (head {short_id(result.head or '')})"
 
 
 @main.command()

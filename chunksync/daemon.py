@@ -232,6 +232,7 @@ class FolderDaemon:
     async def _full_loop(self) -> None:
         while True:
             await asyncio.sleep(self.options.full_rescan_interval)
+            self.engine.verify_server = True  # and re-check the server's copy (sync/heal.py)
             self.watcher.request_full()
 
     async def _skew_loop(self) -> None:

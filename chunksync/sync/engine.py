@@ -46,6 +46,7 @@ from ..wire import HeadState
 from ..treediff import diff_trees, walk_tree
 from .apply import Applier, ApplyOutcome
 from .graft import graft_ignored
+from .heal import HealReport, heal_closure
 from .lineage import Accepted, verify_descent
 from .objects_io import ObjectReader
 from .plan import Plan, plan_merge
@@ -121,6 +122,7 @@ class SyncResult:
     rounds: int = 1
     scan: ScanResult | None = None
     summary: dict[str, int] = field(default_factory=dict)
+    healed: HealReport = HealReport()
 
     @property
     def changed(self) -> bool:
@@ -156,6 +158,9 @@ class SyncEngine:
         self.tmpdir = tmpdir or root / fsops.STATE_DIR_NAME / "tmp"
         self.on_status = on_status or (lambda _s: None)
         self.progress = progress or NoProgress()
+        #: re-check the server's copy of the head (heal.py) on the next round: at
+        #: start-up, after any error, and whenever a caller (the daemon) asks again
+        self.verify_server = True
 
     # --- helpers ----------------------------------------------------------------------
     def _tree_id(self, tree: Tree) -> ObjectId:
@@ -278,7 +283,11 @@ class SyncEngine:
             except (fsops.LocalChanged, RefConflict):
                 await asyncio.sleep(min(0.05 * round_no, 0.5))
                 continue
+            except ChunksyncError:
+                self.verify_server = True  # whatever went wrong, trust no cache next time
+                raise
             result.rounds = round_no
+            self.verify_server = False
             return result
         raise ChunksyncError("the folder kept changing while syncing; try again when it is quiet")
 
@@ -309,7 +318,8 @@ class SyncEngine:
             uploads.append(future)
 
         try:
-            sealer = Sealer(self.keys, sink, skip=self.index.known, batch_bytes=UPLOAD_BATCH_BYTES)
+            skip = self.index.known if not self.verify_server else lambda _oid: False
+            sealer = Sealer(self.keys, sink, skip=skip, batch_bytes=UPLOAD_BATCH_BYTES)
             with sealer:
                 result = self.scan_local(dirty, on_chunk=sealer)
         finally:
@@ -357,6 +367,11 @@ class SyncEngine:
         await reader.ensure(ObjectKind.FILE, [e.id for e in writes if e.id])
         self.progress.expect("down", sum(e.size for e in writes))
         uploader = Uploader(self.root, self.keys, self.index, reader, self.store, upload_stats)
+        healed = HealReport()
+        if self.verify_server:
+            head_id = id_from_hex(remote_head) if remote_head else None
+            healed = await heal_closure(head_id, reader, uploader, self.index)
+            uploader.trust_known = False
         new_head, server_seq = remote_head, remote_state.seq
         seq = head_seq = remote_commit.seq if remote_commit else 0
         parents = (id_from_hex(remote_head),) if remote_head else ()
@@ -396,6 +411,7 @@ class SyncEngine:
             downloaded_bytes=outcome.bytes_down,
             scan=scan_result,
             summary=plan.summary,
+            healed=healed,
         )
 
     def _forget_listings(self, plan: Plan) -> None:

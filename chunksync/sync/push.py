@@ -81,8 +81,12 @@ class Uploader:
         self.store = store
         self.stats = stats or UploadStats()
 
+    #: False while the index's "known on the server" cache is being re-checked
+    #: (:mod:`chunksync.sync.heal`): every candidate is then asked of the server
+    trust_known = True
+
     def _known(self, oid: ObjectId) -> bool:
-        return oid in self.stats.uploaded or self.index.known(oid)
+        return oid in self.stats.uploaded or (self.trust_known and self.index.known(oid))
 
     def _candidates(
         self,

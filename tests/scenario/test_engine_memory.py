@@ -83,11 +83,16 @@ async def test_nothing_to_do_costs_one_small_request(devices, store):
     a, _, _ = devices
     for i in range(50):
         a.write(f"d{i % 5}/f{i}.txt", f"content {i}")
-    await a.sync()
+    engine = a.engine()  # a running daemon keeps its engine
+    await engine.sync()
     store.calls.clear()
-    result = await a.sync()
+    result = await engine.sync()
     assert not result.changed
     assert dict(store.calls) == {"get_head": 1}
+    # a new process re-checks the server's copy of the head once, in one batched query
+    store.calls.clear()
+    assert not (await a.sync()).changed
+    assert dict(store.calls) == {"get_head": 1, "missing": 1}
 
 
 async def test_missing_folder_marker_never_syncs(devices):
