@@ -68,6 +68,7 @@ USER_NAME = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,63}\Z")
 DEVICE_NAME = re.compile(r"\A[^\x00-\x1f/\\]{1,64}\Z")
 SLOT_NAME = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
 HEX_ID = re.compile(r"\A[0-9a-f]{64}\Z")
+EPOCH = re.compile(r"\A[0-9a-z.]{1,80}\Z")  # the storage epoch token (see HeadState)
 
 ROLES = ("owner", "read-write", "read-only")
 
@@ -85,24 +86,35 @@ def blob_digest(blob: bytes | memoryview) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class HeadState:
-    """A folder's head as the server reports it. ``head`` is None for a new folder."""
+    """A folder's head as the server reports it. ``head`` is None for a new folder.
+
+    ``epoch`` (GET head only) changes whenever the server may have lost objects (it
+    restarted, or repaired damaged storage): a client re-checks the server's copy of
+    the head when it differs from the one it checked last (chunksync.sync.heal).
+    """
 
     head: str | None
     seq: int
+    epoch: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"head": self.head, "seq": self.seq}
+        doc: dict[str, Any] = {"head": self.head, "seq": self.seq}
+        if self.epoch is not None:
+            doc["epoch"] = self.epoch
+        return doc
 
     @classmethod
     def from_wire(cls, doc: Any) -> HeadState:
         if not isinstance(doc, dict):
             raise ProtocolError("head: expected a JSON object")
-        head, seq = doc.get("head"), doc.get("seq")
+        head, seq, epoch = doc.get("head"), doc.get("seq"), doc.get("epoch")
         if head is not None and (not isinstance(head, str) or not HEX_ID.match(head)):
             raise ProtocolError("head: malformed id")
-        if not isinstance(seq, int) or seq < 0:
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             raise ProtocolError("head: malformed sequence number")
-        return cls(head, seq)
+        if epoch is not None and (not isinstance(epoch, str) or not EPOCH.match(epoch)):
+            raise ProtocolError("head: malformed storage epoch")
+        return cls(head, seq, epoch)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,11 @@ from .config import ServerConfig, ensure_data_dir
 from .db import MetaDB
 from .events import EventHub
 from .handlers import add_routes
+from .epoch import start_token
 from .handlers.common import (
     CONFIG,
     DB,
+    EPOCH,
     HUB,
     LIMITER,
     METRICS,
@@ -73,6 +75,7 @@ def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Applicati
     app[TOUCHED] = {}
     app[LIMITER] = auth.LoginLimiter(config.login_max_failures, config.login_window)
     app[QUOTAS] = QuotaTracker()
+    app[EPOCH] = start_token()
     app.cleanup_ctx.append(_resources(store))
     app.on_shutdown.append(_close_sockets)
     app.router.add_get(wire.HEALTHZ, _healthz)

@@ -67,6 +67,7 @@ LOCAL_ROOT = "local_root"    # root tree id of the disk as last seen (journal di
 PENDING = "pending"          # b"1" while local changes wait for a sync
 HIGH_SEQ = "high_seq"        # sequence number of the base commit (rollback guard)
 BASE_SERVER_SEQ = "base_server_seq"  # the server's head-log position of the base
+CHECKED_EPOCH = "checked_epoch"  # storage epoch under which the head's objects were checked
 
 
 def _files_below(path: str, entry: TreeEntry | None, load: Callable[[ObjectId], Tree]) -> list[tuple[str, ObjectId]]:
@@ -158,9 +159,10 @@ class SyncEngine:
         self.tmpdir = tmpdir or root / fsops.STATE_DIR_NAME / "tmp"
         self.on_status = on_status or (lambda _s: None)
         self.progress = progress or NoProgress()
-        #: re-check the server's copy of the head (heal.py) on the next round: at
-        #: start-up, after any error, and whenever a caller (the daemon) asks again
-        self.verify_server = True
+        #: re-check the server's copy of the head (heal.py) on the next round even if
+        #: its storage epoch is the one checked last: set after any error, and by the
+        #: daemon now and then
+        self.verify_server = False
 
     # --- helpers ----------------------------------------------------------------------
     def _tree_id(self, tree: Tree) -> ObjectId:
@@ -318,8 +320,7 @@ class SyncEngine:
             uploads.append(future)
 
         try:
-            skip = self.index.known if not self.verify_server else lambda _oid: False
-            sealer = Sealer(self.keys, sink, skip=skip, batch_bytes=UPLOAD_BATCH_BYTES)
+            sealer = Sealer(self.keys, sink, skip=self.index.known, batch_bytes=UPLOAD_BATCH_BYTES)
             with sealer:
                 result = self.scan_local(dirty, on_chunk=sealer)
         finally:
@@ -368,7 +369,9 @@ class SyncEngine:
         self.progress.expect("down", sum(e.size for e in writes))
         uploader = Uploader(self.root, self.keys, self.index, reader, self.store, upload_stats)
         healed = HealReport()
-        if self.verify_server:
+        checked_epoch = self.index.get_meta(CHECKED_EPOCH)
+        epoch = remote_state.epoch
+        if self.verify_server or epoch is None or checked_epoch != epoch.encode():
             head_id = id_from_hex(remote_head) if remote_head else None
             healed = await heal_closure(head_id, reader, uploader, self.index)
             uploader.trust_known = False
@@ -398,7 +401,7 @@ class SyncEngine:
             synced = new_head is not None and (new_head != remote_head or not plan.push_needed)
             self._record(
                 plan, outcome, reader, uploader, new_head if synced else None,
-                Accepted(new_head or "", head_seq, server_seq), kept_in_history,
+                Accepted(new_head or "", head_seq, server_seq, remote_state.epoch), kept_in_history,
             )
         return SyncResult(
             head=new_head,
@@ -482,6 +485,8 @@ class SyncEngine:
                 w.set_meta(PENDING, b"0")
                 w.set_meta(HIGH_SEQ, str(accepted.seq).encode())
                 w.set_meta(BASE_SERVER_SEQ, str(accepted.server_seq).encode())
+                if not uploader.trust_known and accepted.epoch is not None:
+                    w.set_meta(CHECKED_EPOCH, accepted.epoch.encode())
                 for conflict in plan.conflicts:
                     w.put_conflict(
                         conflict.path,

@@ -47,6 +47,7 @@ class Accepted:
     head: str
     seq: int
     server_seq: int = 0
+    epoch: str | None = None  # the server's storage epoch then (wire.HeadState)
 
 
 def _what_to_do(root_hint: str) -> str:

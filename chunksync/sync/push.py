@@ -114,7 +114,7 @@ class Uploader:
                 if entry.id in out:
                     continue
                 out[entry.id] = ObjectKind.FILE
-                if entry.id in self.stats.chunks_uploaded_for:
+                if self.trust_known and entry.id in self.stats.chunks_uploaded_for:
                     continue
                 offset = 0
                 for ref in self.reader.load_manifest(entry.id).chunks:

@@ -48,6 +48,9 @@ class MemoryChunkStore:
         self._device, self._user, self._clock = device, user, clock
         self._faults: list[tuple[Callable[[], ChunksyncError], frozenset[str] | None]] = []
         self.calls: Counter[str] = Counter()
+        #: the storage epoch GET head reports; a test that loses objects changes it, as
+        #: a real server does when it restarts or repairs storage (server/epoch.py)
+        self.epoch = "memory"
 
     def __repr__(self) -> str:
         return f"MemoryChunkStore(objects={len(self._blobs)}, seq={self._head.seq})"
@@ -101,7 +104,7 @@ class MemoryChunkStore:
     # --- head -----------------------------------------------------------------------
     async def get_head(self) -> HeadState:
         await self._enter("get_head")
-        return self._head
+        return HeadState(self._head.head, self._head.seq, self.epoch)
 
     async def cas_head(self, expected: str | None, new: str) -> HeadState:
         await self._enter("cas_head")

@@ -32,6 +32,7 @@ from ..quota import QuotaTracker
 __all__ = [
     "CONFIG",
     "DB",
+    "EPOCH",
     "HUB",
     "LIMITER",
     "QUOTAS",
@@ -52,6 +53,7 @@ HUB = web.AppKey("hub", EventHub)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", LoginLimiter)
 QUOTAS = web.AppKey("quotas", QuotaTracker)
+EPOCH = web.AppKey("epoch", str)  # this process's start token (server.epoch)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 WRITE_ROLES = ("owner", "read-write")

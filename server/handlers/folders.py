@@ -24,9 +24,12 @@ from aiohttp import WSMsgType, web
 from chunksync import wire
 
 from .. import audit, db
+from ..epoch import current_epoch
 from ..events import Subscriber, head_event
 from .common import (
+    CONFIG,
     DB,
+    EPOCH,
     HUB,
     METRICS,
     STORE,
@@ -130,7 +133,8 @@ async def put_keyslot(request: web.Request) -> web.Response:
 
 async def get_head(request: web.Request) -> web.Response:
     row, _ = await folder_access(request)
-    return web.json_response(wire.HeadState(row.head, row.seq).to_wire())
+    epoch = current_epoch(request.app[CONFIG].data_dir, request.app[EPOCH])
+    return web.json_response(wire.HeadState(row.head, row.seq, epoch).to_wire())
 
 
 async def put_head(request: web.Request) -> web.Response:

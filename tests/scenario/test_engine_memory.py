@@ -83,16 +83,20 @@ async def test_nothing_to_do_costs_one_small_request(devices, store):
     a, _, _ = devices
     for i in range(50):
         a.write(f"d{i % 5}/f{i}.txt", f"content {i}")
-    engine = a.engine()  # a running daemon keeps its engine
-    await engine.sync()
+    await a.sync()
     store.calls.clear()
-    result = await engine.sync()
+    result = await a.sync()
     assert not result.changed
     assert dict(store.calls) == {"get_head": 1}
-    # a new process re-checks the server's copy of the head once, in one batched query
+    # once the server's storage epoch changes (it restarted), the server's copy of the
+    # head is checked again, in one batched query
+    store.epoch = "restarted"
     store.calls.clear()
     assert not (await a.sync()).changed
     assert dict(store.calls) == {"get_head": 1, "missing": 1}
+    store.calls.clear()
+    assert not (await a.sync()).changed
+    assert dict(store.calls) == {"get_head": 1}
 
 
 async def test_missing_folder_marker_never_syncs(devices):

@@ -1,0 +1,48 @@
+"""The storage epoch: a token that changes whenever the server may have lost objects.
+
+Clients cache which objects the server holds, so they upload only what is new. That
+cache is right until the server loses something: a crash that loses the last writes
+of its object index, damage that ``check --repair`` quarantines. The server cannot
+always know what it lost, but it knows *when* it may have: at every start, and at
+every repair. The epoch names that moment; a client whose last check of the head's
+objects was made under another epoch checks again (one batched "missing" query) and
+re-uploads what is gone (``chunksync.sync.heal``). A hostile server can withhold a
+new epoch, but it can withhold objects anyway: availability is not what the client
+relies on the server for.
+
+The epoch is ``START.REPAIR``: a random token drawn when the process starts, and the
+modification time of ``DATA/storage-repaired``, which ``check --repair`` (another
+process) touches, so a running server picks a repair up without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+__all__ = ["REPAIR_MARK", "current_epoch", "mark_repaired", "start_token"]
+
+REPAIR_MARK = "storage-repaired"
+
+
+def start_token() -> str:
+    return secrets.token_hex(8)
+
+
+def current_epoch(data_dir: Path, start: str) -> str:
+    try:
+        repaired = os.stat(data_dir / REPAIR_MARK).st_mtime_ns
+    except FileNotFoundError:
+        return start
+    return f"{start}.{repaired}"
+
+
+def mark_repaired(data_dir: Path) -> None:
+    """Record that objects may have been lost just now (tmp, fsync, rename)."""
+    tmp = data_dir / f".{REPAIR_MARK}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(str(os.getpid()).encode())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, data_dir / REPAIR_MARK)
