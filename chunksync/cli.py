@@ -265,6 +265,9 @@ def _describe(result: Any) -> str:
         if healed.unrecoverable:
             note += f" ({healed.unrecoverable} must come from another device that holds them)"
         note += "\n"
+    if result.receive_only and result.local_only:
+        note += (f"receive-only (read-only member): {result.local_only} local change"
+                 f"{'s' if result.local_only != 1 else ''} kept here, not sent\n")
     if not result.changed:
         return note + f"in sync at {short_id(result.head) if result.head else 'an empty folder'}"
     parts = []
@@ -302,6 +305,9 @@ def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, 
         "conflicts": [c.path for c in result.conflicts],
         "uploaded_bytes": result.uploaded_bytes,
         "downloaded_bytes": result.downloaded_bytes,
+        "receive_only": result.receive_only,
+        "local_only_changes": result.local_only,
+        "healed": {"missing": result.healed.missing, "restored": result.healed.restored},
     }
     emit(doc, as_json, lambda: click.echo(_describe(result)))
 

@@ -149,6 +149,9 @@ class GatedChunkStore:
     async def get_keyslots(self) -> dict[str, bytes]:
         return await self._run("key slots", self.inner.get_keyslots)
 
+    async def role(self) -> str:
+        return await self._run("folder role", self.inner.role)
+
     async def put_keyslot(self, name: str, blob: bytes) -> None:
         await self._run("put key slot", lambda: self.inner.put_keyslot(name, blob))
 

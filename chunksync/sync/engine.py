@@ -34,7 +34,7 @@ from typing import Protocol
 from .. import fsops
 from ..conflict import Conflict, ConflictPolicies
 from ..crypto.folder_keys import FolderKeys
-from ..errors import ChunksyncError, HeldError, RefConflict, RollbackError
+from ..errors import AuthError, ChunksyncError, HeldError, RefConflict, RollbackError, TransportError
 from ..ignore import IgnoreRules
 from ..objects import Commit, ObjectId, ObjectKind, Tree, TreeEntry, id_from_hex, short_id
 from ..pipeline import Sealer
@@ -68,6 +68,7 @@ PENDING = "pending"          # b"1" while local changes wait for a sync
 HIGH_SEQ = "high_seq"        # sequence number of the base commit (rollback guard)
 BASE_SERVER_SEQ = "base_server_seq"  # the server's head-log position of the base
 CHECKED_EPOCH = "checked_epoch"  # storage epoch under which the head's objects were checked
+ROLE = "role"                # this account's role in the folder, as last asked
 
 
 def _files_below(path: str, entry: TreeEntry | None, load: Callable[[ObjectId], Tree]) -> list[tuple[str, ObjectId]]:
@@ -124,6 +125,9 @@ class SyncResult:
     scan: ScanResult | None = None
     summary: dict[str, int] = field(default_factory=dict)
     healed: HealReport = HealReport()
+    #: receive-only (a read-only member): local changes kept here, never sent
+    receive_only: bool = False
+    local_only: int = 0
 
     @property
     def changed(self) -> bool:
@@ -163,6 +167,8 @@ class SyncEngine:
         #: its storage epoch is the one checked last: set after any error, and by the
         #: daemon now and then
         self.verify_server = False
+        self._role: str | None = None  # asked of the server once per engine (or cached)
+        self._scan_only = False  # this round uploads nothing while scanning (receive-only)
 
     # --- helpers ----------------------------------------------------------------------
     def _tree_id(self, tree: Tree) -> ObjectId:
@@ -285,6 +291,11 @@ class SyncEngine:
             except (fsops.LocalChanged, RefConflict):
                 await asyncio.sleep(min(0.05 * round_no, 0.5))
                 continue
+            except AuthError:
+                if await self._became_read_only():
+                    continue  # demoted since the role was cached: sync receive-only
+                self.verify_server = True
+                raise
             except ChunksyncError:
                 self.verify_server = True  # whatever went wrong, trust no cache next time
                 raise
@@ -292,6 +303,36 @@ class SyncEngine:
             self.verify_server = False
             return result
         raise ChunksyncError("the folder kept changing while syncing; try again when it is quiet")
+
+    async def _receive_only(self) -> bool:
+        """A read-only member syncs receive-only (Syncthing's term): changes arrive,
+        local edits stay here. The role is cached in the index; a cached read-only
+        role is asked again each round, so a promotion takes effect at once."""
+        if self._role is None:
+            cached = (self.index.get_meta(ROLE) or b"").decode()
+            if cached in ("owner", "read-write"):
+                self._role = cached
+            else:
+                try:
+                    self._role = await self.store.role()
+                except TransportError:
+                    return cached == "read-only"  # offline: the round fails at get_head anyway
+                with self.index.write() as w:
+                    w.set_meta(ROLE, self._role.encode())
+        receive_only = self._role == "read-only"
+        if receive_only:
+            self._role = None
+        return receive_only
+
+    async def _became_read_only(self) -> bool:
+        """After a refused write: ask the role afresh; True if it is read-only now."""
+        with self.index.write() as w:
+            w.set_meta(ROLE, b"")
+        self._role = None
+        try:
+            return await self._receive_only()
+        except ChunksyncError:
+            return False
 
     def _scan_and_upload(
         self, dirty: Collection[str] | None, loop: asyncio.AbstractEventLoop, stats: UploadStats
@@ -303,6 +344,8 @@ class SyncEngine:
         slots = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
         uploads: list[concurrent.futures.Future[None]] = []
         offline = threading.Event()
+        if self._scan_only:
+            offline.set()  # receive-only: nothing is uploaded
 
         def done(batch: list[tuple[ObjectId, bytes]], future: concurrent.futures.Future[None]) -> None:
             slots.release()
@@ -334,6 +377,7 @@ class SyncEngine:
     ) -> SyncResult:
         loop = asyncio.get_running_loop()
         upload_stats = UploadStats(progress=self.progress)
+        receive_only = self._scan_only = await self._receive_only()
         scan_result = await asyncio.to_thread(self._scan_and_upload, dirty, loop, upload_stats)
         reader = ObjectReader(self.keys, self.index, self.store, self.progress)
         self.on_status("syncing")
@@ -357,13 +401,13 @@ class SyncEngine:
             tree_id=self._tree_id,
             device=self.device,
             now=datetime.fromtimestamp(self.clock.time_ns() / 1e9, UTC).astimezone(),
-            policies=self.policies,
+            policies=ConflictPolicies() if receive_only else self.policies,  # keep both, always
             remote_device=remote_commit.device if remote_commit else None,
         )
         for tid, tree in plan.new_trees.items():
             reader.pending[tid] = (ObjectKind.TREE, tree.encode())
         if not allow_mass_delete:
-            self._guard_mass_delete(plan, scan_result, remote_root, reader.load_tree)
+            self._guard_mass_delete(plan, scan_result, None if receive_only else remote_root, reader.load_tree)
         writes = [a.entry for a in plan.actions if a.op == "write" and a.entry and a.entry.id]
         await reader.ensure(ObjectKind.FILE, [e.id for e in writes if e.id])
         self.progress.expect("down", sum(e.size for e in writes))
@@ -371,7 +415,7 @@ class SyncEngine:
         healed = HealReport()
         checked_epoch = self.index.get_meta(CHECKED_EPOCH)
         epoch = remote_state.epoch
-        if self.verify_server or epoch is None or checked_epoch != epoch.encode():
+        if not receive_only and (self.verify_server or epoch is None or checked_epoch != epoch.encode()):
             head_id = id_from_hex(remote_head) if remote_head else None
             healed = await heal_closure(head_id, reader, uploader, self.index)
             uploader.trust_known = False
@@ -389,7 +433,7 @@ class SyncEngine:
         applier = Applier(self.root, self.tmpdir, self.keys, self.index, reader, loop)
         outcome = await asyncio.to_thread(applier.run, plan.actions)
         try:
-            if plan.push_needed or len(parents) > 1:
+            if not receive_only and (plan.push_needed or len(parents) > 1):
                 commit_id = await self._commit(
                     uploader, reader, plan.merged_root, parents, seq + 1, plan.summary,
                     remote_root=remote_root,
@@ -398,11 +442,19 @@ class SyncEngine:
                 new_head, head_seq, server_seq = commit_id.hex(), seq + 1, moved.seq
         finally:
             # whatever happened, remember what is on disk now and what the server holds
-            synced = new_head is not None and (new_head != remote_head or not plan.push_needed)
+            synced = new_head is not None and (
+                new_head != remote_head or not plan.push_needed or receive_only
+            )
+            # receive-only: the base is the server's tree, so local changes stay local changes
+            base_after = remote_root if receive_only and remote_root else plan.merged_root
             self._record(
                 plan, outcome, reader, uploader, new_head if synced else None,
                 Accepted(new_head or "", head_seq, server_seq, remote_state.epoch), kept_in_history,
+                base_after,
             )
+        local_only = 0
+        if receive_only:
+            local_only = sum(1 for _ in diff_trees(remote_root, plan.merged_root, reader.load_tree))
         return SyncResult(
             head=new_head,
             pushed=new_head != remote_head,
@@ -415,6 +467,8 @@ class SyncEngine:
             scan=scan_result,
             summary=plan.summary,
             healed=healed,
+            receive_only=receive_only,
+            local_only=local_only,
         )
 
     def _forget_listings(self, plan: Plan) -> None:
@@ -465,6 +519,7 @@ class SyncEngine:
         synced_head: str | None,
         accepted: Accepted,
         kept_in_history: str | None,
+        base_root: ObjectId,
     ) -> None:
         """One index transaction: what is on disk now, what the server holds, and —
         when ``synced_head`` is set — the new base, conflicts and journal entries."""
@@ -480,9 +535,9 @@ class SyncEngine:
             if synced_head is not None:
                 w.add_known([id_from_hex(synced_head)])
                 w.set_meta(BASE, synced_head.encode())
-                w.set_meta(BASE_ROOT, plan.merged_root)
+                w.set_meta(BASE_ROOT, base_root)
                 w.set_meta(LOCAL_ROOT, plan.merged_root)  # what the disk holds now
-                w.set_meta(PENDING, b"0")
+                w.set_meta(PENDING, b"0" if base_root == plan.merged_root else b"1")
                 w.set_meta(HIGH_SEQ, str(accepted.seq).encode())
                 w.set_meta(BASE_SERVER_SEQ, str(accepted.server_seq).encode())
                 if not uploader.trust_known and accepted.epoch is not None:

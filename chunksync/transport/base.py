@@ -118,6 +118,10 @@ class ChunkStore(Protocol):
     async def get_keyslots(self) -> dict[str, bytes]:
         ...
 
+    async def role(self) -> str:
+        """This account's role in the folder: one of ``wire.ROLES``."""
+        ...
+
     async def put_keyslot(self, name: str, blob: bytes) -> None:
         ...
 

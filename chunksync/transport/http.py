@@ -363,6 +363,14 @@ class HttpChunkStore:
         entries = [HeadLogEntry.from_wire(e) for e in field_of(doc, "entries", list)]
         return check_log(entries, after, limit)
 
+    # --- membership -----------------------------------------------------------------------
+    async def role(self) -> str:
+        doc = await self._retry(lambda: self._c.request_json("GET", self._path(wire.FOLDER)), "folder")
+        role = field_of(doc, "role", str)
+        if role not in wire.ROLES:
+            raise ProtocolError("folder: unknown role")
+        return role
+
     # --- key slots ------------------------------------------------------------------------
     async def get_keyslots(self) -> dict[str, bytes]:
         doc = await self._retry(

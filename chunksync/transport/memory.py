@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 
 from .. import wire
-from ..errors import ChunksyncError, NetworkError, ObjectNotFound, ProtocolError, RefConflict
+from ..errors import AuthError, ChunksyncError, NetworkError, ObjectNotFound, ProtocolError, RefConflict
 from ..objects import ObjectId
 from .base import HeadLogEntry, HeadState, check_blob, check_id, plan_batches, unique
 
@@ -51,6 +51,8 @@ class MemoryChunkStore:
         #: the storage epoch GET head reports; a test that loses objects changes it, as
         #: a real server does when it restarts or repairs storage (server/epoch.py)
         self.epoch = "memory"
+        #: this account's role; a read-only one is refused every write, as by the server
+        self.role_name = "owner"
 
     def __repr__(self) -> str:
         return f"MemoryChunkStore(objects={len(self._blobs)}, seq={self._head.seq})"
@@ -89,6 +91,7 @@ class MemoryChunkStore:
 
     async def put_many(self, items: Sequence[tuple[ObjectId, bytes]]) -> None:
         await self._enter("put_many")
+        self._check_writable()
         for batch in plan_batches(items):
             for oid, blob in batch:
                 self._blobs.setdefault(oid, blob)
@@ -108,6 +111,7 @@ class MemoryChunkStore:
 
     async def cas_head(self, expected: str | None, new: str) -> HeadState:
         await self._enter("cas_head")
+        self._check_writable()
         if not wire.HEX_ID.match(new) or (expected is not None and not wire.HEX_ID.match(expected)):
             raise ProtocolError("head: malformed id")
         if bytes.fromhex(new) not in self._blobs:
@@ -136,6 +140,15 @@ class MemoryChunkStore:
             raise ProtocolError("head log: after must be >= 0 and limit >= 1")
         return self._log[after : after + limit]
 
+    # --- membership -----------------------------------------------------------------
+    async def role(self) -> str:
+        await self._enter("role")
+        return self.role_name
+
+    def _check_writable(self) -> None:
+        if self.role_name not in ("owner", "read-write"):
+            raise AuthError(f"role {self.role_name} cannot write to this folder (HTTP 403)")
+
     # --- key slots ------------------------------------------------------------------
     async def get_keyslots(self) -> dict[str, bytes]:
         await self._enter("get_keyslots")
@@ -143,6 +156,7 @@ class MemoryChunkStore:
 
     async def put_keyslot(self, name: str, blob: bytes) -> None:
         await self._enter("put_keyslot")
+        self._check_writable()
         if not wire.SLOT_NAME.match(name):
             raise ProtocolError(f"key slot name {name!r:.70} is invalid")
         if len(blob) > wire.MAX_KEYSLOT_BYTES:
