@@ -72,7 +72,9 @@ Outcome = Literal["keep", "same", "take-mine", "take-theirs", "recurse", "keep-b
 POLICIES: tuple[str, ...] = ("keep-both", "last-write-wins", "manual")
 MAX_EXTENSION = 10  # "x.longer than this" is not an extension worth keeping
 MAX_DEVICE = 64
-_TAG = re.compile(r" \(conflicted copy \d{4}-\d{2}-\d{2} \d{6} from [^()/]*\)")
+_TAG = re.compile(
+    r" \(conflicted copy (?P<day>\d{4}-\d{2}-\d{2}) (?P<time>\d{6}) from (?P<device>[^()/]*?)(?: \d+)?\)"
+)
 _DEVICE_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
 
 
@@ -106,6 +108,32 @@ def strip_conflict_tag(name: str) -> str:
 def is_conflict_copy(name: str) -> bool:
     """True if the last component of ``name`` carries a conflicted-copy tag."""
     return bool(_TAG.search(name.rsplit("/", 1)[-1]))
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictCopy:
+    """What a conflicted copy's name says: the path it belongs beside, who made it, when."""
+
+    path: str
+    original: str
+    device: str
+    made: str  # "YYYY-MM-DD HH:MM:SS", the time of the device that made it
+
+
+def parse_conflict_copy(path: str) -> ConflictCopy | None:
+    """Recognise a conflicted copy by its name, so every device can list it, not only
+    the one that made it."""
+    parent, _, name = path.rpartition("/")
+    matches = list(_TAG.finditer(name))
+    if not matches:
+        return None
+    tag = matches[-1]
+    original = name[: tag.start()] + name[tag.end() :]
+    t = tag["time"]
+    return ConflictCopy(
+        path, f"{parent}/{original}" if parent else original, tag["device"],
+        f"{tag['day']} {t[:2]}:{t[2:4]}:{t[4:]}",
+    )
 
 
 def _clean_device(device: str) -> str:

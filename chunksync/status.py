@@ -17,6 +17,7 @@ from typing import Any
 
 from . import fsops
 from .config import FolderConfig, FolderPaths
+from .conflict import parse_conflict_copy
 from .errors import ChunksyncError, ConfigError, UserError
 from .paths import validate_relpath
 from .storage.index import Index
@@ -113,13 +114,40 @@ def list_events(directory: Path) -> list[dict[str, Any]]:
         return [dict(event, seq=seq) for seq, event in index.iter_events()]
 
 
+def _copies_on_disk(index: Index, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Conflicted copies in the folder with no record here: made on another device and
+    synced to this one, recognised by their names (conflict.parse_conflict_copy)."""
+    known = {row.get("copy_path") for row in recorded}
+    found = []
+    for state in index.iter_states():
+        copy = parse_conflict_copy(state.path)
+        if copy is None or copy.path in known:
+            continue
+        found.append({
+            "path": copy.original,
+            "copy_path": copy.path,
+            "kind": "conflicted-copy",
+            "policy": "keep-both",
+            "device": copy.device,
+            "explanation": (
+                f"{copy.path} is the version {copy.device} had when both sides changed "
+                f"{copy.original} ({copy.made}); compare them, then keep one or both"
+            ),
+        })
+    return found
+
+
 def list_conflicts(directory: Path) -> list[dict[str, Any]]:
-    """Recorded conflicts still worth attention: a conflicted copy still present, a manual
+    """Conflicts still worth attention, on every device: a conflicted copy still present
+    (recorded here, or recognised by its name when another device made it), a manual
     conflict not yet resolved, or a last-write-wins loser kept only in history (with the
-    command that brings it back)."""
+    command that brings it back). Copies the user chose to keep beside are not shown."""
     paths = _paths(directory)
     with Index.open(paths.index) as index:
         rows = [dict(record, path=path) for path, record in index.iter_conflicts()]
+        dismissed = {row.get("copy_path") for row in rows if row.get("dismissed")}
+        rows = [row for row in rows if not row.get("dismissed")]
+        rows += [row for row in _copies_on_disk(index, rows) if row["copy_path"] not in dismissed]
     shown = []
     for row in rows:
         if row.get("snapshot"):
@@ -137,22 +165,32 @@ def list_conflicts(directory: Path) -> list[dict[str, Any]]:
 def resolve_conflict(directory: Path, path: str, keep: str) -> str:
     """Settle a conflict locally (the sync that follows publishes the result).
 
-    theirs: delete the conflicted copy; mine: move the copy over the name; both: keep
-    the two files and just clear the record.
+    ``path`` is the conflicted file or the copy itself. theirs: delete the conflicted
+    copy; mine: move the copy over the name; both: keep the two files and stop listing
+    the conflict.
     """
-    paths = _paths(directory)
     path = validate_relpath(path.strip("/"))
+    matches = [
+        row for row in list_conflicts(directory)
+        if path in (row["path"], row.get("copy_path"))
+    ]
+    if not matches:
+        raise UserError(f"no conflict for {path}: see 'chunksync conflicts {directory}'")
+    if len(matches) > 1 and keep == "mine":
+        copies = ", ".join(repr(row.get("copy_path")) for row in matches)
+        raise UserError(f"{path} has {len(matches)} conflicted copies ({copies}): name the copy to keep")
+    paths = _paths(directory)
     with Index.open(paths.index) as index:
-        record = dict(index.iter_conflicts()).get(path)
-        if record is None:
-            raise UserError(f"no conflict recorded for {path}")
-        copy = record.get("copy_path")
-        if keep != "both" and copy and fsops.lstat_at(paths.root, copy) is not None:
-            if keep == "theirs":
-                fsops.remove_at(paths.root, copy)
-            else:
-                os.replace(paths.root / copy, paths.root / path)
-        with index.write() as w:
-            w.delete_conflict(path)
+        for record in matches:
+            copy = record.get("copy_path")
+            if keep != "both" and copy and fsops.lstat_at(paths.root, copy) is not None:
+                if keep == "theirs":
+                    fsops.remove_at(paths.root, copy)
+                else:
+                    os.replace(paths.root / copy, paths.root / record["path"])
+            with index.write() as w:
+                w.delete_conflict(record["path"])
+                if keep == "both" and copy:
+                    w.put_conflict(copy, {"dismissed": True, "copy_path": copy})
     kept = {"theirs": "the version at the name", "mine": "your version", "both": "both versions"}[keep]
-    return f"resolved {path}: kept {kept}"
+    return f"resolved {matches[0]['path']}: kept {kept}"
