@@ -57,7 +57,8 @@ def diff_trees(
         elif isinstance(item, Difference):
             yield item
         else:
-            stack.append(_diff_level(*item, load))
+            sub_old, sub_new, path = item
+            stack.append(_diff_level(sub_old, sub_new, load, path))
 
 
 def _diff_level(
