@@ -56,6 +56,8 @@ from .objects import (
 )
 from .paths import portability_problem as portability_warning
 from .storage.index import FileState, Index, IndexWriter
+from .trampoline import Walk
+from .trampoline import run as run_walk
 
 __all__ = ["READ_ATTEMPTS", "RACY_NS", "ScanResult", "scan"]
 
@@ -212,9 +214,12 @@ class _Scan:
 
     # -- phase 1: walk -------------------------------------------------------------
 
-    def walk(self, rel: str, disk: str) -> bool:
-        """List one directory (or reuse its cached tree); False if it vanished."""
-        if self.dirty is not None and rel not in self.dirty and self._try_reuse(rel, disk):
+    def walk(self, rel: str, disk: str) -> Walk[bool]:
+        """List one directory (or reuse its cached tree); False if it vanished.
+
+        A walk step (see :mod:`chunksync.trampoline`): subdirectories are yielded, not
+        called, so a folder of any depth is scanned without RecursionError."""
+        if self.dirty is not None and rel not in self.dirty and (yield self._try_reuse(rel, disk)):
             return True
         try:
             with os.scandir(disk) as it:
@@ -229,35 +234,40 @@ class _Scan:
         self.listing[rel] = pending
         seen: set[str] = set()
         for item in items:
-            self._visit(rel, item, pending, seen)
+            sub = self._visit(rel, item, pending, seen)
+            if sub is not None and (yield self.walk(sub[1], item.path)):
+                pending.append((sub[0], "dir", sub[1]))
         return True
 
-    def _visit(self, parent: str, item: os.DirEntry[str], pending: list, seen: set[str]) -> None:
+    def _visit(
+        self, parent: str, item: os.DirEntry[str], pending: list, seen: set[str]
+    ) -> tuple[str, str] | None:
+        """Record one directory entry; a subdirectory is returned as (name, rel) for
+        the caller to walk."""
         try:
             name = normalize_name(item.name)
             name.encode("utf-8")
         except UnicodeError:
             self.warnings.append(f"{_join(parent, repr(item.name))}: name is not UTF-8, skipped")
-            return
+            return None
         rel = _join(parent, name)
         try:
             st = item.stat(follow_symlinks=False)
         except FileNotFoundError:
-            return
+            return None
         is_dir = st_mod.S_ISDIR(st.st_mode)
         if self.ignore.is_ignored(rel, is_dir):
-            return
+            return None
         if name in seen:
             self.warnings.append(f"{rel}: two names normalize to the same NFC name, one skipped")
-            return
+            return None
         seen.add(name)
         problem = portability_warning(name)
         if problem:
             self.warnings.append(f"{rel}: {problem}")
         if is_dir:
-            if self.walk(rel, item.path):
-                pending.append((name, "dir", rel))
-        elif st_mod.S_ISREG(st.st_mode):
+            return name, rel
+        if st_mod.S_ISREG(st.st_mode):
             prev = self.states.get(rel)
             if prev is not None and _matches(prev, st):
                 pending.append((name, "entry", _file_entry(name, prev)))
@@ -268,6 +278,7 @@ class _Scan:
             self._symlink(rel, name, item.path, st, pending)
         else:
             self.warnings.append(f"{rel}: special file (fifo, socket or device) skipped")
+        return None
 
     def _symlink(self, rel: str, name: str, disk: str, st: os.stat_result, pending: list) -> None:
         try:
@@ -279,7 +290,7 @@ class _Scan:
         pending.append((name, "entry", TreeEntry(name, "symlink", None, 0, st.st_mtime_ns,
                                                  target=target)))
 
-    def _try_reuse(self, rel: str, disk: str) -> bool:
+    def _try_reuse(self, rel: str, disk: str) -> Walk[bool]:
         """Take a non-dirty directory from its cached tree; descend toward dirty dirs."""
         tree_id = self.index.get_dirtree(rel)
         tree = None if tree_id is None else self._load_tree(tree_id)
@@ -299,7 +310,7 @@ class _Scan:
             if entry.kind != "dir":
                 self.reused[child] = entry
                 pending.append((entry.name, "entry", entry))
-            elif self.walk(child, os.path.join(disk, entry.name)):
+            elif (yield self.walk(child, os.path.join(disk, entry.name))):
                 pending.append((entry.name, "dir", child))
         return True
 
@@ -311,16 +322,23 @@ class _Scan:
         return tree if isinstance(tree, Tree) else None
 
     def _expand(self, rel: str, tree: Tree) -> None:
-        """Record every entry below a reused tree, following subtree ids."""
-        for entry in tree.entries:
-            child = _join(rel, entry.name)
+        """Record every entry below a reused tree, following subtree ids (depth first,
+        parents before children, with an explicit stack)."""
+        stack = [(rel, iter(tree.entries))]
+        while stack:
+            parent, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                stack.pop()
+                continue
+            child = _join(parent, entry.name)
             self.reused[child] = entry
             if entry.kind == "dir" and entry.id is not None:
                 self.tree_ids[child] = entry.id
                 sub = self._load_tree(entry.id)
                 if sub is None:
                     raise _StaleCache(child)
-                self._expand(child, sub)
+                stack.append((child, iter(sub.entries)))
 
     # -- phase 3: build trees bottom-up ----------------------------------------------
 
@@ -374,10 +392,10 @@ def _walk(root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
           dirty: set[str] | None) -> _Scan:
     run = _Scan(root, keys, index, ignore, dirty)
     try:
-        found = run.walk("", os.fspath(root))
+        found = run_walk(run.walk("", os.fspath(root)))
     except _StaleCache:
         run = _Scan(root, keys, index, ignore, None)
-        found = run.walk("", os.fspath(root))
+        found = run_walk(run.walk("", os.fspath(root)))
     if not found:
         raise ConfigError(f"folder {root} does not exist or is not a directory")
     return run

@@ -3,6 +3,7 @@
 Because a directory's id summarizes everything below it, two trees with equal ids are
 equal all the way down: the diff never loads them. Comparing two snapshots of a
 folder where one file changed loads one tree per directory level on the path to it.
+Both walks keep their pending levels on an explicit stack, never the call stack.
 """
 
 from __future__ import annotations
@@ -44,8 +45,27 @@ def diff_trees(
     """Every entry that differs between two trees (None is the empty tree).
 
     Directories present on both sides are descended into, not reported; a directory
-    added or deleted as a whole is reported once, with its entry.
+    added or deleted as a whole is reported once, with its entry. The order is that of
+    a depth-first walk by name; pending levels wait on an explicit stack, so a tree of
+    any depth is diffed without recursion.
     """
+    stack = [_diff_level(old, new, load, prefix)]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif isinstance(item, Difference):
+            yield item
+        else:
+            sub_old, sub_new, path = item
+            stack.append(_diff_level(sub_old, sub_new, load, path))
+
+
+def _diff_level(
+    old: ObjectId | None, new: ObjectId | None, load: TreeLoader, prefix: str
+) -> Iterator[Difference | tuple[ObjectId | None, ObjectId | None, str]]:
+    """One directory's differences, with ``(old, new, path)`` in place of each
+    subdirectory present on both sides (for the caller to descend into), by name."""
     if old == new:
         return
     old_entries = load(old).by_name() if old is not None else {}
@@ -56,15 +76,22 @@ def diff_trees(
         if a == b:
             continue
         if a is not None and b is not None and a.kind == b.kind == "dir":
-            yield from diff_trees(a.id, b.id, load, path)
+            yield a.id, b.id, path
         else:
             yield Difference(path, a, b)
 
 
 def walk_tree(root: ObjectId, load: TreeLoader, prefix: str = "") -> Iterator[tuple[str, TreeEntry]]:
-    """Every (path, entry) below a tree, parents before children."""
-    for entry in load(root).entries:
-        path = join(prefix, entry.name)
+    """Every (path, entry) below a tree, parents before children (depth first, in
+    entry order, with an explicit stack: any depth works)."""
+    stack: list[tuple[str, Iterator[TreeEntry]]] = [(prefix, iter(load(root).entries))]
+    while stack:
+        parent, entries = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        path = join(parent, entry.name)
         yield path, entry
         if entry.kind == "dir" and entry.id is not None:
-            yield from walk_tree(entry.id, load, path)
+            stack.append((path, iter(load(entry.id).entries)))

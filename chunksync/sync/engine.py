@@ -480,10 +480,15 @@ class SyncEngine:
             for path in (action.path, action.dest):
                 if path is None:
                     continue
-                parts = path.split("/")
                 if action.op in ("mkdir", "rmdir"):
                     touched.add(path)
-                touched.update("/".join(parts[:i]) for i in range(len(parts)))
+                # every ancestor, up to the first one already in (its own are in too):
+                # linear in the depth once, not per action, for very deep folders
+                while path:
+                    path = path.rpartition("/")[0]
+                    if path in touched:
+                        break
+                    touched.add(path)
         if touched:
             with self.index.write() as w:
                 for directory in touched:

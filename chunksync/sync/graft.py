@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Callable
 
 from ..objects import ObjectId, Tree
+from ..trampoline import Walk, run
 from ..treediff import join
 
 __all__ = ["graft_ignored"]
@@ -29,8 +30,20 @@ def graft_ignored(
 ) -> ObjectId:
     """``local`` plus the remote entries of ignored paths it lacks (a new root id if any).
 
-    Descends only into directories present on both sides whose ids differ.
+    Descends only into directories present on both sides whose ids differ, through
+    :func:`chunksync.trampoline.run` (no recursion, so any depth works).
     """
+    return run(_graft(local, remote, is_ignored, load, store, prefix))
+
+
+def _graft(
+    local: ObjectId,
+    remote: ObjectId | None,
+    is_ignored: Callable[[str, bool], bool],
+    load: Callable[[ObjectId], Tree],
+    store: Callable[[Tree], ObjectId],
+    prefix: str,
+) -> Walk[ObjectId]:
     if remote is None or local == remote:
         return local
     mine = load(local).by_name()
@@ -43,7 +56,7 @@ def graft_ignored(
                 entries[theirs.name] = theirs
         elif ours.kind == theirs.kind == "dir" and ours.id != theirs.id:
             assert ours.id is not None and theirs.id is not None
-            sub = graft_ignored(ours.id, theirs.id, is_ignored, load, store, path)
+            sub = yield _graft(ours.id, theirs.id, is_ignored, load, store, path)
             if sub != ours.id:
                 entries[theirs.name] = dataclasses.replace(ours, id=sub)
     if entries == mine:

@@ -26,6 +26,9 @@ Guarantees (DESIGN.md §4 step 3, rules in :func:`chunksync.conflict.classify`):
   before creating also keeps case-only renames safe on case-insensitive filesystems.
 * Every action carries ``expect``: the local entry the merge saw at that path (None:
   nothing may be there). The engine re-checks it before acting and re-plans if not.
+* **Any depth**: the directory walks are generator steps driven by
+  :func:`chunksync.trampoline.run` (``yield self.step(...)`` where a recursive call
+  would be), so a folder nested thousands of levels deep merges without RecursionError.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from ..conflict import (
 from ..errors import ObjectNotFound
 from ..objects import ObjectId, Tree, TreeEntry, short_id
 from ..paths import validate_relpath, validate_symlink_target
+from ..trampoline import Walk, run
 
 __all__ = ["Action", "Op", "Plan", "plan_merge"]
 
@@ -168,7 +172,7 @@ class _Merger:
         else:
             self.creations.append(action)
 
-    def create(self, path: str, entry: TreeEntry) -> None:
+    def create(self, path: str, entry: TreeEntry) -> Walk[None]:
         """Bring ``entry`` into existence where nothing is on disk now."""
         if entry.kind == "file":
             self.emit(Action("write", path, entry, None))
@@ -177,54 +181,54 @@ class _Merger:
         else:
             self.emit(Action("mkdir", path, entry, None))
             for name, child in sorted(self.entries(entry.id).items()):
-                self.create(_join(path, name), child)
+                yield self.create(_join(path, name), child)
 
-    def remove(self, path: str, entry: TreeEntry) -> None:
+    def remove(self, path: str, entry: TreeEntry) -> Walk[None]:
         """Delete a synced local entry (children first)."""
         if entry.kind != "dir":
             self.emit(Action("delete", path, None, entry))
             return
         for name, child in sorted(self.entries(entry.id).items()):
-            self.remove(_join(path, name), child)
+            yield self.remove(_join(path, name), child)
         self.emit(Action("rmdir", path, None, entry))
 
-    def transform(self, path: str, mine: TreeEntry | None, theirs: TreeEntry | None) -> None:
+    def transform(self, path: str, mine: TreeEntry | None, theirs: TreeEntry | None) -> Walk[None]:
         """Turn the local ``mine`` (unchanged since base, or absent) into ``theirs``."""
         if mine == theirs:
             return
         if mine is None:
             assert theirs is not None
-            self.create(path, theirs)
+            yield self.create(path, theirs)
         elif theirs is None:
-            self.remove(path, mine)
+            yield self.remove(path, mine)
         elif mine.kind == theirs.kind and (mine.id, mine.target) == (theirs.id, theirs.target):
             if mine.kind != "dir":  # same bytes: only mtime or the exec bit to change
                 self.emit(Action("set_meta", path, theirs, mine))
         elif mine.kind == theirs.kind == "dir":
-            self.diff_dir(path, mine.id, theirs.id)
+            yield self.diff_dir(path, mine.id, theirs.id)
         elif mine.kind == theirs.kind:
             self.emit(Action("write" if mine.kind == "file" else "symlink", path, theirs, mine))
         else:
-            self.remove(path, mine)
-            self.create(path, theirs)
+            yield self.remove(path, mine)
+            yield self.create(path, theirs)
 
-    def diff_dir(self, path: str, mine: ObjectId | None, theirs: ObjectId | None) -> None:
+    def diff_dir(self, path: str, mine: ObjectId | None, theirs: ObjectId | None) -> Walk[None]:
         if mine == theirs:
             return
         me, te = self.entries(mine), self.entries(theirs)
         for name in sorted(me.keys() | te.keys()):
-            self.transform(_join(path, name), me.get(name), te.get(name))
+            yield self.transform(_join(path, name), me.get(name), te.get(name))
 
     # -- merge ---------------------------------------------------------------------
 
     def merge_dir(
         self, path: str, base: ObjectId | None, mine: ObjectId | None, theirs: ObjectId | None
-    ) -> ObjectId | None:
+    ) -> Walk[ObjectId | None]:
         """Merge one directory; None when the merged directory has no entries."""
         if mine == theirs:
             return theirs
         if base == mine:
-            self.diff_dir(path, mine, theirs)
+            yield self.diff_dir(path, mine, theirs)
             return theirs
         if base == theirs:
             return mine
@@ -232,7 +236,7 @@ class _Merger:
         merged: dict[str, TreeEntry] = {}
         taken = set(me) | set(te)
         for name in sorted(be.keys() | me.keys() | te.keys()):
-            self.merge_entry(path, name, be.get(name), me.get(name), te.get(name), merged, taken)
+            yield self.merge_entry(path, name, be.get(name), me.get(name), te.get(name), merged, taken)
         self.report_name_clashes(path, me, te, merged)
         if not merged:
             return None
@@ -251,26 +255,26 @@ class _Merger:
         theirs: TreeEntry | None,
         merged: dict[str, TreeEntry],
         taken: set[str],
-    ) -> None:
+    ) -> Walk[None]:
         path = _join(parent, name)
         verdict = classify(base, mine, theirs)
         if verdict.outcome in ("keep", "same"):
             if mine is not None and theirs is not None:
                 keep_mine = theirs.kind != "dir" and theirs == base and mine != base
                 merged[name] = mine if keep_mine else theirs
-                self.transform(path, mine, merged[name])
+                yield self.transform(path, mine, merged[name])
         elif verdict.outcome == "take-mine":
             if mine is not None:
                 merged[name] = mine
         elif verdict.outcome == "take-theirs":
             if theirs is not None:
                 merged[name] = theirs
-            self.transform(path, mine, theirs)
+            yield self.transform(path, mine, theirs)
         elif verdict.outcome == "recurse":
-            self.merge_subdir(path, name, base, mine, theirs, merged)
+            yield self.merge_subdir(path, name, base, mine, theirs, merged)
         else:
             assert mine is not None and theirs is not None and verdict.conflict is not None
-            self.keep_both(path, name, verdict.conflict, mine, theirs, merged, taken)
+            yield self.keep_both(path, name, verdict.conflict, mine, theirs, merged, taken)
             return
         if verdict.conflict == "modify-delete":
             kept = "local" if verdict.outcome == "take-mine" else "remote"
@@ -284,10 +288,10 @@ class _Merger:
         mine: TreeEntry | None,
         theirs: TreeEntry | None,
         merged: dict[str, TreeEntry],
-    ) -> None:
+    ) -> Walk[None]:
         """Two directories (or a changed one vs a deleted one): merge their children."""
         mark = len(self.creations)
-        sub = self.merge_dir(
+        sub = yield self.merge_dir(
             path,
             base.id if base is not None and base.kind == "dir" else None,
             mine.id if mine is not None else None,
@@ -314,13 +318,13 @@ class _Merger:
         theirs: TreeEntry,
         merged: dict[str, TreeEntry],
         taken: set[str],
-    ) -> None:
+    ) -> Walk[None]:
         policy = self._policies.for_path(path)
         if policy == "last-write-wins" and kind != "type-clash":
             winner = newer_side(mine, theirs)
             merged[name] = mine if winner == "local" else theirs
             if winner == "remote":
-                self.transform(path, mine, theirs)
+                yield self.transform(path, mine, theirs)
             self.report(kind, path, winner, None, policy)
             return
         keeper = name_keeper(mine, theirs)
@@ -332,11 +336,11 @@ class _Merger:
             moved = dataclasses.replace(mine, name=copy_name)
             merged[name], merged[copy_name] = theirs, moved
             self.emit(Action("rename_local", path, moved, mine, dest=copy_path))
-            self.create(path, theirs)
+            yield self.create(path, theirs)
         else:
             copied = dataclasses.replace(theirs, name=copy_name)
             merged[name], merged[copy_name] = mine, copied
-            self.create(copy_path, copied)
+            yield self.create(copy_path, copied)
         self.report(kind, path, keeper, copy_path, policy)
 
     def report_name_clashes(
@@ -374,7 +378,7 @@ class _Merger:
 
     def count_changes(
         self, old: ObjectId | None, new: ObjectId | None, counts: dict[str, int]
-    ) -> None:
+    ) -> Walk[None]:
         """Files (and links) added, modified and deleted from tree ``old`` to ``new``."""
         if old == new:
             return
@@ -386,7 +390,7 @@ class _Merger:
             old_dir = before.id if before is not None and before.kind == "dir" else None
             new_dir = after.id if after is not None and after.kind == "dir" else None
             if old_dir is not None or new_dir is not None:
-                self.count_changes(old_dir, new_dir, counts)
+                yield self.count_changes(old_dir, new_dir, counts)
             was_item = before is not None and before.kind != "dir"
             is_item = after is not None and after.kind != "dir"
             if was_item and is_item:
@@ -432,12 +436,12 @@ def plan_merge(
         strict_portable=strict_portable,
     )
     theirs = remote if remote is not None else base  # no head: no remote changes
-    merged = merger.merge_dir("", base, local, theirs)
+    merged = run(merger.merge_dir("", base, local, theirs))
     if merged is None:
         merged = merger.build([], (base, local, theirs))
     counts = {"added": 0, "modified": 0, "deleted": 0}
     if merged != remote:
-        merger.count_changes(remote, merged, counts)
+        run(merger.count_changes(remote, merged, counts))
     return Plan(
         merged_root=merged,
         new_trees=merger.new_trees,

@@ -28,6 +28,7 @@ from ..fsops import LocalChanged
 from ..objects import ObjectId, ObjectKind
 from ..progress import NoProgress, Progress
 from ..storage.index import Index
+from ..trampoline import Walk, run
 from ..transport.base import ChunkStore
 from ..treediff import join
 from .objects_io import ObjectReader
@@ -95,9 +96,10 @@ class Uploader:
         out: dict[ObjectId, ObjectKind],
         chunks: dict[ObjectId, _ChunkSource],
         remote_id: ObjectId | None,
-    ) -> None:
+    ) -> Walk[None]:
         """Collect what below ``tree_id`` may be missing on the server. ``remote_id`` is
-        the server head's tree at the same path: whatever equals it is there already."""
+        the server head's tree at the same path: whatever equals it is there already.
+        A walk step (run by :func:`chunksync.trampoline.run`): no recursion limit."""
         if tree_id == remote_id or self._known(tree_id) or tree_id in out:
             return
         out[tree_id] = ObjectKind.TREE
@@ -109,7 +111,7 @@ class Uploader:
                 continue
             if entry.kind == "dir" and entry.id is not None:
                 sub = remote.id if remote is not None and remote.kind == "dir" else None
-                self._candidates(entry.id, path, out, chunks, sub)
+                yield self._candidates(entry.id, path, out, chunks, sub)
             elif entry.kind == "file" and entry.id is not None and not self._known(entry.id):
                 if entry.id in out:
                     continue
@@ -127,7 +129,7 @@ class Uploader:
         subtrees equal to those of ``remote_root`` (the server head's) are skipped."""
         meta: dict[ObjectId, ObjectKind] = {}
         chunks: dict[ObjectId, _ChunkSource] = {}
-        self._candidates(root_tree, "", meta, chunks, remote_root)
+        run(self._candidates(root_tree, "", meta, chunks, remote_root))
         if not meta and not chunks:
             return
         missing = await self.store.missing(list(chunks) + list(meta))
