@@ -75,7 +75,7 @@ class ServerConfig:
     login_user_window: float = 900.0
     #: Argon2id checks running at once, admitted beyond those (503 past it), wait cap
     password_workers: int = 2
-    password_queue: int = 8
+    password_queue: int = 32
     password_timeout: float = 15.0
     #: one audit row per denied (401/403) caller and route per this many seconds
     denied_audit_window: float = 600.0

@@ -104,16 +104,17 @@ class DenialThrottle:
     A revoked device that retries every few seconds would otherwise add an audit row
     each time, burying the events that matter. :meth:`admit` answers None while the
     key's window is open (and counts the refusal), or the number suppressed since the
-    last row it admitted, which that new row records.
+    last row it admitted, which that new row records. ``clock`` is public so that a
+    test can move time on.
     """
 
     def __init__(self, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._window = window
-        self._clock = clock
+        self.clock = clock
         self._seen: dict[Hashable, tuple[float, int]] = {}
 
     def admit(self, key: Hashable) -> int | None:
-        now = self._clock()
+        now = self.clock()
         last = self._seen.get(key)
         if last is not None and now - last[0] < self._window:
             self._seen[key] = (last[0], last[1] + 1)

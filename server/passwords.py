@@ -53,7 +53,7 @@ _Job = tuple[Callable[[], object], "concurrent.futures.Future[object]", bool]
 class PasswordGate:
     """Bounded admission and execution of password hashing; see the module docstring."""
 
-    def __init__(self, workers: int = 2, queue_size: int = 8, timeout: float = 15.0) -> None:
+    def __init__(self, workers: int = 2, queue_size: int = 32, timeout: float = 15.0) -> None:
         if workers < 1 or queue_size < 0 or timeout <= 0:
             raise ValueError("password gate: workers >= 1, queue >= 0, timeout > 0")
         self._limit = workers + queue_size
