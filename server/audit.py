@@ -263,16 +263,23 @@ def anchor(conn: sqlite3.Connection) -> None:
     if recorded is not None:
         if recorded.seq >= newest.seq:
             if recorded.seq > newest.seq:
-                log.error("audit rows after %d were removed (head file: %d)", newest.seq,
-                          recorded.seq)
+                _warn_once(path, f"audit rows after {newest.seq} were removed "
+                                 f"(the chain head file records row {recorded.seq})")
             return
         row = conn.execute("SELECT hash FROM audit WHERE id = ?", (recorded.seq,)).fetchone()
         if row is None or row[0] != recorded.hash:
-            log.error("audit row %d differs from the recorded chain head", recorded.seq)
+            _warn_once(path, f"audit row {recorded.seq} differs from the recorded chain head")
             return
     _write_head(path, newest)
     _ANCHORED[path] = newest
 
 
+def _warn_once(path: Path, message: str) -> None:
+    if path not in _WARNED:
+        _WARNED.add(path)
+        log.error("%s; the chain head is left as it was (run audit --verify)", message)
+
+
 #: the head this process last wrote per file: skips re-reading it on every write
 _ANCHORED: dict[Path, ChainHead] = {}
+_WARNED: set[Path] = set()

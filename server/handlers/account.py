@@ -64,7 +64,11 @@ async def login(request: web.Request) -> web.Response:
                        retry_after=limiter.retry_after(address))
 
     user = await app[DB].read(lambda c: auth.user_by_name(c, name))
-    ok = await _check_password(app, user, password)
+    try:
+        ok = await _check_password(app, user, password)
+    except ApiError:
+        limiter.refund(keys)   # 503: nothing was checked, so nothing is counted
+        raise
     step, t = None, now()
     reason = None if ok else "bad password"
     if ok and user is not None and user.totp_secret is not None:
