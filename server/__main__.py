@@ -5,7 +5,8 @@ server runs. Failures print one line ``chunksync-server: reason`` on stderr and 
 with the error's code (2 for usage/config, 1 otherwise; ``check`` and
 ``audit --verify`` exit 1 when they find problems). ``serve`` binds 127.0.0.1:8400 by
 default; ``--port 0`` picks a free port, which ``--port-file F`` receives (written
-atomically) and which is also printed as ``listening on URL``.
+atomically) and which is also printed as ``listening on URL``. SIGINT/SIGTERM stop
+it gracefully, and within :data:`STOP_GRACE` seconds in any case.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,6 +99,28 @@ def serve(data_dir: Path, host: str, port: int, tls_cert: Path | None, tls_key: 
     asyncio.run(_serve(config, port_file))
 
 
+#: seconds from SIGINT/SIGTERM to a forced exit if a graceful stop has not finished
+STOP_GRACE = 8.0
+
+
+def _arm_forced_exit(grace: float = STOP_GRACE) -> None:
+    """Exit the process ``grace`` seconds from now unless it has exited by then.
+
+    A graceful stop waits for worker threads; one stuck in a library call (as Argon2id
+    once was) would keep the server alive forever, ignoring SIGTERM. The timer is a
+    daemon thread, so an orderly exit never waits for it. Committed data is durable
+    (SQLite synchronous=FULL), so cutting a hung stop short loses nothing.
+    """
+    def force() -> None:
+        print("chunksync-server: graceful stop timed out; exiting", file=sys.stderr,
+              flush=True)
+        os._exit(1)
+
+    timer = threading.Timer(grace, force)
+    timer.daemon = True
+    timer.start()
+
+
 async def _serve(config: ServerConfig, port_file: Path | None) -> None:
     from aiohttp import web
 
@@ -119,6 +143,7 @@ async def _serve(config: ServerConfig, port_file: Path | None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        _arm_forced_exit()
     finally:
         await runner.cleanup()
 
@@ -282,12 +307,15 @@ def audit_cmd(data_dir: Path, folder_name: str | None, since: str | None, verify
     if verify:
         result = admin.verify_audit(data_dir)
         if as_json:
-            click.echo(json.dumps({"ok": result.ok, "rows": result.rows,
+            head = result.head.to_json() if result.head else None
+            click.echo(json.dumps({"ok": result.ok, "rows": result.rows, "head": head,
                                    "first_bad": result.first_bad, "reason": result.reason}))
         if not result.ok:
-            _fail(f"audit chain broken at row {result.first_bad}: {result.reason}", 1)
+            where = f" at row {result.first_bad}" if result.first_bad is not None else ""
+            _fail(f"audit chain broken{where}: {result.reason}", 1)
         if not as_json:
-            click.echo(f"audit chain ok ({result.rows} rows)")
+            head_text = f", head {result.head.seq} {result.head.hash}" if result.head else ""
+            click.echo(f"audit chain ok ({result.rows} rows{head_text})")
         return
     rows = admin.read_audit(data_dir, folder=folder_name, since=_parse_since(since))
     _emit([r.to_json() for r in rows], as_json, lambda r: (

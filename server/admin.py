@@ -43,6 +43,8 @@ def _conn(data_dir: Path, *, create: bool = False) -> Iterator[sqlite3.Connectio
     conn = db.connect(path)
     try:
         yield conn
+        if conn.total_changes:   # after the caller's commit: keep the chain head current
+            db.anchor_audit(conn)
     finally:
         conn.close()
 
@@ -158,8 +160,9 @@ def read_audit(
 
 
 def verify_audit(data_dir: Path) -> audit.VerifyResult:
+    """The chain, and the chain head recorded in ``audit-head.json`` (tail removal)."""
     with _conn(data_dir) as conn:
-        return audit.verify(conn)
+        return audit.verify(conn, data_dir / audit.HEAD_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,9 +201,10 @@ def check(data_dir: Path, store_url: str | None = None) -> list[str]:
     problems: list[str] = []
     with _conn(data_dir) as conn:
         folders = db.all_folders(conn)
-        chain = audit.verify(conn)
+        chain = audit.verify(conn, data_dir / audit.HEAD_FILE)
     if not chain.ok:
-        problems.append(f"audit log: row {chain.first_bad}: {chain.reason}")
+        where = f"row {chain.first_bad}: " if chain.first_bad is not None else ""
+        problems.append(f"audit log: {where}{chain.reason}")
     with _store(data_dir, store_url) as store:
         problems.extend(store.check())
         for f in folders:

@@ -10,7 +10,9 @@ Request pipeline (outermost first):
 
 1. ``observe`` — counts every request by route template, method and status, and turns
    :class:`~server.handlers.common.ApiError` and aiohttp's own HTTP errors into a JSON
-   ``{"error": "one line"}`` body; every 401/403 writes an audit row.
+   ``{"error": "one line"}`` body; a 401/403 writes an audit row, at most one per
+   caller (device, token-hash prefix or address), route and status per
+   ``denied_audit_window`` — the row after a quiet spell counts those held back.
 2. ``authenticate`` — **deny by default**: only ``/healthz``, ``/metrics`` (when
    ``metrics_public``) and ``/v1/login`` are open. Anything else needs
    ``Authorization: Bearer <token>`` naming a valid, unexpired, unrevoked device token
@@ -36,6 +38,7 @@ from .db import MetaDB
 from .events import EventHub
 from .handlers import add_routes
 from .epoch import start_token
+from .handlers.account import PASSWORDS
 from .handlers.common import (
     CONFIG,
     DB,
@@ -50,7 +53,9 @@ from .handlers.common import (
     now,
     record,
 )
+from .limits import Budget, DenialThrottle, LoginLimiter
 from .metrics import CONTENT_TYPE, Metrics
+from .passwords import PasswordGate
 from .quota import QuotaTracker
 
 __all__ = ["make_app"]
@@ -61,6 +66,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_ROUTES = frozenset({wire.HEALTHZ, wire.LOGIN})
 TOUCH_INTERVAL = 60.0
 TOUCHED = web.AppKey("touched", dict[str, float])
+DENIALS = web.AppKey("denials", DenialThrottle)
 
 
 def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Application:
@@ -73,7 +79,11 @@ def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Applicati
     app[HUB] = EventHub()
     app[METRICS] = Metrics()
     app[TOUCHED] = {}
-    app[LIMITER] = auth.LoginLimiter(config.login_max_failures, config.login_window)
+    app[LIMITER] = LoginLimiter(
+        Budget(config.login_max_failures, config.login_window),
+        Budget(config.login_user_max_failures, config.login_user_window),
+    )
+    app[DENIALS] = DenialThrottle(config.denied_audit_window)
     app[QUOTAS] = QuotaTracker()
     app[EPOCH] = start_token()
     app.cleanup_ctx.append(_resources(store))
@@ -88,6 +98,9 @@ def _resources(store: Any | None) -> Callable[[web.Application], AsyncIterator[N
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         config = app[CONFIG]
         ensure_data_dir(config.data_dir)
+        app[PASSWORDS] = PasswordGate(
+            config.password_workers, config.password_queue, config.password_timeout
+        )
         app[DB] = await asyncio.to_thread(MetaDB, config.db_path)
         if store is None:
             from .storage import open_store
@@ -105,6 +118,7 @@ def _resources(store: Any | None) -> Callable[[web.Application], AsyncIterator[N
             if store is None:
                 await asyncio.to_thread(app[STORE].close)  # type: ignore[attr-defined]
             await asyncio.to_thread(app[DB].close)
+            app[PASSWORDS].close()
 
     return ctx
 
@@ -138,6 +152,8 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         response = await handler(request)
     except ApiError as err:
         response = err.response()
+        if "retry_after" in err.extra:
+            response.headers["Retry-After"] = str(err.extra["retry_after"])
         if err.status in (401, 403):
             metrics.denied.inc()
             if not err.audited:
@@ -154,15 +170,30 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
+def _denied_caller(request: web.Request) -> str:
+    """Who was refused: the device, else a prefix of the token's hash, else the address."""
+    who = request.get(PRINCIPAL)
+    if who is not None:
+        return f"device:{who.device_id}"
+    _, _, token = request.headers.get(wire.AUTHORIZATION, "").partition(" ")
+    if token.strip():
+        return f"token:{auth.hash_token(token.strip())[:8].hex()}"
+    return f"addr:{request.remote}"
+
+
 async def _audit_denied(request: web.Request, status: int, reason: str) -> None:
+    """Audit a 401/403, at most once per caller, route and status per window."""
+    key = (_denied_caller(request), status, request.method, _route_name(request))
+    suppressed = request.app[DENIALS].admit(key)
+    if suppressed is None:
+        return
+    detail: dict[str, object] = {"status": status, "reason": reason, "method": request.method,
+                                 "path": request.path[:200]}
+    if suppressed:
+        detail["suppressed"] = suppressed   # like denials held back since the last row
     try:
-        await record(
-            request,
-            "request.denied",
-            detail={"status": status, "reason": reason, "method": request.method,
-                    "path": request.path[:200]},
-            folder=request.match_info.get("folder"),
-        )
+        await record(request, "request.denied", detail=detail,
+                     folder=request.match_info.get("folder"))
     except Exception:  # the refusal stands even if auditing it fails
         log.exception("could not audit a denied request")
 

@@ -10,8 +10,12 @@ Guarantees:
 * A token is valid only while it is unexpired and unrevoked, its device unrevoked and
   its user enabled; each of those is re-checked on every request, so a revocation made
   by the admin CLI takes effect on the next request.
-* Login failures are counted per user and per remote address in a sliding window;
-  past the limit, logins are refused (429) without checking the password.
+* Login attempts are counted per remote address and per user before the password
+  is checked (:class:`server.limits.LoginLimiter`); past a budget, logins are refused
+  (429) without checking it. Password hashing runs on its own bounded pool
+  (:class:`server.passwords.PasswordGate`), never on the database's threads.
+* A TOTP code is accepted once (RFC 6238 §5.2): the time step of the last accepted
+  code is kept per user, and only a later step is accepted after it.
 
 All functions taking a connection are blocking; the server runs them on a worker
 thread through :class:`server.db.MetaDB`. Functions that write expect a transaction.
@@ -24,9 +28,6 @@ import hmac
 import os
 import secrets
 import sqlite3
-import time
-from collections import defaultdict, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyotp
@@ -34,6 +35,7 @@ from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from .config import Argon2Params
+from .limits import LoginLimiter
 
 __all__ = [
     "SCOPE_DEVICE",
@@ -41,10 +43,12 @@ __all__ = [
     "LoginLimiter",
     "Principal",
     "UserRow",
+    "claim_totp_step",
     "hash_password",
     "hash_token",
     "issue_token",
     "lookup_token",
+    "totp_step",
     "verify_password",
 ]
 
@@ -135,13 +139,38 @@ def set_user_disabled(conn: sqlite3.Connection, name: str, disabled: bool) -> bo
 
 
 def set_totp(conn: sqlite3.Connection, user_id: int, secret: str | None) -> None:
-    conn.execute("UPDATE users SET totp_secret = ? WHERE id = ?", (secret, user_id))
+    conn.execute(
+        "UPDATE users SET totp_secret = ?, totp_last_step = NULL WHERE id = ?", (secret, user_id)
+    )
 
 
-def check_totp(secret: str, code: str | None) -> bool:
-    if not code or not code.isdigit():
-        return False
-    return pyotp.TOTP(secret).verify(code, valid_window=1)
+def totp_step(secret: str, code: str | None, now: float) -> int | None:
+    """The time step whose code ``code`` is (this one or a neighbour), or None (pure).
+
+    One step either side absorbs clock skew; the caller must still
+    :func:`claim_totp_step` it so that the same code cannot be used twice.
+    """
+    if not code or not code.isdigit() or len(code) > 10:
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int(now) // totp.interval
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(code.encode(), totp.generate_otp(step).encode()):
+            return step
+    return None
+
+
+def claim_totp_step(conn: sqlite3.Connection, user_id: int, step: int) -> bool:
+    """Mark ``step`` used if it is later than the last accepted one; False: replay.
+
+    One conditional UPDATE, so two requests with the same code cannot both win.
+    """
+    cur = conn.execute(
+        "UPDATE users SET totp_last_step = ? "
+        "WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
+        (step, user_id, step),
+    )
+    return cur.rowcount == 1
 
 
 # --- devices and tokens ----------------------------------------------------------------
@@ -247,36 +276,3 @@ def invalid_tokens(conn: sqlite3.Connection, hashes: list[bytes], now: float) ->
         if row is None or row[0]:
             bad.add(digest)
     return bad
-
-
-# --- login rate limit ------------------------------------------------------------------
-
-
-class LoginLimiter:
-    """Sliding-window failure counter per key (``user:NAME``, ``addr:IP``)."""
-
-    def __init__(
-        self, max_failures: int, window: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._max = max_failures
-        self._window = window
-        self._clock = clock
-        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
-
-    def _prune(self, key: str) -> deque[float]:
-        times = self._failures[key]
-        cutoff = self._clock() - self._window
-        while times and times[0] <= cutoff:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return deque()
-        return times
-
-    def blocked(self, *keys: str) -> bool:
-        return any(len(self._prune(k)) >= self._max for k in keys)
-
-    def fail(self, *keys: str) -> None:
-        now = self._clock()
-        for key in keys:
-            self._failures[key].append(now)

@@ -2,7 +2,8 @@
 
 Everything the server needs to know before it starts lives in :class:`ServerConfig`:
 where the data directory is, where to listen, TLS material, token lifetime, the login
-rate limit, the Argon2id cost for new password hashes and the request size caps.
+rate limits, the password-check pool, the denied-request audit window, the Argon2id
+cost for new password hashes and the request size caps.
 Defaults are the production values; tests shrink the caps and the KDF cost so that
 the whole suite stays fast. The object is immutable so that a running app can hand it
 to worker threads without copies or locks.
@@ -30,14 +31,18 @@ DAY = 86_400.0
 
 @dataclass(frozen=True, slots=True)
 class Argon2Params:
-    """Cost of new password hashes (RFC 9106 second recommendation by default).
+    """Cost of new password hashes: RFC 9106's second recommendation (t=3, 64 MiB)
+    with one lane.
 
-    The encoded hash records its own parameters, so changing these never breaks
-    verification of existing passwords.
+    One lane keeps the derivation off OpenSSL's internal thread pool, which stops
+    making progress when several multi-lane derivations run at once (see
+    :mod:`server.passwords`); memory hardness is the same. The encoded hash records
+    its own parameters, so changing these never breaks verification of existing
+    passwords (multi-lane ones are verified one at a time).
     """
 
     iterations: int = 3
-    lanes: int = 4
+    lanes: int = 1
     memory_kib: int = 64 * 1024
 
     @classmethod
@@ -62,8 +67,18 @@ class ServerConfig:
     #: object store location for ``server.storage.open_store``; None = the data dir
     store_url: str | None = None
     token_ttl: float = 90 * DAY
+    #: login attempts per client address per window (429 past it)
     login_max_failures: int = 5
     login_window: float = 60.0
+    #: login attempts per user name, from all addresses together (429 past it)
+    login_user_max_failures: int = 100
+    login_user_window: float = 900.0
+    #: Argon2id checks running at once, admitted beyond those (503 past it), wait cap
+    password_workers: int = 2
+    password_queue: int = 32
+    password_timeout: float = 15.0
+    #: one audit row per denied (401/403) caller and route per this many seconds
+    denied_audit_window: float = 600.0
     argon2: Argon2Params = field(default_factory=Argon2Params)
     max_blob_size: int = wire.MAX_BLOB_SIZE
     max_batch_bytes: int = wire.MAX_BATCH_BYTES
@@ -79,6 +94,8 @@ class ServerConfig:
             raise ConfigError("--tls-cert and --tls-key must be given together")
         if self.token_ttl <= 0:
             raise ConfigError("token lifetime must be positive")
+        if self.password_workers < 1 or self.password_queue < 0:
+            raise ConfigError("password workers must be >= 1 and the queue >= 0")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"invalid port {self.port}")
 

@@ -21,6 +21,7 @@ queries; accounts live in :mod:`server.auth` and the audit chain in :mod:`server
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import threading
@@ -32,6 +33,8 @@ from typing import TypeVar
 
 from chunksync.errors import ConfigError
 
+from . import audit
+
 __all__ = [
     "SCHEMA_VERSION",
     "FolderRow",
@@ -41,6 +44,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS: tuple[str, ...] = (
     # version 1
@@ -128,6 +133,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE users ADD COLUMN quota_bytes INTEGER;
     """,
+    # version 3: time step of the last accepted TOTP code (a code is usable once)
+    """
+    ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -187,6 +196,15 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+def anchor_audit(conn: sqlite3.Connection) -> None:
+    """After a commit: record the audit chain head apart from the table (best effort:
+    the write is already durable, a failure here only lets the head file lag)."""
+    try:
+        audit.anchor(conn)
+    except (OSError, sqlite3.Error):
+        log.exception("could not record the audit chain head")
+
+
 class MetaDB:
     """One shared connection plus a lock; blocking work runs on worker threads."""
 
@@ -202,8 +220,11 @@ class MetaDB:
             return fn(self._conn)
 
     def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock, transaction(self._conn):
-            return fn(self._conn)
+        with self._lock:
+            with transaction(self._conn):
+                result = fn(self._conn)
+            anchor_audit(self._conn)
+            return result
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(self.read_sync, fn)

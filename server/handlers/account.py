@@ -2,15 +2,16 @@
 
 Login answers every failure for an unknown user or a wrong password with the same
 401 message and burns the same Argon2id time, so neither the text nor the timing tells
-which one was wrong. Each failure counts against the user and the remote address
-(429 past the limit, see :class:`server.auth.LoginLimiter`) and is audited.
+which one was wrong. Each attempt counts against the remote address and the user
+before the password is checked (429 past the budget, see
+:class:`server.limits.LoginLimiter`); a correct one is refunded. Password work runs on
+the bounded pool :data:`PASSWORDS` (503 when it is full). Failures are audited. A TOTP
+code is claimed in the same transaction that issues the token, so it works once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from typing import Any
 
 import pyotp
 from aiohttp import web
@@ -18,6 +19,7 @@ from aiohttp import web
 from chunksync import wire
 
 from .. import audit, auth
+from ..passwords import PasswordBusy, PasswordGate, phc_lanes
 from .common import (
     CONFIG,
     DB,
@@ -32,9 +34,13 @@ from .common import (
     remote,
 )
 
-__all__ = ["login", "logout", "rotate", "totp_disable", "totp_enroll", "whoami"]
+__all__ = ["PASSWORDS", "login", "logout", "rotate", "totp_disable", "totp_enroll", "whoami"]
 
 BAD_LOGIN = "invalid user name or password"
+#: the app's password-hashing pool (:class:`server.passwords.PasswordGate`)
+PASSWORDS = web.AppKey("passwords", PasswordGate)
+#: seconds a client is told to wait when the password pool is full (503)
+RETRY_BUSY = 2
 
 
 async def login(request: web.Request) -> web.Response:
@@ -49,51 +55,76 @@ async def login(request: web.Request) -> web.Response:
     if not wire.DEVICE_NAME.match(device_name):
         raise ApiError(400, "malformed device name")
     app, address = request.app, remote(request)
-    keys = (f"user:{name}", f"addr:{address}")
     limiter = app[LIMITER]
-    if limiter.blocked(*keys):
+    keys = limiter.attempt(name, address)   # counted before any check: no await between
+    if keys is None:
         app[METRICS].login_failures.inc()
         await record(request, "login.limited", user=name, detail={"reason": "rate limit"})
-        raise ApiError(429, "too many failed logins; try again later")
+        raise ApiError(429, "too many failed logins; try again later",
+                       retry_after=limiter.retry_after(address))
 
     user = await app[DB].read(lambda c: auth.user_by_name(c, name))
-    ok = await asyncio.to_thread(_check_password, user, password, app[CONFIG].argon2)
+    try:
+        ok = await _check_password(app, user, password)
+    except ApiError:
+        limiter.refund(keys)   # 503: nothing was checked, so nothing is counted
+        raise
+    step, t = None, now()
     reason = None if ok else "bad password"
     if ok and user is not None and user.totp_secret is not None:
+        step = auth.totp_step(user.totp_secret, doc.get("totp"), t)
         if "totp" not in doc:
             reason = "totp required"
-        elif not auth.check_totp(user.totp_secret, doc["totp"]):
+        elif step is None:
             reason = "bad totp"
+    creds = None
+    if reason is None and user is not None and not user.disabled:
+        creds = await app[DB].write(
+            lambda c: _issue(c, user, step, device_name=device_name, address=address, t=t,
+                             ttl=app[CONFIG].token_ttl)
+        )
+        if creds is None:
+            reason = "totp code already used"
     if reason is not None or user is None:
-        limiter.fail(*keys)
         app[METRICS].login_failures.inc()
         await record(request, "login.failed", user=name, detail={"reason": reason})
         if reason == "totp required":
             raise ApiError(401, "TOTP code required", audited=True, totp_required=True)
         raise ApiError(401, BAD_LOGIN, audited=True)
-    if user.disabled:
+    limiter.refund(keys)   # the right password costs no budget
+    if creds is None:      # disabled account
         await record(request, "login.failed", user=name, detail={"reason": "disabled"})
         raise ApiError(403, "account disabled", audited=True)
-
-    ttl, t = app[CONFIG].token_ttl, now()
-
-    def issue(conn: sqlite3.Connection) -> auth.Credentials:
-        device_id = auth.add_device(conn, user.id, device_name, t)
-        creds = auth.issue_token(conn, device_id, user.id, ttl=ttl, now=t)
-        common = {"time": t, "user": name, "device": device_id, "address": address}
-        audit.append(conn, action="login.ok", detail={"device_name": device_name}, **common)
-        audit.append(conn, action="token.issue", detail={"expires": creds.expires_at}, **common)
-        return creds
-
-    creds = await app[DB].write(issue)
     return web.json_response(creds.to_wire())
 
 
-def _check_password(user: auth.UserRow | None, password: str, params: Any) -> bool:
+def _issue(
+    conn: sqlite3.Connection, user: auth.UserRow, step: int | None, *, device_name: str,
+    address: str, t: float, ttl: float,
+) -> auth.Credentials | None:
+    """Claim the TOTP step, add the device and its token; None if the code was used."""
+    if step is not None and not auth.claim_totp_step(conn, user.id, step):
+        return None
+    device_id = auth.add_device(conn, user.id, device_name, t)
+    creds = auth.issue_token(conn, device_id, user.id, ttl=ttl, now=t)
+    common = {"time": t, "user": user.name, "device": device_id, "address": address}
+    audit.append(conn, action="login.ok", detail={"device_name": device_name}, **common)
+    audit.append(conn, action="token.issue", detail={"expires": creds.expires_at}, **common)
+    return creds
+
+
+async def _check_password(app: web.Application, user: auth.UserRow | None, password: str) -> bool:
+    """Argon2id on the password pool (never the DB's threads); 503 when it is full."""
+    params = app[CONFIG].argon2
     if user is None:
-        auth.dummy_verify(params)
-        return False
-    return auth.verify_password(password, user.pw_hash)
+        job, lanes = (lambda: auth.dummy_verify(params) or False), params.lanes
+    else:
+        encoded = user.pw_hash
+        job, lanes = (lambda: auth.verify_password(password, encoded)), phc_lanes(encoded)
+    try:
+        return bool(await app[PASSWORDS].run(job, lanes=lanes))
+    except PasswordBusy as exc:
+        raise ApiError(503, str(exc), retry_after=RETRY_BUSY) from None
 
 
 async def logout(request: web.Request) -> web.Response:
@@ -163,14 +194,19 @@ async def totp_disable(request: web.Request) -> web.Response:
     user = await request.app[DB].read(lambda c: auth.user_by_name(c, who.user))
     if user is None or user.totp_secret is None:
         raise ApiError(409, "TOTP is not enabled")
-    if not auth.check_totp(user.totp_secret, doc["totp"]):
-        raise ApiError(403, "wrong TOTP code")
     t, address = now(), remote(request)
+    step = auth.totp_step(user.totp_secret, doc["totp"], t)
+    if step is None:
+        raise ApiError(403, "wrong TOTP code")
 
-    def disable(conn: sqlite3.Connection) -> None:
+    def disable(conn: sqlite3.Connection) -> bool:
+        if not auth.claim_totp_step(conn, who.user_id, step):
+            return False
         auth.set_totp(conn, who.user_id, None)
         audit.append(conn, action="totp.disable", time=t, user=who.user, device=who.device_id,
                      address=address)
+        return True
 
-    await request.app[DB].write(disable)
+    if not await request.app[DB].write(disable):
+        raise ApiError(403, "TOTP code already used; wait for the next one")
     return web.Response(status=204)
