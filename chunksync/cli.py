@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import wraps
@@ -23,7 +24,7 @@ import click
 
 from . import __version__
 from .config import Credential, FolderConfig, FolderPaths, save_credential
-from .errors import ChunksyncError, UserError
+from .errors import ChunksyncError, DeviceRevoked, UserError
 from .folder import (
     PASSPHRASE_SLOT,
     FolderBusy,
@@ -38,6 +39,7 @@ from .folder import (
 from .objects import short_id
 from .progress import TerminalProgress
 from .transport.http import HttpClient
+from .transport.tokens import renew_at
 
 T = TypeVar("T")
 FOLDER_DIR = click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
@@ -125,7 +127,9 @@ def login(url: str, user: str, password_file: str | None, device_name: str, ca_f
             result = await client.login(user, password, device_name, totp=totp)
         finally:
             await client.aclose()
-        return Credential(url.rstrip("/"), user, result.token, result.device_id, device_name, ca_file)
+        expires = result.expires_at if isinstance(result.expires_at, int | float) else None
+        return Credential(url.rstrip("/"), user, result.token, result.device_id, device_name, ca_file,
+                          expires_at=expires, renew_after=renew_at(expires, time.time()))
 
     cred = run(go())
     save_credential(cred)
@@ -151,10 +155,18 @@ def _with_progress(go: Callable[[Any], Awaitable[T]], quiet: bool = False) -> T:
 def _sync_once(root: Path, *, allow_mass_delete: bool = False, quiet: bool = False) -> Any:
     """One sync under the folder lock; None when a running daemon was asked instead."""
 
+    from .status import clear_revoked, mark_revoked
+
     async def go(progress: Any) -> Any:
         async with SyncFolder.open(root) as f:
             with FolderLock(f.paths):
-                return await f.engine(progress).sync(allow_mass_delete=allow_mass_delete)
+                try:
+                    result = await f.engine(progress).sync(allow_mass_delete=allow_mass_delete)
+                except DeviceRevoked as exc:
+                    mark_revoked(f.paths, exc.message)  # for 'status' after we exit
+                    raise
+                clear_revoked(f.paths)
+                return result
 
     try:
         return _with_progress(go, quiet)
