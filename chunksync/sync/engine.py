@@ -44,6 +44,7 @@ from .graft import graft_ignored
 from .objects_io import ObjectReader
 from .plan import Plan, plan_merge
 from .push import Uploader, UploadStats
+from .unignore import forget_unignored
 
 __all__ = ["Clock", "SyncEngine", "SyncResult", "SystemClock"]
 
@@ -59,6 +60,7 @@ BASE_ROOT = "base_root"      # root tree id (raw) of that commit
 LOCAL_ROOT = "local_root"    # root tree id of the disk as last seen (journal diffing)
 PENDING = "pending"          # b"1" while local changes wait for a sync
 HIGH_SEQ = "high_seq"        # highest commit sequence number accepted (rollback guard)
+IGNORED_BY = "ignored_by"    # the ignore rules of the last synced round (see sync/unignore.py)
 
 
 def vanished_files(old: ObjectId | None, new: ObjectId, load: Callable[[ObjectId], Tree]) -> int:
@@ -141,6 +143,7 @@ class SyncEngine:
         self.tmpdir = tmpdir or root / fsops.STATE_DIR_NAME / "tmp"
         self.on_status = on_status or (lambda _s: None)
         self.progress = progress or NoProgress()
+        self._round_ignore = IgnoreRules()  # the rules of the round in progress
 
     # --- helpers ----------------------------------------------------------------------
     def _tree_id(self, tree: Tree) -> ObjectId:
@@ -293,7 +296,13 @@ class SyncEngine:
         remote_root = remote_commit.tree if remote_commit else None
         await reader.ensure_tree_closure(remote_root)
         _, base_root = self._base()
-        ignore = self._ignore_rules()
+        ignore = self._round_ignore = self._ignore_rules()
+        previous = self.index.get_meta(IGNORED_BY)
+        if base_root is not None and previous is not None:
+            was = IgnoreRules(tuple(previous.decode().split("\n")) if previous else ())
+            if was.digest != ignore.digest:
+                base_root = forget_unignored(base_root, was.is_ignored, ignore.is_ignored,
+                                             reader.load_tree, reader.store_tree)
         local_root = scan_result.root_id
         if ignore.lines:
             local_root = graft_ignored(local_root, remote_root, ignore.is_ignored, reader.load_tree,
@@ -423,6 +432,7 @@ class SyncEngine:
                 w.set_meta(BASE_ROOT, plan.merged_root)
                 w.set_meta(LOCAL_ROOT, plan.merged_root)  # what the disk holds now
                 w.set_meta(PENDING, b"0")
+                w.set_meta(IGNORED_BY, "\n".join(self._round_ignore.lines).encode())
                 w.set_meta(HIGH_SEQ, str(max(seq, self._meta_int(HIGH_SEQ))).encode())
                 for conflict in plan.conflicts:
                     w.put_conflict(
