@@ -305,7 +305,11 @@ class SyncEngine:
                                              reader.load_tree, reader.store_tree)
         local_root = scan_result.root_id
         if ignore.lines:
-            local_root = graft_ignored(local_root, remote_root, ignore.is_ignored, reader.load_tree,
+            # never graft a server entry named .chunksync: the merge must see it and refuse it
+            def by_rule(path: str, is_dir: bool) -> bool:
+                return fsops.STATE_DIR_NAME not in path.split("/") and ignore.is_ignored(path, is_dir)
+
+            local_root = graft_ignored(local_root, remote_root, by_rule, reader.load_tree,
                                        reader.store_tree)
         plan = plan_merge(
             base_root,
