@@ -8,11 +8,11 @@ and its exit code. Secrets come from a file flag, the environment, or a prompt.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import wraps
@@ -23,21 +23,20 @@ import click
 
 from . import __version__
 from .config import Credential, FolderConfig, FolderPaths, save_credential
-from .errors import ChunksyncError, UserError
+from .errors import ChunksyncError, DeviceRevoked, UserError
 from .folder import (
-    PASSPHRASE_SLOT,
     FolderBusy,
     FolderLock,
     SyncFolder,
     create_folder_state,
-    open_master_key,
     remove_folder_state,
     rewrap_slot,
-    wrap_new_key,
 )
+from .interrupt import interrupted, on_interrupt, run_interruptible, say_interrupted, signals_handled
 from .objects import short_id
 from .progress import TerminalProgress
 from .transport.http import HttpClient
+from .transport.tokens import renew_at
 
 T = TypeVar("T")
 FOLDER_DIR = click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
@@ -59,7 +58,8 @@ def read_secret(file: str | None, env: str, prompt: str, *, confirm: bool = Fals
 
 
 def run(coro: Awaitable[T]) -> T:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+    """asyncio.run that the first ^C/SIGTERM stops cleanly (:mod:`.interrupt`)."""
+    return run_interruptible(coro)
 
 
 def command_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,12 +72,16 @@ def command_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with signals_handled():
+                return fn(*args, **kwargs)
         except ChunksyncError as exc:
+            if interrupted():  # e.g. "transfers are paused": the gate closed by ^C
+                say_interrupted()
+                sys.exit(130)
             click.echo(f"chunksync: {exc.message}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("chunksync: interrupted", err=True)
+            say_interrupted()
             sys.exit(130)
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
@@ -125,7 +129,9 @@ def login(url: str, user: str, password_file: str | None, device_name: str, ca_f
             result = await client.login(user, password, device_name, totp=totp)
         finally:
             await client.aclose()
-        return Credential(url.rstrip("/"), user, result.token, result.device_id, device_name, ca_file)
+        expires = result.expires_at if isinstance(result.expires_at, int | float) else None
+        return Credential(url.rstrip("/"), user, result.token, result.device_id, device_name, ca_file,
+                          expires_at=expires, renew_after=renew_at(expires, time.time()))
 
     cred = run(go())
     save_credential(cred)
@@ -153,12 +159,27 @@ def _sync_once(
 ) -> Any:
     """One sync under the folder lock; None when a running daemon was asked instead."""
 
+    from .status import clear_revoked, mark_revoked
+
+    from .control import GatedChunkStore
+
     async def go(progress: Any) -> Any:
         async with SyncFolder.open(root) as f:
             with FolderLock(f.paths):
-                return await f.engine(progress).sync(
-                    allow_mass_delete=allow_mass_delete, accept_server_history=accept_server_history
-                )
+                # ^C closes the gate: transfers end at once, the round stops at its next step
+                f.store = gate = GatedChunkStore(f.store)  # type: ignore[assignment]
+                unregister = on_interrupt(gate.close)
+                try:
+                    result = await f.engine(progress).sync(
+                        allow_mass_delete=allow_mass_delete, accept_server_history=accept_server_history
+                    )
+                except DeviceRevoked as exc:
+                    mark_revoked(f.paths, exc.message)  # for 'status' after we exit
+                    raise
+                finally:
+                    unregister()
+                clear_revoked(f.paths)
+                return result
 
     try:
         return _with_progress(go, quiet)
@@ -185,21 +206,20 @@ def _first_sync(root: Path) -> None:
 @click.option("--passphrase-file", type=click.Path(dir_okay=False))
 @command_errors
 def init(directory: Path, folder: str, server: str | None, passphrase_file: str | None) -> None:
-    """Create a new folder: new key, then the first sync."""
+    """Create a new folder: new key, then the first sync (run again to continue)."""
+    from . import onboard
+
     config, cred = _new_config(folder, server)
-    passphrase = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Passphrase", confirm=True)
-    master, slot = wrap_new_key(passphrase)
-
-    async def create() -> None:
-        client = HttpClient(cred.server, cred.token, ca_file=cred.ca_file)
-        try:
-            await client.create_folder(folder)
-            await client.folder(folder).put_keyslot(PASSPHRASE_SLOT, slot)
-        finally:
-            await client.aclose()
-
-    run(create())
-    create_folder_state(directory, config, master)
+    onboard.check_local_dir(directory)
+    resume = onboard.resuming(directory, config)
+    passphrase = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Passphrase", confirm=not resume)
+    onboard.check_passphrase(passphrase)
+    if resume:
+        click.echo(f"continuing the interrupted setup of {directory} as folder {folder!r}", err=True)
+        run(onboard.resume_remote(cred, directory, config, passphrase))
+    else:
+        master, slot = onboard.new_local_state(directory, config, passphrase)
+        run(onboard.create_remote(cred, directory, config, master, slot))
     _first_sync(directory)
     click.echo(f"{directory} is now synced as folder {folder!r}")
 
@@ -211,27 +231,26 @@ def init(directory: Path, folder: str, server: str | None, passphrase_file: str 
 @click.option("--passphrase-file", type=click.Path(dir_okay=False))
 @command_errors
 def join(directory: Path, folder: str, server: str | None, passphrase_file: str | None) -> None:
-    """Sync an existing folder on this device (same passphrase)."""
+    """Sync an existing folder on this device (same passphrase; run again to continue)."""
+    from . import onboard
+
     config, cred = _new_config(folder, server)
+    onboard.check_local_dir(directory)
+    resume = onboard.resuming(directory, config)
     passphrase = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Passphrase")
-
-    async def fetch_slots() -> dict[str, bytes]:
-        client = HttpClient(cred.server, cred.token, ca_file=cred.ca_file)
-        try:
-            return await client.folder(folder).get_keyslots()
-        finally:
-            await client.aclose()
-
-    slots = run(fetch_slots())
-    if not slots:
-        raise UserError(f"folder {folder!r} has no key slots on the server")
-    master = open_master_key(slots, passphrase)
-    paths = create_folder_state(directory, config, master)
-    try:
+    master = run(onboard.join_key(cred, folder, passphrase))
+    if resume:
+        onboard.check_joined_key(directory, master)
+        click.echo(f"continuing the interrupted join of {directory}", err=True)
         _first_sync(directory)
-    except ChunksyncError:
-        remove_folder_state(paths)
-        raise
+    else:
+        paths = create_folder_state(directory, config, master)
+        try:
+            _first_sync(directory)
+        except ChunksyncError:
+            if not interrupted():
+                remove_folder_state(paths)
+            raise
     click.echo(f"{directory} joined folder {folder!r}")
 
 

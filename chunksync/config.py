@@ -1,7 +1,9 @@
 """Where chunksync keeps its state, and the small files that hold it.
 
 * Per user (``CHUNKSYNC_HOME``, else the platform config dir): ``credentials.json``
-  with one device token per server, mode 0600.
+  with one device token per server, mode 0600, and ``credentials.lock``, which every
+  process takes (``flock``) before it changes the file, so a token rotated by one
+  daemon is never overwritten by another (see :mod:`chunksync.transport.tokens`).
 * Per folder, in ``DIR/.chunksync/`` (the folder marker): ``config.json`` (folder name,
   server, device, conflict policies), ``key`` (the folder master key, 0600, so the
   daemon runs unattended, as Syncthing does), ``index/`` (LMDB) and ``tmp/`` (partial
@@ -12,9 +14,14 @@ Every file here is written atomically (temp file, fsync, rename).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass, field
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +30,17 @@ import platformdirs
 from .errors import ConfigError
 from .fsops import STATE_DIR_NAME as STATE_DIR
 from .fsops import atomic_write_bytes
+from .transport.tokens import TokenKeeper, TokenState
 
 __all__ = [
     "Credential",
+    "CredentialFile",
     "FolderConfig",
     "FolderPaths",
     "chunksync_home",
     "load_credential",
     "save_credential",
+    "token_keeper",
 ]
 
 def chunksync_home() -> Path:
@@ -65,6 +75,14 @@ class Credential:
     device_id: str
     device_name: str
     ca_file: str | None = None
+    #: server time at which the token expires; None in files written before renewal
+    expires_at: float | None = None
+    #: local time after which any client renews it (two thirds of its lifetime)
+    renew_after: float | None = None
+
+    @property
+    def token_state(self) -> TokenState:
+        return TokenState(self.token, self.expires_at, self.renew_after)
 
     def __repr__(self) -> str:
         return f"Credential(server={self.server!r}, user={self.user!r}, device={self.device_name!r})"
@@ -74,23 +92,99 @@ def _credentials_path() -> Path:
     return chunksync_home() / "credentials.json"
 
 
+def _lock_path() -> Path:
+    return chunksync_home() / "credentials.lock"
+
+
+def _open_lock() -> int:
+    path = _lock_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+@contextlib.contextmanager
+def credentials_lock() -> Iterator[None]:
+    """Exclusive use of the credentials file (blocking; for short CLI steps)."""
+    fd = _open_lock()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.asynccontextmanager
+async def credentials_lock_async(timeout: float = 60.0) -> AsyncIterator[None]:
+    """The same lock without blocking the event loop (polled, so cancellation is clean)."""
+    fd = _open_lock()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"{_lock_path()} stayed locked for {timeout:.0f} s") from None
+                await asyncio.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _entry(doc: dict[str, Any], server: str | None) -> Credential | None:
+    entry = doc.get("servers", {}).get(server) if server else None
+    if not entry:
+        return None
+    try:
+        return Credential(**entry)
+    except TypeError as exc:
+        raise ConfigError(f"{_credentials_path()}: damaged entry for {server}: {exc}") from exc
+
+
 def save_credential(cred: Credential) -> None:
-    doc = _read_json(_credentials_path())
-    servers = doc.setdefault("servers", {})
-    servers[cred.server] = asdict(cred)
-    doc["default"] = cred.server
-    _write_json(_credentials_path(), doc)
+    with credentials_lock():
+        doc = _read_json(_credentials_path())
+        servers = doc.setdefault("servers", {})
+        servers[cred.server] = asdict(cred)
+        doc["default"] = cred.server
+        _write_json(_credentials_path(), doc)
 
 
 def load_credential(server: str | None = None) -> Credential:
     """The credential for ``server``, or for the server of the last login."""
     doc = _read_json(_credentials_path())
     server = server or doc.get("default")
-    entry = doc.get("servers", {}).get(server) if server else None
-    if not entry:
+    cred = _entry(doc, server)
+    if cred is None:
         where = f" for {server}" if server else ""
         raise ConfigError(f"not logged in{where}: run 'chunksync login URL --user NAME' first")
-    return Credential(**entry)
+    return cred
+
+
+class CredentialFile:
+    """The :class:`~chunksync.transport.tokens.TokenStore` of one server's entry in
+    ``credentials.json``: read fresh on every call, changed only under the lock."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+
+    def lock(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return credentials_lock_async()
+
+    def load(self) -> TokenState | None:
+        cred = _entry(_read_json(_credentials_path()), self.server)
+        return cred.token_state if cred is not None else None
+
+    def save(self, state: TokenState) -> None:
+        doc = _read_json(_credentials_path())
+        cred = _entry(doc, self.server)
+        if cred is None:
+            return  # logged out meanwhile: do not resurrect the entry
+        fresh = replace(cred, token=state.token, expires_at=state.expires_at,
+                        renew_after=state.renew_after)
+        doc["servers"][self.server] = asdict(fresh)
+        _write_json(_credentials_path(), doc)
 
 
 @dataclass(frozen=True)
@@ -166,3 +260,8 @@ class FolderConfig:
         if len(key) != 32:
             raise ConfigError(f"{paths.key} is damaged")
         return key
+
+
+def token_keeper(cred: Credential) -> TokenKeeper:
+    """What an HttpClient needs to renew ``cred``'s token and share it with other processes."""
+    return TokenKeeper(cred.token_state, CredentialFile(cred.server))

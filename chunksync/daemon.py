@@ -16,6 +16,10 @@ One asyncio process serves one or more folders. Per folder (:class:`FolderDaemon
 * **Offline**: a transport error makes the folder "offline"; local batches are still
   scanned and journaled (``engine.scan_local``); the server is retried with capped
   exponential backoff and jitter, and at once when its WebSocket comes back.
+* **Revoked**: a token the server refuses for good (:class:`DeviceRevoked`) ends that
+  folder's daemon with a ``revoked`` log line and state (kept in a marker for
+  ``status``); the others go on, and the process exits 11 when none is left. The token
+  itself is renewed long before it expires, on use and by the poll loop.
 * **Pause** closes the transfer gate (:class:`~chunksync.control.GatedChunkStore`): the
   running round's network calls end immediately and the round stops at its next step;
   the engine's atomic writes leave no partial file. Running rounds are not cancelled
@@ -47,8 +51,9 @@ from typing import Any, TextIO
 from . import fsops, wire
 from .config import FolderPaths
 from .control import ControlServer, FolderStatus, GatedChunkStore, TransfersPaused
-from .errors import AuthError, ChunksyncError, HeldError, TransportError, UserError
+from .errors import AuthError, ChunksyncError, DeviceRevoked, HeldError, TransportError, UserError
 from .folder import FolderLock, SyncFolder
+from .status import clear_revoked, mark_revoked
 from .sync.engine import BASE, SyncEngine, SyncResult
 from .transport.retry import RetryPolicy
 from .watcher import Batch, FolderWatcher, expand_subtrees
@@ -118,6 +123,7 @@ class FolderDaemon:
         self._retry_at = 0.0
         self._stopping = False
         self._syncing = False
+        self.revoked = False
 
     # --- events -----------------------------------------------------------------------
     def log(self, event: str, **fields: Any) -> None:
@@ -177,7 +183,8 @@ class FolderDaemon:
         await self.control.start()
         self.log("started", root=str(self.folder.paths.root), paused=self.status.paused)
         helpers = [asyncio.create_task(c) for c in (
-            self._local_loop(), self._remote_loop(), self._poll_loop(), self._skew_loop(), self._full_loop())]
+            self._local_loop(), self._remote_loop(), self._poll_loop(), self._skew_loop(), self._full_loop(),
+            self._token_loop())]
         try:
             await self._worker()
         finally:
@@ -206,6 +213,8 @@ class FolderDaemon:
         try:
             async for state in self.folder.store.watch():
                 self._saw_server_head(state.head)
+        except DeviceRevoked as exc:
+            self._revoke(exc)
         except AuthError as exc:
             self.status.last_error = exc.message
             self.log("error", message=f"head watch stopped: {exc.message}")
@@ -228,6 +237,18 @@ class FolderDaemon:
             except ChunksyncError:
                 continue
             self._saw_server_head(state.head)
+
+    async def _token_loop(self) -> None:
+        """Renew the device token when due, even if the folder is idle or paused."""
+        while True:
+            await asyncio.sleep(self.folder.client.renewal_delay())
+            try:
+                await self.folder.client.renew_if_due()
+            except DeviceRevoked as exc:
+                self._revoke(exc)
+                return
+            except ChunksyncError:
+                await asyncio.sleep(1.0)
 
     async def _full_loop(self) -> None:
         while True:
@@ -297,6 +318,9 @@ class FolderDaemon:
         except TransfersPaused:
             self._pending = self._pending.merge(batch)
             return
+        except DeviceRevoked as exc:
+            self._revoke(exc)
+            return
         except TransportError as exc:
             self._pending = self._pending.merge(batch)
             self._went_offline(exc)
@@ -322,6 +346,15 @@ class FolderDaemon:
         self.status.state, self.status.last_error = "offline", exc.message
         self._schedule_retry(loop)
 
+    def _revoke(self, exc: DeviceRevoked) -> None:
+        """Stop this folder for good: retrying with a refused token cannot help."""
+        if not self.revoked:
+            self.revoked = True
+            self.status.state, self.status.last_error = "revoked", exc.message
+            self.log("revoked", message=f"stopped syncing this folder: {exc.message}")
+            mark_revoked(self.folder.paths, exc.message)
+        self.stop()
+
     def _schedule_retry(self, loop: asyncio.AbstractEventLoop) -> None:
         delay = reconnect_delay(self._offline_attempt, self.options.backoff_base,
                                 self.options.backoff_max, random.random())
@@ -331,6 +364,7 @@ class FolderDaemon:
 
     def _synced(self, result: SyncResult, seconds: float, full: bool) -> None:
         was_offline = self.status.state == "offline"
+        clear_revoked(self.folder.paths)
         self._offline_attempt = 0
         self.status.state = "idle"
         self.status.last_error = None
@@ -398,6 +432,9 @@ async def serve(directories: list[Path], options: DaemonOptions) -> None:
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
                 raise r
+        if not signals and any(d.revoked for d in daemons):
+            raise DeviceRevoked("no folder left to sync: the server refused this device's token "
+                                "(see the 'revoked' lines); run 'chunksync login' again")
 
 
 def run_daemon(directories: list[Path], options: DaemonOptions | None = None) -> None:

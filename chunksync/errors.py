@@ -13,6 +13,8 @@ message and the process exit code the CLI uses for it::
     │   ├── NetworkError            connection refused, reset, DNS (retryable)
     │   ├── ProtocolError           the server said something malformed or unexpected
     │   └── AuthError (exit 7)      401/403: bad, expired or revoked credentials
+    │       └── DeviceRevoked (exit 11) the device token is refused for good (revoked,
+    │                                   expired, unknown): log in again; never retried
     ├── ConfigError (exit 2)        missing or invalid configuration or state
     ├── UserError (exit 2)          the command line asked for something impossible
     │   └── WrongPassphrase         the passphrase does not open any key slot
@@ -30,6 +32,7 @@ __all__ = [
     "AuthError",
     "ChunksyncError",
     "ConfigError",
+    "DeviceRevoked",
     "HeldError",
     "IntegrityError",
     "NetworkError",
@@ -101,6 +104,14 @@ class ProtocolError(TransportError):
 
 class AuthError(TransportError):
     exit_code = 7
+
+
+class DeviceRevoked(AuthError):
+    """The server refuses this device's token (401) even after re-reading the
+    credentials file: the device was revoked, logged out or its token expired.
+    Retrying cannot help; ``chunksync login`` again."""
+
+    exit_code = 11
 
 
 class ConfigError(ChunksyncError):

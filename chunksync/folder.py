@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from . import fsops
-from .config import FolderConfig, FolderPaths, load_credential
+from .config import FolderConfig, FolderPaths, load_credential, token_keeper
 from .conflict import ConflictPolicies
 from .crypto import keyslots
 from .crypto.folder_keys import FolderKeys
@@ -92,7 +92,7 @@ class SyncFolder:
         config = FolderConfig.load(paths)
         keys = FolderKeys(FolderConfig.load_key(paths))
         cred = load_credential(config.server)
-        client = HttpClient(cred.server, cred.token, ca_file=cred.ca_file)
+        client = HttpClient(cred.server, ca_file=cred.ca_file, tokens=token_keeper(cred))
         index = Index.open(paths.index)
         return cls(paths, config, keys, index, client, client.folder(config.folder))
 

@@ -2,6 +2,10 @@
 
 Sources, in order (later lines win, exactly as in one concatenated ``.gitignore``):
 
+0. :data:`DEFAULT_IGNORES`: files that operating systems, office suites, editors and
+   browsers leave behind and that no other device wants (the list Dropbox and
+   Syncthing users converge on; backup files such as ``*~`` are *not* in it, because
+   users keep them on purpose). A ``!pattern`` in either file below re-includes one;
 1. ``.chunksyncignore`` at the folder root: gitignore syntax, and itself an ordinary
    synced file, so every device shares the rules;
 2. ``.chunksync/ignore``: the same syntax, per device, never synced.
@@ -22,11 +26,35 @@ from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
-__all__ = ["IGNORE_FILE", "LOCAL_IGNORE_FILE", "STATE_DIR", "IgnoreRules"]
+__all__ = ["DEFAULT_IGNORES", "IGNORE_FILE", "LOCAL_IGNORE_FILE", "STATE_DIR", "IgnoreRules"]
 
 STATE_DIR = ".chunksync"
 IGNORE_FILE = ".chunksyncignore"
 LOCAL_IGNORE_FILE = f"{STATE_DIR}/ignore"
+
+#: gitignore patterns applied before the user's (documented in docs/design.md)
+DEFAULT_IGNORES: tuple[str, ...] = (
+    # operating system metadata
+    ".DS_Store",
+    "[Tt]humbs.db",
+    "[Ee]hthumbs.db",
+    "[Dd]esktop.ini",
+    # lock files of open documents: LibreOffice, Microsoft Office, Emacs
+    ".~lock.*#",
+    "~$*",
+    ".#*",
+    # editor swap files (vim)
+    "*.swp",
+    "*.swo",
+    # partial downloads (Firefox, Chrome, Safari)
+    "*.part",
+    "*.crdownload",
+    "*.download",
+    # trash and leftovers of network and FUSE file systems
+    ".Trash-*",
+    ".fuse_hidden*",
+    ".nfs*",
+)
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -47,9 +75,10 @@ class IgnoreRules:
         object.__setattr__(self, "_spec", GitIgnoreSpec.from_lines(self.lines))
 
     @classmethod
-    def load(cls, root: Path) -> IgnoreRules:
-        """Rules from ``root/.chunksyncignore`` then ``root/.chunksync/ignore``."""
-        return cls(tuple(_read_lines(root / IGNORE_FILE) + _read_lines(root / LOCAL_IGNORE_FILE)))
+    def load(cls, root: Path, *, defaults: bool = True) -> IgnoreRules:
+        """:data:`DEFAULT_IGNORES`, then ``root/.chunksyncignore``, then ``root/.chunksync/ignore``."""
+        user = _read_lines(root / IGNORE_FILE) + _read_lines(root / LOCAL_IGNORE_FILE)
+        return cls((DEFAULT_IGNORES if defaults else ()) + tuple(user))
 
     @property
     def digest(self) -> bytes:

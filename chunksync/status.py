@@ -3,11 +3,14 @@
 When a daemon runs for the folder these ask it over its control socket
 (``.chunksync/control.sock``, mode 0600); otherwise they read the index directly, so
 they also work offline and with no daemon. Pausing without a daemon leaves a
-``paused`` marker that a daemon started later honours.
+``paused`` marker that a daemon started later honours. A sync or daemon refused by the
+server for good (revoked device) leaves a ``revoked`` marker holding the reason, so
+``status`` says so after the process ended; the next successful sync removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -23,7 +26,10 @@ from .paths import validate_relpath
 from .storage.index import Index
 from .sync.engine import BASE, HIGH_SEQ, PENDING
 
-__all__ = ["control", "list_conflicts", "list_events", "read_status", "resolve_conflict", "ask_daemon"]
+__all__ = ["clear_revoked", "mark_revoked", "control", "list_conflicts", "list_events", "read_status", "resolve_conflict", "ask_daemon"]
+
+
+REVOKED = "revoked"  # marker file in .chunksync/
 
 
 def _paths(directory: Path) -> FolderPaths:
@@ -58,6 +64,23 @@ def ask_daemon(paths: FolderPaths, command: str, timeout: float = 5.0) -> dict[s
     return reply
 
 
+def mark_revoked(paths: FolderPaths, message: str) -> None:
+    with contextlib.suppress(OSError):
+        fsops.atomic_write_bytes(paths.state / REVOKED, message.encode() + b"\n", mode=0o600)
+
+
+def clear_revoked(paths: FolderPaths) -> None:
+    with contextlib.suppress(OSError):
+        (paths.state / REVOKED).unlink(missing_ok=True)
+
+
+def _revoked_reason(paths: FolderPaths) -> str | None:
+    try:
+        return (paths.state / REVOKED).read_text(errors="replace").strip() or "revoked"
+    except OSError:
+        return None
+
+
 def index_status(paths: FolderPaths) -> dict[str, Any]:
     config = FolderConfig.load(paths)
     with Index.open(paths.index) as index:
@@ -66,11 +89,14 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
         last = next(reversed(list(index.iter_events())), None)
         conflicts = sum(1 for _ in index.iter_conflicts())
         high = index.get_meta(HIGH_SEQ)
+    revoked = _revoked_reason(paths)
+    state = "paused" if (paths.state / "paused").exists() else "idle (no daemon running)"
     return {
         "folder": config.folder,
         "server": config.server,
         "device": config.device_name,
-        "state": "paused" if (paths.state / "paused").exists() else "idle (no daemon running)",
+        "state": "revoked" if revoked else state,
+        "last_error": revoked,
         "base": base.decode() if base else None,
         "sequence": int(high) if high else 0,
         "local_changes_pending": pending,

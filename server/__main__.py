@@ -89,13 +89,17 @@ def main() -> None:
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--port-file", type=click.Path(dir_okay=False, path_type=Path),
               help="write the bound port here (useful with --port 0)")
-@click.option("--token-days", default=90.0, show_default=True, type=float)
+@click.option("--token-days", default=90.0, show_default=True, type=float,
+              help="lifetime of new device tokens in days (clients renew them when a third is left)")
+@click.option("--token-lifetime", type=click.FloatRange(min=1.0), metavar="SECONDS",
+              help="lifetime of new device tokens in seconds (overrides --token-days)")
 @friendly
 def serve(data_dir: Path, host: str, port: int, tls_cert: Path | None, tls_key: Path | None,
-          port_file: Path | None, token_days: float) -> None:
+          port_file: Path | None, token_days: float, token_lifetime: float | None) -> None:
     """Run the server in the foreground until SIGINT/SIGTERM."""
+    ttl = token_lifetime if token_lifetime is not None else token_days * 86_400
     config = ServerConfig(data_dir=data_dir, host=host, port=port, tls_cert=tls_cert,
-                          tls_key=tls_key, token_ttl=token_days * 86_400)
+                          tls_key=tls_key, token_ttl=ttl)
     asyncio.run(_serve(config, port_file))
 
 

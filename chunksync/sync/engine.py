@@ -51,6 +51,7 @@ from .lineage import Accepted, verify_descent
 from .objects_io import ObjectReader
 from .plan import Plan, plan_merge
 from .push import Uploader, UploadStats
+from .unignore import forget_unignored
 
 __all__ = ["Clock", "SyncEngine", "SyncResult", "SystemClock"]
 
@@ -69,6 +70,7 @@ HIGH_SEQ = "high_seq"        # sequence number of the base commit (rollback guar
 BASE_SERVER_SEQ = "base_server_seq"  # the server's head-log position of the base
 CHECKED_EPOCH = "checked_epoch"  # storage epoch under which the head's objects were checked
 ROLE = "role"                # this account's role in the folder, as last asked
+IGNORED_BY = "ignored_by"    # the ignore rules of the last synced round (see sync/unignore.py)
 
 
 def _files_below(path: str, entry: TreeEntry | None, load: Callable[[ObjectId], Tree]) -> list[tuple[str, ObjectId]]:
@@ -169,6 +171,7 @@ class SyncEngine:
         self.verify_server = False
         self._role: str | None = None  # asked of the server once per engine (or cached)
         self._scan_only = False  # this round uploads nothing while scanning (receive-only)
+        self._round_ignore = IgnoreRules()  # the rules of the round in progress
 
     # --- helpers ----------------------------------------------------------------------
     def _tree_id(self, tree: Tree) -> ObjectId:
@@ -386,12 +389,22 @@ class SyncEngine:
         remote_root = remote_commit.tree if remote_commit else None
         await reader.ensure_tree_closure(remote_root)
         _, base_root = self._base()
+        ignore = self._round_ignore = self._ignore_rules()
+        previous = self.index.get_meta(IGNORED_BY)
+        if base_root is not None and previous is not None:
+            was = IgnoreRules(tuple(previous.decode().split("\n")) if previous else ())
+            if was.digest != ignore.digest:
+                base_root = forget_unignored(base_root, was.is_ignored, ignore.is_ignored,
+                                             reader.load_tree, reader.store_tree)
         if accept_history:
             base_root = None  # merge without a base: nothing is deleted on either side
-        ignore = self._ignore_rules()
         local_root = scan_result.root_id
         if ignore.lines:
-            local_root = graft_ignored(local_root, remote_root, ignore.is_ignored, reader.load_tree,
+            # never graft a server entry named .chunksync: the merge must see it and refuse it
+            def by_rule(path: str, is_dir: bool) -> bool:
+                return fsops.STATE_DIR_NAME not in path.split("/") and ignore.is_ignored(path, is_dir)
+
+            local_root = graft_ignored(local_root, remote_root, by_rule, reader.load_tree,
                                        reader.store_tree)
         plan = plan_merge(
             base_root,
@@ -543,6 +556,7 @@ class SyncEngine:
                 w.set_meta(BASE_ROOT, base_root)
                 w.set_meta(LOCAL_ROOT, plan.merged_root)  # what the disk holds now
                 w.set_meta(PENDING, b"0" if base_root == plan.merged_root else b"1")
+                w.set_meta(IGNORED_BY, "\n".join(self._round_ignore.lines).encode())
                 w.set_meta(HIGH_SEQ, str(accepted.seq).encode())
                 w.set_meta(BASE_SERVER_SEQ, str(accepted.server_seq).encode())
                 if not uploader.trust_known and accepted.epoch is not None:

@@ -12,6 +12,10 @@ validation is always on (``ca_file`` adds a private CA); plain ``http://`` is ac
 only for loopback hosts. Idempotent calls are retried with :mod:`.retry`; ``cas_head``
 is not (a lost answer is resolved by re-reading the head).
 
+With a :class:`~.tokens.TokenKeeper` the device token is renewed before it expires and
+a 401 is answered once by re-reading the shared credentials (:mod:`.tokens`); a 401
+that stands is :class:`~chunksync.errors.DeviceRevoked`.
+
 One :class:`aiohttp.ClientSession` with a bounded connector serves a client and all its
 folder stores. Uploads stream their frames from the caller's buffers (no second copy of
 a 64 MiB batch); downloads are parsed frame by frame from the socket.
@@ -24,6 +28,7 @@ import base64
 import ipaddress
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ from ..errors import (
     AuthError,
     ChunksyncError,
     ConfigError,
+    DeviceRevoked,
     NetworkError,
     ObjectNotFound,
     ProtocolError,
@@ -66,6 +72,7 @@ from .base import (
     unique,
 )
 from .retry import RetryPolicy, backoff_delay, call_with_retry
+from .tokens import TokenKeeper, TokenState, renew_at
 
 __all__ = ["HttpChunkStore", "HttpClient", "LoginResult"]
 
@@ -132,9 +139,11 @@ class HttpClient:
         retry: RetryPolicy | None = None,
         max_connections: int = 8,
         concurrency: int = 4,
+        tokens: TokenKeeper | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
-        self._token = token
+        self._keeper = tokens
+        self._token = tokens.token if tokens is not None else token
         self._ca_file = ca_file
         self._timeout = timeout
         self.retry = retry or RetryPolicy()
@@ -147,7 +156,7 @@ class HttpClient:
 
     @property
     def token(self) -> str | None:
-        return self._token
+        return self._keeper.token if self._keeper is not None else self._token
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -164,34 +173,71 @@ class HttpClient:
         return self._session
 
     def _headers(self) -> dict[str, str]:
-        return {wire.AUTHORIZATION: f"Bearer {self._token}"} if self._token else {}
+        token = self.token
+        return {wire.AUTHORIZATION: f"Bearer {token}"} if token else {}
+
+    async def renew_if_due(self) -> bool:
+        """Renew the device token if two thirds of its lifetime have passed."""
+        if self._keeper is None:
+            return False
+        return await self._keeper.renew_if_due(self._rotate)
+
+    def renewal_delay(self) -> float:
+        """Seconds until the token is due for renewal (an hour at most)."""
+        return self._keeper.seconds_until_due() if self._keeper is not None else 3600.0
+
+    async def adopt_newer_token(self, refused: str | None) -> bool:
+        """After a 401: whether another token (rotated meanwhile) is there to try."""
+        if self._keeper is None or refused is None:
+            return False
+        return await self._keeper.adopt_newer(refused)
+
+    async def _rotate(self, token: str) -> TokenState:
+        """POST rotate sending ``token`` (the keeper's current one, or ours)."""
+        async with self.exchange("POST", wire.TOKEN_ROTATE, renew=False) as resp:
+            doc = parse_json(await read_bounded(resp, wire.MAX_JSON_BYTES), "rotate")
+        fresh = field_of(doc, "token", str)
+        if not fresh or len(fresh) > 512 or not fresh.isascii() or not fresh.isprintable():
+            raise ProtocolError("rotate: malformed token")
+        expires = doc.get("expires_at")
+        return TokenState(fresh, expires if isinstance(expires, int | float) else None,
+                          renew_at(expires, time.time()))
 
     @asynccontextmanager
     async def exchange(
-        self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kw: Any
+        self, method: str, path: str, *, ok: tuple[int, ...] = (200,), renew: bool = True, **kw: Any
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One request whose response (status in ``ok``) the caller reads inside the block.
 
         Any aiohttp/OS error raised while sending or while the caller reads the body is
-        converted here; other statuses become the matching ChunksyncError.
+        converted here; other statuses become the matching ChunksyncError. A 401 for a
+        token that another process has rotated meanwhile is sent once more.
         """
         what = f"{method} {path}"
-        try:
-            async with self._ensure_session().request(
-                method, self.base_url + path, headers=self._headers(),
-                allow_redirects=False, **kw,
-            ) as resp:
-                if resp.status not in ok:
-                    body = await read_bounded(resp, 64 * 1024, truncate=True)
-                    raise status_error(resp.status, resp.reason or "", body, what)
-                yield resp
-        except ChunksyncError:
-            raise
-        except Exception as exc:
-            mapped = map_client_error(exc, what)
-            if mapped is None:
+        if renew:
+            await self.renew_if_due()
+        for attempt in (1, 2):
+            sent = self.token
+            try:
+                async with self._ensure_session().request(
+                    method, self.base_url + path, headers=self._headers(),
+                    allow_redirects=False, **kw,
+                ) as resp:
+                    if resp.status not in ok:
+                        body = await read_bounded(resp, 64 * 1024, truncate=True)
+                        if (resp.status == 401 and renew and attempt == 1
+                                and await self.adopt_newer_token(sent)):
+                            continue
+                        raise refusal(status_error(resp.status, resp.reason or "", body, what), sent)
+                    yield resp
+                    return
+            except ChunksyncError:
                 raise
-            raise mapped from exc
+            except Exception as exc:
+                mapped = map_client_error(exc, what)
+                if mapped is None:
+                    raise
+                raise mapped from exc
 
     async def request_json(self, method: str, path: str, **kw: Any) -> Any:
         async with self.exchange(method, path, **kw) as resp:
@@ -392,7 +438,9 @@ class HttpChunkStore:
         """Current head after each (re)connect, then each pushed newer head; stops on close."""
         last, attempt = -1, 0
         while not self._closed:
+            sent = self._c.token
             try:
+                await self._c.renew_if_due()
                 async with self._events() as ws:
                     state: HeadState | None = await self.get_head()
                     attempt = 0
@@ -404,8 +452,13 @@ class HttpChunkStore:
                         if msg.type != aiohttp.WSMsgType.TEXT:
                             break
                         state = parse_event(msg.data, self.folder)
-            except AuthError:
-                raise
+            except AuthError as exc:
+                if not await self._c.adopt_newer_token(sent):
+                    final = refusal(exc, sent)
+                    if final is exc:
+                        raise
+                    raise final from exc
+                continue  # rotated by another process: reconnect with its token now
             except ChunksyncError as exc:
                 log.info("head watch (%s) lost: %s", self.folder, exc)
             if self._closed:
@@ -457,6 +510,16 @@ async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bo
 
 
 # --- pure conversion of what comes back from aiohttp and the server -----------------------
+def refusal(error: ChunksyncError, sent: str | None) -> ChunksyncError:
+    """A 401 for a token we sent is final: :class:`DeviceRevoked`, with how to recover."""
+    if isinstance(error, AuthError) and "(HTTP 401)" in error.message and sent:
+        return DeviceRevoked(
+            f"{error.message}: this device is no longer allowed on the server (revoked, "
+            "logged out or expired); run 'chunksync login URL --user NAME' again"
+        )
+    return error
+
+
 _LOOPBACK_NAMES = {"localhost", "localhost.", "ip6-localhost"}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chunksync.ignore import IgnoreRules
+from chunksync.ignore import DEFAULT_IGNORES, IgnoreRules
 
 
 def test_gitignore_semantics() -> None:
@@ -34,5 +34,5 @@ def test_load_combines_shared_and_local_rules(tmp_path: Path) -> None:
     assert rules.is_ignored("a.o", False) and not rules.is_ignored("keep.o", False)
     assert rules.is_ignored("private", True)
     assert not rules.is_ignored(".chunksyncignore", False)
-    assert IgnoreRules.load(tmp_path / "missing").lines == ()
+    assert IgnoreRules.load(tmp_path / "missing").lines == DEFAULT_IGNORES
     assert rules.digest != IgnoreRules.load(tmp_path / "missing").digest
