@@ -29,11 +29,13 @@ from .common import (
     DB,
     HUB,
     METRICS,
+    INT_MAX,
     STORE,
     ApiError,
     folder_access,
     now,
     principal,
+    query_int,
     read_json,
     remote,
 )
@@ -171,13 +173,8 @@ async def put_head(request: web.Request) -> web.Response:
 
 async def get_log(request: web.Request) -> web.Response:
     row, _ = await folder_access(request)
-    try:
-        after = int(request.query.get("after", "0"))
-        limit = int(request.query.get("limit", "100"))
-    except ValueError as exc:
-        raise ApiError(400, "after and limit must be integers") from exc
-    if after < 0 or not 1 <= limit <= LOG_LIMIT_MAX:
-        raise ApiError(400, f"after must be >= 0 and limit in 1..{LOG_LIMIT_MAX}")
+    after = query_int(request, "after", 0, 0, INT_MAX)
+    limit = query_int(request, "limit", 100, 1, LOG_LIMIT_MAX)
     rows = await request.app[DB].read(lambda c: db.head_log(c, row.id, after, limit))
     entries = [wire.HeadLogEntry(*r).to_wire() for r in rows]
     return web.json_response({"entries": entries})
