@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -47,9 +48,11 @@ from .handlers.common import (
     ApiError,
     now,
     record,
+    storage_refusal,
 )
 from .metrics import CONTENT_TYPE, Metrics
 from .quota import QuotaTracker
+from .storage.base import StorageError, storage_error
 
 __all__ = ["make_app"]
 
@@ -139,6 +142,9 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
             metrics.denied.inc()
             if not err.audited:
                 await _audit_denied(request, err.status, err.message)
+    except (StorageError, sqlite3.Error) as exc:  # a full or failing disk is an answer
+        failed = storage_error(exc, "metadata database failed")
+        response = storage_refusal(failed, write=request.method != "GET").response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import re
 import time
@@ -32,6 +33,7 @@ from ..config import ServerConfig
 from ..events import EventHub
 from ..metrics import Metrics
 from ..quota import QuotaTracker
+from ..storage.base import StorageError, StorageFull
 
 __all__ = [
     "CONFIG",
@@ -51,7 +53,16 @@ __all__ = [
     "query_int",
     "read_json",
     "record",
+    "storage_call",
+    "storage_refusal",
 ]
+
+log = logging.getLogger("server.storage")
+
+#: ``code`` of a 507 answer: the server's disk is full or failing (not the user's quota)
+STORAGE_FULL_CODE = "storage_full"
+STORAGE_FAILED_CODE = "storage_failed"
+STORAGE_FULL_MESSAGE = "server storage is full"
 
 CONFIG = web.AppKey("config", ServerConfig)
 DB = web.AppKey("db", db.MetaDB)
@@ -81,6 +92,30 @@ class ApiError(Exception):
     def response(self) -> web.Response:
         body = {**self.extra, **wire.error_body(self.message)}
         return web.json_response(body, status=self.status)
+
+
+def storage_refusal(exc: StorageError, *, write: bool) -> ApiError:
+    """The answer to a failed store call: 507 on the write path, 503 on reads.
+
+    Why not a 500: a full or failing disk is the server's state, not a bug; the client
+    needs a stable status and ``code`` to tell it from a quota refusal and to back off
+    instead of retrying at once. One log line, no traceback.
+    """
+    log.warning("object store %s failed: %s", "write" if write else "read", exc.message)
+    if isinstance(exc, StorageFull):
+        return ApiError(wire.QUOTA_STATUS, STORAGE_FULL_MESSAGE, code=STORAGE_FULL_CODE)
+    if write:
+        return ApiError(wire.QUOTA_STATUS, f"server storage failed: {exc.message}",
+                        code=STORAGE_FAILED_CODE)
+    return ApiError(503, f"server storage unavailable: {exc.message}", code=STORAGE_FAILED_CODE)
+
+
+async def storage_call(fn: Any, *args: Any, write: bool = False) -> Any:
+    """``fn(*args)`` on a worker thread, a StorageError turned into :func:`storage_refusal`."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except StorageError as exc:
+        raise storage_refusal(exc, write=write) from exc
 
 
 def now() -> float:

@@ -12,7 +12,6 @@ cannot rewind history except by naming the current head, and no route deletes.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import secrets
@@ -38,6 +37,7 @@ from .common import (
     query_int,
     read_json,
     remote,
+    storage_call,
 )
 
 __all__ = [
@@ -145,7 +145,7 @@ async def put_head(request: web.Request) -> web.Response:
     if not wire.HEX_ID.match(new) or (expected is not None and not wire.HEX_ID.match(expected)):
         raise ApiError(400, "malformed object id")
     store = request.app[STORE]
-    present = await asyncio.to_thread(store.has_many, row.id, [bytes.fromhex(new)])  # type: ignore[attr-defined]
+    present = await storage_call(store.has_many, row.id, [bytes.fromhex(new)])  # type: ignore[attr-defined]
     if not present:
         raise ApiError(400, "new head object is not stored on the server")
     who, t, address = principal(request), now(), remote(request)
