@@ -12,6 +12,7 @@ message and the process exit code the CLI uses for it::
     │   ├── TransportTimeout        no answer in time (retryable)
     │   ├── NetworkError            connection refused, reset, DNS (retryable)
     │   ├── ProtocolError           the server said something malformed or unexpected
+    │   ├── ServerStorageFull       507: the server's own disk is full or failing (retry later)
     │   └── AuthError (exit 7)      401/403: bad, expired or revoked credentials
     │       └── DeviceRevoked (exit 11) the device token is refused for good (revoked,
     │                                   expired, unknown): log in again; never retried
@@ -41,6 +42,7 @@ __all__ = [
     "QuotaExceeded",
     "RefConflict",
     "RollbackError",
+    "ServerStorageFull",
     "TransportError",
     "TransportTimeout",
     "UnsafePathError",
@@ -100,6 +102,15 @@ class NetworkError(TransportError):
 
 class ProtocolError(TransportError):
     pass
+
+
+class ServerStorageFull(TransportError):
+    """The server could not store the upload: its disk is full (or failing).
+
+    Not retried by the transport's quick retries (``retryable`` is False): space does
+    not come back in seconds. As a TransportError it makes the daemon go offline and
+    try again with its own, much longer back-off; a one-shot command fails in one line.
+    """
 
 
 class AuthError(TransportError):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -52,11 +53,13 @@ from .handlers.common import (
     ApiError,
     now,
     record,
+    storage_refusal,
 )
 from .limits import Budget, DenialThrottle, LoginLimiter
 from .metrics import CONTENT_TYPE, Metrics
 from .passwords import PasswordGate
 from .quota import QuotaTracker
+from .storage.base import StorageError, storage_error
 
 __all__ = ["make_app"]
 
@@ -158,6 +161,9 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
             metrics.denied.inc()
             if not err.audited:
                 await _audit_denied(request, err.status, err.message)
+    except (StorageError, sqlite3.Error) as exc:  # a full or failing disk is an answer
+        failed = storage_error(exc, "metadata database failed")
+        response = storage_refusal(failed, write=request.method != "GET").response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -45,6 +45,7 @@ from ..errors import (
     ProtocolError,
     QuotaExceeded,
     RefConflict,
+    ServerStorageFull,
     TransportError,
 )
 from ..objects import ObjectId
@@ -310,10 +311,22 @@ def status_error(status: int, reason: str, body: bytes, what: str) -> ChunksyncE
             return RefConflict(msg)
         return RefConflict(msg, current=current.head, seq=current.seq)
     if status == wire.QUOTA_STATUS:
-        return QuotaExceeded(msg)
+        return _insufficient_storage(doc, msg)
     if status == 429 or status >= 500:
         return ServerError(msg)
     return ProtocolError(msg)
+
+
+def _insufficient_storage(doc: dict[str, Any], msg: str) -> ChunksyncError:
+    """507 is either the owner's quota (final) or the server's disk (retry much later);
+    the ``code`` field tells them apart (older servers: the message does)."""
+    code = doc.get("code")
+    said = doc.get("error")
+    if code in ("storage_full", "storage_failed") or (
+        code is None and isinstance(said, str) and said.startswith("server storage")
+    ):
+        return ServerStorageFull(msg)
+    return QuotaExceeded(msg)
 
 
 def field_of(doc: Any, key: str, kind: type | tuple[type, ...]) -> Any:

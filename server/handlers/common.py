@@ -5,7 +5,9 @@
   status, and audits 401/403.
 * :func:`read_json` reads a JSON body **incrementally** under a byte cap (413 past it,
   by Content-Length or while streaming), requires an object and refuses unknown
-  fields, so a typo in a client never passes silently.
+  fields, so a typo in a client never passes silently. It is the one JSON parser of
+  the server (:func:`parse_json`): nesting too deep, integers outside int64, NaN and
+  infinities are 400, never a crash; :func:`query_int` does the same for query ints.
 * :func:`folder_access` resolves a folder name to its row and the caller's role,
   refusing non-members (403) and read-only members on writes (403).
 """
@@ -14,6 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -28,12 +33,15 @@ from ..config import ServerConfig
 from ..events import EventHub
 from ..metrics import Metrics
 from ..quota import QuotaTracker
+from ..storage.base import StorageError, StorageFull
 
 __all__ = [
     "CONFIG",
     "DB",
     "EPOCH",
     "HUB",
+    "INT_MAX",
+    "INT_MIN",
     "LIMITER",
     "QUOTAS",
     "METRICS",
@@ -41,10 +49,21 @@ __all__ = [
     "STORE",
     "ApiError",
     "folder_access",
+    "parse_json",
     "principal",
+    "query_int",
     "read_json",
     "record",
+    "storage_call",
+    "storage_refusal",
 ]
+
+log = logging.getLogger("server.storage")
+
+#: ``code`` of a 507 answer: the server's disk is full or failing (not the user's quota)
+STORAGE_FULL_CODE = "storage_full"
+STORAGE_FAILED_CODE = "storage_failed"
+STORAGE_FULL_MESSAGE = "server storage is full"
 
 CONFIG = web.AppKey("config", ServerConfig)
 DB = web.AppKey("db", db.MetaDB)
@@ -57,6 +76,9 @@ EPOCH = web.AppKey("epoch", str)  # this process's start token (server.epoch)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 WRITE_ROLES = ("owner", "read-write")
+#: the integer range every number from a client must fit (SQLite INTEGER, int64)
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+_QUERY_INT = re.compile(r"\A-?[0-9]{1,19}\Z")   # ASCII digits only: int() takes more
 
 
 class ApiError(Exception):
@@ -72,6 +94,30 @@ class ApiError(Exception):
     def response(self) -> web.Response:
         body = {**self.extra, **wire.error_body(self.message)}
         return web.json_response(body, status=self.status)
+
+
+def storage_refusal(exc: StorageError, *, write: bool) -> ApiError:
+    """The answer to a failed store call: 507 on the write path, 503 on reads.
+
+    Why not a 500: a full or failing disk is the server's state, not a bug; the client
+    needs a stable status and ``code`` to tell it from a quota refusal and to back off
+    instead of retrying at once. One log line, no traceback.
+    """
+    log.warning("object store %s failed: %s", "write" if write else "read", exc.message)
+    if isinstance(exc, StorageFull):
+        return ApiError(wire.QUOTA_STATUS, STORAGE_FULL_MESSAGE, code=STORAGE_FULL_CODE)
+    if write:
+        return ApiError(wire.QUOTA_STATUS, f"server storage failed: {exc.message}",
+                        code=STORAGE_FAILED_CODE)
+    return ApiError(503, f"server storage unavailable: {exc.message}", code=STORAGE_FAILED_CODE)
+
+
+async def storage_call(fn: Any, *args: Any, write: bool = False) -> Any:
+    """``fn(*args)`` on a worker thread, a StorageError turned into :func:`storage_refusal`."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except StorageError as exc:
+        raise storage_refusal(exc, write=write) from exc
 
 
 def now() -> float:
@@ -114,10 +160,7 @@ async def read_json(
     """A JSON object with only the given fields (checked by type); see module doc."""
     cap = limit if limit is not None else request.app[CONFIG].max_json_bytes
     raw = await read_limited(request, cap, "JSON body")
-    try:
-        doc = json.loads(raw) if len(raw) < 65536 else await asyncio.to_thread(json.loads, raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"invalid JSON: {exc}") from exc
+    doc = parse_json(raw) if len(raw) < 65536 else await asyncio.to_thread(parse_json, raw)
     if not isinstance(doc, dict):
         raise ApiError(400, "invalid JSON: expected an object")
     unknown = sorted(set(doc) - set(fields))
@@ -130,6 +173,51 @@ async def read_json(
         if not _type_ok(value, _as_tuple(fields[name])):
             raise ApiError(400, f"field {name!r} has the wrong type")
     return doc
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if not INT_MIN <= value <= INT_MAX:
+        raise ValueError("integer out of range")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Decode a client's JSON strictly; any malformed input is ``ApiError(400)``.
+
+    Why here: ``json.loads`` raises RecursionError on deep nesting, accepts NaN and
+    Infinity, and returns integers no database column can hold; each of those used to
+    surface as a 500 somewhere further down.
+    """
+    try:
+        return json.loads(
+            raw, parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
+        )
+    except RecursionError as exc:
+        raise ApiError(400, "invalid JSON: nested too deeply") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"invalid JSON: {str(exc)[:200]}") from exc
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """The query parameter ``name`` as an integer in ``low..high`` (400 otherwise)."""
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not _QUERY_INT.match(text) or not low <= (value := int(text)) <= high:
+        raise ApiError(400, f"query parameter {name!r} must be an integer in {low}..{high}")
+    return value
 
 
 def _type_ok(value: Any, types: tuple[type, ...]) -> bool:

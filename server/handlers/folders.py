@@ -12,7 +12,6 @@ cannot rewind history except by naming the current head, and no route deletes.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import secrets
@@ -32,13 +31,16 @@ from .common import (
     EPOCH,
     HUB,
     METRICS,
+    INT_MAX,
     STORE,
     ApiError,
     folder_access,
     now,
     principal,
+    query_int,
     read_json,
     remote,
+    storage_call,
 )
 
 __all__ = [
@@ -147,7 +149,7 @@ async def put_head(request: web.Request) -> web.Response:
     if not wire.HEX_ID.match(new) or (expected is not None and not wire.HEX_ID.match(expected)):
         raise ApiError(400, "malformed object id")
     store = request.app[STORE]
-    present = await asyncio.to_thread(store.has_many, row.id, [bytes.fromhex(new)])  # type: ignore[attr-defined]
+    present = await storage_call(store.has_many, row.id, [bytes.fromhex(new)])  # type: ignore[attr-defined]
     if not present:
         raise ApiError(400, "new head object is not stored on the server")
     who, t, address = principal(request), now(), remote(request)
@@ -175,13 +177,8 @@ async def put_head(request: web.Request) -> web.Response:
 
 async def get_log(request: web.Request) -> web.Response:
     row, _ = await folder_access(request)
-    try:
-        after = int(request.query.get("after", "0"))
-        limit = int(request.query.get("limit", "100"))
-    except ValueError as exc:
-        raise ApiError(400, "after and limit must be integers") from exc
-    if after < 0 or not 1 <= limit <= LOG_LIMIT_MAX:
-        raise ApiError(400, f"after must be >= 0 and limit in 1..{LOG_LIMIT_MAX}")
+    after = query_int(request, "after", 0, 0, INT_MAX)
+    limit = query_int(request, "limit", 100, 1, LOG_LIMIT_MAX)
     rows = await request.app[DB].read(lambda c: db.head_log(c, row.id, after, limit))
     entries = [wire.HeadLogEntry(*r).to_wire() for r in rows]
     return web.json_response({"entries": entries})

@@ -17,6 +17,7 @@ says how many frames were accepted. The client simply retries the whole batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,11 +38,15 @@ from .common import (
     parse_ids,
     read_json,
     read_limited,
+    storage_call,
+    storage_refusal,
 )
+from ..storage.base import StorageError
 
 __all__ = ["fetch_batch", "get_object", "missing", "put_object", "upload_batch"]
 
 FLUSH_BYTES = 16 * 1024 * 1024
+QUOTA_CODE = "quota_exceeded"   # ``code`` of a 507 for the owner's quota (not a full disk)
 FETCH_GROUP = 32   # objects per get_many while streaming a fetch
 _UP = wire.UPLOAD_FRAME_HEADER
 _DOWN = wire.DOWNLOAD_FRAME_HEADER
@@ -75,15 +80,18 @@ async def missing(request: web.Request) -> web.Response:
         # ids are validated lowercase hex, so joining them is valid JSON (and 10x faster)
         return '{"missing":[' + ",".join(f'"{h}"' for h in absent) + "]}"
 
-    return web.Response(text=await asyncio.to_thread(query), content_type="application/json")
+    return web.Response(text=await storage_call(query), content_type="application/json")
 
 
 async def _enforce_quota(request: web.Request, row: Any, incoming: int) -> None:
-    refusal = await request.app[QUOTAS].check(
-        request.app[DB], request.app[STORE], row.owner, incoming
-    )
+    try:
+        refusal = await request.app[QUOTAS].check(
+            request.app[DB], request.app[STORE], row.owner, incoming
+        )
+    except StorageError as exc:
+        raise storage_refusal(exc, write=False) from exc
     if refusal is not None:
-        raise ApiError(wire.QUOTA_STATUS, refusal)
+        raise ApiError(wire.QUOTA_STATUS, refusal, code=QUOTA_CODE)
 
 
 async def put_object(request: web.Request) -> web.Response:
@@ -96,8 +104,8 @@ async def put_object(request: web.Request) -> web.Response:
     blob = await read_limited(request, cfg.max_blob_size, "object")
     await _enforce_quota(request, row, len(blob))
     store = request.app[STORE]
-    good, new, _ = await asyncio.to_thread(
-        verify_and_store, store, row.id, [(oid, bytes.fromhex(digest_hex), blob)]
+    good, new, _ = await storage_call(
+        verify_and_store, store, row.id, [(oid, bytes.fromhex(digest_hex), blob)], write=True
     )
     if not good:
         raise ApiError(400, "digest mismatch: body does not match " + wire.DIGEST_HEADER)
@@ -125,6 +133,9 @@ async def upload_batch(request: web.Request) -> web.Response:
     flushing: asyncio.Task[tuple[int, int, int | None]] | None = None
     failure: ApiError | None = None
     mismatch = False
+
+    async def store_frames(frames: list[Frame]) -> tuple[int, int, int | None]:
+        return await storage_call(verify_and_store, store, row.id, frames, write=True)  # type: ignore[no-any-return]
 
     async def settle() -> None:
         nonlocal flushing, mismatch
@@ -160,28 +171,27 @@ async def upload_batch(request: web.Request) -> web.Response:
             pending_bytes += length
             if pending_bytes >= FLUSH_BYTES:
                 await settle()
-                flushing = asyncio.create_task(
-                    asyncio.to_thread(verify_and_store, store, row.id, pending)
-                )
+                flushing = asyncio.create_task(store_frames(pending))
                 pending, pending_bytes = [], 0
         await settle()
         if pending:
-            flushing = asyncio.create_task(asyncio.to_thread(verify_and_store, store, row.id, pending))
+            flushing = asyncio.create_task(store_frames(pending))
             pending = []
             await settle()
     except ApiError as exc:
         failure = exc
-    if failure is not None:
+    if failure is not None and failure.status != wire.QUOTA_STATUS:
         # keep the verified frames read before the bad one (see module docstring)
         try:
             await settle()
             if pending:
-                flushing = asyncio.create_task(
-                    asyncio.to_thread(verify_and_store, store, row.id, pending)
-                )
+                flushing = asyncio.create_task(store_frames(pending))
                 await settle()
         except ApiError as exc:
             failure = exc  # a mismatch found now lies before the frame that failed
+    elif flushing is not None:  # the store failed: let the batch in flight finish, no more
+        with contextlib.suppress(ApiError):
+            await settle()
     metrics.objects_stored.inc(totals["new"])
     metrics.bytes_in.inc(totals["bytes"])
     if totals["new"]:
@@ -208,7 +218,7 @@ async def get_object(request: web.Request) -> web.Response:
     row, _ = await folder_access(request)
     oid = object_id(request.match_info["oid"])
     try:
-        blob = await asyncio.to_thread(request.app[STORE].get, row.id, oid)  # type: ignore[attr-defined]
+        blob = await storage_call(request.app[STORE].get, row.id, oid)  # type: ignore[attr-defined]
     except ObjectNotFound as exc:
         raise ApiError(404, f"no object {oid.hex()}") from exc
     request.app[METRICS].bytes_out.inc(len(blob))
@@ -220,7 +230,7 @@ async def fetch_batch(request: web.Request) -> web.StreamResponse:
     doc = await read_json(request, {"ids": list}, required=("ids",))
     ids, raw = parse_ids(doc["ids"], request.app[CONFIG].max_batch_objects)
     store, metrics = request.app[STORE], request.app[METRICS]
-    present = await asyncio.to_thread(store.has_many, row.id, raw)  # type: ignore[attr-defined]
+    present = await storage_call(store.has_many, row.id, raw)  # type: ignore[attr-defined]
     absent = [h for h, b in zip(ids, raw) if b not in present]
     if absent:
         raise ApiError(404, f"{len(absent)} object(s) not found", missing=absent)
@@ -231,8 +241,12 @@ async def fetch_batch(request: web.Request) -> web.StreamResponse:
         if oid:
             group.append(oid)
         if group and (not oid or len(group) >= FETCH_GROUP):
-            blobs = await asyncio.to_thread(store.get_many, row.id, group)  # type: ignore[attr-defined]
-            if len(blobs) != len(group):
+            try:
+                blobs = await asyncio.to_thread(store.get_many, row.id, group)  # type: ignore[attr-defined]
+            except StorageError as exc:  # the status is sent: all we can do is cut the body
+                storage_refusal(exc, write=False)
+                raise ConnectionResetError("object store failed during fetch") from exc
+            if len(blobs) != len(group):  # vanished, or found damaged and quarantined
                 raise ConnectionResetError("object vanished during fetch")  # aborts the body
             for one in group:
                 blob = blobs[one]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import ObjectStore, StorageError, StoreStats, check_namespace, check_oid
+from .base import (
+    ObjectStore, StorageError, StorageFull, StoreStats, check_namespace, check_oid, storage_error,
+)
 from .memory import MemoryObjectStore
 from .packs import PackObjectStore
 
@@ -18,10 +20,12 @@ __all__ = [
     "ObjectStore",
     "PackObjectStore",
     "StorageError",
+    "StorageFull",
     "StoreStats",
     "check_namespace",
     "check_oid",
     "open_store",
+    "storage_error",
 ]
 
 MEMORY_URL = "memory:"

@@ -24,7 +24,9 @@ storage failures raise :class:`StorageError`; malformed namespaces or ids raise
 from __future__ import annotations
 
 import builtins
+import errno
 import re
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -36,9 +38,11 @@ __all__ = [
     "OID_SIZE",
     "ObjectStore",
     "StorageError",
+    "StorageFull",
     "StoreStats",
     "check_namespace",
     "check_oid",
+    "storage_error",
 ]
 
 #: a namespace is a folder's internal id on the server
@@ -49,6 +53,31 @@ OID_SIZE = 32
 
 class StorageError(ChunksyncError):
     """The object store failed to read or write (I/O error, locked or closed store)."""
+
+
+class StorageFull(StorageError):
+    """The disk (or the server's filesystem quota) has no room for the write."""
+
+
+#: errno values meaning "no room": the disk is full or the filesystem quota is spent
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = 13
+
+
+def storage_error(exc: BaseException, what: str) -> StorageError:
+    """A one-line StorageError for an OS or SQLite failure, StorageFull when out of room.
+
+    Why classify here: the HTTP layer answers "full" (507, retry much later) differently
+    from other failures, and only the place that caught the OSError still knows errno.
+    """
+    if isinstance(exc, StorageError):
+        return exc
+    full = (isinstance(exc, OSError) and exc.errno in FULL_ERRNOS) or (
+        isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
+    )
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    cls = StorageFull if full else StorageError
+    return cls(f"{what}: {reason}".replace("\n", " "))
 
 
 @dataclass(frozen=True, slots=True)

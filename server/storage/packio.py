@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .base import StorageError
+from .base import StorageError, storage_error
 
-__all__ = ["INSERT", "GroupCommit", "Job", "Row", "ensure_dir", "fsync_dir", "transact", "write_all"]
+__all__ = [
+    "INSERT", "GroupCommit", "Job", "Row", "ensure_dir", "fsync_dir", "raise_failed", "transact",
+    "write_all",
+]
 
 INSERT = "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?, ?, ?)"
 _IOV_MAX = 1024  # buffers per pwritev call (Linux IOV_MAX)
@@ -32,7 +35,7 @@ class Job:
     rows: list[Row]
     fds: set[int]
     done: threading.Event = field(default_factory=threading.Event)
-    error: str | None = None
+    error: StorageError | None = None
 
 
 class GroupCommit:
@@ -59,7 +62,7 @@ class GroupCommit:
                 group, self._queue = self._queue, []
                 self._busy = True
                 self._cond.release()
-                error: str | None = "object store commit interrupted"
+                error: StorageError | None = StorageError("object store commit interrupted")
                 try:
                     error = self._flush(group)
                 finally:
@@ -69,10 +72,9 @@ class GroupCommit:
                         queued.error = error
                         queued.done.set()
                     self._cond.notify_all()
-        if job.error is not None:
-            raise StorageError(job.error)
+        raise_failed(job)
 
-    def _flush(self, group: list[Job]) -> str | None:
+    def _flush(self, group: list[Job]) -> StorageError | None:
         try:
             sync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
             for fd in {fd for job in group for fd in job.fds}:
@@ -81,8 +83,14 @@ class GroupCommit:
             with self._db_lock:
                 transact(self._db, lambda db: db.executemany(INSERT, rows))
         except (OSError, sqlite3.Error) as exc:
-            return f"object store write failed: {exc}"
+            return storage_error(exc, "object store write failed")
         return None
+
+
+def raise_failed(job: Job) -> None:
+    """Raise the job's failure (a fresh instance per waiting thread) if it failed."""
+    if job.error is not None:
+        raise type(job.error)(job.error.message)
 
 
 def transact(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], Any]) -> Any:

@@ -47,8 +47,10 @@ from typing import Any, TypeVar, cast
 from chunksync.errors import ObjectNotFound
 from chunksync.wire import blob_digest
 
-from .base import NAMESPACE, StorageError, StoreStats, check_namespace, check_oid
-from .packio import GroupCommit, Job, Row, ensure_dir, fsync_dir, transact, write_all
+from .base import NAMESPACE, StorageError, StoreStats, check_namespace, check_oid, storage_error
+from .packio import (
+    GroupCommit, Job, Row, ensure_dir, fsync_dir, raise_failed, transact, write_all,
+)
 
 __all__ = ["PACK_SIZE", "PackObjectStore"]
 
@@ -90,7 +92,7 @@ def _converting(method: _F) -> _F:
         try:
             return method(*args, **kwargs)
         except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"object store failed: {exc}") from exc
+            raise storage_error(exc, "object store failed") from exc
 
     return cast(_F, wrapper)
 
@@ -190,8 +192,7 @@ class PackObjectStore:
                         present.update(fresh)
         for other in waits.values():  # the same ids, being written by another batch
             other.done.wait()
-            if other.error is not None:
-                raise StorageError(other.error)
+            raise_failed(other)
         return len(fresh)
 
     @_converting
@@ -419,7 +420,7 @@ class PackObjectStore:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, space.end)
-            raise StorageError(f"object store write failed: {exc}") from exc
+            raise storage_error(exc, "object store write failed") from exc
         space.end = offset
         job = Job(rows=rows, fds={fd})
         for oid in fresh:
