@@ -10,8 +10,10 @@ Sources, in order (later lines win, exactly as in one concatenated ``.gitignore`
    synced file, so every device shares the rules;
 2. ``.chunksync/ignore``: the same syntax, per device, never synced.
 
-Independently of any rule, a path with a component named ``.chunksync`` (the folder's
-own state: keys, index, temp files) is always ignored, and cannot be re-included.
+Independently of any rule, a path with a component named ``.chunksync`` in any letter
+case (the folder's own state: keys, index, temp files; or a nested synced folder's) is
+always ignored, and cannot be re-included: other devices refuse that name from the
+server (:mod:`chunksync.paths`), so syncing it would stop them.
 
 Paths are relative, POSIX-style (``a/b/c.txt``). As in git, a directory that is ignored
 is not descended into, so a later ``!pattern`` cannot re-include a file below it; the
@@ -88,7 +90,7 @@ class IgnoreRules:
         """Whether this path (relative, POSIX) is excluded from sync."""
         if not rel_path or rel_path == ".":
             return False
-        if STATE_DIR in rel_path.split("/"):
+        if any(part.casefold() == STATE_DIR for part in rel_path.split("/")):
             return True
         if not self.lines:
             return False

@@ -8,8 +8,10 @@ engine touches the disk, each path it will create, overwrite, rename or delete p
 * the path is relative, non-empty, ``/``-separated, with no empty, ``.`` or ``..``
   component, so it can never leave the synced folder;
 * it contains no backslash (a separator on Windows), NUL or other control character;
-* its first component is not the per-folder state directory ``.chunksync`` (in any
-  letter case, since macOS and Windows ignore case);
+* no component is the per-folder state directory name ``.chunksync`` (in any letter
+  case, since macOS and Windows ignore case), at any depth: a nested one may be the
+  state of another folder synced inside this one, and must never be written from the
+  server (its key, config and index would be the server's choice);
 * every component fits the 255-byte name limit of common filesystems once encoded
   as UTF-8, and is valid UTF-8 at all (no lone surrogates);
 * with ``strict_portable=True``, no component is a name Windows refuses (``CON``,
@@ -28,6 +30,7 @@ from .errors import UnsafePathError
 
 __all__ = [
     "MAX_NAME_BYTES",
+    "MAX_SYMLINK_TARGET",
     "STATE_DIR",
     "portability_problem",
     "validate_relpath",
@@ -37,6 +40,7 @@ __all__ = [
 
 STATE_DIR = ".chunksync"
 MAX_NAME_BYTES = 255
+MAX_SYMLINK_TARGET = 4096  # PATH_MAX on Linux; longer targets cannot be created anyway
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*]')
@@ -101,15 +105,20 @@ def validate_tree_entry_name(
 ) -> str:
     """Check one directory entry name (a single path component) and return it.
 
-    ``at_root`` also refuses the state directory name, which only matters at the top
-    of the folder.
+    The state directory name is refused at every depth; ``at_root`` is accepted for
+    compatibility and no longer changes anything.
     """
+    del at_root
     if not isinstance(name, str):
         raise UnsafePathError(f"unsafe name from server: not a string ({type(name).__name__})")
     _check_component(name, name, strict_portable=strict_portable)
-    if at_root and name.casefold() == STATE_DIR:
-        raise _refuse(name, f"the {STATE_DIR} state directory is never synced")
+    _check_not_state(name, name)
     return name
+
+
+def _check_not_state(name: str, shown: str) -> None:
+    if name.casefold() == STATE_DIR:
+        raise _refuse(shown, f"the {STATE_DIR} state directory is never synced")
 
 
 def validate_relpath(path: str, *, strict_portable: bool = False) -> str:
@@ -125,8 +134,7 @@ def validate_relpath(path: str, *, strict_portable: bool = False) -> str:
     components = path.split("/")
     for component in components:
         _check_component(component, path, strict_portable=strict_portable)
-    if components[0].casefold() == STATE_DIR:
-        raise _refuse(path, f"the {STATE_DIR} state directory is never synced")
+        _check_not_state(component, path)
     return path
 
 
@@ -141,4 +149,6 @@ def validate_symlink_target(target: str, shown: str) -> str:
         raise _refuse(shown, "symlink without a target")
     if _CONTROL.search(target):
         raise _refuse(shown, "NUL or control character in symlink target")
+    if len(target) > MAX_SYMLINK_TARGET:
+        raise _refuse(shown, f"symlink target longer than {MAX_SYMLINK_TARGET} characters")
     return target

@@ -15,7 +15,7 @@ SAFE = [
     "a",
     "a/b/c.txt",
     ".bashrc",
-    "dir/.chunksync",  # only the top-level state directory is reserved
+    "dir/.chunksync-notes",
     ".chunksyncignore",
     "résumé/日本語.txt",
     "name with spaces",
@@ -42,6 +42,9 @@ UNSAFE = [
     (".chunksync", "state directory"),
     (".chunksync/keys", "state directory"),
     (".ChunkSync/x", "state directory"),
+    ("dir/.chunksync", "state directory"),
+    ("sub/.chunksync/key", "state directory"),
+    ("a/b/.CHUNKSYNC/index/data.mdb", "state directory"),
     ("x" * 256, "255 bytes"),
     ("é" * 128, "255 bytes"),
     ("bad\udcffname", "UTF-8"),
@@ -88,10 +91,19 @@ def test_strict_portable_allows_names_that_only_start_like_devices() -> None:
         assert validate_relpath(path, strict_portable=True) == path
 
 
+def test_nested_chunksync_from_the_server_is_refused_at_every_depth() -> None:
+    """Failure 6: ``sub/.chunksync/key`` in a remote tree used to be written to disk."""
+    for name in (".chunksync", ".ChunkSync", ".CHUNKSYNC"):
+        for at_root in (True, False):
+            with pytest.raises(UnsafePathError, match="state directory"):
+                validate_tree_entry_name(name, at_root=at_root)
+    for path in ("sub/.chunksync/key", "a/b/.Chunksync", "x/.chunksync/index/data.mdb"):
+        with pytest.raises(UnsafePathError, match="state directory"):
+            validate_relpath(path)
+
+
 def test_tree_entry_name() -> None:
-    assert validate_tree_entry_name(".chunksync") == ".chunksync"
-    with pytest.raises(UnsafePathError, match="state directory"):
-        validate_tree_entry_name(".chunksync", at_root=True)
+    assert validate_tree_entry_name(".chunksyncignore") == ".chunksyncignore"
     for bad in ("", ".", "..", "a/b", "a\\b", "a\0"):
         with pytest.raises(UnsafePathError):
             validate_tree_entry_name(bad)
@@ -100,9 +112,10 @@ def test_tree_entry_name() -> None:
 def test_symlink_target() -> None:
     assert validate_symlink_target("/usr/bin/python3", "l") == "/usr/bin/python3"
     assert validate_symlink_target("../sibling", "l") == "../sibling"
-    for bad in ("", "a\0b", "a\nb"):
+    for bad in ("", "a\0b", "a\nb", "x" * 4097):
         with pytest.raises(UnsafePathError, match="symlink"):
             validate_symlink_target(bad, "l")
+    assert validate_symlink_target("x" * 4096, "l")
 
 
 @settings(max_examples=300, deadline=None)
@@ -116,4 +129,4 @@ def test_anything_accepted_stays_inside_the_folder(path: str) -> None:
     parts = path.split("/")
     assert all(p not in ("", ".", "..") for p in parts)
     assert not path.startswith("/") and "\\" not in path and "\0" not in path
-    assert parts[0].casefold() != ".chunksync"
+    assert all(p.casefold() != ".chunksync" for p in parts)

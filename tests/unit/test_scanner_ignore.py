@@ -23,6 +23,7 @@ def test_state_dir_always_ignored_and_cannot_be_reincluded() -> None:
     assert rules.is_ignored(".chunksync", True)
     assert rules.is_ignored(".chunksync/index/data.mdb", False)
     assert rules.is_ignored("nested/.chunksync", True)
+    assert rules.is_ignored("nested/.ChunkSync/key", False)  # refused from servers, so never sent
     assert not IgnoreRules().is_ignored("", True)
 
 
