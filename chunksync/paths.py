@@ -7,7 +7,9 @@ engine touches the disk, each path it will create, overwrite, rename or delete p
 
 * the path is relative, non-empty, ``/``-separated, with no empty, ``.`` or ``..``
   component, so it can never leave the synced folder;
-* it contains no backslash (a separator on Windows), NUL or other control character;
+* it contains no NUL; backslashes and other control characters are refused only
+  where they cannot be written (Windows): on Linux and macOS they are legal names and
+  sync like any other (:func:`unwritable_here`);
 * no component is the per-folder state directory name ``.chunksync`` (in any letter
   case, since macOS and Windows ignore case), at any depth: a nested one may be the
   state of another folder synced inside this one, and must never be written from the
@@ -17,13 +19,21 @@ engine touches the disk, each path it will create, overwrite, rename or delete p
 * with ``strict_portable=True``, no component is a name Windows refuses (``CON``,
   ``com1.txt``, a trailing dot or space, ``<>:"|?*``).
 
+Names are judged per entry and per platform. A tree entry that is structurally
+impossible (empty, ``.``, ``..``, a slash or NUL) or the state directory is hostile: the
+object is refused. A name that is merely impossible *here* (too long for this file
+system, a character this platform refuses) is not: the engine skips that entry on this
+device alone, reports it, and syncs the rest (:func:`unwritable_here`).
+
 The functions are pure: they never look at the disk, and return their input
 unchanged when it is safe, raising :class:`~chunksync.errors.UnsafePathError` with a
-one-line reason otherwise.
+one-line reason otherwise. :func:`display` escapes a name for output, so a name with
+control characters can never forge a line of a terminal or a log.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 from .errors import UnsafePathError
@@ -32,7 +42,9 @@ __all__ = [
     "MAX_NAME_BYTES",
     "MAX_SYMLINK_TARGET",
     "STATE_DIR",
+    "display",
     "portability_problem",
+    "unwritable_here",
     "validate_relpath",
     "validate_symlink_target",
     "validate_tree_entry_name",
@@ -43,6 +55,7 @@ MAX_NAME_BYTES = 255
 MAX_SYMLINK_TARGET = 4096  # PATH_MAX on Linux; longer targets cannot be created anyway
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_WINDOWS = os.name == "nt"
 _WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*]')
 _WINDOWS_RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
@@ -55,25 +68,54 @@ def _refuse(path: str, reason: str) -> UnsafePathError:
     return UnsafePathError(f"unsafe path from server {path!r:.120}: {reason}")
 
 
-def _check_component(name: str, shown: str, *, strict_portable: bool) -> None:
+def _check_structure(name: str, shown: str) -> None:
+    """What no platform can hold in one name: the tree itself is malformed."""
     if not name:
         raise _refuse(shown, "empty path component")
     if name in (".", ".."):
         raise _refuse(shown, f"{name!r} component")
     if "/" in name:
         raise _refuse(shown, "slash inside a name")
-    if "\\" in name:
-        raise _refuse(shown, "backslash")
-    if _CONTROL.search(name):
-        raise _refuse(shown, "NUL or control character")
+    if "\0" in name:
+        raise _refuse(shown, "NUL character")
+
+
+def unwritable_here(name: str) -> str | None:
+    """Why this device cannot create a file of that name, or None when it can."""
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
-        raise _refuse(shown, "not valid UTF-8") from None
+        return "not valid UTF-8"
     if size > MAX_NAME_BYTES:
-        raise _refuse(shown, f"name longer than {MAX_NAME_BYTES} bytes")
+        return f"name longer than {MAX_NAME_BYTES} bytes"
+    if _WINDOWS:
+        if "\\" in name:
+            return "backslash (a path separator on Windows)"
+        return portability_problem(name)
+    return None
+
+
+def _check_component(name: str, shown: str, *, strict_portable: bool) -> None:
+    _check_structure(name, shown)
+    problem = unwritable_here(name)
+    if problem:
+        raise _refuse(shown, problem)
     if strict_portable:
         _check_portable(name, shown)
+
+
+def display(path: str) -> str:
+    """``path`` for output: control characters, lone surrogates and backslashes escaped,
+    so an odd name shows as what it is and never as raw terminal control codes."""
+    out = []
+    for ch in path:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF:
+            out.append(ch)
+        else:
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return "".join(out)
 
 
 def portability_problem(name: str) -> str | None:
@@ -111,8 +153,10 @@ def validate_tree_entry_name(
     del at_root
     if not isinstance(name, str):
         raise UnsafePathError(f"unsafe name from server: not a string ({type(name).__name__})")
-    _check_component(name, name, strict_portable=strict_portable)
+    _check_structure(name, name)
     _check_not_state(name, name)
+    if strict_portable:
+        _check_portable(name, name)
     return name
 
 
@@ -129,8 +173,6 @@ def validate_relpath(path: str, *, strict_portable: bool = False) -> str:
         raise _refuse(path, "empty path")
     if path.startswith("/"):
         raise _refuse(path, "absolute path")
-    if "\\" in path:
-        raise _refuse(path, "backslash")
     components = path.split("/")
     for component in components:
         _check_component(component, path, strict_portable=strict_portable)
