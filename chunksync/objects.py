@@ -13,6 +13,12 @@ are canonical: the same value gives the same bytes on every device, which is wha
 equal subtrees have equal ids. They are compact JSON (sorted keys, no spaces, UTF-8) so
 a human can read a decrypted object while debugging.
 
+Decoders (``from_doc``) check every field: exact JSON types (no bool for an int, no
+float, no string for a list), no unknown keys, and ranges the client can act on (an
+mtime ``os.utime`` takes, chunk sizes the chunker makes, bounded counts, strings without
+control characters). A peer holding the key may be buggy or hostile: its malformed
+object is refused in one line before anything is built on it.
+
 This module does no I/O and imports only :mod:`chunksync.errors`.
 """
 
@@ -48,6 +54,21 @@ ObjectId = NewType("ObjectId", bytes)
 
 ID_SIZE = 32
 _HEX_ID = re.compile(r"\A[0-9a-f]{64}\Z")
+
+# Bounds on values read from other devices (see the module docstring).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # times in ns that os.utime takes (1677..2262)
+MAX_CHUNK_SIZE = 16 << 20  # the chunker's hard limit on max_size
+MAX_CHUNKS = 1 << 24  # chunks of one file
+MAX_ENTRIES = 1 << 20  # entries of one directory
+MAX_PARENTS = 16  # a merge has 2; last-write-wins side commits add one
+MAX_NAME_CHARS = 1024  # sanity bound; chunksync.paths checks 255 bytes
+MAX_TARGET = 4096  # symlink target, PATH_MAX
+MAX_LABEL = 256  # device and author names
+MAX_MESSAGE = 4096
+MAX_SUMMARY_KEYS = 16
+_SUMMARY_KEY = re.compile(r"\A[a-z][a-z0-9_]{0,31}\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MISSING = object()
 
 
 class ObjectKind(enum.IntEnum):
@@ -89,6 +110,41 @@ def _check_id(value: bytes, what: str) -> None:
         raise IntegrityError(f"{what}: object id must be {ID_SIZE} bytes")
 
 
+def _range(value: int, lo: int, hi: int, what: str) -> None:
+    if not lo <= value <= hi:
+        raise IntegrityError(f"{what} {value!r:.40} out of range ({lo}..{hi})")
+
+
+def _text(value: str, limit: int, what: str) -> None:
+    if len(value) > limit or _CONTROL.search(value):
+        raise IntegrityError(f"{what} {value!r:.80}: over {limit} characters or a control character")
+
+
+def _field(doc: dict[str, Any], key: str, typ: type, what: str, default: Any = _MISSING) -> Any:
+    """``doc[key]``, which must have exactly type ``typ`` (``bool`` is not an ``int``)."""
+    if key not in doc:
+        if default is _MISSING:
+            raise IntegrityError(f"{what}: missing field {key!r}")
+        return default
+    value = doc[key]
+    if type(value) is not typ:
+        raise IntegrityError(f"{what}: field {key!r} must be {typ.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _keys(doc: Any, allowed: frozenset[str], what: str) -> None:
+    if type(doc) is not dict:
+        raise IntegrityError(f"{what} must be an object, not {type(doc).__name__}")
+    if extra := doc.keys() - allowed:
+        raise IntegrityError(f"{what}: unknown field {sorted(extra)[0]!r:.40}")
+
+
+def _list(doc: dict[str, Any], key: str, limit: int, what: str) -> list[Any]:
+    items: list[Any] = _field(doc, key, list, what)
+    _range(len(items), 0, limit, f"{what}: number of {key!r}")
+    return items
+
+
 def _canonical(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -102,8 +158,7 @@ class ChunkRef:
 
     def __post_init__(self) -> None:
         _check_id(self.id, "chunk")
-        if self.size < 0:
-            raise IntegrityError("chunk size must not be negative")
+        _range(self.size, 1, MAX_CHUNK_SIZE, "chunk size")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +169,8 @@ class FileManifest:
     chunks: tuple[ChunkRef, ...]
 
     def __post_init__(self) -> None:
+        _range(self.size, 0, INT64_MAX, "file size")
+        _range(len(self.chunks), 0, MAX_CHUNKS, "file manifest: number of chunks")
         if sum(c.size for c in self.chunks) != self.size:
             raise IntegrityError("file manifest: chunk sizes do not add up to the file size")
 
@@ -126,8 +183,14 @@ class FileManifest:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> FileManifest:
-        chunks = tuple(ChunkRef(id_from_hex(h), int(s)) for h, s in doc["chunks"])
-        return cls(size=int(doc["size"]), chunks=chunks)
+        what = "file manifest"
+        _keys(doc, _MANIFEST_KEYS, what)
+        chunks = []
+        for item in _list(doc, "chunks", MAX_CHUNKS, what):
+            if type(item) is not list or len(item) != 2 or type(item[1]) is not int:
+                raise IntegrityError(f"{what}: a chunk must be [id, size], not {item!r:.80}")
+            chunks.append(ChunkRef(id_from_hex(item[0]), item[1]))
+        return cls(size=_field(doc, "size", int, what), chunks=tuple(chunks))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +211,8 @@ class TreeEntry:
     target: str | None = None
 
     def __post_init__(self) -> None:
+        if type(self.name) is not str or len(self.name) > MAX_NAME_CHARS:
+            raise IntegrityError(f"tree entry: invalid name {self.name!r:.80}")
         if self.kind not in ENTRY_KINDS:
             raise IntegrityError(f"tree entry {self.name!r}: unknown kind {self.kind!r}")
         if not self.name or "/" in self.name or "\0" in self.name or self.name in (".", ".."):
@@ -161,6 +226,12 @@ class TreeEntry:
             if self.id is None:
                 raise IntegrityError(f"tree entry {self.name!r}: {self.kind} needs an id")
             _check_id(self.id, f"tree entry {self.name!r}")
+            if self.target is not None:
+                raise IntegrityError(f"tree entry {self.name!r}: only a symlink has a target")
+        if self.target is not None and len(self.target) > MAX_TARGET:
+            raise IntegrityError(f"tree entry {self.name!r}: symlink target longer than {MAX_TARGET}")
+        _range(self.size, 0, INT64_MAX, f"tree entry {self.name!r:.80}: size")
+        _range(self.mtime_ns, INT64_MIN, INT64_MAX, f"tree entry {self.name!r:.80}: mtime_ns")
 
     def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"n": self.name, "k": self.kind, "m": self.mtime_ns}
@@ -175,14 +246,23 @@ class TreeEntry:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> TreeEntry:
+        _keys(doc, _ENTRY_KEYS, "tree entry")
+        name = _field(doc, "n", str, "tree entry")
+        what = f"tree entry {name!r:.80}"
+        kind = _field(doc, "k", str, what)
+        if kind != "file" and ("s" in doc or "x" in doc):
+            raise IntegrityError(f"{what}: only a file has a size and an exec bit")
+        if kind != "symlink" and "l" in doc:
+            raise IntegrityError(f"{what}: only a symlink has a target")
+        oid = _field(doc, "id", str, what, None)
         return cls(
-            name=doc["n"],
-            kind=doc["k"],
-            id=id_from_hex(doc["id"]) if "id" in doc else None,
-            size=int(doc.get("s", 0)),
-            mtime_ns=int(doc.get("m", 0)),
-            executable=bool(doc.get("x", False)),
-            target=doc.get("l"),
+            name=name,
+            kind=kind,
+            id=id_from_hex(oid) if oid is not None else None,
+            size=_field(doc, "s", int, what, 0),
+            mtime_ns=_field(doc, "m", int, what, 0),
+            executable=_field(doc, "x", bool, what, False),
+            target=_field(doc, "l", str, what, None),
         )
 
 
@@ -193,6 +273,7 @@ class Tree:
     entries: tuple[TreeEntry, ...] = ()
 
     def __post_init__(self) -> None:
+        _range(len(self.entries), 0, MAX_ENTRIES, "tree: number of entries")
         names = [e.name for e in self.entries]
         if names != sorted(names):
             raise IntegrityError("tree entries are not sorted by name")
@@ -218,7 +299,8 @@ class Tree:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Tree:
-        return cls(tuple(TreeEntry.from_doc(e) for e in doc["e"]))
+        _keys(doc, _TREE_KEYS, "tree")
+        return cls(tuple(TreeEntry.from_doc(e) for e in _list(doc, "e", MAX_ENTRIES, "tree")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,10 +322,19 @@ class Commit:
 
     def __post_init__(self) -> None:
         _check_id(self.tree, "commit tree")
+        _range(len(self.parents), 0, MAX_PARENTS, "commit: number of parents")
         for parent in self.parents:
             _check_id(parent, "commit parent")
-        if self.seq < 0:
-            raise IntegrityError("commit sequence number must not be negative")
+        _range(self.seq, 0, INT64_MAX - 1, "commit sequence number")
+        _range(self.time_ns, INT64_MIN, INT64_MAX, "commit time_ns")
+        _text(self.device, MAX_LABEL, "commit device")
+        _text(self.author, MAX_LABEL, "commit author")
+        _text(self.message, MAX_MESSAGE, "commit message")
+        _range(len(self.summary), 0, MAX_SUMMARY_KEYS, "commit summary: number of keys")
+        for key, value in self.summary.items():
+            if type(key) is not str or not _SUMMARY_KEY.match(key):
+                raise IntegrityError(f"commit summary: invalid key {key!r:.40}")
+            _range(value, 0, INT64_MAX, f"commit summary {key!r}")
 
     def encode(self) -> bytes:
         return _canonical(
@@ -262,17 +353,28 @@ class Commit:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Commit:
+        what = "commit"
+        _keys(doc, _COMMIT_KEYS, what)
+        summary: dict[str, Any] = _field(doc, "summary", dict, what, {})
+        for key, value in summary.items():
+            if type(value) is not int:
+                raise IntegrityError(f"commit summary {key!r:.40} must be int, not {type(value).__name__}")
         return cls(
-            tree=id_from_hex(doc["tree"]),
-            parents=tuple(id_from_hex(p) for p in doc["parents"]),
-            seq=int(doc["seq"]),
-            device=str(doc["device"]),
-            author=str(doc["author"]),
-            time_ns=int(doc["time_ns"]),
-            summary={str(k): int(v) for k, v in doc.get("summary", {}).items()},
-            message=str(doc.get("message", "")),
+            tree=id_from_hex(_field(doc, "tree", str, what)),
+            parents=tuple(id_from_hex(p) for p in _list(doc, "parents", MAX_PARENTS, what)),
+            seq=_field(doc, "seq", int, what),
+            device=_field(doc, "device", str, what),
+            author=_field(doc, "author", str, what),
+            time_ns=_field(doc, "time_ns", int, what),
+            summary=dict(summary),
+            message=_field(doc, "message", str, what, ""),
         )
 
+
+_MANIFEST_KEYS = frozenset({"t", "chunks", "size"})
+_ENTRY_KEYS = frozenset({"n", "k", "m", "id", "s", "x", "l"})
+_TREE_KEYS = frozenset({"t", "e"})
+_COMMIT_KEYS = frozenset({"t", "tree", "parents", "seq", "device", "author", "time_ns", "summary", "message"})
 
 _DECODERS = {
     ObjectKind.FILE: ("file", FileManifest.from_doc),
@@ -281,15 +383,18 @@ _DECODERS = {
 }
 
 
-def decode_object(kind: ObjectKind, data: bytes) -> FileManifest | Tree | Commit:
-    """Parse a decrypted metadata object, refusing anything malformed or mistyped."""
+def decode_object(kind: ObjectKind, data: bytes, oid: bytes | None = None) -> FileManifest | Tree | Commit:
+    """Parse a decrypted metadata object, refusing anything malformed or mistyped, in
+    one line that names the object by its short id when ``oid`` is given."""
+    named = f"{kind.name.lower()} object" + (f" {short_id(oid)}" if oid is not None else "")
     try:
         tag, decoder = _DECODERS[kind]
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("t") != tag:
-            raise IntegrityError(f"object is not a {tag}")
+            raise IntegrityError(f"not a {tag}")
         return decoder(doc)
-    except IntegrityError:
-        raise
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise IntegrityError(f"malformed {kind.name.lower()} object: {exc}") from exc
+    except IntegrityError as exc:
+        raise IntegrityError(f"malformed {named}: {exc.message}") from exc
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise IntegrityError(f"malformed {named}: {reason}") from exc

@@ -56,7 +56,7 @@ class ObjectReader:
                 raise KeyError(oid)
             if found[0] != kind:
                 raise IntegrityError(f"object {short_id(oid)}: is a {found[0].name}, not a {kind.name}")
-            obj = decode_object(kind, found[1])
+            obj = decode_object(kind, found[1], oid)
             self._decoded[oid] = obj
         return obj
 
@@ -105,7 +105,7 @@ class ObjectReader:
         if not need:
             return
         for oid, plain in (await self.fetch_blobs(kind, need)).items():
-            obj = decode_object(kind, plain)
+            obj = decode_object(kind, plain, oid)
             if isinstance(obj, Tree):
                 for entry in obj.entries:
                     validate_tree_entry_name(entry.name)
