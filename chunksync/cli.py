@@ -34,6 +34,7 @@ from .folder import (
 )
 from .interrupt import interrupted, on_interrupt, run_interruptible, say_interrupted, signals_handled
 from .objects import short_id
+from .paths import display
 from .progress import TerminalProgress
 from .transport.http import HttpClient
 from .transport.tokens import renew_at
@@ -284,6 +285,8 @@ def _describe(result: Any) -> str:
         if healed.unrecoverable:
             note += f" ({healed.unrecoverable} must come from another device that holds them)"
         note += "\n"
+    for path, reason in result.skipped:
+        note += f"skipped here: {display(path)} ({reason}); it stays on the server for other devices\n"
     if result.receive_only and result.local_only:
         note += (f"receive-only (read-only member): {result.local_only} local change"
                  f"{'s' if result.local_only != 1 else ''} kept here, not sent\n")
@@ -325,6 +328,7 @@ def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, 
         "uploaded_bytes": result.uploaded_bytes,
         "downloaded_bytes": result.downloaded_bytes,
         "receive_only": result.receive_only,
+        "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
         "local_only_changes": result.local_only,
         "healed": {"missing": result.healed.missing, "restored": result.healed.restored},
     }

@@ -37,6 +37,7 @@ from ..crypto.folder_keys import FolderKeys
 from ..errors import AuthError, ChunksyncError, HeldError, RefConflict, RollbackError, TransportError
 from ..ignore import IgnoreRules
 from ..objects import Commit, ObjectId, ObjectKind, Tree, TreeEntry, id_from_hex, short_id
+from ..paths import unwritable_here
 from ..pipeline import Sealer
 from ..progress import NoProgress, Progress
 from ..scanner import ScanResult, scan
@@ -130,6 +131,8 @@ class SyncResult:
     #: receive-only (a read-only member): local changes kept here, never sent
     receive_only: bool = False
     local_only: int = 0
+    #: server entries not written here (path, reason): this platform cannot create them
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -399,13 +402,21 @@ class SyncEngine:
         if accept_history:
             base_root = None  # merge without a base: nothing is deleted on either side
         local_root = scan_result.root_id
-        if ignore.lines:
-            # never graft a server entry named .chunksync: the merge must see it and refuse it
-            def by_rule(path: str, is_dir: bool) -> bool:
-                return fsops.STATE_DIR_NAME not in path.split("/") and ignore.is_ignored(path, is_dir)
+        skipped: list[tuple[str, str]] = []
 
-            local_root = graft_ignored(local_root, remote_root, by_rule, reader.load_tree,
-                                       reader.store_tree)
+        def left_out(path: str, is_dir: bool) -> bool:
+            """Server entries this device leaves alone: ignored here, or named so that
+            this platform cannot create them (skipped here alone, reported, kept on the
+            server). A server entry named .chunksync is never grafted: the merge refuses it."""
+            if fsops.STATE_DIR_NAME in path.split("/"):
+                return False
+            problem = unwritable_here(path.rsplit("/", 1)[-1])
+            if problem:
+                skipped.append((path, problem))
+                return True
+            return ignore.is_ignored(path, is_dir)
+
+        local_root = graft_ignored(local_root, remote_root, left_out, reader.load_tree, reader.store_tree)
         plan = plan_merge(
             base_root,
             local_root,
@@ -482,6 +493,7 @@ class SyncEngine:
             healed=healed,
             receive_only=receive_only,
             local_only=local_only,
+            skipped=tuple(skipped),
         )
 
     def _forget_listings(self, plan: Plan) -> None:
