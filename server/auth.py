@@ -133,6 +133,14 @@ def add_user(
     return int(cur.lastrowid or 0)
 
 
+def replace_password_hash(conn: sqlite3.Connection, user_id: int, old: str, new: str) -> bool:
+    """Swap the stored hash if it is still ``old`` (a rehash racing a password change)."""
+    cur = conn.execute(
+        "UPDATE users SET pw_hash = ? WHERE id = ? AND pw_hash = ?", (new, user_id, old)
+    )
+    return cur.rowcount == 1
+
+
 def set_user_disabled(conn: sqlite3.Connection, name: str, disabled: bool) -> bool:
     cur = conn.execute("UPDATE users SET disabled = ? WHERE name = ?", (int(disabled), name))
     return cur.rowcount == 1

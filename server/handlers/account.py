@@ -95,7 +95,22 @@ async def login(request: web.Request) -> web.Response:
     if creds is None:      # disabled account
         await record(request, "login.failed", user=name, detail={"reason": "disabled"})
         raise ApiError(403, "account disabled", audited=True)
+    await _upgrade_hash(app, user, password)
     return web.json_response(creds.to_wire())
+
+
+async def _upgrade_hash(app: web.Application, user: auth.UserRow, password: str) -> None:
+    """Rehash a multi-lane (older default) hash with the configured one-lane cost, so
+    the slow, serialized verification path fades out; best effort, once per user."""
+    if phc_lanes(user.pw_hash) <= 1:
+        return
+    params = app[CONFIG].argon2
+    try:
+        new = await app[PASSWORDS].run(lambda: auth.hash_password(password, params),
+                                       lanes=params.lanes)
+    except PasswordBusy:
+        return
+    await app[DB].write(lambda c: auth.replace_password_hash(c, user.id, user.pw_hash, new))
 
 
 def _issue(

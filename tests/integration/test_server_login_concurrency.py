@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -177,3 +178,17 @@ def test_sigterm_stops_the_server_even_with_a_stuck_worker_thread(tmp_path: Path
     proc = subprocess.run([sys.executable, "-c", script], env=env, timeout=30,
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "graceful stop timed out" in proc.stderr
+
+
+async def test_a_multi_lane_hash_is_rehashed_with_one_lane_on_login(tmp_path: Path) -> None:
+    data = tmp_path / "srv"
+    admin.add_user(data, "erin", DEFAULT_PASSWORD, params=LEGACY)
+    async with serve_in_process(data) as srv:
+        assert await post_login(srv.base_url, "erin", DEFAULT_PASSWORD) == 200
+        assert await post_login(srv.base_url, "erin", DEFAULT_PASSWORD) == 200
+    conn = sqlite3.connect(data / "meta.db")
+    try:
+        (encoded,) = conn.execute("SELECT pw_hash FROM users WHERE name = 'erin'").fetchone()
+    finally:
+        conn.close()
+    assert ",p=1$" in encoded and auth.verify_password(DEFAULT_PASSWORD, encoded)
