@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +49,8 @@ from ..errors import ConfigError
 from ..objects import ID_SIZE, ObjectId, ObjectKind
 
 __all__ = ["FileState", "Index", "IndexWriter", "index_dir"]
+
+log = logging.getLogger(__name__)
 
 _DBS = ("stat", "objects", "known", "dirtree", "meta", "events", "conflicts")
 _STATE = struct.Struct(">qqqQIB32s")  # size, mtime, ctime, inode, mode, flags, manifest
@@ -210,15 +215,41 @@ class Index:
 
     @classmethod
     def open(cls, path: Path, *, map_size: int = 64 << 20) -> Index:
-        """Open (creating if needed) the index in directory ``path``."""
+        """Open (creating if needed) the index in directory ``path``.
+
+        The index is a cache: one that LMDB finds invalid or corrupt is moved aside
+        (``index.broken-<time>``, the newest one kept) and an empty one is made, with one
+        warning. The next sync then merges without a base, which deletes nothing on
+        either side, and the rollback guard falls back to ``.chunksync/trust``.
+        """
+        try:
+            return cls._open(path, map_size)
+        except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError,
+                lmdb.BadRslotError, lmdb.PageNotFoundError) as exc:
+            aside = path.with_name(f"{path.name}.broken-{int(time.time())}")
+            for old in path.parent.glob(f"{path.name}.broken-*"):
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, aside)
+            log.warning("index at %s could not be read (%s): moved to %s and rebuilt", path, exc, aside.name)
+            return cls._open(path, map_size)
+
+    @classmethod
+    def _open(cls, path: Path, map_size: int) -> Index:
         try:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             env = lmdb.open(
                 os.fspath(path), map_size=map_size, max_dbs=len(_DBS) + 1, subdir=True
             )
+        except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError,
+                lmdb.BadRslotError, lmdb.PageNotFoundError):
+            raise
         except (lmdb.Error, OSError) as exc:
             raise ConfigError(f"cannot open index at {path}: {exc}") from exc
-        return cls(env, path)
+        try:
+            return cls(env, path)
+        except lmdb.Error:
+            env.close()
+            raise
 
     def close(self) -> None:
         self._env.close()

@@ -42,6 +42,7 @@ from ..pipeline import Sealer
 from ..progress import NoProgress, Progress
 from ..scanner import ScanResult, scan
 from ..storage.index import Index
+from ..storage.trust import Trust, load_trust, save_trust
 from ..transport.base import ChunkStore
 from ..wire import HeadState
 from ..treediff import diff_trees, walk_tree
@@ -227,9 +228,12 @@ class SyncEngine:
         return result
 
     def _accepted(self) -> Accepted | None:
+        """The head accepted last: from the index, or — after the index was rebuilt —
+        from ``.chunksync/trust``, so rollback protection survives losing the index."""
         base, _ = self._base()
         if base is None:
-            return None
+            trust = load_trust(self.root / fsops.STATE_DIR_NAME)
+            return Accepted(trust.head, trust.seq) if trust else None
         return Accepted(base, self._meta_int(HIGH_SEQ), self._meta_int(BASE_SERVER_SEQ))
 
     async def _remote(
@@ -476,6 +480,8 @@ class SyncEngine:
                 Accepted(new_head or "", head_seq, server_seq, remote_state.epoch), kept_in_history,
                 base_after,
             )
+            if synced and new_head is not None:
+                save_trust(self.root / fsops.STATE_DIR_NAME, Trust(new_head, head_seq))
         local_only = 0
         if receive_only:
             local_only = sum(1 for _ in diff_trees(remote_root, plan.merged_root, reader.load_tree))
