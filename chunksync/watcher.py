@@ -284,11 +284,17 @@ def expand_subtrees(root: Path, subtrees: Iterable[str]) -> set[str]:
     out: set[str] = set()
     for rel in subtrees:
         out.add(rel)
-        top = root / rel
-        for dirpath, dirnames, _ in os.walk(top):
+        stack = [os.fspath(root / rel)]  # explicit stack: os.walk recurses (3.11)
+        while stack:
+            dirpath = stack.pop()
+            try:
+                with os.scandir(dirpath) as it:
+                    dirnames = [e.name for e in it if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
             base = os.path.relpath(dirpath, root).replace(os.sep, "/")
-            dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
             for d in dirnames:
+                stack.append(os.path.join(dirpath, d))
                 try:
                     out.add(normalize_name(f"{base}/{d}"))
                 except UnicodeError:

@@ -97,3 +97,15 @@ def test_trampoline_runs_steps_deeper_than_the_recursion_limit() -> None:
         return (yield depth(n - 1)) + 1
 
     assert run(depth(10 * DEPTH)) == 10 * DEPTH
+
+
+def test_watcher_expands_a_2000_level_subtree(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from chunksync.watcher import expand_subtrees
+    from tests.helpers.deep import chain_path, remove_deep, write_deep
+
+    write_deep(tmp_path, chain_path(DEPTH, "f"), b"x")
+    try:
+        dirs = expand_subtrees(tmp_path, ["d"])
+    finally:
+        remove_deep(tmp_path, "d")
+    assert len(dirs) == DEPTH and "/".join(["d"] * DEPTH) in dirs
