@@ -99,7 +99,8 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
         "last_error": revoked,
         "base": base.decode() if base else None,
         "sequence": int(high) if high else 0,
-        "local_changes_pending": pending,
+        # never synced (an init or join interrupted): everything here is still to sync
+        "local_changes_pending": pending or base is None,
         "conflicts": conflicts,
         "last_event": _describe_event(last[1]) if last else None,
     }

@@ -344,6 +344,15 @@ class SyncEngine:
         except ChunksyncError:
             return False
 
+    async def _put_missing(self, batch: list[tuple[ObjectId, bytes]]) -> list[tuple[ObjectId, bytes]]:
+        """Upload what the server lacks of ``batch`` (after an interrupted first sync
+        it already holds much of it); returns what was sent."""
+        missing = await self.store.missing([oid for oid, _ in batch])
+        todo = [item for item in batch if item[0] in missing]
+        if todo:
+            await self.store.put_many(todo)
+        return todo
+
     def _scan_and_upload(
         self, dirty: Collection[str] | None, loop: asyncio.AbstractEventLoop, stats: UploadStats
     ) -> ScanResult:
@@ -357,18 +366,20 @@ class SyncEngine:
         if self._scan_only:
             offline.set()  # receive-only: nothing is uploaded
 
-        def done(batch: list[tuple[ObjectId, bytes]], future: concurrent.futures.Future[None]) -> None:
+        def done(batch: list[tuple[ObjectId, bytes]],
+                 future: concurrent.futures.Future[list[tuple[ObjectId, bytes]]]) -> None:
             slots.release()
             if future.cancelled() or future.exception() is not None:
                 offline.set()
             else:
-                stats.record(batch)
+                stats.record(future.result())
+                stats.uploaded.update(oid for oid, _ in batch)  # sent, or there already
 
         def sink(batch: list[tuple[ObjectId, bytes]]) -> None:
             if offline.is_set():
                 return
             slots.acquire()
-            future = asyncio.run_coroutine_threadsafe(self.store.put_many(batch), loop)
+            future = asyncio.run_coroutine_threadsafe(self._put_missing(batch), loop)
             future.add_done_callback(functools.partial(done, batch))
             uploads.append(future)
 

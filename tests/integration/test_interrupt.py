@@ -6,7 +6,9 @@ KDF floor (``MIN_PARAMS``), which a subprocess accepts, instead of the test-only
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,3 +111,50 @@ def test_second_sigint_exits_at_once(world: CliWorld) -> None:
     proc.send_signal(signal.SIGINT)
     elapsed, rc, err = interrupt(proc)
     assert elapsed < 1.0 and rc == 130 and "Traceback" not in err, err
+
+
+def server_objects(w: CliWorld) -> int:
+    from server import admin
+
+    return admin.stats(w.server.data_dir).objects
+
+
+def test_interrupted_init_continues_and_uploads_only_what_the_server_lacks(world: CliWorld) -> None:
+    w = world
+    a = w.folder("laptop")
+    small_files(a)
+    w.login("laptop")
+    proc = start_cli(w, "laptop", "init", str(a), "--folder", "docs")
+    wait_until(lambda: server_objects(w) >= 200 or proc.poll() is not None, 120, interval=0.02,
+               what="init to upload some objects")
+    _, rc, err = interrupt(proc)
+    assert rc == 130 and "Traceback" not in err, err
+    before = server_objects(w)
+    assert before > 0
+
+    status = json.loads(w.run("laptop", "status", str(a), "--json").output)
+    assert status["local_changes_pending"] is True and status["base"] is None
+
+    again = w.run("laptop", "init", str(a), "--folder", "docs")
+    assert "continuing" in again.output
+    uploaded = int(re.search(r"uploaded (\d+) objects", again.output).group(1))  # type: ignore[union-attr]
+    assert uploaded == server_objects(w) - before  # nothing the server held was sent again
+    b = w.join("desktop")
+    assert tree_of(a, mtimes=False) == tree_of(b, mtimes=False)
+    assert json.loads(w.run("laptop", "status", str(a), "--json").output)["local_changes_pending"] is False
+
+
+def test_init_refuses_a_bad_directory_before_creating_the_server_folder(world: CliWorld) -> None:
+    w = world
+    w.login("laptop")
+    not_a_dir = w.base / "file.txt"
+    not_a_dir.write_text("x")
+    result = w.run("laptop", "init", str(not_a_dir / "sub"), "--folder", "docs", ok=False)
+    assert result.exit_code == 2
+    result = w.run("laptop", "init", str(w.folder("laptop")), "--folder", "docs", passphrase="", ok=False)
+    assert result.exit_code == 2 and "passphrase" in result.output
+    assert server_objects(w) == 0
+    from server import admin
+
+    assert admin.list_folders(w.server.data_dir) == []
+    w.run("laptop", "init", str(w.folder("laptop")), "--folder", "docs")  # the name is still free
