@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 INSERT = "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?, ?, ?)"
+RESOLVE = "DELETE FROM quarantine WHERE ns = ? AND oid = ?"   # see heal.py
 _IOV_MAX = 1024  # buffers per pwritev call (Linux IOV_MAX)
 
 #: an index row: ns, oid, pack number, offset, length, digest
@@ -80,8 +81,14 @@ class GroupCommit:
             for fd in {fd for job in group for fd in job.fds}:
                 sync(fd)
             rows = [row for job in group for row in job.rows]
+            resolved = [(row[0], row[1]) for row in rows]
+
+            def index(db: sqlite3.Connection) -> None:
+                db.executemany(INSERT, rows)
+                db.executemany(RESOLVE, resolved)   # stored again: no longer quarantined
+
             with self._db_lock:
-                transact(self._db, lambda db: db.executemany(INSERT, rows))
+                transact(self._db, index)
         except (OSError, sqlite3.Error) as exc:
             return storage_error(exc, "object store write failed")
         return None

@@ -47,7 +47,9 @@ from typing import Any, TypeVar, cast
 from chunksync.errors import ObjectNotFound
 from chunksync.wire import blob_digest
 
+from . import heal
 from .base import NAMESPACE, StorageError, StoreStats, check_namespace, check_oid, storage_error
+from .heal import Damage
 from .packio import (
     GroupCommit, Job, Row, ensure_dir, fsync_dir, raise_failed, transact, write_all,
 )
@@ -68,9 +70,10 @@ _SCHEMA = (
         " digest BLOB NOT NULL, PRIMARY KEY (ns, oid)) WITHOUT ROWID"
     ),
     "CREATE INDEX IF NOT EXISTS objects_extent ON objects (ns, pack, offset)",
+    heal.QUARANTINE_SCHEMA,
 )
 _DELETE = "DELETE FROM objects WHERE ns = ? AND oid = ?"
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2: the quarantine table (heal.py)
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 @dataclass(slots=True)
@@ -95,6 +98,10 @@ def _converting(method: _F) -> _F:
             raise storage_error(exc, "object store failed") from exc
 
     return cast(_F, wrapper)
+
+
+class _Gone(StorageError):
+    """The object's bytes are not in its pack (cut short or deleted): damage, not I/O."""
 
 
 def _pack_number(path: Path) -> int | None:
@@ -130,6 +137,9 @@ class PackObjectStore:
         self._lock_fd: int | None = None  # the writer lock file; None when opened read-only
         self._writer = False
         self._db: sqlite3.Connection | None = None
+        #: called with each damaged object found (the server counts them in a metric)
+        self.on_damage: Callable[[Damage], None] | None = None
+        self._reported: set[tuple[str, bytes]] = set()  # damage logged by a read-only view
         try:
             if read_only:
                 if not (self.root / INDEX_FILE).exists():
@@ -169,6 +179,9 @@ class PackObjectStore:
         space = self._space(ns)
         with space.lock:
             present = self._present(ns, space)
+            stored = [oid for oid, _ in staged if oid in present and oid not in space.inflight]
+        if stored:  # a re-upload of an id we hold: replace our copy if it is damaged
+            self._verified(ns, self._select_in("oid, pack, offset, length, digest", ns, stored))
         candidates = {oid: blob for oid, blob in staged if oid not in present}
         digests = {oid: blob_digest(blob) for oid, blob in candidates.items()}
         waits: dict[int, Job] = {}
@@ -201,20 +214,22 @@ class PackObjectStore:
         check_oid(oid)
         row = (
             self._reader()
-            .execute("SELECT pack, offset, length FROM objects WHERE ns = ? AND oid = ?", (ns, oid))
+            .execute(
+                "SELECT oid, pack, offset, length, digest FROM objects WHERE ns = ? AND oid = ?",
+                (ns, oid),
+            )
             .fetchone()
         )
-        if row is None:
+        blob = self._verified(ns, [row] if row is not None else []).get(oid)
+        if blob is None:  # absent, or damaged (and now quarantined): never served
             raise ObjectNotFound(f"object {oid.hex()} not found in namespace {ns}")
-        return self._read(ns, *row)
+        return blob
 
     @_converting
     def get_many(self, ns: str, oids: Sequence[bytes]) -> dict[bytes, bytes]:
         check_namespace(ns)
         wanted = list(dict.fromkeys(check_oid(oid) for oid in oids))
-        rows = list(self._select_in("oid, pack, offset, length", ns, wanted))
-        rows.sort(key=lambda row: (row[1], row[2]))  # read each pack front to back
-        return {oid: self._read(ns, pack, offset, length) for oid, pack, offset, length in rows}
+        return self._verified(ns, self._select_in("oid, pack, offset, length, digest", ns, wanted))
 
     @_converting
     def has_many(self, ns: str, oids: Iterable[bytes]) -> set[bytes]:
@@ -259,14 +274,22 @@ class PackObjectStore:
         return StoreStats(objects=count, bytes=total)
 
     @_converting
-    def check(self, ns: str | None = None) -> builtins.list[str]:
+    def check(self, ns: str | None = None, *, repair: bool = False) -> builtins.list[str]:
+        """Re-verify every object; with ``repair`` quarantine the damaged (writer only).
+
+        Quarantined objects no client has uploaded again are reported too: the data
+        is still missing from the server until one does.
+        """
         where, args = ("WHERE ns = ?", (check_namespace(ns),)) if ns is not None else ("", ())
+        if repair:
+            self._writer_db()
         rows = self._reader().execute(
             "SELECT ns, oid, pack, offset, length, digest FROM objects "
             f"{where} ORDER BY ns, pack, offset",
             args,
         )
         problems: list[str] = []
+        damages: list[Damage] = []
         extent: tuple[str, int] | None = None
         extent_end = 0
         for space, oid, pack, offset, length, digest in rows:
@@ -278,12 +301,23 @@ class PackObjectStore:
             extent_end = max(extent_end, offset + length)
             try:
                 blob = self._read(space, pack, offset, length)
+            except _Gone as exc:
+                damages.append(Damage(space, oid, pack, offset, length, digest,
+                                      f"unreadable: {exc}"))
+                continue
             except StorageError as exc:
                 problems.append(f"{name}: unreadable: {exc}")
                 continue
             if blob_digest(blob) != digest:
-                problems.append(f"{name}: digest mismatch in pack {pack} at offset {offset}")
-        return problems
+                damages.append(Damage(space, oid, pack, offset, length, digest,
+                                      f"digest mismatch in pack {pack} at offset {offset}"))
+        pending = heal.pending_lines(self._reader(), ns)
+        if repair:
+            for found in damages:
+                self._damaged(found)
+        note = "; quarantined until a client uploads it again" if repair else ""
+        problems.extend(f"{d.name}: {d.reason}{note}" for d in damages)
+        return problems + pending
 
     def close(self) -> None:
         with self._lock:
@@ -342,30 +376,14 @@ class PackObjectStore:
         self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def _sweep(self) -> None:
-        """Undo what a crash left: unindexed pack tails and temp files (writer only)."""
+        """Undo what a crash or a damaged disk left (writer only): stray temp files, and
+        packs that disagree with the index in either direction (heal.reconcile)."""
+        assert self._db is not None
         for stray in self.root.rglob("*.tmp"):
             stray.unlink()
-        for ns_dir in self.root.iterdir():
-            if not (ns_dir.is_dir() and NAMESPACE.match(ns_dir.name)):
-                continue
-            for path in (ns_dir / "packs").glob("*.pack"):
-                number = _pack_number(path)
-                if number is None:
-                    continue
-                end = self._indexed_end(ns_dir.name, number)
-                if path.stat().st_size > end:
-                    with open(path, "r+b") as pack:
-                        pack.truncate(end)
-                        os.fsync(pack.fileno())
-
-    def _indexed_end(self, ns: str, pack: int) -> int:
-        assert self._db is not None
-        row = self._db.execute(
-            "SELECT offset + length FROM objects WHERE ns = ? AND pack = ?"
-            " ORDER BY offset DESC LIMIT 1",
-            (ns, pack),
-        ).fetchone()
-        return int(row[0]) if row else 0
+        for damage in heal.reconcile(self._db, self.root):
+            if self.on_damage is not None:
+                self.on_damage(damage)
 
     # --- writing ------------------------------------------------------------------------
 
@@ -384,6 +402,7 @@ class PackObjectStore:
     def _space(self, ns: str) -> _Space:
         """The namespace's writer state, starting at the end of its newest pack."""
         self._writer_db()
+        reader = self._reader()  # before taking the lock: opening one takes it too
         with self._lock:
             space = self._spaces.get(ns)
             if space is None:
@@ -391,8 +410,10 @@ class PackObjectStore:
                 numbers = [n for p in packs.glob("*.pack") if (n := _pack_number(p)) is not None]
                 newest = max(numbers, default=0)
                 path = packs / f"{newest}.pack"
-                space = _Space(pack=newest, end=path.stat().st_size if path.exists() else 0)
-                self._spaces[ns] = space
+                size = path.stat().st_size if path.exists() else 0
+                # never append inside an indexed object, even if the pack shrank meanwhile
+                end = max(size, heal.indexed_end(reader, ns, newest))
+                space = self._spaces[ns] = _Space(pack=newest, end=end)
             return space
 
     def _present(self, ns: str, space: _Space) -> set[bytes]:
@@ -426,6 +447,49 @@ class PackObjectStore:
         for oid in fresh:
             space.inflight[oid] = job
         return job
+
+    # --- damage ------------------------------------------------------------------------
+
+    def _verified(self, ns: str, rows: Iterable[Any]) -> dict[bytes, bytes]:
+        """The blobs of these (oid, pack, offset, length, digest) rows that are intact.
+
+        A blob that is cut short or fails its recorded digest is left out and
+        quarantined (see heal.py): a damaged object is never served.
+        """
+        ordered = sorted(rows, key=lambda row: (row[1], row[2]))  # each pack front to back
+        out: dict[bytes, bytes] = {}
+        for oid, pack, offset, length, digest in ordered:
+            try:
+                blob = self._read(ns, pack, offset, length)
+            except _Gone as exc:
+                self._damaged(Damage(ns, oid, pack, offset, length, digest, f"unreadable: {exc}"))
+                continue
+            if blob_digest(blob) != digest:
+                reason = f"digest mismatch in pack {pack} at offset {offset}"
+                self._damaged(Damage(ns, oid, pack, offset, length, digest, reason))
+                continue
+            out[oid] = blob
+        return out
+
+    def _damaged(self, damage: Damage) -> None:
+        """Quarantine a damaged object (writer), log it once and report it to the hook."""
+        if not self._writer and not self._try_become_writer():
+            key = (damage.ns, damage.oid)
+            if key not in self._reported:  # a read-only view cannot quarantine: just say so
+                self._reported.add(key)
+                heal.log_damage(damage, "not served (read-only view; the writer will quarantine it)")
+            return
+        space = self._space(damage.ns)
+        with space.lock:
+            present = self._present(damage.ns, space)
+            with self._db_lock:
+                moved = transact(self._writer_db(), lambda db: heal.quarantine(db, [damage]))
+            if moved:
+                present.discard(damage.oid)
+        if moved:
+            heal.log_damage(damage, "quarantined: it reads as missing until a client uploads it again")
+            if self.on_damage is not None:
+                self.on_damage(damage)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -467,13 +531,15 @@ class PackObjectStore:
             if fd is None:  # too many packs to keep open: open this one for this read
                 fd, transient = os.open(self._pack_path(ns, pack), os.O_RDONLY), True
             blob = os.pread(fd, length, offset)
+        except FileNotFoundError as exc:
+            raise _Gone(f"pack {ns}/{pack} is gone") from exc
         except OSError as exc:
             raise StorageError(f"cannot read pack {ns}/{pack}: {exc.strerror}") from exc
         finally:
             if transient and fd is not None:
                 os.close(fd)
         if len(blob) != length:
-            raise StorageError(f"pack {ns}/{pack} ends before offset {offset + length}")
+            raise _Gone(f"pack {ns}/{pack} ends before offset {offset + length}")
         return blob
 
     def _reader(self) -> sqlite3.Connection:
