@@ -57,6 +57,7 @@ from .objects import (
 from .paths import portability_problem as portability_warning
 from .storage.index import FileState, Index, IndexWriter
 from .trampoline import Walk
+from .treediff import walk_tree
 from .trampoline import run as run_walk
 
 __all__ = ["READ_ATTEMPTS", "RACY_NS", "ScanResult", "scan"]
@@ -300,7 +301,7 @@ class _Scan:
         assert self.dirty is not None
         if not any(d == rel or d.startswith(prefix) for d in self.dirty):
             self.tree_ids[rel] = tree_id
-            self._expand(rel, tree)
+            self._expand(rel, tree_id, tree)
             return True
         self.order.append(rel)
         pending: list[tuple[str, str, object]] = []
@@ -321,24 +322,20 @@ class _Scan:
         tree = decode_object(ObjectKind.TREE, found[1])
         return tree if isinstance(tree, Tree) else None
 
-    def _expand(self, rel: str, tree: Tree) -> None:
-        """Record every entry below a reused tree, following subtree ids (depth first,
-        parents before children, with an explicit stack)."""
-        stack = [(rel, iter(tree.entries))]
-        while stack:
-            parent, entries = stack[-1]
-            entry = next(entries, None)
-            if entry is None:
-                stack.pop()
-                continue
-            child = _join(parent, entry.name)
+    def _expand(self, rel: str, tree_id: ObjectId, tree: Tree) -> None:
+        """Record every entry below a reused tree (``tree``, already loaded), following
+        subtree ids."""
+
+        def load(oid: ObjectId) -> Tree:
+            found = tree if oid == tree_id else self._load_tree(oid)
+            if found is None:
+                raise _StaleCache(oid)
+            return found
+
+        for child, entry in walk_tree(tree_id, load, rel):
             self.reused[child] = entry
             if entry.kind == "dir" and entry.id is not None:
                 self.tree_ids[child] = entry.id
-                sub = self._load_tree(entry.id)
-                if sub is None:
-                    raise _StaleCache(child)
-                stack.append((child, iter(sub.entries)))
 
     # -- phase 3: build trees bottom-up ----------------------------------------------
 

@@ -9,18 +9,13 @@ import pytest
 
 from chunksync.errors import RollbackError
 from chunksync.storage.index import Index
-from chunksync.transport.memory import MemoryChunkStore
 from chunksync.wire import HeadState
 from tests.helpers.devices import Device
 
 
 @pytest.fixture
-def pair(tmp_path, folder_keys):
-    store = MemoryChunkStore()
-    a, b = Device("a", tmp_path / "a", store, folder_keys), Device("b", tmp_path / "b", store, folder_keys)
-    yield a, b, store
-    a.close()
-    b.close()
+def pair(memory_pair):
+    return memory_pair
 
 
 def _garble_index(device: Device) -> None:

@@ -7,17 +7,13 @@ import os
 import pytest
 
 from chunksync.errors import HeldError
-from chunksync.transport.memory import MemoryChunkStore
 from tests.helpers.devices import Device
 
 
 @pytest.fixture
-def pair(tmp_path, folder_keys):
-    store = MemoryChunkStore()
-    a, b = Device("a", tmp_path / "a", store, folder_keys), Device("b", tmp_path / "b", store, folder_keys)
-    yield a, b
-    a.close()
-    b.close()
+def pair(memory_pair):
+    a, b, _ = memory_pair
+    return a, b
 
 
 async def _twenty_files(a: Device, b: Device) -> None:

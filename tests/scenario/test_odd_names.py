@@ -6,17 +6,11 @@ import pytest
 
 from chunksync.crypto.seal import seal
 from chunksync.objects import ChunkRef, Commit, FileManifest, ObjectKind, Tree, TreeEntry, decode_object
-from chunksync.transport.memory import MemoryChunkStore
-from tests.helpers.devices import Device
 
 
 @pytest.fixture
-def pair(tmp_path, folder_keys):
-    store = MemoryChunkStore()
-    a, b = Device("a", tmp_path / "a", store, folder_keys), Device("b", tmp_path / "b", store, folder_keys)
-    yield a, b, store
-    a.close()
-    b.close()
+def pair(memory_pair):
+    return memory_pair
 
 
 @pytest.mark.parametrize("odd", ["back\\slash.txt", "bell\x07.txt", "c1\x85.txt"])
