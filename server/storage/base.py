@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import builtins
 import errno
+import functools
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from chunksync.errors import ChunksyncError, UserError
 
@@ -42,6 +43,7 @@ __all__ = [
     "StoreStats",
     "check_namespace",
     "check_oid",
+    "converting",
     "storage_error",
 ]
 
@@ -78,6 +80,22 @@ def storage_error(exc: BaseException, what: str) -> StorageError:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     cls = StorageFull if full else StorageError
     return cls(f"{what}: {reason}".replace("\n", " "))
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def converting(method: _F) -> _F:
+    """Turn SQLite and OS errors escaping a store method into a one-line StorageError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            raise storage_error(exc, "object store failed") from exc
+
+    return cast(_F, wrapper)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from server.storage import (
     StoreStats,
     open_store,
 )
-from server.storage import packs as packs_module
+from server.storage import packfiles as packfiles_module
 
 Items = list[tuple[bytes, bytes]]
 
@@ -261,7 +261,7 @@ class TestPackObjectStore:
     def test_reads_beyond_the_descriptor_cache(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(packs_module, "_MAX_CACHED_FDS", 1)
+        monkeypatch.setattr(packfiles_module, "MAX_CACHED_FDS", 1)
         store = PackObjectStore(tmp_path / "objects", pack_size=4096)
         try:
             items = make_items(12, seed=28, max_size=3000)
