@@ -38,7 +38,7 @@ from .config import ServerConfig, ensure_data_dir
 from .db import MetaDB
 from .events import EventHub
 from .handlers import add_routes
-from .epoch import start_token
+from .epoch import mark_repaired, start_token
 from .handlers.account import PASSWORDS
 from .handlers.common import (
     CONFIG,
@@ -59,7 +59,7 @@ from .limits import Budget, DenialThrottle, LoginLimiter
 from .metrics import CONTENT_TYPE, Metrics
 from .passwords import PasswordGate
 from .quota import QuotaTracker
-from .storage.base import StorageError, storage_error
+from .storage.base import Damage, StorageError, storage_error
 
 __all__ = ["make_app"]
 
@@ -105,12 +105,16 @@ def _resources(store: Any | None) -> Callable[[web.Application], AsyncIterator[N
             config.password_workers, config.password_queue, config.password_timeout
         )
         app[DB] = await asyncio.to_thread(MetaDB, config.db_path)
+        hook = _damage_hook(app)
         if store is None:
             from .storage import open_store
 
-            app[STORE] = await asyncio.to_thread(open_store, config.store_location)
+            app[STORE] = await asyncio.to_thread(open_store, config.store_location,
+                                                 on_damage=hook)
         else:
             app[STORE] = store
+            if getattr(store, "on_damage", False) is None:
+                store.on_damage = hook
         watcher = asyncio.create_task(_watch_revocations(app))
         try:
             yield
@@ -124,6 +128,26 @@ def _resources(store: Any | None) -> Callable[[web.Application], AsyncIterator[N
             app[PASSWORDS].close()
 
     return ctx
+
+
+def _damage_hook(app: web.Application) -> Callable[[Damage], None]:
+    """What the server does with each damaged object its store quarantines.
+
+    Count it (``chunksync_storage_damaged_objects_total``; the store logs it once), and
+    change the storage epoch (server/epoch.py): clients that cached "the server has
+    this" check the head's objects again on their next sync and re-upload what they
+    hold, so the folder heals without an operator. Called from store worker threads.
+    """
+    metrics, data_dir = app[METRICS], app[CONFIG].data_dir
+
+    def on_damage(damage: Damage) -> None:
+        metrics.damaged_objects.inc()
+        try:
+            mark_repaired(data_dir)
+        except OSError as exc:  # the object stays quarantined; clients heal at the next start
+            log.error("could not record that %s was lost: %s", damage.name, exc)
+
+    return on_damage
 
 
 async def _watch_revocations(app: web.Application) -> None:

@@ -12,6 +12,10 @@ fully isolated from each other. Every implementation of :class:`ObjectStore` gua
   absent or complete;
 * **verifiable at rest**: the store records the unkeyed BLAKE3 digest of every blob
   (:func:`chunksync.wire.blob_digest`) and ``check`` re-verifies each object against it;
+* **damage is never served**: a blob that no longer matches its recorded digest (or
+  whose bytes are gone) is quarantined when found: it reads as missing, ``has_many``
+  stops listing it, a re-upload of its id is stored as new, and ``on_damage`` (a
+  callable attribute, None by default) is called once with its :class:`Damage`;
 * **thread safety**: every method may be called from several threads at once (the
   aiohttp app calls the store through ``asyncio.to_thread``).
 
@@ -37,6 +41,7 @@ from chunksync.errors import ChunksyncError, UserError
 __all__ = [
     "NAMESPACE",
     "OID_SIZE",
+    "Damage",
     "ObjectStore",
     "StorageError",
     "StorageFull",
@@ -99,6 +104,27 @@ def converting(method: _F) -> _F:
 
 
 @dataclass(frozen=True, slots=True)
+class Damage:
+    """One stored object that is unusable, and why (one line).
+
+    ``pack`` and ``offset`` say where the pack store kept it (0 in the memory store);
+    ``digest`` is the blob digest recorded when it was stored.
+    """
+
+    ns: str
+    oid: bytes
+    pack: int
+    offset: int
+    length: int
+    digest: bytes
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.ns}/{self.oid.hex()}"
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStats:
     """How many objects a store (or one namespace of it) holds, and their total size."""
 
@@ -156,8 +182,12 @@ class ObjectStore(Protocol):
         """Object count and blob bytes of one namespace, or of the whole store."""
         ...
 
-    def check(self, ns: str | None = None) -> builtins.list[str]:
-        """Re-verify objects at rest; one line per problem found, [] when clean."""
+    def check(self, ns: str | None = None, *, repair: bool = False) -> builtins.list[str]:
+        """Re-verify objects at rest; one line per problem found, [] when clean.
+
+        With ``repair`` the damaged objects are quarantined (they then read as missing);
+        quarantined objects not uploaded again since are reported until they are.
+        """
         ...
 
     def close(self) -> None:

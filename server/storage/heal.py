@@ -20,12 +20,11 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from chunksync.wire import blob_digest
 
-from .base import NAMESPACE, StorageError
+from .base import NAMESPACE, Damage, StorageError
 from .packfiles import PackGone
 from .packio import transact
 
@@ -42,7 +41,7 @@ __all__ = [
     "scan",
 ]
 
-log = logging.getLogger("server.storage")
+log = logging.getLogger("server.storage")  # the same logger as MemoryObjectStore
 
 QUARANTINE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS quarantine (ns TEXT NOT NULL, oid BLOB NOT NULL,"
@@ -52,23 +51,6 @@ QUARANTINE_SCHEMA = (
 )
 _UNLINK = "DELETE FROM objects WHERE ns = ? AND oid = ? AND pack = ? AND offset = ?"
 _KEEP = "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-
-
-@dataclass(frozen=True, slots=True)
-class Damage:
-    """One index row whose object is unusable, and why (one line)."""
-
-    ns: str
-    oid: bytes
-    pack: int
-    offset: int
-    length: int
-    digest: bytes
-    reason: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.ns}/{self.oid.hex()}"
 
 
 #: reads (ns, pack, offset, length) from the packs; raises PackGone when the bytes are gone
