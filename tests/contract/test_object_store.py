@@ -9,6 +9,7 @@ the read-only second process) is tested below the contract.
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 
 from chunksync.errors import ObjectNotFound, UserError
 from server.storage import (
+    Damage,
     MemoryObjectStore,
     ObjectStore,
     PackObjectStore,
@@ -26,6 +28,7 @@ from server.storage import (
     open_store,
 )
 from server.storage import packfiles as packfiles_module
+from server.storage.packindex import INDEX_FILE
 
 Items = list[tuple[bytes, bytes]]
 
@@ -34,6 +37,25 @@ def make_items(count: int, seed: int, max_size: int = 2048) -> Items:
     """Deterministic (id, blob) pairs with random-looking ids and sizes 0..max_size."""
     rng = random.Random(seed)
     return [(rng.randbytes(32), rng.randbytes(rng.randint(0, max_size))) for _ in range(count)]
+
+
+def damage(store: ObjectStore, ns: str, oid: bytes) -> None:
+    """Flip one bit of a stored blob behind the store's back (bit rot, a bad disk)."""
+    if isinstance(store, MemoryObjectStore):
+        good = store.get(ns, oid)
+        store.corrupt(ns, oid, bytes([good[0] ^ 1]) + good[1:])
+        return
+    assert isinstance(store, PackObjectStore)
+    with sqlite3.connect(store.root / INDEX_FILE) as db:
+        pack, offset = db.execute(
+            "SELECT pack, offset FROM objects WHERE ns = ? AND oid = ?", (ns, oid)
+        ).fetchone()
+    db.close()
+    with open(store.root / ns / "packs" / f"{pack}.pack", "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 1]))
 
 
 @pytest.fixture(params=["memory", "pack"])
@@ -209,6 +231,64 @@ class ObjectStoreContract:
         assert failures == []
         assert store.has_many("f1", ids) == set(ids)
 
+    def test_a_damaged_object_reads_as_missing(self, store: ObjectStore) -> None:
+        items = make_items(6, seed=40, max_size=900)
+        items = [(oid, blob or b"x") for oid, blob in items]
+        store.put_many("f1", items)
+        bad, blob = items[2]
+        damage(store, "f1", bad)
+        found = store.check()
+        assert len(found) == 1 and bad.hex() in found[0] and "digest mismatch" in found[0]
+        with pytest.raises(ObjectNotFound):
+            store.get("f1", bad)
+        others = {oid: b for oid, b in items if oid != bad}
+        assert store.get_many("f1", [oid for oid, _ in items]) == others
+        assert bad not in store.has_many("f1", [oid for oid, _ in items])  # the client re-uploads
+        assert bad not in set(store.list("f1"))
+        pending = store.check()
+        assert len(pending) == 1 and "waiting for a client to upload it again" in pending[0]
+
+    def test_a_reupload_of_a_damaged_object_is_accepted_and_served(
+        self, store: ObjectStore
+    ) -> None:
+        items = [(bytes([n]) * 32, bytes([n]) * 500) for n in range(1, 5)]
+        store.put_many("f1", items)
+        seen: list[Damage] = []
+        store.on_damage = seen.append  # type: ignore[attr-defined]
+        first, second = items[0], items[1]
+        damage(store, "f1", first[0])
+        damage(store, "f1", second[0])
+        with pytest.raises(ObjectNotFound):
+            store.get("f1", first[0])  # found by a read: quarantined, then missing
+        # the second is re-uploaded before anyone read it: the damaged copy is replaced
+        assert store.put_many("f1", [first, second, items[2]]) == 2
+        assert store.get("f1", first[0]) == first[1]
+        assert store.get("f1", second[0]) == second[1]
+        assert store.has_many("f1", [first[0], second[0]]) == {first[0], second[0]}
+        assert store.check() == []
+        assert sorted(d.oid for d in seen) == [first[0], second[0]]  # each reported once
+        assert store.put_many("f1", [first]) == 0  # intact again: put-if-absent holds
+
+    def test_a_reupload_of_a_missing_object_is_accepted_and_served(
+        self, store: ObjectStore
+    ) -> None:
+        items = make_items(3, seed=41)
+        store.put_many("f1", items)
+        assert store.delete_many("f1", [items[0][0]]) == 1
+        assert store.put_many("f1", items) == 1
+        assert store.get("f1", items[0][0]) == items[0][1]
+        assert store.check() == []
+
+    def test_check_repair_quarantines_damage(self, store: ObjectStore) -> None:
+        items = [(bytes([n]) * 32, bytes([n]) * 300) for n in range(1, 4)]
+        store.put_many("f1", items)
+        damage(store, "f1", items[1][0])
+        repaired = store.check(repair=True)
+        assert len(repaired) == 1 and "quarantined until a client uploads it again" in repaired[0]
+        assert store.has_many("f1", [oid for oid, _ in items]) == {items[0][0], items[2][0]}
+        assert store.put_many("f1", items) == 1
+        assert store.check() == []
+
     def test_closed_store_refuses_calls(self, store: ObjectStore) -> None:
         store.put_many("f1", make_items(1, seed=16))
         store.close()
@@ -345,6 +425,45 @@ class TestPackObjectStore:
             elapsed = time.perf_counter() - began
             assert found == {oid for oid, _ in items}
             assert elapsed < 0.5, f"has_many took {elapsed:.3f}s for 100k ids"  # loaded CI
+        finally:
+            store.close()
+
+    def test_a_pack_shortened_while_closed_loses_only_its_tail_objects(
+        self, tmp_path: Path
+    ) -> None:
+        items = [(bytes([n]) * 32, bytes([n]) * 1000) for n in range(1, 6)]
+        store = PackObjectStore(tmp_path / "objects")
+        store.put_many("f1", items)
+        store.close()
+        pack = tmp_path / "objects" / "f1" / "packs" / "0.pack"
+        with open(pack, "r+b") as f:
+            f.truncate(2500)  # objects 3 to 5 lost; object 3 cut in the middle
+        seen: list[Damage] = []
+        store = PackObjectStore(tmp_path / "objects", on_damage=seen.append)
+        try:
+            assert sorted(d.oid for d in seen) == [oid for oid, _ in items[2:]]
+            assert pack.stat().st_size == 2000  # cut back to the last intact object
+            assert store.has_many("f1", [oid for oid, _ in items]) == {items[0][0], items[1][0]}
+            fresh = (b"\x09" * 32, b"\x09" * 700)
+            assert store.put_many("f1", [fresh, *items]) == 4
+            assert store.get_many("f1", [oid for oid, _ in items]) == dict(items)
+            assert store.get("f1", fresh[0]) == fresh[1]
+            assert store.check() == []
+        finally:
+            store.close()
+
+    def test_a_lost_pack_is_quarantined_at_open(self, tmp_path: Path) -> None:
+        items = make_items(4, seed=42)
+        store = PackObjectStore(tmp_path / "objects")
+        store.put_many("f1", items)
+        store.close()
+        (tmp_path / "objects" / "f1" / "packs" / "0.pack").unlink()
+        store = PackObjectStore(tmp_path / "objects")
+        try:
+            assert store.has_many("f1", [oid for oid, _ in items]) == set()
+            assert len(store.check()) == 4
+            assert store.put_many("f1", items) == 4
+            assert store.check() == []
         finally:
             store.close()
 
