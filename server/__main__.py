@@ -1,7 +1,7 @@
 """``chunksync-server``: run the chunk server and administer its data directory.
 
 Every command takes ``--data DIR`` (or ``CHUNKSYNC_SERVER_DATA``) and works while the
-server runs. Failures print one line ``chunksync-server: reason`` on stderr and exit
+server runs, except ``check --repair``, which must be the object store's only writer. Failures print one line ``chunksync-server: reason`` on stderr and exit
 with the error's code (2 for usage/config, 1 otherwise; ``check`` and
 ``audit --verify`` exit 1 when they find problems). ``serve`` binds 127.0.0.1:8400 by
 default; ``--port 0`` picks a free port, which ``--port-file F`` receives (written
