@@ -33,7 +33,7 @@ from aiohttp import web
 
 from chunksync import wire
 
-from . import auth
+from . import audit, auth
 from .config import ServerConfig, ensure_data_dir
 from .db import MetaDB
 from .events import EventHub
@@ -53,6 +53,7 @@ from .handlers.common import (
     ApiError,
     now,
     record,
+    remote,
     storage_refusal,
 )
 from .limits import Budget, DenialThrottle, LoginLimiter
@@ -249,8 +250,27 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
     if isinstance(who, str):
         raise ApiError(401, who)
     request[PRINCIPAL] = who
+    if who.replaces is not None:
+        await _confirm_rotation(request, who, t)
     await _touch(request, who, t)
     return await handler(request)
+
+
+async def _confirm_rotation(request: web.Request, who: auth.Principal, t: float) -> None:
+    """A rotated token's first use: the token it replaced is refused from now on."""
+    predecessor = who.replaces
+    assert predecessor is not None
+
+    def confirm(conn: sqlite3.Connection) -> bool:
+        done = auth.confirm_rotation(conn, who.token_hash, predecessor)
+        if done:
+            audit.append(conn, action="token.revoke", time=t, user=who.user,
+                         device=who.device_id, address=remote(request),
+                         detail={"reason": "rotated"})
+        return done
+
+    if await request.app[DB].write(confirm):
+        await request.app[HUB].close_tokens([predecessor])
 
 
 async def _touch(request: web.Request, who: auth.Principal, t: float) -> None:
