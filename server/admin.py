@@ -26,8 +26,8 @@ from . import quota as quota_mod
 from .config import Argon2Params, ensure_data_dir
 
 __all__ = [
-    "CheckReport", "add_member", "add_user", "check", "disable_user", "list_devices", "list_folders",
-    "list_users", "read_audit", "revoke_device", "stats", "verify_audit",
+    "CheckReport", "add_member", "add_user", "check", "check_report", "disable_user",
+    "list_devices", "list_folders", "list_users", "read_audit", "revoke_device", "stats", "verify_audit",
 ]
 
 CLI_ADDRESS = "cli"
@@ -56,6 +56,7 @@ def _audit(conn: sqlite3.Connection, action: str, **fields: Any) -> None:
 @contextmanager
 def _store(data_dir: Path, store_url: str | None,
            on_damage: Callable[[Any], None] | None = None) -> Iterator[Any]:
+    """A read-only view (``on_damage`` is ignored: a view never quarantines)."""
     from .storage import open_store
 
     store = open_store(store_url if store_url is not None else data_dir, read_only=True)
@@ -199,14 +200,14 @@ def stats(data_dir: Path, store_url: str | None = None) -> ServerStats:
 
 def check(data_dir: Path, store_url: str | None = None) -> list[str]:
     """Problems found: unreadable/corrupt objects, missing head objects, audit chain."""
-    return check_report(data_dir, store_url).problems
+    return list(check_report(data_dir, store_url).problems)
 
 
 @dataclass(frozen=True, slots=True)
 class CheckReport:
     """What ``check`` found; ``quarantined`` counts the objects a repair moved aside."""
 
-    problems: list[str]
+    problems: tuple[str, ...]
     quarantined: int = 0
 
 
@@ -240,7 +241,7 @@ def check_report(data_dir: Path, store_url: str | None = None, *, repair: bool =
         epoch.mark_repaired(data_dir)
         with _conn(data_dir) as conn, db.transaction(conn):
             _audit(conn, "admin.storage.repair", detail={"quarantined": len(moved)})
-    return CheckReport(problems, len(moved))
+    return CheckReport(tuple(problems), len(moved))
 
 
 @contextmanager
