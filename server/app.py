@@ -16,7 +16,11 @@ Request pipeline (outermost first):
 2. ``authenticate`` — **deny by default**: only ``/healthz``, ``/metrics`` (when
    ``metrics_public``) and ``/v1/login`` are open. Anything else needs
    ``Authorization: Bearer <token>`` naming a valid, unexpired, unrevoked device token
-   (checked against SQLite on every request, so revocations apply at once).
+   (checked against SQLite on every request, so revocations apply at once). The first
+   request with a rotated token revokes the token it replaced (``auth.confirm_rotation``).
+
+Every damaged object the store quarantines is counted and changes the storage epoch
+(:func:`_damage_hook`), so clients re-upload it without an operator.
 """
 
 from __future__ import annotations
