@@ -498,7 +498,8 @@ def verify(directory: Path) -> None:
 def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll_interval: float,
            full_rescan_interval: float, backoff_max: float, install_service: bool) -> None:
     """Watch folders and keep them in sync (foreground)."""
-    from .daemon import DaemonOptions, run_daemon
+    from .daemon import DaemonOptions
+    from .daemon_process import run_daemon
 
     if install_service:
         from .service import install_service as install
