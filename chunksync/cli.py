@@ -513,12 +513,15 @@ def verify(directory: Path) -> None:
 @click.option("--settle-cap", type=click.FloatRange(0), default=60.0, show_default=True,
               help="seconds a file that never stops changing waits at most; then its latest "
               "consistent read is synced (and logged)")
+@click.option("--stop-grace", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True,
+              help="seconds SIGTERM/SIGINT wait for the current step before exiting anyway "
+              "(safe: writes are atomic); a second signal exits at once")
 @click.option("--install-service", is_flag=True,
               help="write a systemd user unit (Linux) or launchd agent (macOS) for these folders and exit")
 @command_errors
 def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll_interval: float,
            full_rescan_interval: float, backoff_max: float, settle_ms: int, settle_cap: float,
-           install_service: bool) -> None:
+           stop_grace: float, install_service: bool) -> None:
     """Watch folders and keep them in sync (foreground)."""
     from .daemon import DaemonOptions
     from .daemon_process import run_daemon
@@ -531,7 +534,7 @@ def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll
     options = DaemonOptions(
         quiet=quiet_ms / 1000, max_delay=max(max_delay_ms, quiet_ms) / 1000, poll_interval=poll_interval,
         full_rescan_interval=full_rescan_interval, backoff_max=backoff_max,
-        settle_quiet=settle_ms / 1000, settle_cap=settle_cap,
+        settle_quiet=settle_ms / 1000, settle_cap=settle_cap, stop_grace=stop_grace,
     )
     run_daemon(list(directories), options)
 

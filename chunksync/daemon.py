@@ -27,7 +27,7 @@ One asyncio process serves one or more folders. Per folder (:class:`FolderDaemon
   items, logged once (:mod:`chunksync.daemon_report`).
 * **Lifecycle** (:mod:`chunksync.daemon_process`): an ``fcntl`` lock on
   ``.chunksync/daemon.lock`` allows one daemon per folder; SIGTERM/SIGINT stop
-  transfers, wait for the current step (at most ``STOP_GRACE``), close the index and
+  transfers, wait for the current step (at most ``stop_grace``), close the index and
   remove the control socket. A second signal exits at once.
 
 Events are logged as one JSON line each on stderr (:func:`log_event`), never a secret.
@@ -72,6 +72,7 @@ class DaemonOptions:
     skew_threshold: float = 60.0
     settle_quiet: float = DEFAULT_QUIET  # a file is quiet once unchanged this long
     settle_cap: float = DEFAULT_CAP  # ...or once held this long (then synced anyway)
+    stop_grace: float = 1.0  # from SIGTERM to the exit, even if a step still runs
 
 
 class FolderDaemon:

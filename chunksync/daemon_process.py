@@ -5,7 +5,7 @@ Each folder is locked (one daemon per folder), opened, and served by its own
 :class:`~chunksync.daemon.FolderDaemon`; a folder refused for good (revoked device) ends
 alone, and the process exits 11 when none is left. The first signal stops every folder
 in order (transfers end at once, each worker finishes its step, indexes close, sockets
-go). A step still running :data:`STOP_GRACE` seconds later — a scan of a huge file, a
+go). A step still running ``stop_grace`` seconds later (1 s by default) — a scan of a huge file, a
 hung disk — does not keep the process alive: it exits then, with status 0, one
 ``stopped`` log line and no traceback; a second signal exits at once (status 130). That
 is safe for the data: files reach their final names only by atomic rename from
@@ -28,11 +28,12 @@ from pathlib import Path
 
 from .config import FolderPaths
 from .daemon import DaemonOptions, FolderDaemon
+from .daemon_util import log_event
 from .errors import DeviceRevoked, UserError
 from .folder import FolderLock, SyncFolder
 from .transport.retry import RetryPolicy
 
-__all__ = ["DAEMON_RETRY", "STOP_GRACE", "run_daemon", "serve"]
+__all__ = ["DAEMON_RETRY", "run_daemon", "serve"]
 
 DAEMON_RETRY = RetryPolicy(attempts=3, base_delay=0.25, max_delay=2.0, deadline=10.0)
 
@@ -63,7 +64,9 @@ async def serve(directories: list[Path], options: DaemonOptions) -> None:
             signals += 1
             if signals > 1:
                 _exit_now(sockets, 130, "second signal")
-            _arm_forced_exit(sockets)
+            log_event("stopping", message="stopping after the current step "
+                      f"(at most {options.stop_grace:g} s; a second signal stops at once)")
+            _arm_forced_exit(sockets, options.stop_grace)
             for d in daemons:
                 d.stop()
 
@@ -82,10 +85,6 @@ async def serve(directories: list[Path], options: DaemonOptions) -> None:
                                 "(see the 'revoked' lines); run 'chunksync login' again")
 
 
-#: seconds from the first SIGTERM/SIGINT to the exit, even if a step is still running
-STOP_GRACE = 1.0
-
-
 def _exit_now(sockets: list[Path], status: int, why: str) -> None:
     """Leave at once: no traceback, no socket left for ``status`` to find. Safe for the
     data: files reach their names by atomic rename, the index commits whole or not."""
@@ -99,7 +98,7 @@ def _exit_now(sockets: list[Path], status: int, why: str) -> None:
     os._exit(status)
 
 
-def _arm_forced_exit(sockets: list[Path], grace: float = STOP_GRACE) -> None:
+def _arm_forced_exit(sockets: list[Path], grace: float) -> None:
     """Exit ``grace`` seconds from now unless the orderly stop is done by then (a daemon
     thread: an orderly exit never waits for it)."""
     timer = threading.Timer(grace, _exit_now, (sockets, 0, f"a step was still running after {grace:g} s"))
