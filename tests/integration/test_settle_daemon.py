@@ -64,3 +64,29 @@ def test_a_file_written_over_seconds_makes_one_snapshot_and_never_arrives_partia
         da.wait_at_head()
     history = json.loads(w.run("laptop", "log", str(a), "big.bin", "--json").stdout)
     assert len(history) == 1, history  # one snapshot for the file, made after it was closed
+
+
+def test_a_file_that_never_settles_is_synced_at_the_cap_and_said(cli_world: CliWorld) -> None:
+    """A log written to all the time waits at most ``--settle-cap``; then its latest
+    consistent read (a prefix here) is synced, and the daemon logs it."""
+    w = cli_world
+    a = w.init("laptop")
+    b = w.join("desktop")
+    final = b"".join(f"line {i:03d} {'x' * (i % 50)}\n".encode() for i in range(100))
+    source = w.base / "source.log"
+    source.write_bytes(final)
+    capped = (*ARGS, "--settle-ms", "1000", "--settle-cap", "2")
+    with DaemonProcess(w, "laptop", *capped) as da, DaemonProcess(w, "desktop", *ARGS) as db:
+        da.wait_ready()
+        db.wait_ready()
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(source), str(a / "app.log"), "100", "10"])
+        seen_during_write: set[bytes] = set()
+        while writer.poll() is None:
+            data = read_or_none(b / "app.log")
+            if data is not None:
+                seen_during_write.add(data)
+        assert writer.returncode == 0
+        wait_until(lambda: read_or_none(b / "app.log") == final, 60, what="the final log on the other device")
+        assert seen_during_write, "a file that never settles must still sync (the cap)"
+        assert all(final.startswith(v) for v in seen_during_write)  # consistent reads only
+        assert any(e["path"] == "app.log" for e in da.events("still_being_written"))
