@@ -22,8 +22,6 @@ from chunksync.errors import EXIT_SKIPPED
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
 from tests.helpers.foreign import LONG_NAME, push_foreign_file
 
-Fault = Callable[[str], None]
-
 
 @dataclass
 class Faults:
@@ -76,9 +74,18 @@ def _twins(a: Path, _f: Faults) -> None:
     (a / "caf\u00e9.txt").write_text("composed")
 
 
+def _faulty(names: Callable[[Faults], set[str]], name: str) -> Callable[[Path, Faults], None]:
+    """Make: a file ``name`` with a fault (the set ``names`` picks) on it."""
+
+    def make(a: Path, f: Faults) -> None:
+        names(f).add(name)
+        (a / name).write_text(f"{name}, with a fault")
+
+    return make
+
+
 CASES = [
-    Case("unreadable", "secret.txt",
-         lambda a, f: (f.deny.add("secret.txt"), (a / "secret.txt").write_text("s")) and None,
+    Case("unreadable", "secret.txt", _faulty(lambda f: f.deny, "secret.txt"),
          lambda a, f: f.deny.clear(), "Permission denied"),
     Case("not-utf8", "bad\\udcff.txt", _bad_utf8,
          lambda a, f: os.rename(os.fsencode(a) + b"/bad\xff.txt", a / "bad.txt"), "not UTF-8"),
@@ -86,11 +93,9 @@ CASES = [
          lambda a, f: (a / "caf\u00e9.txt").rename(a / "cafe-2.txt"), "same NFC name"),
     Case("special", "pipe", lambda a, f: os.mkfifo(a / "pipe"),
          lambda a, f: (a / ".chunksyncignore").write_text("pipe\n"), "special file"),
-    Case("vanished", "flaky.txt",
-         lambda a, f: (f.vanish.add("flaky.txt"), (a / "flaky.txt").write_text("here, then not")) and None,
+    Case("vanished", "flaky.txt", _faulty(lambda f: f.vanish, "flaky.txt"),
          lambda a, f: f.vanish.clear(), "vanished"),
-    Case("being-written", "busy.log",
-         lambda a, f: (f.grow.add("busy.log"), (a / "busy.log").write_text("growing")) and None,
+    Case("being-written", "busy.log", _faulty(lambda f: f.grow, "busy.log"),
          lambda a, f: f.grow.clear(), "kept changing"),
 ]
 
