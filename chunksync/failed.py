@@ -99,13 +99,15 @@ def merge(
     listed: frozenset[str] | set[str] = frozenset(),
     present: Iterable[str] | None = None,
     remote: Iterable[FailedItem] | None = None,
+    held: frozenset[str] | set[str] = frozenset(),
 ) -> list[FailedItem]:
     """The failed items after a scan (pure).
 
     ``scanned``: what this scan found, ``listed``: the directories it listed from disk,
     ``present``: every directory in the scanned tree (None: no scan). ``remote``: the server
     entries the round skipped (None: no round got that far; the previous ones stay).
-    Earlier ``since`` values are kept for items still failing."""
+    ``held``: paths the scan did not judge (held back while still being written): their
+    items stay as they were. Earlier ``since`` values are kept for items still failing."""
     old = list(previous)
     out: dict[tuple[str, str], FailedItem] = {}
     if scanned is None:
@@ -116,7 +118,7 @@ def merge(
         there = {display(d) for d in present or ()} if old else set()
         for item in old:
             parent = _parent(item.path)
-            if item.kind in REMOTE_KINDS or parent in shown:
+            if item.kind in REMOTE_KINDS or (parent in shown and item.path not in held):
                 continue  # re-judged by this scan
             if parent == "" or parent in there:
                 out[item.key] = item
@@ -164,7 +166,9 @@ def record(
     entries, ``(path, reason)``) into the persisted list; returns what changed."""
     before = load(index)
     scanned = listed = present = None
+    held: set[str] = set()
     if scan is not None:
+        held = {display(p) for p in scan.settling}
         scanned = list(getattr(scan, "failed", ()))
         scanned += [FailedItem.of("being-written", p, "kept changing while being read; not synced yet")
                     for p in scan.requeued]
@@ -173,7 +177,7 @@ def record(
     remote_items = None if remote is None else [
         FailedItem.of("unwritable-here", path, reason) for path, reason in remote
     ]
-    items = merge(before, scanned, listed or frozenset(), present, remote_items)
+    items = merge(before, scanned, listed or frozenset(), present, remote_items, held)
     if [i.to_json() for i in items] != [i.to_json() for i in before]:
         with index.write() as w:
             w.set_meta(META_KEY, json.dumps([i.to_json() for i in items]).encode())

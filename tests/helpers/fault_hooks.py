@@ -3,8 +3,9 @@
 Tests run as root, which reads any file whatever its mode, and a file that vanishes
 between the scanner's listing and its read, or a disk that hangs, cannot be arranged
 from outside on time. ``CHUNKSYNC_TEST_FAULTS`` (JSON) names files by base name:
-``deny`` (open fails with EACCES), ``vanish`` (deleted just before the open), ``hang``
-(the open blocks, after creating the file named by ``hang_marker``). Everything else is
+``deny`` (open fails with EACCES), ``vanish`` (deleted just before the open), ``grow``
+(written to while being read, every time), ``hang`` (the open blocks, after creating the
+file named by ``hang_marker``). Everything else is
 the real program: :class:`FaultyDaemon` is a :class:`~tests.helpers.daemons.DaemonProcess`
 started through :func:`main`.
 """
@@ -27,8 +28,15 @@ ENV = "CHUNKSYNC_TEST_FAULTS"
 def install(faults: dict[str, Any]) -> None:
     from chunksync import scanner
 
-    real_open = os.open
-    deny, vanish, hang = (set(faults.get(k, ())) for k in ("deny", "vanish", "hang"))
+    real_open, real_chunks = os.open, scanner._Reader._chunks
+    deny, vanish, hang, grow = (set(faults.get(k, ())) for k in ("deny", "vanish", "hang", "grow"))
+
+    def growing(self, fd, size):  # type: ignore[no-untyped-def]
+        yield from real_chunks(self, fd, size)
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if os.path.basename(path) in grow:
+            with open(path, "ab") as out:
+                out.write(b"+")
 
     def fault_open(path, flags, *args, **kw):  # type: ignore[no-untyped-def]
         name = os.path.basename(os.fsdecode(path))
@@ -42,6 +50,7 @@ def install(faults: dict[str, Any]) -> None:
         return real_open(path, flags, *args, **kw)
 
     scanner.os.open = fault_open  # type: ignore[assignment]  # the os module: global
+    scanner._Reader._chunks = growing  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ EXPECTED = {
     ("caf\u00e9.txt", "nfc-twin"),
     ("secret.txt", "unreadable"),
     ("a:b.txt", "unportable"),
+    ("busy.log", "being-written"),
 }
 
 
@@ -36,6 +37,7 @@ def _make_odd_paths(a: Path) -> None:
     (a / "secret.txt").write_text("unreadable here")
     (a / "a:b.txt").write_text("fine on Linux")
     (a / "flaky.txt").write_text("gone while read")
+    (a / "busy.log").write_text("written to whenever it is read")
     (a / "plain.txt").write_text("plain")
 
 
@@ -44,7 +46,7 @@ def test_a_daemon_reports_each_failed_item_once_and_clears_it(cli_world: CliWorl
     a = w.init("laptop")
     b = w.join("desktop")
     _make_odd_paths(a)
-    faults = {"deny": ["secret.txt"], "vanish": ["flaky.txt"]}
+    faults = {"deny": ["secret.txt"], "vanish": ["flaky.txt"], "grow": ["busy.log"]}
     with FaultyDaemon(w, "laptop", faults) as da, DaemonProcess(w, "desktop") as db:
         da.wait_ready()
         db.wait_ready()

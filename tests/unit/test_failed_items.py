@@ -114,3 +114,10 @@ def test_busy_for_sees_recent_writes_in_the_named_directories(tmp_path: Path) ->
     now = (tmp_path / "b" / "new.txt").stat().st_mtime_ns
     assert busy_for(tmp_path, ["a"], 2.0, now) == 0.0
     assert abs(busy_for(tmp_path, ["a", "b"], 2.0, now + S // 10) - 1.9) < 1e-6
+
+
+def test_a_file_held_back_keeps_its_item_instead_of_flapping() -> None:
+    previous = [item("busy.log", "being-written", since=5)]
+    out = merge(previous, [], listed={""}, present=[], held={"busy.log"})
+    assert [(i.path, i.since) for i in out] == [("busy.log", 5)]
+    assert merge(previous, [], listed={""}, present=[]) == []  # judged again: cleared
