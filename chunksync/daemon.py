@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class DaemonOptions:
     """Timings, in seconds."""
-
     quiet: float = 0.15
     max_delay: float = 1.0
     poll_interval: float = 30.0
