@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import sys
 import time
@@ -23,7 +24,7 @@ import click
 
 from . import __version__
 from .config import Credential, FolderConfig, FolderPaths, save_credential
-from .errors import ChunksyncError, DeviceRevoked, UserError
+from .errors import EXIT_SKIPPED, ChunksyncError, DeviceRevoked, UserError
 from .folder import (
     FolderBusy,
     FolderLock,
@@ -34,7 +35,6 @@ from .folder import (
 )
 from .interrupt import interrupted, on_interrupt, run_interruptible, say_interrupted, signals_handled
 from .objects import short_id
-from .paths import display
 from .progress import TerminalProgress
 from .transport.http import HttpClient
 from .transport.tokens import renew_at
@@ -160,6 +160,7 @@ def _sync_once(
 ) -> Any:
     """One sync under the folder lock; None when a running daemon was asked instead."""
 
+    from .failed import record as record_failed
     from .status import clear_revoked, mark_revoked
 
     from .control import GatedChunkStore
@@ -180,7 +181,7 @@ def _sync_once(
                 finally:
                     unregister()
                 clear_revoked(f.paths)
-                return result
+                return result, record_failed(f.index, result.scan, result.skipped)
 
     try:
         return _with_progress(go, quiet)
@@ -194,10 +195,14 @@ def _sync_once(
         return None
 
 
-def _first_sync(root: Path) -> None:
-    result = _sync_once(root)
-    if result is not None:
-        click.echo(_describe(result))
+def _first_sync(root: Path) -> int:
+    """Sync, print the summary; returns the exit status (EXIT_SKIPPED: items skipped)."""
+    done = _sync_once(root)
+    if done is None:
+        return 0
+    result, failed = done
+    click.echo(_describe(result, failed, root))
+    return EXIT_SKIPPED if failed.skipped else 0
 
 
 @main.command()
@@ -221,8 +226,9 @@ def init(directory: Path, folder: str, server: str | None, passphrase_file: str 
     else:
         master, slot = onboard.new_local_state(directory, config, passphrase)
         run(onboard.create_remote(cred, directory, config, master, slot))
-    _first_sync(directory)
+    status = _first_sync(directory)
     click.echo(f"{directory} is now synced as folder {folder!r}")
+    sys.exit(status)
 
 
 @main.command()
@@ -243,16 +249,17 @@ def join(directory: Path, folder: str, server: str | None, passphrase_file: str 
     if resume:
         onboard.check_joined_key(directory, master)
         click.echo(f"continuing the interrupted join of {directory}", err=True)
-        _first_sync(directory)
+        status = _first_sync(directory)
     else:
         paths = create_folder_state(directory, config, master)
         try:
-            _first_sync(directory)
+            status = _first_sync(directory)
         except ChunksyncError:
             if not interrupted():
                 remove_folder_state(paths)
             raise
     click.echo(f"{directory} joined folder {folder!r}")
+    sys.exit(status)
 
 
 @main.command("change-passphrase")
@@ -277,16 +284,16 @@ def change_passphrase(directory: Path, passphrase_file: str | None, new_passphra
     click.echo("passphrase changed: other devices keep syncing; new devices join with the new one")
 
 
-def _describe(result: Any) -> str:
+def _describe(result: Any, failed: Any, root: Path) -> str:
+    from .failed_text import failed_lines
+
     healed = result.healed
-    note = ""
+    note = "".join(f"{line}\n" for line in failed_lines(failed.items, shlex.quote(str(root))))
     if healed.missing:
         note = f"the server had lost {healed.missing} objects: re-uploaded {healed.restored}"
         if healed.unrecoverable:
             note += f" ({healed.unrecoverable} must come from another device that holds them)"
         note += "\n"
-    for path, reason in result.skipped:
-        note += f"skipped here: {display(path)} ({reason}); it stays on the server for other devices\n"
     if result.receive_only and result.local_only:
         note += (f"receive-only (read-only member): {result.local_only} local change"
                  f"{'s' if result.local_only != 1 else ''} kept here, not sent\n")
@@ -313,12 +320,15 @@ def _describe(result: Any) -> str:
 @click.option("--json", "as_json", is_flag=True)
 @command_errors
 def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, as_json: bool) -> None:
-    """Sync once; exit 0 when the folder is in sync."""
+    """Sync once; exit 0 when the folder is in sync, 12 when it synced but some paths
+    could not be (failed items: 'chunksync status' lists each, with what to do)."""
+    from .failed_text import failed_json
 
-    result = _sync_once(directory, allow_mass_delete=allow_mass_delete,
-                        accept_server_history=accept_server_history, quiet=as_json)
-    if result is None:
+    done = _sync_once(directory, allow_mass_delete=allow_mass_delete,
+                      accept_server_history=accept_server_history, quiet=as_json)
+    if done is None:
         return
+    result, failed = done
     doc = {
         "head": result.head,
         "pushed": result.pushed,
@@ -331,8 +341,11 @@ def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, 
         "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
         "local_only_changes": result.local_only,
         "healed": {"missing": result.healed.missing, "restored": result.healed.restored},
+        **failed_json(failed),
     }
-    emit(doc, as_json, lambda: click.echo(_describe(result)))
+    emit(doc, as_json, lambda: click.echo(_describe(result, failed, directory)))
+    if failed.skipped:  # synced, but some paths were not (chunksync status lists them)
+        sys.exit(EXIT_SKIPPED)
 
 
 # --- history ---------------------------------------------------------------------------
@@ -418,11 +431,13 @@ def status(directory: Path, as_json: bool) -> None:
     """Show the folder's sync state (from the daemon if one runs, else the index)."""
     from .status import read_status
 
+    from .failed_text import status_lines
+
     doc = read_status(directory)
 
     def text() -> None:
-        for key, value in doc.items():
-            click.echo(f"{key.replace('_', ' ')}: {value}")
+        for line in status_lines(doc):
+            click.echo(line)
 
     emit(doc, as_json, text)
 
@@ -457,7 +472,7 @@ def resolve(directory: Path, path: str, keep: str) -> None:
 
     message = resolve_conflict(directory, path, keep)
     click.echo(message)
-    _first_sync(directory)
+    sys.exit(_first_sync(directory))
 
 
 @main.command()
@@ -492,13 +507,24 @@ def verify(directory: Path) -> None:
               help="seconds between full rescans (safety net behind the watcher)")
 @click.option("--backoff-max", type=click.FloatRange(0.1), default=60.0, show_default=True,
               help="cap of the reconnect backoff in seconds while offline")
+@click.option("--settle-ms", type=click.IntRange(0, 600_000), default=2000, show_default=True,
+              help="a changed file is synced once it was not written for this long (files still "
+              "being written wait; 0 syncs at once)")
+@click.option("--settle-cap", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="seconds a file that never stops changing waits at most; then its latest "
+              "consistent read is synced (and logged)")
+@click.option("--stop-grace", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True,
+              help="seconds SIGTERM/SIGINT wait for the current step before exiting anyway "
+              "(safe: writes are atomic); a second signal exits at once")
 @click.option("--install-service", is_flag=True,
               help="write a systemd user unit (Linux) or launchd agent (macOS) for these folders and exit")
 @command_errors
 def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll_interval: float,
-           full_rescan_interval: float, backoff_max: float, install_service: bool) -> None:
+           full_rescan_interval: float, backoff_max: float, settle_ms: int, settle_cap: float,
+           stop_grace: float, install_service: bool) -> None:
     """Watch folders and keep them in sync (foreground)."""
-    from .daemon import DaemonOptions, run_daemon
+    from .daemon import DaemonOptions
+    from .daemon_process import run_daemon
 
     if install_service:
         from .service import install_service as install
@@ -508,6 +534,7 @@ def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll
     options = DaemonOptions(
         quiet=quiet_ms / 1000, max_delay=max(max_delay_ms, quiet_ms) / 1000, poll_interval=poll_interval,
         full_rescan_interval=full_rescan_interval, backoff_max=backoff_max,
+        settle_quiet=settle_ms / 1000, settle_cap=settle_cap, stop_grace=stop_grace,
     )
     run_daemon(list(directories), options)
 

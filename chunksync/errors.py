@@ -23,6 +23,10 @@ message and the process exit code the CLI uses for it::
     ├── QuotaExceeded (exit 10)     the server refused an upload: the owner's quota is full
     └── HeldError (exit 8)          a sync held for the user's confirmation (mass delete)
 
+Exit status 12 (:data:`EXIT_SKIPPED`) is not an error: the sync completed, but some
+paths could not be synced ("failed items", :mod:`chunksync.failed`; ``chunksync status``
+lists each with the reason and what to do).
+
 Foreign exceptions (aiohttp, lmdb, OSError from the network) are converted where they
 enter the project, so callers only ever catch these.
 """
@@ -34,6 +38,7 @@ __all__ = [
     "ChunksyncError",
     "ConfigError",
     "DeviceRevoked",
+    "EXIT_SKIPPED",
     "HeldError",
     "IntegrityError",
     "NetworkError",
@@ -49,6 +54,9 @@ __all__ = [
     "UserError",
     "WrongPassphrase",
 ]
+
+#: the process exit status of a sync that completed with failed items (paths skipped)
+EXIT_SKIPPED = 12
 
 
 class ChunksyncError(Exception):

@@ -22,6 +22,7 @@ from . import fsops
 from .config import FolderConfig, FolderPaths
 from .conflict import parse_conflict_copy
 from .errors import ChunksyncError, ConfigError, UserError
+from .failed import load as load_failed
 from .paths import validate_relpath
 from .storage.index import Index
 from .sync.engine import BASE, HIGH_SEQ, PENDING
@@ -89,6 +90,7 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
         last = next(reversed(list(index.iter_events())), None)
         conflicts = sum(1 for _ in index.iter_conflicts())
         high = index.get_meta(HIGH_SEQ)
+        failed = load_failed(index)
     revoked = _revoked_reason(paths)
     state = "paused" if (paths.state / "paused").exists() else "idle (no daemon running)"
     return {
@@ -103,6 +105,9 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
         "local_changes_pending": pending or base is None,
         "conflicts": conflicts,
         "last_event": _describe_event(last[1]) if last else None,
+        # paths the last scan could not sync, each with the reason and what to do
+        "failed_items": sum(1 for i in failed if i.skipped),
+        "failed": [i.to_json() for i in failed],
     }
 
 

@@ -36,7 +36,7 @@ from ..conflict import Conflict, ConflictPolicies
 from ..crypto.folder_keys import FolderKeys
 from ..errors import AuthError, ChunksyncError, HeldError, RefConflict, RollbackError, TransportError
 from ..ignore import IgnoreRules
-from ..objects import Commit, ObjectId, ObjectKind, Tree, TreeEntry, id_from_hex, short_id
+from ..objects import Commit, ObjectId, ObjectKind, Tree, id_from_hex, short_id
 from ..paths import unwritable_here
 from ..pipeline import Sealer
 from ..progress import NoProgress, Progress
@@ -45,8 +45,9 @@ from ..storage.index import Index
 from ..storage.trust import Trust, load_trust, save_trust
 from ..transport.base import ChunkStore
 from ..wire import HeadState
-from ..treediff import diff_trees, walk_tree
+from ..treediff import diff_trees
 from .apply import Applier, ApplyOutcome
+from .deletions import count_files, deleted_files
 from .graft import graft_ignored
 from .heal import HealReport, heal_closure
 from .lineage import Accepted, verify_descent
@@ -73,35 +74,6 @@ BASE_SERVER_SEQ = "base_server_seq"  # the server's head-log position of the bas
 CHECKED_EPOCH = "checked_epoch"  # storage epoch under which the head's objects were checked
 ROLE = "role"                # this account's role in the folder, as last asked
 IGNORED_BY = "ignored_by"    # the ignore rules of the last synced round (see sync/unignore.py)
-
-
-def _files_below(path: str, entry: TreeEntry | None, load: Callable[[ObjectId], Tree]) -> list[tuple[str, ObjectId]]:
-    if entry is None or entry.id is None:
-        return []
-    if entry.kind == "file":
-        return [(path, entry.id)]
-    if entry.kind == "dir":
-        return [(f"{path}/{p}", e.id) for p, e in walk_tree(entry.id, load) if e.kind == "file" and e.id]
-    return []
-
-
-def deleted_files(old: ObjectId | None, new: ObjectId, load: Callable[[ObjectId], Tree]) -> int:
-    """How many files of ``old`` are deleted in ``new``: their path holds no file any
-    more and their content is found nowhere among what ``new`` changed (diffing only the
-    subtrees that differ). An edit keeps its path and a move keeps its content, so
-    neither counts."""
-    gone: list[tuple[str, ObjectId]] = []
-    kept: set[ObjectId] = set()
-    for diff in diff_trees(old, new, load):
-        now = _files_below(diff.path, diff.new, load)
-        kept.update(oid for _, oid in now)
-        still_there = {path for path, _ in now}
-        gone.extend(f for f in _files_below(diff.path, diff.old, load) if f[0] not in still_there)
-    return sum(1 for _, oid in gone if oid not in kept)
-
-
-def count_files(root: ObjectId | None, load: Callable[[ObjectId], Tree]) -> int:
-    return 0 if root is None else sum(1 for _, e in walk_tree(root, load) if e.kind == "file")
 
 
 class Clock(Protocol):
@@ -176,6 +148,7 @@ class SyncEngine:
         self._role: str | None = None  # asked of the server once per engine (or cached)
         self._scan_only = False  # this round uploads nothing while scanning (receive-only)
         self._round_ignore = IgnoreRules()  # the rules of the round in progress
+        self.settle: Callable[[str, object], bool] | None = None  # the daemon's (chunksync.settle)
 
     # --- helpers ----------------------------------------------------------------------
     def _tree_id(self, tree: Tree) -> ObjectId:
@@ -201,7 +174,8 @@ class SyncEngine:
             raise ChunksyncError(f"{self.root}: the folder marker .chunksync is gone; refusing to sync")
         self.on_status("scanning")
         ignore = self._ignore_rules()
-        result = scan(self.root, self.keys, self.index, ignore=ignore, dirty=dirty, on_chunk=on_chunk)
+        result = scan(self.root, self.keys, self.index, ignore=ignore, dirty=dirty, on_chunk=on_chunk,
+                      hold=self.settle)  # type: ignore[arg-type]
         previous = self.index.get_meta(LOCAL_ROOT)
         previous_root = ObjectId(previous) if previous else None
         reader = ObjectReader(self.keys, self.index, self.store)
