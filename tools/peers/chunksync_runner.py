@@ -58,6 +58,10 @@ class SyncRun:
         return int(self.doc.get("uploaded_bytes", 0))
 
     @property
+    def head(self) -> str:
+        return str(self.doc.get("head") or "")
+
+    @property
     def changed(self) -> bool:
         return bool(self.doc.get("pushed") or self.doc.get("applied") or self.doc.get("deleted"))
 
@@ -115,9 +119,11 @@ class ChunksyncWorld:
     def sync(self, device: str, *extra: str) -> SyncRun:
         return SyncRun(self.cli(device, "sync", str(self.folder(device)), "--json", *extra))
 
-    def restore(self, device: str, to: Path) -> Run:
+    def restore(self, device: str, to: Path, snapshot: str) -> Run:
+        """``chunksync restore --snapshot ID``: the whole tree into a new directory."""
         shutil.rmtree(to, ignore_errors=True)
-        return self.cli(device, "restore", str(self.folder(device)), "--to", str(to))
+        return self.cli(device, "restore", str(self.folder(device)), "--snapshot", snapshot,
+                        "--to", str(to))
 
     def daemon(self, device: str, *args: str) -> DaemonProcess:
         """A ``chunksync daemon`` for ``device`` (context manager; defaults unless ``args``)."""
