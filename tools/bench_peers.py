@@ -27,12 +27,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
-from peers import corpus as corpora  # noqa: E402
-from peers.backup_scenarios import backup_rows, many_files_row, run_backup_scenarios  # noqa: E402
-from peers.history import history_row  # noqa: E402
-from peers.install import ensure_peers, versions  # noqa: E402
-from peers.propagation import propagation_row  # noqa: E402
-from peers.report import Row, render, to_json  # noqa: E402
+from peers import corpus as corpora
+from peers.backup_scenarios import backup_rows, many_files_row, run_backup_scenarios
+from peers.history import history_row
+from peers.install import ensure_peers, versions
+from peers.propagation import propagation_row
+from peers.report import Row, render, to_json
 
 SCENARIOS = ("backup", "many", "propagation", "history")
 MODES = {
@@ -42,18 +42,37 @@ MODES = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n".join(__doc__.splitlines()[1:]))
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]),
+    )
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="small corpus, 2 repetitions, under 5 minutes (the default)")
-    mode.add_argument("--full", dest="mode", action="store_const", const="full",
-                      help="the 1.1 GB corpus (20,000 small, 200 medium, 3 large files)")
-    ap.add_argument("--dir", type=Path, default=Path("/tmp/chunksync-peers"),
-                    help="work directory; the corpus is kept here between runs")
-    ap.add_argument("--only", default=",".join(SCENARIOS),
-                    help=f"comma-separated subset of {', '.join(SCENARIOS)}")
+    mode.add_argument(
+        "--quick",
+        dest="mode",
+        action="store_const",
+        const="quick",
+        help="small corpus, 2 repetitions, under 5 minutes (the default)",
+    )
+    mode.add_argument(
+        "--full",
+        dest="mode",
+        action="store_const",
+        const="full",
+        help="the 1.1 GB corpus (20,000 small, 200 medium, 3 large files)",
+    )
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("/tmp/chunksync-peers"),
+        help="work directory; the corpus is kept here between runs",
+    )
+    ap.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of {', '.join(SCENARIOS)}",
+    )
     ap.add_argument("--reps", type=int, help="repetitions of the one-shot scenarios")
     ap.add_argument("--many-files", type=int, help="files of the no-change-sync tree")
     ap.add_argument("--edits", type=int, help="propagation edits per tool")
@@ -64,12 +83,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     args.mode = args.mode or "quick"
     preset = MODES[args.mode]
-    for name, key in (("reps", "reps"), ("many_files", "many"), ("edits", "edits"),
-                      ("commits", "commits")):
+    for name, key in (
+        ("reps", "reps"),
+        ("many_files", "many"),
+        ("edits", "edits"),
+        ("commits", "commits"),
+    ):
         if getattr(args, name) is None:
             setattr(args, name, preset[key])
-    args.spec = corpora.CorpusSpec(preset["spec"].small, preset["spec"].medium,
-                                   preset["spec"].large, preset["spec"].total, args.seed)
+    args.spec = corpora.CorpusSpec(
+        preset["spec"].small,
+        preset["spec"].medium,
+        preset["spec"].large,
+        preset["spec"].total,
+        args.seed,
+    )
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(args.only) - set(SCENARIOS)
     if unknown:
@@ -85,8 +113,11 @@ def log(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    tools = ["git", *(["restic", "rsync"] if "backup" in args.only else []),
-             *(["syncthing"] if "propagation" in args.only else [])]
+    tools = [
+        "git",
+        *(["restic", "rsync"] if "backup" in args.only else []),
+        *(["syncthing"] if "propagation" in args.only else []),
+    ]
     ensure_peers(tools, log)
     started, load0 = time.monotonic(), os.getloadavg()
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -104,12 +135,15 @@ def main(argv: list[str] | None = None) -> None:
     if "propagation" in args.only:
         rows.append(propagation_row(corpus / "src", work / "propagation", args.edits, log))
     if "history" in args.only:
-        rows.append(history_row(args.history_repo, work / "history", args.commits, log))
+        label = "the chunksync repo" if args.history_repo == REPO else args.history_repo.name
+        rows.append(history_row(args.history_repo, work / "history", args.commits, log, label))
     load1 = os.getloadavg()
-    print(f"chunksync side by side ({args.mode}): corpus {files:,} files, {size / 1e6:,.0f} MB "
-          f"(seed {args.seed}); {os.cpu_count()} cores, {platform.python_implementation()} "
-          f"{platform.python_version()}; load average {load0[0]:.1f} at start, "
-          f"{load1[0]:.1f} at end; {time.monotonic() - started:.0f} s")
+    print(
+        f"chunksync side by side ({args.mode}): corpus {files:,} files, {size / 1e6:,.0f} MB "
+        f"(seed {args.seed}); {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}; load average {load0[0]:.1f} at start, "
+        f"{load1[0]:.1f} at end; {time.monotonic() - started:.0f} s"
+    )
     print("peers: " + "; ".join(f"{k}: {v}" for k, v in versions(tools).items()))
     print()
     print(render(rows))

@@ -57,8 +57,9 @@ def _move_into(src: Path, dst: Path) -> None:
     src.rmdir()
 
 
-def _one_rep(world: ChunksyncWorld, corpus: Path, work: Path, rep: int, s: Series,
-             log: Callable[[str], None]) -> None:
+def _one_rep(
+    world: ChunksyncWorld, corpus: Path, work: Path, rep: int, s: Series, log: Callable[[str], None]
+) -> None:
     dev, folder = f"dev{rep}", f"bench{rep}"
     ours = world.init(dev, folder)
     staging, theirs, mirror = work / "staging", work / "restic-tree", work / "rsync-mirror"
@@ -94,15 +95,25 @@ def _one_rep(world: ChunksyncWorld, corpus: Path, work: Path, rep: int, s: Serie
 
     _alternate(rep, lambda: cs_sync("initial", True), lambda: rs_backup("initial"))
     rsync.mirror(theirs, mirror)  # the delta peer's starting point, untimed
-    log(f"  rep {rep}: initial chunksync {s.get('cs.initial')[-1]:.2f} s, "
-        f"restic {s.get('restic.initial')[-1]:.2f} s")
+    log(
+        f"  rep {rep}: initial chunksync {s.get('cs.initial')[-1]:.2f} s, "
+        f"restic {s.get('restic.initial')[-1]:.2f} s"
+    )
 
     apply_edits(ours, rep)
     apply_edits(theirs, rep)
-    _alternate(rep, lambda: cs_sync("incremental", True), lambda: rs_backup("incremental"),
-               lambda: rsync_run("incremental"))
-    _alternate(rep, lambda: cs_sync("nochange", False), lambda: rs_backup("nochange"),
-               lambda: rsync_run("nochange"))
+    _alternate(
+        rep,
+        lambda: cs_sync("incremental", True),
+        lambda: rs_backup("incremental"),
+        lambda: rsync_run("incremental"),
+    )
+    _alternate(
+        rep,
+        lambda: cs_sync("nochange", False),
+        lambda: rs_backup("nochange"),
+        lambda: rsync_run("nochange"),
+    )
 
     out_cs, out_rs = work / "restore-chunksync", work / "restore-restic"
 
@@ -110,25 +121,34 @@ def _one_rep(world: ChunksyncWorld, corpus: Path, work: Path, rep: int, s: Serie
         s.add(key, proc.seconds)
         s.add(f"{key}.rss", proc.max_rss / MiB)
 
-    _alternate(rep, lambda: record("cs.restore", world.restore(dev, out_cs, heads[-1])),
-               lambda: record("restic.restore", restic.restore(out_rs)))
+    _alternate(
+        rep,
+        lambda: record("cs.restore", world.restore(dev, out_cs, heads[-1])),
+        lambda: record("restic.restore", restic.restore(out_rs)),
+    )
     want = tree_digest(ours)
     if tree_digest(out_cs) != want:
         raise RuntimeError(f"chunksync restore of rep {rep} differs from the folder")
     shutil.rmtree(out_cs)
     joiner = f"join{rep}"
-    _alternate(rep, lambda: record("cs.join", world.join(joiner, folder)),
-               lambda: record("restic.restore2", restic.restore(out_rs)))
+    _alternate(
+        rep,
+        lambda: record("cs.join", world.join(joiner, folder)),
+        lambda: record("restic.restore2", restic.restore(out_rs)),
+    )
     if tree_digest(world.folder(joiner)) != want:
         raise RuntimeError(f"chunksync join of rep {rep} differs from the folder")
-    log(f"  rep {rep}: restore chunksync {s.get('cs.restore')[-1]:.2f} s, join "
-        f"{s.get('cs.join')[-1]:.2f} s, restic restore {s.get('restic.restore')[-1]:.2f} s")
+    log(
+        f"  rep {rep}: restore chunksync {s.get('cs.restore')[-1]:.2f} s, join "
+        f"{s.get('cs.join')[-1]:.2f} s, restic restore {s.get('restic.restore')[-1]:.2f} s"
+    )
     for path in (theirs, mirror, out_rs, work / "restic", ours, world.folder(joiner)):
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run_backup_scenarios(corpus: Path, work: Path, reps: int,
-                         log: Callable[[str], None] = print) -> Series:
+def run_backup_scenarios(
+    corpus: Path, work: Path, reps: int, log: Callable[[str], None] = print
+) -> Series:
     """``reps`` repetitions of the whole one-shot sequence; the raw paired figures."""
     series = Series()
     with ChunksyncWorld(work / "chunksync") as world:
@@ -139,33 +159,77 @@ def run_backup_scenarios(corpus: Path, work: Path, reps: int,
 
 def backup_rows(s: Series) -> list[Row]:
     """The table rows of the one-shot scenarios, with issue 12's targets beside them."""
-    def row(scenario: str, unit: str, ours: str, peer: str, theirs: str,
-            *targets: Target) -> Row:
+
+    def row(scenario: str, unit: str, ours: str, peer: str, theirs: str, *targets: Target) -> Row:
         return Row(scenario, unit, s.get(ours), peer, s.get(theirs), targets)  # type: ignore[arg-type]
 
-    ratio = lambda bound: Target("ratio", bound)  # noqa: E731
+    ratio = lambda bound: Target("ratio", bound)
     return [
-        row("initial sync vs backup to a local repo", "s", "cs.initial", "restic",
-            "restic.initial", ratio(0.8)),
-        row("client peak RSS, initial", "MiB", "cs.initial.rss", "restic", "restic.initial.rss",
-            ratio(1.0)),
-        row("incremental after small edits", "s", "cs.incremental", "restic",
-            "restic.incremental", ratio(0.5)),
-        row("incremental after small edits", "s", "cs.incremental", "rsync delta",
-            "rsync.incremental"),
-        row("incremental, bytes sent", "MB", "cs.incremental.bytes", "rsync delta",
-            "rsync.incremental.bytes", ratio(1.0)),
-        row("incremental, bytes added", "MB", "cs.incremental.bytes", "restic",
-            "restic.incremental.bytes"),
-        row("no-change sync (whole process)", "s", "cs.nochange", "restic", "restic.nochange",
-            ratio(0.25)),
+        row(
+            "initial sync vs backup to a local repo",
+            "s",
+            "cs.initial",
+            "restic",
+            "restic.initial",
+            ratio(0.8),
+        ),
+        row(
+            "client peak RSS, initial",
+            "MiB",
+            "cs.initial.rss",
+            "restic",
+            "restic.initial.rss",
+            ratio(1.0),
+        ),
+        row(
+            "incremental after small edits",
+            "s",
+            "cs.incremental",
+            "restic",
+            "restic.incremental",
+            ratio(0.5),
+        ),
+        row(
+            "incremental after small edits",
+            "s",
+            "cs.incremental",
+            "rsync delta",
+            "rsync.incremental",
+        ),
+        row(
+            "incremental, bytes sent",
+            "MB",
+            "cs.incremental.bytes",
+            "rsync delta",
+            "rsync.incremental.bytes",
+            ratio(1.0),
+        ),
+        row(
+            "incremental, bytes added",
+            "MB",
+            "cs.incremental.bytes",
+            "restic",
+            "restic.incremental.bytes",
+        ),
+        row(
+            "no-change sync (whole process)",
+            "s",
+            "cs.nochange",
+            "restic",
+            "restic.nochange",
+            ratio(0.25),
+        ),
         row("no-change sync (whole process)", "s", "cs.nochange", "rsync", "rsync.nochange"),
-        row("restore (whole tree, new directory)", "s", "cs.restore", "restic restore",
-            "restic.restore", ratio(1.0)),
-        row("second device join", "s", "cs.join", "restic restore", "restic.restore2",
-            ratio(1.0)),
-        row("client peak RSS, join", "MiB", "cs.join.rss", "restic restore",
-            "restic.restore2.rss"),
+        row(
+            "restore (whole tree, new directory)",
+            "s",
+            "cs.restore",
+            "restic restore",
+            "restic.restore",
+            ratio(1.0),
+        ),
+        row("second device join", "s", "cs.join", "restic restore", "restic.restore2", ratio(1.0)),
+        row("client peak RSS, join", "MiB", "cs.join.rss", "restic restore", "restic.restore2.rss"),
     ]
 
 
@@ -183,5 +247,9 @@ def many_files_row(work: Path, files: int, reps: int, log: Callable[[str], None]
             times.append(r.seconds)
         log(f"  {files}-file no-change: {', '.join(f'{t:.2f}' for t in times)} s")
     shutil.rmtree(work / "many", ignore_errors=True)
-    return Row(f"{files:,}-file no-change sync", "s", tuple(times),
-               targets=(Target("median", 1.0, strict=True),))
+    return Row(
+        f"{files:,}-file no-change sync",
+        "s",
+        tuple(times),
+        targets=(Target("median", 1.0, strict=True),),
+    )

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tests.helpers.daemons import DaemonProcess
 from tests.helpers.server import DEFAULT_PASSWORD, DEFAULT_USER, ServerProcess, create_user
@@ -78,7 +78,7 @@ class ChunksyncWorld:
         self.server = ServerProcess(self.data)
         self._logged_in: set[str] = set()
 
-    def __enter__(self) -> ChunksyncWorld:
+    def __enter__(self) -> Self:
         self.server.start()
         return self
 
@@ -96,8 +96,12 @@ class ChunksyncWorld:
         return self.base / "folders" / device
 
     def env(self, device: str) -> dict[str, str]:
-        return {"CHUNKSYNC_HOME": str(self.home(device)), "CHUNKSYNC_PASSWORD": DEFAULT_PASSWORD,
-                "CHUNKSYNC_PASSPHRASE": PASSPHRASE, "PYTHONPATH": str(REPO)}
+        return {
+            "CHUNKSYNC_HOME": str(self.home(device)),
+            "CHUNKSYNC_PASSWORD": DEFAULT_PASSWORD,
+            "CHUNKSYNC_PASSPHRASE": PASSPHRASE,
+            "PYTHONPATH": str(REPO),
+        }
 
     def cli(self, device: str, *args: str) -> Run:
         if device not in self._logged_in:
@@ -122,8 +126,9 @@ class ChunksyncWorld:
     def restore(self, device: str, to: Path, snapshot: str) -> Run:
         """``chunksync restore --snapshot ID``: the whole tree into a new directory."""
         shutil.rmtree(to, ignore_errors=True)
-        return self.cli(device, "restore", str(self.folder(device)), "--snapshot", snapshot,
-                        "--to", str(to))
+        return self.cli(
+            device, "restore", str(self.folder(device)), "--snapshot", snapshot, "--to", str(to)
+        )
 
     def daemon(self, device: str, *args: str) -> DaemonProcess:
         """A ``chunksync daemon`` for ``device`` (context manager; defaults unless ``args``)."""
@@ -133,9 +138,14 @@ class ChunksyncWorld:
 
     def server_stats(self) -> dict[str, Any]:
         """``server stats --json``: objects and bytes stored, per folder."""
-        out = subprocess.run([sys.executable, "-m", "server", "stats", "--data", str(self.data),
-                              "--json"], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                             capture_output=True, check=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "server", "stats", "--data", str(self.data), "--json"],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            check=True,
+            text=True,
+        )
         return dict(json.loads(out.stdout))
 
     def server_bytes(self) -> int:

@@ -18,6 +18,7 @@ import hashlib
 import os
 import random
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,17 @@ from tests.helpers.corpus import (
     random_bytes,
 )
 
-__all__ = ["FULL", "QUICK", "CorpusSpec", "apply_edits", "build", "copy_tree", "list_files",
-           "tree_digest", "tree_size"]
+__all__ = [
+    "FULL",
+    "QUICK",
+    "CorpusSpec",
+    "apply_edits",
+    "build",
+    "copy_tree",
+    "list_files",
+    "tree_digest",
+    "tree_size",
+]
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 SKIP_DIRS = frozenset({".chunksync", ".stfolder", ".stversions", ".git"})
@@ -78,18 +88,19 @@ def build(root: Path, spec: CorpusSpec) -> Path:
     for i in range(spec.large):
         maker = compressible_bytes if i % 2 else random_bytes
         step = 16 * MiB
-        parts = (maker(min(step, each - off), spec.seed * 104729 + i * 1000 + off // step)
-                 for off in range(0, each, step))
+        parts = (
+            maker(min(step, each - off), spec.seed * 104729 + i * 1000 + off // step)
+            for off in range(0, each, step)
+        )
         _write(root / "large" / f"blob{i}.{'log' if i % 2 else 'img'}", parts)
     done.touch()
     return root
 
 
-def _write(path: Path, parts: object) -> None:
+def _write(path: Path, parts: Iterable[bytes]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
-        for part in parts:  # type: ignore[attr-defined]
-            fh.write(part)
+        fh.writelines(parts)
     os.utime(path, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
 
 
@@ -139,7 +150,7 @@ def apply_edits(root: Path, round_no: int, *, seed: int = 0) -> dict[str, int]:
         path = root / rel
         data = bytearray(path.read_bytes())
         at = rng.randrange(max(1, len(data)))
-        data[at:at + 16] = f"edit {round_no:04d} {rng.random():.6f}"[:16].encode()
+        data[at : at + 16] = f"edit {round_no:04d} {rng.random():.6f}"[:16].encode()
         path.write_bytes(bytes(data))
     gone = [f for f in rng.sample(small, min(5, len(small))) if f not in changed]
     for rel in gone:

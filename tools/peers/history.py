@@ -25,15 +25,30 @@ from .report import Row, Target
 
 __all__ = ["first_parent_commits", "history_row", "tree_listing"]
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
-           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost",
-           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@localhost",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@localhost",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+}
 
 
-def _git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-         data: bytes | None = None) -> bytes:
-    return subprocess.run(["git", *args], cwd=cwd, input=data, capture_output=True, check=True,
-                          env={**os.environ, **GIT_ENV, **(env or {})}).stdout
+def _git(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    data: bytes | None = None,
+) -> bytes:
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        input=data,
+        capture_output=True,
+        check=True,
+        env={**os.environ, **GIT_ENV, **(env or {})},
+    ).stdout
 
 
 def first_parent_commits(repo: Path, n: int) -> list[str]:
@@ -60,8 +75,11 @@ class _Blobs:
     """One ``git cat-file --batch`` process: blob bytes by id, without a process per file."""
 
     def __init__(self, repo: Path) -> None:
-        self.proc = subprocess.Popen(["git", "-C", str(repo), "cat-file", "--batch"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            ["git", "-C", str(repo), "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
 
     def read(self, blob: str) -> bytes:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -79,8 +97,9 @@ class _Blobs:
         self.proc.wait()
 
 
-def _apply(root: Path, old: dict[str, tuple[str, str]], new: dict[str, tuple[str, str]],
-           blobs: _Blobs) -> None:
+def _apply(
+    root: Path, old: dict[str, tuple[str, str]], new: dict[str, tuple[str, str]], blobs: _Blobs
+) -> None:
     for path in old.keys() - new.keys():
         target = root / path
         target.unlink(missing_ok=True)
@@ -108,7 +127,9 @@ def pack_bytes(git_dir: Path) -> int:
     return sum(p.stat().st_size for p in (git_dir / "objects" / "pack").glob("*.pack"))
 
 
-def history_row(source: Path, work: Path, n: int, log: Callable[[str], None] = print) -> Row:
+def history_row(
+    source: Path, work: Path, n: int, log: Callable[[str], None] = print, label: str = ""
+) -> Row:
     """Replay ``n`` commits of ``source``; the storage row (one measurement: bytes are exact)."""
     commits = first_parent_commits(source, n)
     if not commits:
@@ -129,11 +150,20 @@ def history_row(source: Path, work: Path, n: int, log: Callable[[str], None] = p
                 _apply(root, previous, listing, blobs)
                 previous = listing
                 sync_seconds += world.sync("history", "--allow-mass-delete").seconds
-                stamp = {"GIT_AUTHOR_DATE": f"{1_700_000_000 + i * 60} +0000",
-                         "GIT_COMMITTER_DATE": f"{1_700_000_000 + i * 60} +0000"}
+                stamp = {
+                    "GIT_AUTHOR_DATE": f"{1_700_000_000 + i * 60} +0000",
+                    "GIT_COMMITTER_DATE": f"{1_700_000_000 + i * 60} +0000",
+                }
                 _git("add", "-A", "-f", "--", ".", ":(exclude).chunksync", cwd=root, env=genv)
-                _git("commit", "--quiet", "--allow-empty", "-m", f"replay {i}", cwd=root,
-                     env={**genv, **stamp})
+                _git(
+                    "commit",
+                    "--quiet",
+                    "--allow-empty",
+                    "-m",
+                    f"replay {i}",
+                    cwd=root,
+                    env={**genv, **stamp},
+                )
             stored = world.server_stats()["bytes"] - before
             disk = world.server_bytes()
         _git("gc", "--quiet", "--aggressive", "--prune=now", env={"GIT_DIR": str(git_dir)})
@@ -141,11 +171,18 @@ def history_row(source: Path, work: Path, n: int, log: Callable[[str], None] = p
     finally:
         blobs.close()
     files = len(previous)
-    log(f"  history: {len(commits)} commits ({files} files at the end): server objects "
+    log(
+        f"  history: {len(commits)} commits ({files} files at the end): server objects "
         f"{stored / 1e6:.2f} MB (data dir {disk / 1e6:.2f} MB), git pack {pack / 1e6:.2f} MB, "
-        f"syncs {sync_seconds:.1f} s in all")
+        f"syncs {sync_seconds:.1f} s in all"
+    )
     shutil.rmtree(work, ignore_errors=True)
-    return Row(f"history replay, {len(commits)} commits of {source.name}: server bytes", "MB",
-               (stored / 1e6,), "git gc --aggressive pack", (pack / 1e6,),
-               (Target("ratio", 3.0),), extra={"server_data_dir_mb": disk / 1e6,
-                                               "sync_seconds_total": sync_seconds})
+    return Row(
+        f"history replay, {len(commits)} commits of {label or source.name}: server bytes",
+        "MB",
+        (stored / 1e6,),
+        "git gc --aggressive pack",
+        (pack / 1e6,),
+        (Target("ratio", 3.0),),
+        extra={"server_data_dir_mb": disk / 1e6, "sync_seconds_total": sync_seconds},
+    )

@@ -14,8 +14,12 @@ import subprocess
 __all__ = ["PEERS", "ensure_peers", "versions"]
 
 PEERS = {"restic": "restic", "rsync": "rsync", "syncthing": "syncthing", "git": "git"}
-_VERSION_ARGS = {"restic": ["version"], "rsync": ["--version"], "syncthing": ["--version"],
-                 "git": ["--version"]}
+_VERSION_ARGS = {
+    "restic": ["version"],
+    "rsync": ["--version"],
+    "syncthing": ["--version"],
+    "git": ["--version"],
+}
 
 
 def ensure_peers(names: list[str], log: object = print) -> None:
@@ -24,8 +28,10 @@ def ensure_peers(names: list[str], log: object = print) -> None:
     if not missing:
         return
     if os.geteuid() != 0:
-        raise SystemExit(f"bench_peers: missing {' '.join(missing)}; run as root: "
-                         f"apt-get install -y {' '.join(missing)}")
+        raise SystemExit(
+            f"bench_peers: missing {' '.join(missing)}; run as root: "
+            f"apt-get install -y {' '.join(missing)}"
+        )
     log(f"installing {' '.join(missing)} from Debian packages ...")  # type: ignore[operator]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     cmd = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
@@ -38,7 +44,12 @@ def versions(names: list[str]) -> dict[str, str]:
     """First line of each tool's version output."""
     out = {}
     for name in names:
-        proc = subprocess.run([name, *_VERSION_ARGS[name]], capture_output=True, text=True,
-                              check=False)
-        out[name] = (proc.stdout or proc.stderr).strip().splitlines()[0] if proc.stdout or proc.stderr else "?"
+        proc = subprocess.run(
+            [name, *_VERSION_ARGS[name]], capture_output=True, text=True, check=False
+        )
+        out[name] = (
+            (proc.stdout or proc.stderr).strip().splitlines()[0]
+            if proc.stdout or proc.stderr
+            else "?"
+        )
     return out

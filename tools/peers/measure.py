@@ -34,21 +34,38 @@ class Run:
     stderr: str
 
 
-def run(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
-        check: bool = True) -> Run:
+def run(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    check: bool = True,
+) -> Run:
     """Run ``argv`` to completion; its environment is ours plus ``env``."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                env={**os.environ, **(env or {})}, cwd=cwd)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        result = Run(tuple(argv), seconds, usage.ru_maxrss * 1024,
-                     out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        result = Run(
+            tuple(argv),
+            seconds,
+            usage.ru_maxrss * 1024,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
     if check and proc.returncode != 0:
-        raise CommandFailed(f"{' '.join(argv)} exited {proc.returncode}: "
-                            f"{(result.stderr or result.stdout)[-800:]}")
+        raise CommandFailed(
+            f"{' '.join(argv)} exited {proc.returncode}: {(result.stderr or result.stdout)[-800:]}"
+        )
     return result

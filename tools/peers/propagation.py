@@ -46,8 +46,7 @@ def _edit(a: Path, b: Path, rel: str, i: int) -> float:
     return wait_content(b / rel, data) - started
 
 
-def propagation_row(tree: Path, work: Path, edits: int,
-                    log: Callable[[str], None] = print) -> Row:
+def propagation_row(tree: Path, work: Path, edits: int, log: Callable[[str], None] = print) -> Row:
     """Latencies of ``edits`` edits per tool, paired edit by edit."""
     files = list_files(tree)
     victims = [files[(i * 7919) % len(files)] for i in range(edits)]
@@ -67,8 +66,11 @@ def propagation_row(tree: Path, work: Path, edits: int,
         st_base.mkdir()
         copy_tree(tree, st_base / "a")
         log(f"  propagation: {len(files)} files per folder; starting daemons and Syncthing")
-        with world.daemon("prop-a") as da, world.daemon("prop-b") as db, \
-                SyncthingPair(st_base) as st:
+        with (
+            world.daemon("prop-a") as da,
+            world.daemon("prop-b") as db,
+            SyncthingPair(st_base) as st,
+        ):
             da.wait_ready(600)
             db.wait_ready(600)
             st.wait_in_sync(len(files), timeout=900)
@@ -81,9 +83,14 @@ def propagation_row(tree: Path, work: Path, edits: int,
             log(f"  propagation: chunksync {', '.join(f'{t:.2f}' for t in ours)} s")
             log(f"  propagation: Syncthing {', '.join(f'{t:.2f}' for t in theirs)} s")
     shutil.rmtree(work, ignore_errors=True)
-    return Row(f"propagation, small-file edit, {len(files):,}-file folder", "s", tuple(ours),
-               "Syncthing (1 s delay)", tuple(theirs),
-               (Target("median", 0.3, strict=True), Target("p90", 0.5, strict=True)))
+    return Row(
+        f"propagation, small-file edit, {len(files):,}-file folder",
+        "s",
+        tuple(ours),
+        "Syncthing (1 s delay)",
+        tuple(theirs),
+        (Target("median", 0.3, strict=True), Target("p90", 0.5, strict=True)),
+    )
 
 
 def _idle(st: SyncthingPair) -> bool:

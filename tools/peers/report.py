@@ -110,8 +110,14 @@ def _cells(row: Row) -> list[str]:
     return [scenario, ours, theirs, ratio, target, row.verdict()]
 
 
-HEADER = ("scenario", "chunksync median (min–max)", "peer median (min–max)",
-          "ratio per pair, median (min–max)", "target", "result")
+HEADER = (
+    "scenario",
+    "chunksync median (min–max)",
+    "peer median (min–max)",
+    "ratio per pair, median (min–max)",
+    "target",
+    "result",
+)
 
 
 def render(rows: Sequence[Row]) -> str:
@@ -123,9 +129,18 @@ def render(rows: Sequence[Row]) -> str:
 
 def to_json(rows: Sequence[Row]) -> str:
     """Raw figures of every row, for re-analysis (``--json FILE``)."""
-    docs = [{"scenario": r.scenario, "unit": r.unit, "chunksync": list(r.ours), "peer": r.peer,
-             "peer_runs": list(r.theirs), "note": r.note, "verdict": r.verdict(),
-             "targets": [{"stat": t.stat, "bound": t.bound, "strict": t.strict}
-                         for t in r.targets], **({"extra": r.extra} if r.extra else {})}
-            for r in rows]
+    docs = [
+        {
+            "scenario": r.scenario,
+            "unit": r.unit,
+            "chunksync": list(r.ours),
+            "peer": r.peer,
+            "peer_runs": list(r.theirs),
+            "note": r.note,
+            "verdict": r.verdict(),
+            "targets": [{"stat": t.stat, "bound": t.bound, "strict": t.strict} for t in r.targets],
+            **({"extra": r.extra} if r.extra else {}),
+        }
+        for r in rows
+    ]
     return json.dumps(docs, indent=2, ensure_ascii=False)

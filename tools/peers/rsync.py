@@ -24,7 +24,7 @@ def mirror(src: Path, dst: Path, binary: str = "rsync") -> Run:
 
 
 def bytes_sent(proc: Run) -> int:
-    """"Total bytes sent" from rsync's ``--stats`` (file list and deltas)."""
+    """ "Total bytes sent" from rsync's ``--stats`` (file list and deltas)."""
     found = _SENT.search(proc.stdout)
     if found is None:
         raise ValueError(f"no 'Total bytes sent' in rsync output: {proc.stdout[-300:]}")

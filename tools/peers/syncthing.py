@@ -22,16 +22,25 @@ import time
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["SyncthingPair", "free_port"]
 
 FOLDER_ID = "bench"
 OPTIONS = {
-    "globalAnnounceEnabled": "false", "localAnnounceEnabled": "false", "relaysEnabled": "false",
-    "natEnabled": "false", "urAccepted": "-1", "urSeen": "3", "startBrowser": "false",
-    "crashReportingEnabled": "false", "autoUpgradeIntervalH": "0", "setLowPriority": "false",
-    "stunKeepaliveStartS": "0", "stunKeepaliveMinS": "0", "announceLANAddresses": "false",
+    "globalAnnounceEnabled": "false",
+    "localAnnounceEnabled": "false",
+    "relaysEnabled": "false",
+    "natEnabled": "false",
+    "urAccepted": "-1",
+    "urSeen": "3",
+    "startBrowser": "false",
+    "crashReportingEnabled": "false",
+    "autoUpgradeIntervalH": "0",
+    "setLowPriority": "false",
+    "stunKeepaliveStartS": "0",
+    "stunKeepaliveMinS": "0",
+    "announceLANAddresses": "false",
     "reconnectionIntervalS": "1",
 }
 
@@ -51,8 +60,12 @@ class Instance:
         self.apikey = f"bench-{self.gui}-{self.listen}"
         self.proc: subprocess.Popen[bytes] | None = None
         shutil.rmtree(home, ignore_errors=True)
-        out = subprocess.run([binary, "generate", f"--home={home}", "--no-default-folder"],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [binary, "generate", f"--home={home}", "--no-default-folder"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         found = re.search(r"Device ID:\s*([A-Z0-9-]{50,})", out.stdout + out.stderr)
         if found is None:
             raise RuntimeError(f"no device id from 'syncthing generate': {out.stdout}{out.stderr}")
@@ -76,15 +89,30 @@ class Instance:
         assert gui is not None
         gui.find("address").text = f"127.0.0.1:{self.gui}"  # type: ignore[union-attr]
         gui.find("apikey").text = self.apikey  # type: ignore[union-attr]
-        folder = ET.Element("folder", id=FOLDER_ID, label=FOLDER_ID, path=str(self.folder),
-                            type="sendreceive", rescanIntervalS="3600", fsWatcherEnabled="true",
-                            fsWatcherDelayS="1", ignorePerms="false", autoNormalize="true")
+        folder = ET.Element(
+            "folder",
+            id=FOLDER_ID,
+            label=FOLDER_ID,
+            path=str(self.folder),
+            type="sendreceive",
+            rescanIntervalS="3600",
+            fsWatcherEnabled="true",
+            fsWatcherDelayS="1",
+            ignorePerms="false",
+            autoNormalize="true",
+        )
         for dev in (self, peer):
             ET.SubElement(folder, "device", id=dev.device_id, introducedBy="")
         root.insert(0, folder)
         for dev, address in ((self, "dynamic"), (peer, f"tcp://127.0.0.1:{peer.listen}")):
-            node = ET.SubElement(root, "device", id=dev.device_id, name=dev.home.name,
-                                 compression="metadata", introducer="false")
+            node = ET.SubElement(
+                root,
+                "device",
+                id=dev.device_id,
+                name=dev.home.name,
+                compression="metadata",
+                introducer="false",
+            )
             ET.SubElement(node, "address").text = address
             ET.SubElement(node, "autoAcceptFolders").text = "false"
         tree.write(path)
@@ -94,15 +122,29 @@ class Instance:
         env = {**os.environ, "STNOUPGRADE": "1", "STNORESTART": "1", "STNODEFAULTFOLDER": "1"}
         with open(log, "ab") as fh:
             self.proc = subprocess.Popen(
-                [self.binary, "serve", f"--home={self.home}", "--no-browser", "--no-restart",
-                 "--no-upgrade", "--skip-port-probing"], stdout=fh, stderr=subprocess.STDOUT,
-                env=env)
+                [
+                    self.binary,
+                    "serve",
+                    f"--home={self.home}",
+                    "--no-browser",
+                    "--no-restart",
+                    "--no-upgrade",
+                    "--skip-port-probing",
+                ],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
 
     def rest(self, route: str, method: str = "GET", body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.gui}{route}", data=data,
-                                     method=method, headers={"X-API-Key": self.apikey})
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (loopback only)
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.gui}{route}",
+            data=data,
+            method=method,
+            headers={"X-API-Key": self.apikey},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
             raw = resp.read()
         return json.loads(raw) if raw.strip() else None
 
@@ -135,7 +177,7 @@ class SyncthingPair:
         self.a.configure(self.b)
         self.b.configure(self.a)
 
-    def __enter__(self) -> SyncthingPair:
+    def __enter__(self) -> Self:
         self.a.start(self.base / "syncthing-a.log")
         self.b.start(self.base / "syncthing-b.log")
         self._wait(lambda: self.a.rest_ok() and self.b.rest_ok(), 60, "REST API up")
@@ -147,11 +189,16 @@ class SyncthingPair:
 
     def wait_in_sync(self, files: int, timeout: float = 600.0) -> None:
         """Until B holds ``files`` files, needs nothing, and both folders are idle."""
+
         def done() -> bool:
             sa = self.a.rest(f"/rest/db/status?folder={FOLDER_ID}")
             sb = self.b.rest(f"/rest/db/status?folder={FOLDER_ID}")
-            return (sa["state"] == sb["state"] == "idle" and sb["localFiles"] >= files
-                    and sb["needFiles"] == 0 and sa["needFiles"] == 0)
+            return (
+                sa["state"] == sb["state"] == "idle"
+                and sb["localFiles"] >= files
+                and sb["needFiles"] == 0
+                and sa["needFiles"] == 0
+            )
 
         self._wait(done, timeout, f"Syncthing B to hold {files} files")
 
