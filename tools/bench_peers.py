@@ -36,7 +36,7 @@ from peers.report import Row, render, to_json
 
 SCENARIOS = ("backup", "many", "propagation", "history")
 MODES = {
-    "quick": {"spec": corpora.QUICK, "reps": 2, "many": 10_000, "edits": 8, "commits": 30},
+    "quick": {"spec": corpora.QUICK, "reps": 2, "many": 10_000, "edits": 8, "commits": 20},
     "full": {"spec": corpora.FULL, "reps": 3, "many": 100_000, "edits": 20, "commits": 200},
 }
 
@@ -113,6 +113,9 @@ def log(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # a user's chunksync has its bytecode cached; without this every CLI process (whole-process
+    # figures) would recompile the package first (this machine's shells set the variable)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     tools = [
         "git",
         *(["restic", "rsync"] if "backup" in args.only else []),
