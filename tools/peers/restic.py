@@ -4,7 +4,7 @@ A local repository (no network, no server process) is restic at its fastest, whi
 what issue 12 compares against: chunksync pays a loopback HTTP server on the same two
 cores and restic does not. The cache lives in the bench directory, not in ``~/.cache``.
 ``data_added`` of the ``--json`` summary is what a backup added to the repository
-(before compression in restic 0.14): the figure beside chunksync's uploaded bytes.
+(restic's own accounting): the figure beside chunksync's uploaded bytes.
 """
 
 from __future__ import annotations
