@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -131,3 +133,93 @@ def test_bench_peers_presets() -> None:
     assert (corpus.FULL.small, corpus.FULL.medium, corpus.FULL.large) == (20_000, 200, 3)
     with pytest.raises(SystemExit):
         module.parse_args(["--only", "nope"])
+
+
+GENERATED = """<configuration version="36">
+    <folder id="default" path="/root/Sync" fsWatcherDelayS="10"><device id="ME"></device></folder>
+    <device id="ME" name="vm"><address>dynamic</address></device>
+    <gui enabled="true" tls="false"><address>127.0.0.1:8384</address><apikey>x</apikey></gui>
+    <options>
+        <listenAddress>default</listenAddress>
+        <globalAnnounceEnabled>true</globalAnnounceEnabled>
+        <localAnnounceEnabled>true</localAnnounceEnabled>
+        <relaysEnabled>true</relaysEnabled>
+        <natEnabled>true</natEnabled>
+        <urAccepted>0</urAccepted>
+        <crashReportingEnabled>true</crashReportingEnabled>
+    </options>
+</configuration>"""
+
+
+def test_syncthing_config_is_offline_loopback_with_a_1s_watcher(tmp_path: Path) -> None:
+    from xml.etree import ElementTree as ET
+
+    from tools.peers.syncthing import OPTIONS, Endpoint, rewrite_config
+
+    me, peer = (
+        Endpoint("ME", "home-a", 8001, 9001, "key-a"),
+        Endpoint("PEER", "home-b", 8002, 9002, "k"),
+    )
+    root = ET.fromstring(rewrite_config(GENERATED, me, peer, tmp_path / "a"))
+    (folder,) = root.findall("folder")
+    assert folder.get("id") == "bench" and folder.get("path") == str(tmp_path / "a")
+    assert folder.get("fsWatcherEnabled") == "true" and folder.get("fsWatcherDelayS") == "1"
+    assert {d.get("id") for d in folder.findall("device")} == {"ME", "PEER"}
+    addresses = {d.get("id"): d.findtext("address") for d in root.findall("device")}
+    assert addresses == {"ME": "dynamic", "PEER": "tcp://127.0.0.1:9002"}
+    opts = root.find("options")
+    assert opts is not None
+    assert [n.text for n in opts.findall("listenAddress")] == ["tcp://127.0.0.1:9001"]
+    for name in (
+        "globalAnnounceEnabled",
+        "localAnnounceEnabled",
+        "relaysEnabled",
+        "natEnabled",
+        "crashReportingEnabled",
+        "announceLANAddresses",
+    ):
+        assert opts.findtext(name) == "false", name
+    assert opts.findtext("urAccepted") == "-1" and OPTIONS["stunKeepaliveStartS"] == "0"
+    assert (
+        root.findtext("gui/address") == "127.0.0.1:8001" and root.findtext("gui/apikey") == "key-a"
+    )
+
+
+def test_history_replay_rebuilds_each_commit_exactly(tmp_path: Path) -> None:
+    from tools.peers import history
+
+    src = tmp_path / "src"
+    src.mkdir()
+
+    def git(*args: str) -> None:
+        env = {**os.environ, **history.GIT_ENV}
+        subprocess.run(["git", *args], cwd=src, check=True, capture_output=True, env=env)
+
+    git("init", "-q")
+    (src / "a.txt").write_text("one\n")
+    (src / "d").mkdir()
+    (src / "d" / "b.sh").write_text("#!/bin/sh\n")
+    (src / "d" / "b.sh").chmod(0o755)
+    git("add", "-A")
+    git("commit", "-qm", "first")
+    (src / "a.txt").write_text("two\n")
+    (src / "d" / "b.sh").unlink()
+    (src / "c.txt").symlink_to("a.txt")
+    git("add", "-A")
+    git("commit", "-qm", "second")
+    first, second = history.first_parent_commits(src, 5)
+    assert history.first_parent_commits(src, 1) == [first]
+    out = tmp_path / "out"
+    out.mkdir()
+    blobs = history._Blobs(src)
+    try:
+        one = history.tree_listing(src, first)
+        history._apply(out, {}, one, blobs)
+        assert (out / "d" / "b.sh").stat().st_mode & 0o111 and (
+            out / "a.txt"
+        ).read_text() == "one\n"
+        history._apply(out, one, history.tree_listing(src, second), blobs)
+    finally:
+        blobs.close()
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "c.txt"]  # empty d/ removed
+    assert (out / "a.txt").read_text() == "two\n" and (out / "c.txt").readlink() == Path("a.txt")

@@ -92,9 +92,10 @@ class _Blobs:
         return data
 
     def close(self) -> None:
-        assert self.proc.stdin is not None
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.close()
         self.proc.wait()
+        self.proc.stdout.close()
 
 
 def _apply(

@@ -21,10 +21,11 @@ import subprocess
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-__all__ = ["SyncthingPair", "free_port"]
+__all__ = ["OPTIONS", "Endpoint", "SyncthingPair", "free_port", "rewrite_config"]
 
 FOLDER_ID = "bench"
 OPTIONS = {
@@ -51,6 +52,66 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What one instance's config says about it (and its peer's about it)."""
+
+    device_id: str
+    name: str
+    gui: int
+    listen: int
+    apikey: str
+
+
+def rewrite_config(text: str, me: Endpoint, peer: Endpoint, folder: Path) -> str:
+    """``config.xml`` for ``me``: loopback only, offline, one folder shared with ``peer``."""
+    root = ET.fromstring(text)
+    for old in root.findall("folder") + root.findall("device"):
+        root.remove(old)
+    opts = root.find("options")
+    if opts is None:
+        raise ValueError("config.xml without <options>")
+    for listen in opts.findall("listenAddress"):
+        opts.remove(listen)
+    ET.SubElement(opts, "listenAddress").text = f"tcp://127.0.0.1:{me.listen}"
+    for name, value in OPTIONS.items():
+        node = opts.find(name)
+        (node if node is not None else ET.SubElement(opts, name)).text = value
+    gui = root.find("gui")
+    if gui is None:
+        gui = ET.SubElement(root, "gui", enabled="true", tls="false")
+    for name, value in (("address", f"127.0.0.1:{me.gui}"), ("apikey", me.apikey)):
+        node = gui.find(name)
+        (node if node is not None else ET.SubElement(gui, name)).text = value
+    shared = ET.Element(
+        "folder",
+        id=FOLDER_ID,
+        label=FOLDER_ID,
+        path=str(folder),
+        type="sendreceive",
+        rescanIntervalS="3600",
+        fsWatcherEnabled="true",
+        fsWatcherDelayS="1",
+        ignorePerms="false",
+        autoNormalize="true",
+    )
+    for dev in (me, peer):
+        ET.SubElement(shared, "device", id=dev.device_id, introducedBy="")
+    root.insert(0, shared)
+    for dev, address in ((me, "dynamic"), (peer, f"tcp://127.0.0.1:{peer.listen}")):
+        node = ET.SubElement(
+            root,
+            "device",
+            id=dev.device_id,
+            name=dev.name,
+            compression="metadata",
+            introducer="false",
+        )
+        ET.SubElement(node, "address").text = address
+        ET.SubElement(node, "autoAcceptFolders").text = "false"
+    return ET.tostring(root, encoding="unicode")
+
+
 class Instance:
     """One Syncthing process: home, ports, API key, device id."""
 
@@ -71,51 +132,14 @@ class Instance:
             raise RuntimeError(f"no device id from 'syncthing generate': {out.stdout}{out.stderr}")
         self.device_id = found.group(1)
 
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.device_id, self.home.name, self.gui, self.listen, self.apikey)
+
     def configure(self, peer: Instance) -> None:
         path = self.home / "config.xml"
-        tree = ET.parse(path)
-        root = tree.getroot()
-        for old in root.findall("folder") + root.findall("device"):
-            root.remove(old)
-        opts = root.find("options")
-        assert opts is not None
-        for listen in opts.findall("listenAddress"):
-            opts.remove(listen)
-        ET.SubElement(opts, "listenAddress").text = f"tcp://127.0.0.1:{self.listen}"
-        for name, value in OPTIONS.items():
-            node = opts.find(name)
-            (node if node is not None else ET.SubElement(opts, name)).text = value
-        gui = root.find("gui")
-        assert gui is not None
-        gui.find("address").text = f"127.0.0.1:{self.gui}"  # type: ignore[union-attr]
-        gui.find("apikey").text = self.apikey  # type: ignore[union-attr]
-        folder = ET.Element(
-            "folder",
-            id=FOLDER_ID,
-            label=FOLDER_ID,
-            path=str(self.folder),
-            type="sendreceive",
-            rescanIntervalS="3600",
-            fsWatcherEnabled="true",
-            fsWatcherDelayS="1",
-            ignorePerms="false",
-            autoNormalize="true",
-        )
-        for dev in (self, peer):
-            ET.SubElement(folder, "device", id=dev.device_id, introducedBy="")
-        root.insert(0, folder)
-        for dev, address in ((self, "dynamic"), (peer, f"tcp://127.0.0.1:{peer.listen}")):
-            node = ET.SubElement(
-                root,
-                "device",
-                id=dev.device_id,
-                name=dev.home.name,
-                compression="metadata",
-                introducer="false",
-            )
-            ET.SubElement(node, "address").text = address
-            ET.SubElement(node, "autoAcceptFolders").text = "false"
-        tree.write(path)
+        text = rewrite_config(path.read_text(), self.endpoint, peer.endpoint, self.folder)
+        path.write_text(text)
 
     def start(self, log: Path) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
