@@ -38,7 +38,7 @@ from peers.report import Row, render, to_json
 SCENARIOS = ("backup", "many", "propagation", "history")
 MODES = {
     "quick": {"spec": corpora.QUICK, "reps": 2, "many": 10_000, "edits": 8, "commits": 20},
-    "full": {"spec": corpora.FULL, "reps": 3, "many": 100_000, "edits": 20, "commits": 200},
+    "full": {"spec": corpora.FULL, "reps": 3, "many": 100_000, "edits": 20, "commits": 120},
 }
 
 
@@ -77,7 +77,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--reps", type=int, help="repetitions of the one-shot scenarios")
     ap.add_argument("--many-files", type=int, help="files of the no-change-sync tree")
     ap.add_argument("--edits", type=int, help="propagation edits per tool")
-    ap.add_argument("--commits", type=int, help="history replay: oldest N first-parent commits")
+    ap.add_argument(
+        "--commits",
+        type=int,
+        help="history replay: oldest N first-parent commits (a fixed N keeps the replay deterministic)",
+    )
     ap.add_argument("--history-repo", type=Path, default=REPO, help="git repo to replay")
     ap.add_argument("--seed", type=int, default=0, help="corpus seed")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
