@@ -130,9 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     started, load0 = time.monotonic(), os.getloadavg()
     args.dir.mkdir(parents=True, exist_ok=True)
     corpus = args.dir / args.spec.name
-    log(f"corpus {corpus} ...")
-    corpora.build(corpus, args.spec)
-    files, size = corpora.tree_size(corpus)
+    described = "no corpus"
+    if {"backup", "propagation"} & set(args.only):
+        log(f"corpus {corpus} ...")
+        corpora.build(corpus, args.spec)
+        files, size = corpora.tree_size(corpus)
+        described = f"corpus {files:,} files, {size / 1e6:,.0f} MB (seed {args.seed})"
     work = args.dir / "run"
     rows: list[Row] = []
     label = "the chunksync repo" if args.history_repo == REPO else args.history_repo.name
@@ -156,8 +159,8 @@ def main(argv: list[str] | None = None) -> None:
             log(f"{name} done in {time.monotonic() - began:.0f} s")
     load1 = os.getloadavg()
     print(
-        f"chunksync side by side ({args.mode}): corpus {files:,} files, {size / 1e6:,.0f} MB "
-        f"(seed {args.seed}); {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"chunksync side by side ({args.mode}): {described}; "
+        f"{os.cpu_count()} cores, {platform.python_implementation()} "
         f"{platform.python_version()}; load average {load0[0]:.1f} at start, "
         f"{load1[0]:.1f} at end; {time.monotonic() - started:.0f} s"
     )
