@@ -154,6 +154,7 @@ def run_backup_scenarios(
     with ChunksyncWorld(work / "chunksync") as world:
         for rep in range(reps):
             _one_rep(world, corpus, work, rep, series, log)
+    shutil.rmtree(work, ignore_errors=True)  # the server's data and the devices' homes
     return series
 
 
