@@ -65,7 +65,7 @@ __all__ = ["READ_ATTEMPTS", "RACY_NS", "ScanResult", "scan"]
 RACY_NS = 2_000_000_000
 READ_ATTEMPTS = 3
 _BATCH_OPS = 5000
-_META_IGNORE = "scan.ignore_digest"
+_META_IGNORE = "scan.ignore_digest"  # storage/meta.py checks its shape
 _META_ROOT = "scan.root"
 
 OnChunk = Callable[[ObjectId, memoryview], None]
@@ -319,6 +319,8 @@ class _Scan:
         found = self.index.get_object(tree_id)
         if found is None or found[0] != ObjectKind.TREE:
             return None
+        if self.keys.meta_id(found[1]) != tree_id:
+            self.index.object_damaged(tree_id, "does not match its id")
         tree = decode_object(ObjectKind.TREE, found[1])
         return tree if isinstance(tree, Tree) else None
 
