@@ -51,7 +51,7 @@ from typing import Any, TextIO
 from . import fsops, wire
 from .config import FolderPaths
 from .control import ControlServer, FolderStatus, GatedChunkStore, TransfersPaused
-from .errors import AuthError, ChunksyncError, DeviceRevoked, HeldError, TransportError, UserError
+from .errors import AuthError, ChunksyncError, DeviceRevoked, HeldError, IndexDamaged, TransportError, UserError
 from .folder import FolderLock, SyncFolder
 from .status import clear_revoked, mark_revoked
 from .sync.engine import BASE, SyncEngine, SyncResult
@@ -134,7 +134,9 @@ class FolderDaemon:
             self.status.state = state
 
     def _count_conflicts(self) -> int:
-        return sum(1 for _ in self.folder.index.iter_conflicts())
+        with contextlib.suppress(IndexDamaged):  # marked: the next round rebuilds the index
+            return sum(1 for _ in self.folder.index.iter_conflicts())
+        return self.status.conflicts
 
     def want(self, batch: Batch, *, force: bool = False) -> None:
         self._pending = self._pending.merge(batch)
