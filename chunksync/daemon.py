@@ -53,6 +53,7 @@ from .config import FolderPaths
 from .control import ControlServer, FolderStatus, GatedChunkStore, TransfersPaused
 from .errors import AuthError, ChunksyncError, DeviceRevoked, HeldError, IndexDamaged, TransportError, UserError
 from .folder import FolderLock, SyncFolder
+from .output import setup_logging
 from .status import clear_revoked, mark_revoked
 from .sync.engine import BASE, SyncEngine, SyncResult
 from .transport.retry import RetryPolicy
@@ -441,5 +442,5 @@ async def serve(directories: list[Path], options: DaemonOptions) -> None:
 
 def run_daemon(directories: list[Path], options: DaemonOptions | None = None) -> None:
     """Entry point of ``chunksync daemon DIR...`` (foreground)."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="chunksync: %(name)s: %(message)s")
+    setup_logging()  # warnings as escaped lines on stderr (chunksync.output)
     asyncio.run(serve(directories, options or DaemonOptions()))

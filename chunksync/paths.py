@@ -65,7 +65,7 @@ _WINDOWS_RESERVED = frozenset(
 
 
 def _refuse(path: str, reason: str) -> UnsafePathError:
-    return UnsafePathError(f"unsafe path from server {path!r:.120}: {reason}")
+    return UnsafePathError(f"unsafe path from server '{path:.120}': {reason}")
 
 
 def _check_structure(name: str, shown: str) -> None:

@@ -249,7 +249,7 @@ class _Scan:
             name = normalize_name(item.name)
             name.encode("utf-8")
         except UnicodeError:
-            self.warnings.append(f"{_join(parent, repr(item.name))}: name is not UTF-8, skipped")
+            self.warnings.append(f"{_join(parent, item.name)}: name is not UTF-8, skipped")
             return None
         rel = _join(parent, name)
         try:
