@@ -233,8 +233,10 @@ class Index:
 
     def _decoded(self, db: str, items: Iterable[tuple[bytes, bytes]], decode: Callable[..., Any]) -> Iterator[Any]:
         for k, v in items:
-            with self._checked(f"reading {db}"):
+            try:  # (not _checked: a context manager per record would double the cost)
                 item = decode(k, v)
+            except DAMAGE as exc:
+                self._mark_damaged(f"reading {db}", exc)
             yield item
 
     def get_state(self, path: str) -> FileState | None:

@@ -69,10 +69,11 @@ def decode_path_record(db: str, key: bytes, value: bytes) -> tuple[str, bytes]:
         (n,) = _PATH_LEN.unpack_from(value)
         if len(value) < 2 + n:
             raise ValueError("cut short")
-        path = value[2 : 2 + n].decode()
+        raw = value[2 : 2 + n]
+        path = raw.decode()
     except (struct.error, ValueError) as exc:
         raise RecordDamaged(f"{db} record: {exc}") from None
-    if path_key(path) != key:
+    if raw != key if 0 < n <= _MAX_KEY else path_key(path) != key:  # (the common case first)
         raise RecordDamaged(f"{db} record: its key does not match the path it holds")
     return path, value[2 + n :]
 
