@@ -322,7 +322,10 @@ def _describe(result: Any) -> list[str]:
 @click.option("--json", "as_json", is_flag=True)
 @command_errors
 def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, as_json: bool) -> None:
-    """Sync once; exit 0 when the folder is in sync."""
+    """Sync once; exit 0 when the folder is in sync.
+
+    Local entries that cannot sync (a name that is not UTF-8, a special file) are listed
+    as "not synced" (``warnings`` in --json, where names are exact)."""
 
     result = _sync_once(directory, allow_mass_delete=allow_mass_delete,
                         accept_server_history=accept_server_history, quiet=as_json)
