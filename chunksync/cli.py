@@ -325,7 +325,7 @@ def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, 
     """Sync once; exit 0 when the folder is in sync.
 
     Local entries that cannot sync (a name that is not UTF-8, a special file) are listed
-    as "not synced" (``warnings`` in --json, where names are exact)."""
+    as "not synced" ('warnings' in --json, where names are exact)."""
 
     result = _sync_once(directory, allow_mass_delete=allow_mass_delete,
                         accept_server_history=accept_server_history, quiet=as_json)
