@@ -118,3 +118,37 @@ def test_daemon_lines_and_log_records_are_escaped() -> None:
                                ("/home/u/odd\x1b[31m\ndir",), None)
     shown = DisplayFormatter("%(message)s").format(record)
     assert "\n" not in shown and not RAW.search(shown) and "odd\\x1b[31m" in shown
+
+
+def test_status_from_a_daemon_shows_odd_names_escaped_and_exact_in_json(cli_world: CliWorld) -> None:
+    """The control socket's answer (JSON) and ``status`` built from it."""
+    import asyncio
+    import threading
+
+    from chunksync.config import FolderPaths
+    from chunksync.control import ControlServer, FolderStatus
+
+    a = cli_world.init("laptop")
+    error = f"unsafe path from server '{RED}/x\x01': something"
+    ready, stop = threading.Event(), threading.Event()
+
+    async def handler(command: str) -> dict[str, object]:
+        return FolderStatus("docs", "laptop", state="error", last_error=error).to_json()
+
+    async def serve() -> None:
+        server = ControlServer(FolderPaths(a.resolve()).socket, handler)
+        await server.start()
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+        await server.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),))
+    thread.start()
+    try:
+        assert ready.wait(10)
+        assert _json(cli_world.run("laptop", "status", str(a), "--json"))["last_error"] == error
+        assert display(error) in _run(cli_world, "laptop", "status", str(a)).stdout
+    finally:
+        stop.set()
+        thread.join(10)
