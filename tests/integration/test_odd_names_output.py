@@ -82,10 +82,11 @@ def test_every_command_escapes_odd_names_and_json_keeps_them(cli_world: CliWorld
     assert history
     events = _json(w.run("laptop", "log", str(a), "--events", "--json"))
     assert {"ctl\x01.txt", "dir\x1b[0m"} <= {e["path"] for e in events}
-    assert display(RED) in _run(w, "laptop", "log", str(a), "--events").stdout
+    journal = _run(w, "laptop", "log", str(a), "--events").stdout
+    assert display(RED) in journal and "back\\\\slash.txt" in journal  # a backslash shows doubled
 
     status = _json(w.run("laptop", "status", str(a), "--json"))
-    assert status["conflicts"] >= 0
+    assert status["folder"] == "docs"
     _run(w, "laptop", "status", str(a))
     rows = _json(w.run("laptop", "conflicts", str(a), "--json"))
     assert [r["path"] for r in rows] == [RED] and RED in rows[0]["explanation"]
