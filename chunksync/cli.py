@@ -8,7 +8,6 @@ and its exit code. Secrets come from a file flag, the environment, or a prompt.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import socket
@@ -35,6 +34,7 @@ from .folder import (
 )
 from .interrupt import interrupted, on_interrupt, run_interruptible, say_interrupted, signals_handled
 from .objects import short_id
+from .output import say, setup_logging, to_json
 from .progress import TerminalProgress
 from .transport.http import HttpClient
 from .transport.tokens import renew_at
@@ -79,20 +79,20 @@ def command_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             if interrupted():  # e.g. "transfers are paused": the gate closed by ^C
                 say_interrupted()
                 sys.exit(130)
-            click.echo(f"chunksync: {exc.message}", err=True)
+            say(f"chunksync: {exc.message}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             say_interrupted()
             sys.exit(130)
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
-            click.echo(f"chunksync: {exc.strerror or exc}{where}", err=True)
+            say(f"chunksync: {exc.strerror or exc}{where}", err=True)
             sys.exit(1)
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             if os.environ.get("CHUNKSYNC_DEBUG"):
                 raise
-            click.echo(f"chunksync: internal error ({type(exc).__name__}: {exc}); "
-                       "run again with CHUNKSYNC_DEBUG=1 for details", err=True)
+            say(f"chunksync: internal error ({type(exc).__name__}: {exc}); "
+                "run again with CHUNKSYNC_DEBUG=1 for details", err=True)
             sys.exit(70)
 
     return wrapper
@@ -100,7 +100,7 @@ def command_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def emit(doc: Any, as_json: bool, text: Callable[[], None]) -> None:
     if as_json:
-        click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
+        click.echo(to_json(doc))
     else:
         text()
 
@@ -109,6 +109,7 @@ def emit(doc: Any, as_json: bool, text: Callable[[], None]) -> None:
 @click.version_option(__version__, prog_name="chunksync")
 def main() -> None:
     """chunksync: end-to-end-encrypted folder sync."""
+    setup_logging()
 
 
 # --- account ---------------------------------------------------------------------------
@@ -136,7 +137,7 @@ def login(url: str, user: str, password_file: str | None, device_name: str, ca_f
 
     cred = run(go())
     save_credential(cred)
-    click.echo(f"logged in to {cred.server} as {user} (device {device_name!r})")
+    say(f"logged in to {cred.server} as {user} (device '{device_name}')")
 
 
 # --- folders ---------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def _sync_once(
         reply = ask_daemon(FolderPaths(root.resolve()), "sync-now")
         if reply is None or "error" in reply:
             raise
-        click.echo(f"a daemon is syncing {root}: asked it to sync now (see 'chunksync status')", err=True)
+        say(f"a daemon is syncing {root}: asked it to sync now (see 'chunksync status')", err=True)
         return None
 
 
@@ -201,7 +202,8 @@ def _first_sync(root: Path) -> int:
     if done is None:
         return 0
     result, failed = done
-    click.echo(_describe(result, failed, root))
+    for line in _describe(result, failed, root):
+        say(line)
     return EXIT_SKIPPED if failed.skipped else 0
 
 
@@ -221,13 +223,13 @@ def init(directory: Path, folder: str, server: str | None, passphrase_file: str 
     passphrase = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Passphrase", confirm=not resume)
     onboard.check_passphrase(passphrase)
     if resume:
-        click.echo(f"continuing the interrupted setup of {directory} as folder {folder!r}", err=True)
+        say(f"continuing the interrupted setup of {directory} as folder '{folder}'", err=True)
         run(onboard.resume_remote(cred, directory, config, passphrase))
     else:
         master, slot = onboard.new_local_state(directory, config, passphrase)
         run(onboard.create_remote(cred, directory, config, master, slot))
     status = _first_sync(directory)
-    click.echo(f"{directory} is now synced as folder {folder!r}")
+    say(f"{directory} is now synced as folder '{folder}'")
     sys.exit(status)
 
 
@@ -248,7 +250,7 @@ def join(directory: Path, folder: str, server: str | None, passphrase_file: str 
     master = run(onboard.join_key(cred, folder, passphrase))
     if resume:
         onboard.check_joined_key(directory, master)
-        click.echo(f"continuing the interrupted join of {directory}", err=True)
+        say(f"continuing the interrupted join of {directory}", err=True)
         status = _first_sync(directory)
     else:
         paths = create_folder_state(directory, config, master)
@@ -258,7 +260,7 @@ def join(directory: Path, folder: str, server: str | None, passphrase_file: str 
             if not interrupted():
                 remove_folder_state(paths)
             raise
-    click.echo(f"{directory} joined folder {folder!r}")
+    say(f"{directory} joined folder '{folder}'")
     sys.exit(status)
 
 
@@ -281,24 +283,25 @@ def change_passphrase(directory: Path, passphrase_file: str | None, new_passphra
             await f.store.put_keyslot(name, slot)
 
     run(go())
-    click.echo("passphrase changed: other devices keep syncing; new devices join with the new one")
+    say("passphrase changed: other devices keep syncing; new devices join with the new one")
 
 
-def _describe(result: Any, failed: Any, root: Path) -> str:
+def _describe(result: Any, failed: Any, root: Path) -> list[str]:
+    """The lines that report a sync; names raw (say() escapes each line as a whole)."""
     from .failed_text import failed_lines
 
     healed = result.healed
-    note = "".join(f"{line}\n" for line in failed_lines(failed.items, shlex.quote(str(root))))
+    lines = list(failed_lines(failed.items, shlex.quote(str(root))))
     if healed.missing:
         note = f"the server had lost {healed.missing} objects: re-uploaded {healed.restored}"
         if healed.unrecoverable:
             note += f" ({healed.unrecoverable} must come from another device that holds them)"
-        note += "\n"
+        lines.append(note)
     if result.receive_only and result.local_only:
-        note += (f"receive-only (read-only member): {result.local_only} local change"
-                 f"{'s' if result.local_only != 1 else ''} kept here, not sent\n")
+        lines.append(f"receive-only (read-only member): {result.local_only} local change"
+                     f"{'s' if result.local_only != 1 else ''} kept here, not sent")
     if not result.changed:
-        return note + f"in sync at {short_id(result.head) if result.head else 'an empty folder'}"
+        return [*lines, f"in sync at {short_id(result.head) if result.head else 'an empty folder'}"]
     parts = []
     if result.pushed:
         parts.append(f"uploaded {result.uploaded_objects} objects ({result.uploaded_bytes / 1e6:.1f} MB)")
@@ -308,7 +311,7 @@ def _describe(result: Any, failed: Any, root: Path) -> str:
         parts.append(f"deleted {result.deleted} here")
     if result.conflicts:
         parts.append(f"{len(result.conflicts)} conflict(s): see 'chunksync conflicts'")
-    return note + "synced: " + "; ".join(parts) + f" (head {short_id(result.head or '')})"
+    return [*lines, "synced: " + "; ".join(parts) + f" (head {short_id(result.head or '')})"]
 
 
 @main.command()
@@ -339,11 +342,12 @@ def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, 
         "downloaded_bytes": result.downloaded_bytes,
         "receive_only": result.receive_only,
         "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
+        "warnings": list(result.scan.warnings) if result.scan is not None else [],
         "local_only_changes": result.local_only,
         "healed": {"missing": result.healed.missing, "restored": result.healed.restored},
         **failed_json(failed),
     }
-    emit(doc, as_json, lambda: click.echo(_describe(result, failed, directory)))
+    emit(doc, as_json, lambda: [say(line) for line in _describe(result, failed, directory)])
     if failed.skipped:  # synced, but some paths were not (chunksync status lists them)
         sys.exit(EXIT_SKIPPED)
 
@@ -371,7 +375,7 @@ def log(directory: Path, path: str | None, as_json: bool, events: bool) -> None:
 
         def journal() -> None:
             for e in rows:
-                click.echo(f"{_when(e['time_ns'] / 1e9)}  {e['device']}  {e['change']:<9} {e['path']}")
+                say(f"{_when(e['time_ns'] / 1e9)}  {e['device']}  {e['change']:<9} {e['path']}")
 
         emit(rows, as_json, journal)
         return
@@ -391,7 +395,7 @@ def log(directory: Path, path: str | None, as_json: bool, events: bool) -> None:
         for snap, change in reversed(rows):
             summary = ", ".join(f"{k} {v}" for k, v in sorted(snap.commit.summary.items()) if v)
             extra = f"  {change}" if change else (f"  {summary}" if summary else "")
-            click.echo(f"{short_id(snap.id)}  {_when(snap.time)}  {snap.commit.device}{extra}")
+            say(f"{short_id(snap.id)}  {_when(snap.time)}  {snap.commit.device}{extra}")
 
     emit(docs, as_json, text)
 
@@ -419,7 +423,7 @@ def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at
             return snap, await do_restore(reader, snap, paths, out)
 
     snap, count = run(go())
-    click.echo(f"restored {count} file{'s' if count != 1 else ''} of snapshot {short_id(snap.id)} ({_when(snap.time)}) to {out}")
+    say(f"restored {count} file{'s' if count != 1 else ''} of snapshot {short_id(snap.id)} ({_when(snap.time)}) to {out}")
 
 
 # --- state -----------------------------------------------------------------------------
@@ -437,7 +441,7 @@ def status(directory: Path, as_json: bool) -> None:
 
     def text() -> None:
         for line in status_lines(doc):
-            click.echo(line)
+            say(line)
 
     emit(doc, as_json, text)
 
@@ -454,9 +458,9 @@ def conflicts(directory: Path, as_json: bool) -> None:
 
     def text() -> None:
         if not rows:
-            click.echo("no conflicts")
+            say("no conflicts")
         for row in rows:
-            click.echo(f"{row['path']}: {row['explanation']}")
+            say(f"{row['path']}: {row['explanation']}")
 
     emit(rows, as_json, text)
 
@@ -470,8 +474,7 @@ def resolve(directory: Path, path: str, keep: str) -> None:
     """Settle a conflict: keep my version, theirs, or both; then sync."""
     from .status import resolve_conflict
 
-    message = resolve_conflict(directory, path, keep)
-    click.echo(message)
+    say(resolve_conflict(directory, path, keep))
     sys.exit(_first_sync(directory))
 
 
@@ -488,10 +491,10 @@ def verify(directory: Path) -> None:
 
     problems = run(go())
     for problem in problems:
-        click.echo(problem)
+        say(problem)
     if problems:
         raise SystemExit(3)
-    click.echo("verified: every object of the head is intact and matches the local files")
+    say("verified: every object of the head is intact and matches the local files")
 
 
 # --- daemon ----------------------------------------------------------------------------
@@ -529,7 +532,7 @@ def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll
     if install_service:
         from .service import install_service as install
 
-        click.echo(install(list(directories)))
+        say(install(list(directories)))
         return
     options = DaemonOptions(
         quiet=quiet_ms / 1000, max_delay=max(max_delay_ms, quiet_ms) / 1000, poll_interval=poll_interval,
@@ -546,7 +549,7 @@ def pause(directory: Path) -> None:
     """Pause the daemon's transfers for this folder."""
     from .status import control
 
-    click.echo(control(directory, "pause"))
+    say(control(directory, "pause"))
 
 
 @main.command()
@@ -556,7 +559,7 @@ def resume(directory: Path) -> None:
     """Resume the daemon's transfers for this folder."""
     from .status import control
 
-    click.echo(control(directory, "resume"))
+    say(control(directory, "resume"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -47,7 +47,7 @@ from . import fsops, wire
 from .control import ControlServer, FolderStatus, GatedChunkStore, TransfersPaused
 from .daemon_report import PathReport
 from .daemon_util import clock_skew, log_event, reconnect_delay
-from .errors import AuthError, ChunksyncError, DeviceRevoked, HeldError, TransportError
+from .errors import AuthError, ChunksyncError, DeviceRevoked, HeldError, IndexDamaged, TransportError
 from .folder import SyncFolder
 from .settle import DEFAULT_CAP, DEFAULT_QUIET, Settle, busy_for
 from .status import clear_revoked, mark_revoked
@@ -115,7 +115,9 @@ class FolderDaemon:
             self.status.state = state
 
     def _count_conflicts(self) -> int:
-        return sum(1 for _ in self.folder.index.iter_conflicts())
+        with contextlib.suppress(IndexDamaged):  # marked: the next round rebuilds the index
+            return sum(1 for _ in self.folder.index.iter_conflicts())
+        return self.status.conflicts
 
     def want(self, batch: Batch, *, force: bool = False) -> None:
         self._pending = self._pending.merge(batch)

@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ from .daemon import DaemonOptions, FolderDaemon
 from .daemon_util import log_event
 from .errors import DeviceRevoked, UserError
 from .folder import FolderLock, SyncFolder
+from .output import setup_logging
 from .transport.retry import RetryPolicy
 
 __all__ = ["DAEMON_RETRY", "run_daemon", "serve"]
@@ -108,5 +107,5 @@ def _arm_forced_exit(sockets: list[Path], grace: float) -> None:
 
 def run_daemon(directories: list[Path], options: DaemonOptions | None = None) -> None:
     """Entry point of ``chunksync daemon DIR...`` (foreground)."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="chunksync: %(name)s: %(message)s")
+    setup_logging()  # warnings as escaped lines on stderr (chunksync.output)
     asyncio.run(serve(directories, options or DaemonOptions()))

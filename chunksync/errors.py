@@ -17,6 +17,7 @@ message and the process exit code the CLI uses for it::
     │       └── DeviceRevoked (exit 11) the device token is refused for good (revoked,
     │                                   expired, unknown): log in again; never retried
     ├── ConfigError (exit 2)        missing or invalid configuration or state
+    │   └── IndexDamaged            a local index record that cannot be read: rebuilt next sync
     ├── UserError (exit 2)          the command line asked for something impossible
     │   └── WrongPassphrase         the passphrase does not open any key slot
     ├── UnsafePathError (exit 3)    a path from the server that must not touch the disk
@@ -40,6 +41,7 @@ __all__ = [
     "DeviceRevoked",
     "EXIT_SKIPPED",
     "HeldError",
+    "IndexDamaged",
     "IntegrityError",
     "NetworkError",
     "ObjectNotFound",
@@ -135,6 +137,12 @@ class DeviceRevoked(AuthError):
 
 class ConfigError(ChunksyncError):
     exit_code = 2
+
+
+class IndexDamaged(ConfigError):
+    """The local index (a cache) opened but a read or write of it failed: a garbled
+    record, an LMDB error mid-transaction. The index is marked; the engine rebuilds it
+    and runs the round again, and any other command leaves it to the next sync."""
 
 
 class UserError(ChunksyncError):

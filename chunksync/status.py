@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import socket
 import time
 from pathlib import Path
@@ -184,8 +185,8 @@ def list_conflicts(directory: Path) -> list[dict[str, Any]]:
     for row in rows:
         if row.get("snapshot"):
             row["explanation"] += (
-                f" To get it back: chunksync restore {directory} --snapshot {row['snapshot']}"
-                f" {row['path']} --to SOMEWHERE"
+                f" To get it back: chunksync restore {shlex.quote(str(directory))} --snapshot"
+                f" {row['snapshot']} {shlex.quote(row['path'])} --to SOMEWHERE"
             )
         copy = row.get("copy_path")
         if (row.get("policy") in ("manual", "last-write-wins")
@@ -209,7 +210,7 @@ def resolve_conflict(directory: Path, path: str, keep: str) -> str:
     if not matches:
         raise UserError(f"no conflict for {path}: see 'chunksync conflicts {directory}'")
     if len(matches) > 1 and keep == "mine":
-        copies = ", ".join(repr(row.get("copy_path")) for row in matches)
+        copies = ", ".join(f"'{row.get('copy_path')}'" for row in matches)
         raise UserError(f"{path} has {len(matches)} conflicted copies ({copies}): name the copy to keep")
     paths = _paths(directory)
     with Index.open(paths.index) as index:

@@ -34,14 +34,17 @@ from typing import Protocol
 from .. import fsops
 from ..conflict import Conflict, ConflictPolicies
 from ..crypto.folder_keys import FolderKeys
-from ..errors import AuthError, ChunksyncError, HeldError, RefConflict, RollbackError, TransportError
+from ..errors import AuthError, ChunksyncError, HeldError, IndexDamaged, RefConflict, RollbackError, TransportError
 from ..ignore import IgnoreRules
-from ..objects import Commit, ObjectId, ObjectKind, Tree, id_from_hex, short_id
+from ..objects import Commit, ObjectId, ObjectKind, Tree, id_from_hex
 from ..paths import unwritable_here
 from ..pipeline import Sealer
 from ..progress import NoProgress, Progress
 from ..scanner import ScanResult, scan
 from ..storage.index import Index
+from ..storage.meta import (  # the meta keys; status and daemon import them from here
+    BASE, BASE_ROOT, BASE_SERVER_SEQ, CHECKED_EPOCH, HIGH_SEQ, IGNORED_BY, LOCAL_ROOT, PENDING, ROLE,
+)
 from ..storage.trust import Trust, load_trust, save_trust
 from ..transport.base import ChunkStore
 from ..wire import HeadState
@@ -54,6 +57,7 @@ from .lineage import Accepted, verify_descent
 from .objects_io import ObjectReader
 from .plan import Plan, plan_merge
 from .push import Uploader, UploadStats
+from .rebuild import rebuild_index
 from .unignore import forget_unignored
 
 __all__ = ["Clock", "SyncEngine", "SyncResult", "SystemClock"]
@@ -63,17 +67,6 @@ UPLOADS_IN_FLIGHT = 4  # batches uploading at once while scanning
 UPLOAD_BATCH_BYTES = 16 << 20  # each batch costs the server one durability barrier
 MASS_DELETE_ABSOLUTE = 1000
 MASS_DELETE_MIN = 10  # tiny folders may lose half their files without asking
-
-# index meta keys
-BASE = "base"                # commit id (hex) this device last synced
-BASE_ROOT = "base_root"      # root tree id (raw) of that commit
-LOCAL_ROOT = "local_root"    # root tree id of the disk as last seen (journal diffing)
-PENDING = "pending"          # b"1" while local changes wait for a sync
-HIGH_SEQ = "high_seq"        # sequence number of the base commit (rollback guard)
-BASE_SERVER_SEQ = "base_server_seq"  # the server's head-log position of the base
-CHECKED_EPOCH = "checked_epoch"  # storage epoch under which the head's objects were checked
-ROLE = "role"                # this account's role in the folder, as last asked
-IGNORED_BY = "ignored_by"    # the ignore rules of the last synced round (see sync/unignore.py)
 
 
 class Clock(Protocol):
@@ -267,6 +260,8 @@ class SyncEngine:
         from the base (a server restored from a backup) and merges without a base, so
         nothing is deleted and every difference is kept as a conflicted copy."""
         fsops.sweep_tmp(self.tmpdir)
+        state_dir = self.root / fsops.STATE_DIR_NAME
+        rebuilt = self.index.damaged is not None and rebuild_index(self.index, state_dir)
         for round_no in range(1, MAX_ROUNDS + 1):
             try:
                 result = await self._round(
@@ -274,6 +269,11 @@ class SyncEngine:
                 )
             except (fsops.LocalChanged, RefConflict):
                 await asyncio.sleep(min(0.05 * round_no, 0.5))
+                continue
+            except IndexDamaged:
+                if rebuilt:
+                    raise
+                rebuilt = rebuild_index(self.index, state_dir)  # then the round again, on an empty index
                 continue
             except AuthError:
                 if await self._became_read_only():
