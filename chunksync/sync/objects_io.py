@@ -99,6 +99,21 @@ class ObjectReader:
                 out[oid] = open_blob(self.keys, kind, oid, blob)
         return out
 
+    async def fetch_sealed(self, ids: Sequence[ObjectId]) -> dict[ObjectId, bytes]:
+        """Download blobs still sealed, for a worker thread to open (decrypt and verify
+        with :func:`~chunksync.crypto.seal.open_blob`) before any use; raises
+        IntegrityError when the server leaves one out."""
+        blobs = await self.store.get_many(list(ids))
+        size = 0
+        for oid in ids:
+            blob = blobs.get(oid)
+            if blob is None:
+                raise IntegrityError(f"object {short_id(oid)}: the server did not return it")
+            size += len(blob)
+        self.bytes_down += size
+        self.progress.transferred("down", size)
+        return {oid: blobs[oid] for oid in ids}
+
     async def ensure(self, kind: ObjectKind, ids: Iterable[ObjectId]) -> None:
         """Make metadata objects available locally, fetching the ones we lack."""
         need = sorted({oid for oid in ids if not self.has(oid)})
