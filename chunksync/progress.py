@@ -20,10 +20,10 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.text import Text
 from rich.progress import (
     Progress as RichProgress,
 )
+from rich.text import Text
 
 Direction = Literal["up", "down"]
 

@@ -28,8 +28,8 @@ from ..errors import ChunksyncError
 from ..objects import ObjectId, ObjectKind, TreeEntry
 from ..paths import validate_relpath
 from ..storage.index import FileState, Index
-from .objects_io import ObjectReader
 from .download import BatchWriter
+from .objects_io import ObjectReader
 from .plan import Action
 
 __all__ = ["Applier", "ApplyOutcome", "stat_state"]
