@@ -100,11 +100,16 @@ def run_child(code: Path, *args: str) -> dict:
     return doc
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
+def measure(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
+    """Seconds and peak RSS (MiB) of one external command."""
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, **env})
-    return time.perf_counter() - start
+    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{cmd[0]} {cmd[1]} failed")
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -148,24 +153,35 @@ def main() -> None:
 
             client = HttpClient(server.base_url, creds["token"])
             try:
-                if "bench" not in [f["name"] for f in await client.list_folders()]:
-                    await client.create_folder("bench")
+                have = [f["name"] for f in await client.list_folders()]
+                for name in ["bench", *(f"init{i}" for i in range(len(codes)))]:
+                    if name not in have:
+                        await client.create_folder(name)
             finally:
                 await client.aclose()
             return str(creds["token"])
 
         tok = asyncio.run(token("dev1"))
-        src = work / "src"
-        shutil.copytree(corpus, src)
-        first = run_child(codes[-1], "sync", server.base_url, tok, "bench", str(src), "dev1")
-        print(f"initial sync ({codes[-1].name}): {first['seconds']:.1f} s, peak RSS {first['rss_mib']:.0f} MiB",
-              flush=True)
         restic = shutil.which("restic")
         renv = {"RESTIC_PASSWORD": "bench", "RESTIC_REPOSITORY": str(work / "restic-repo")}
         if restic:
-            timed([restic, "init"], renv)
-            subprocess.run([restic, "backup", "--quiet", "."], cwd=corpus, check=True,
-                           env={**os.environ, **renv}, stdout=subprocess.DEVNULL)
+            measure([restic, "init"], renv)
+        for i, code in enumerate(codes):  # initial sync (own server folder each) vs restic backup
+            src = work / "src"
+            shutil.copytree(corpus, src)
+            if i == len(codes) - 1:
+                first = run_child(code, "sync", server.base_url, tok, "bench", str(src), "dev1")
+            else:
+                first = run_child(code, "sync", server.base_url, tok, f"init{i}", str(src), "dev1")
+            note("initial sync", f"{i}:{code.name}", first["seconds"])
+            note("initial sync peak RSS MiB", f"{i}:{code.name}", first["rss_mib"])
+            shutil.rmtree(src)
+            if restic and i == 0:
+                t, rss = measure([restic, "backup", "--quiet", "."], renv, cwd=corpus)
+                note("initial sync", "restic backup", t)
+                note("initial sync peak RSS MiB", "restic backup", rss)
+            print(f"initial sync {code.name}: {first['seconds']:.1f} s, peak RSS {first['rss_mib']:.0f} MiB",
+                  flush=True)
         for r in range(args.rounds):
             for i, code in enumerate(codes):
                 who = f"{i}:{code.name}"
@@ -175,11 +191,13 @@ def main() -> None:
                 j = run_child(code, "sync", server.base_url, tok, "bench", str(jroot), dev)
                 again = run_child(code, "sync", server.base_url, tok, "bench", str(jroot), dev)
                 note("join", who, j["seconds"])
+                note("join peak RSS MiB", who, j["rss_mib"])
                 note("sync after join: bytes read", who, again["bytes_read"])
                 shutil.rmtree(jroot)
                 if restic:
                     out = work / "restic-out"
-                    note("restic restore", "restic", timed([restic, "restore", "latest", "--target", str(out)], renv))
+                    t, rss = measure([restic, "restore", "latest", "--target", str(out)], renv)
+                    note("restic restore", "restic", t)
                     shutil.rmtree(out)
                 out = work / f"restore-{dev}"
                 rs = run_child(code, "restore", server.base_url, tok, "bench", str(work / f"st-{dev}"), str(out))
