@@ -26,8 +26,7 @@ directory bottom-up, so the root id summarizes the whole folder. Guarantees:
 ``on_chunk(oid, view)`` sees every chunk of every file read (possibly from worker
 threads, possibly for an attempt that is later discarded); ``view`` is only valid during
 the call. Reading, chunking and hashing (:mod:`chunksync.scan_read`) run on a small
-thread pool: pyfastcdc's cut
-loop and BLAKE3 release the GIL.
+thread pool: pyfastcdc's cut loop and BLAKE3 release the GIL.
 """
 
 from __future__ import annotations
