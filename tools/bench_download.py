@@ -97,11 +97,18 @@ def run_child(code: Path, *args: str) -> dict:
         raise SystemExit(f"step {args[0]} failed with {code}")
     doc = json.loads(out.strip().splitlines()[-1])
     doc["rss_mib"] = usage.ru_maxrss / 1024
+    doc["cpu"] = usage.ru_utime + usage.ru_stime
     return doc
 
 
-def measure(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
-    """Seconds and peak RSS (MiB) of one external command."""
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float, float]:
+    """Seconds, peak RSS (MiB) and CPU seconds of one external command."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -109,7 +116,7 @@ def measure(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tup
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"{cmd[0]} {cmd[1]} failed")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -169,15 +176,19 @@ def main() -> None:
         for i, code in enumerate(codes):  # initial sync (own server folder each) vs restic backup
             src = work / "src"
             shutil.copytree(corpus, src)
+            server_cpu = cpu_of(server.proc.pid)
             if i == len(codes) - 1:
                 first = run_child(code, "sync", server.base_url, tok, "bench", str(src), "dev1")
             else:
                 first = run_child(code, "sync", server.base_url, tok, f"init{i}", str(src), "dev1")
             note("initial sync", f"{i}:{code.name}", first["seconds"])
+            note("initial sync CPU s (client+server)", f"{i}:{code.name}",
+                 first["cpu"] + cpu_of(server.proc.pid) - server_cpu)
             note("initial sync peak RSS MiB", f"{i}:{code.name}", first["rss_mib"])
             shutil.rmtree(src)
             if restic and i == 0:
-                t, rss = measure([restic, "backup", "--quiet", "."], renv, cwd=corpus)
+                t, rss, cpu = measure([restic, "backup", "--quiet", "."], renv, cwd=corpus)
+                note("initial sync CPU s (client+server)", "restic backup", cpu)
                 note("initial sync", "restic backup", t)
                 note("initial sync peak RSS MiB", "restic backup", rss)
             print(f"initial sync {code.name}: {first['seconds']:.1f} s, peak RSS {first['rss_mib']:.0f} MiB",
@@ -188,7 +199,9 @@ def main() -> None:
                 dev = f"j{r}{i}"
                 jroot = work / dev
                 jroot.mkdir()
+                server_cpu = cpu_of(server.proc.pid)
                 j = run_child(code, "sync", server.base_url, tok, "bench", str(jroot), dev)
+                note("join CPU s (client+server)", who, j["cpu"] + cpu_of(server.proc.pid) - server_cpu)
                 again = run_child(code, "sync", server.base_url, tok, "bench", str(jroot), dev)
                 note("join", who, j["seconds"])
                 note("join peak RSS MiB", who, j["rss_mib"])
@@ -196,12 +209,15 @@ def main() -> None:
                 shutil.rmtree(jroot)
                 if restic:
                     out = work / "restic-out"
-                    t, rss = measure([restic, "restore", "latest", "--target", str(out)], renv)
+                    t, rss, cpu = measure([restic, "restore", "latest", "--target", str(out)], renv)
                     note("restic restore", "restic", t)
+                    note("restic restore CPU s", "restic", cpu)
                     shutil.rmtree(out)
                 out = work / f"restore-{dev}"
+                server_cpu = cpu_of(server.proc.pid)
                 rs = run_child(code, "restore", server.base_url, tok, "bench", str(work / f"st-{dev}"), str(out))
                 note("restore", who, rs["seconds"])
+                note("restore CPU s (client+server)", who, rs["cpu"] + cpu_of(server.proc.pid) - server_cpu)
                 shutil.rmtree(out)
                 shutil.rmtree(work / f"st-{dev}")
                 print(f"round {r} {who}: join {j['seconds']:.1f} s (next sync read {again['bytes_read']} B), "

@@ -24,6 +24,7 @@ from ..transport.base import ChunkStore
 __all__ = ["ObjectReader"]
 
 FETCH_BATCH = 256
+META_FETCH_BATCH = 4096  # small objects: one get_many spans several requests in flight
 
 
 class ObjectReader:
@@ -87,8 +88,9 @@ class ObjectReader:
     async def fetch_blobs(self, kind: ObjectKind, ids: Sequence[ObjectId]) -> dict[ObjectId, bytes]:
         """Download and open objects of one kind; returns their verified plaintext."""
         out: dict[ObjectId, bytes] = {}
-        for start in range(0, len(ids), FETCH_BATCH):
-            batch = list(ids[start : start + FETCH_BATCH])
+        group = FETCH_BATCH if kind == ObjectKind.CHUNK else META_FETCH_BATCH
+        for start in range(0, len(ids), group):
+            batch = list(ids[start : start + group])
             blobs = await self.store.get_many(batch)
             for oid in batch:
                 blob = blobs.get(oid)
