@@ -392,7 +392,8 @@ def log(directory: Path, path: str | None, as_json: bool, events: bool) -> None:
 @click.option("--to", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @command_errors
 def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at: str | None, out: Path) -> None:
-    """Restore a snapshot (or some paths of it) into another directory."""
+    """Restore a snapshot (or some paths of it) into another directory (with progress:
+    files, bytes, time left, when stderr is a terminal)."""
     from .folder import SyncFolder
     from .history import find_snapshot, list_snapshots
     from .history import restore as do_restore
