@@ -2,8 +2,9 @@
 
 The engine calls a :class:`Progress` (by default :class:`NoProgress`) with byte counts
 as objects go up and come down, and with the number of files written (sync, join and
-restore share the download path, :mod:`chunksync.sync.download`); the CLI passes a :class:`TerminalProgress` (rich) when
-stdout is a terminal. Calls may come from worker threads.
+restore share the download path, :mod:`chunksync.sync.download`); the CLI passes a
+:class:`TerminalProgress` (rich) when stderr is a terminal. Calls may come from worker
+threads.
 """
 
 from __future__ import annotations
