@@ -28,6 +28,7 @@ import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Self
 
 from .. import fsops
 from ..errors import ChunksyncError
@@ -72,7 +73,7 @@ class Barrier:
         self.grouped = use_syncfs and _SYNCFS is not None
         self._fd: int | None = None
 
-    def __enter__(self) -> Barrier:
+    def __enter__(self) -> Self:
         if self.grouped:
             self.tmpdir.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.tmpdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

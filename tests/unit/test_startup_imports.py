@@ -10,7 +10,7 @@ HEAVY = ("aiohttp", "lmdb", "zstandard", "cryptography", "rich", "watchdog")
 
 
 def test_importing_the_cli_loads_no_heavy_library():
-    code = "import sys, chunksync.cli; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = f"import sys, chunksync.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == ""
 
