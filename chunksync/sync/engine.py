@@ -353,6 +353,7 @@ class SyncEngine:
             if offline.is_set():
                 return
             slots.acquire()
+            uploads[:] = [f for f in uploads if not f.done()]  # a done one holds its blobs
             future = asyncio.run_coroutine_threadsafe(self._put_missing(batch), loop)
             future.add_done_callback(functools.partial(done, batch))
             uploads.append(future)
