@@ -189,18 +189,19 @@ def write_file_at(
                     os.utime(fd, ns=(mtime_ns, mtime_ns))
                     os.fsync(fd)
                     new_stat = os.fstat(fd)
+                with open_dir(root, parent, create=True) as dfd:
+                    target = _entry(dfd, name)
+                    current = _stat_or_none(dfd, target)
+                    if check is not None:
+                        check(current)
+                    held = _hold(dfd, target, tfd, current)
+                    os.rename(tmpname, target, src_dir_fd=tfd, dst_dir_fd=dfd)
+                    os.fsync(dfd)
+                    new_stat = _after_rename(fd, new_stat)
+                    if held is not None:
+                        _release(held, current, tfd, dfd, target)
             finally:
                 os.close(fd)
-            with open_dir(root, parent, create=True) as dfd:
-                target = _entry(dfd, name)
-                current = _stat_or_none(dfd, target)
-                if check is not None:
-                    check(current)
-                held = _hold(dfd, target, tfd, current)
-                os.rename(tmpname, target, src_dir_fd=tfd, dst_dir_fd=dfd)
-                os.fsync(dfd)
-                if held is not None:
-                    _release(held, current, tfd, dfd, target)
             return new_stat
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -208,6 +209,17 @@ def write_file_at(
         if isinstance(exc, OSError):
             raise _os_error("writing", relpath, exc) from exc
         raise
+
+
+def _after_rename(fd: int, before: os.stat_result) -> os.stat_result:
+    """The written file's stat once it has its name. A rename changes the file's ctime
+    (ext4, tmpfs), so the stat taken before it would make the next scan read the file
+    again. Taken from the still-open descriptor (the name may be someone else's by
+    now), and used only if nothing but the ctime moved: otherwise the old stat stays,
+    so the scan reads the file again and an edit that slipped in is never hidden."""
+    after = os.fstat(fd)
+    same = (after.st_ino, after.st_size, after.st_mtime_ns, after.st_mode)
+    return after if same == (before.st_ino, before.st_size, before.st_mtime_ns, before.st_mode) else before
 
 
 def _hold(dfd: int, name: str, tfd: int, current: os.stat_result | None) -> str | None:

@@ -201,6 +201,8 @@ class Applier:
 
     def _do_set_meta(self, action: Action, outcome: ApplyOutcome) -> None:
         entry = action.entry
+        if entry is not None and entry.kind == "symlink":
+            return self._do_symlink(action, outcome)  # only its mtime differs: relink
         assert entry is not None and entry.id is not None
         self._check(action.path, action.expect)(fsops.lstat_at(self.root, action.path))
         parent, name = fsops.split(action.path)
