@@ -119,8 +119,15 @@ def check_resurrection(obs: SyncObservation, history: History) -> None:
     for path, desc in sorted(base_tree.items()):
         if desc[0] != "file" or path in remote or path in obs.device.touched:
             continue
+        if _replaced_above(path, remote):
+            continue  # a directory replaced by a file there: a type clash keeps the local dir whole
         if pushed.get(path) == desc:
             raise Violation("resurrected", f"{obs.device.name} pushed back {path}, deleted on the server")
+
+
+def _replaced_above(path: str, tree: Flat) -> bool:
+    parts = path.split("/")
+    return any(tree.get("/".join(parts[:i]), ("dir",))[0] != "dir" for i in range(1, len(parts)))
 
 
 def check_acks(acks: set[str], history: History) -> None:
@@ -135,5 +142,12 @@ def check_converged(devices: list[SimDevice], trees: list[Flat], head: Flat) -> 
             extra = sorted(set(tree) - set(head))[:3]
             missing = sorted(set(head) - set(tree))[:3]
             differ = sorted(p for p in set(tree) & set(head) if tree[p] != head[p])[:3]
+            how = [f"{p}: {_short(tree[p])} here, {_short(head[p])} in the head" for p in differ[:1]]
             raise Violation("convergence", f"{device.name} differs from the head: extra {extra}, "
-                                           f"missing {missing}, different {differ}")
+                                           f"missing {missing}, different {differ} {how}")
+
+
+def _short(desc: tuple) -> str:
+    if desc[0] == "file":
+        return f"file({len(desc[1])} bytes, exec={desc[2]})"
+    return repr(desc)

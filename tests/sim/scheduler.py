@@ -27,7 +27,7 @@ from .world import YEAR_NS, SimDevice, World, scratch_root, virtual_time
 KINDS = ("edit", "sync", "faulty", "device_crash", "server_crash", "writer", "partition", "hostile", "skew")
 WEIGHTS = (40, 20, 12, 5, 4, 4, 3, 10, 2)
 SKEWS = (0, 0, -10 * YEAR_NS, YEAR_NS, -3600 * 10**9, 90 * 10**9)
-QUIET_PASSES = 5
+QUIET_PASSES = 6
 HONEST_FAULTS = ("drop_request", "drop_answer", "duplicate", "stale_head")
 
 
@@ -219,8 +219,10 @@ class Simulation:
             if head and base and not self.history.descends(head, base):
                 obs = await self.sync(device, rng, accept=True)
                 self.trace.add(f"quiesce {device.name} accept -> {self.outcome(obs)}")
+        moved_at = -1  # the last pass in which the head moved
         for pass_no in range(QUIET_PASSES):
             changed = False
+            seq = store._head.seq
             traffic: dict[str, dict[str, int]] = {}
             for device in self.world.devices:
                 before = dict(device.link.total)
@@ -231,7 +233,11 @@ class Simulation:
                 changed |= obs.result is not None and obs.result.changed
                 traffic[device.name] = {m: n - before.get(m, 0) for m, n in device.link.total.items()
                                         if n != before.get(m, 0) and m != "get_head"}
-            if not changed:
+            if store._head.seq != seq:
+                moved_at = pass_no
+            # steady: nothing changed, and the head stood still since the pass before,
+            # so nobody had a new head to fetch
+            if not changed and moved_at < pass_no - 1:
                 break
         else:
             raise Violation("termination", f"still changing after {QUIET_PASSES} passes")
