@@ -1,0 +1,39 @@
+"""Engine bugs the simulator (tests/sim) found, each pinned by a direct test."""
+
+from __future__ import annotations
+
+import os
+
+
+
+async def test_a_symlink_whose_only_change_is_its_mtime_syncs(memory_pair) -> None:  # type: ignore[no-untyped-def]
+    """The plan emits set_meta for a link that differs only in mtime; the applier
+    asserted it was a file (every sync of the receiving device failed)."""
+    a, b, _ = memory_pair
+    os.symlink("target", a.root / "link")
+    os.utime(a.root / "link", ns=(10**18, 10**18), follow_symlinks=False)
+    await a.sync()
+    await b.sync()
+    os.utime(a.root / "link", ns=(2 * 10**18, 2 * 10**18), follow_symlinks=False)
+    assert (await a.sync()).pushed
+    await b.sync()
+    assert os.readlink(b.root / "link") == "target"
+    assert os.lstat(b.root / "link").st_mtime_ns == 2 * 10**18
+    assert not (await b.sync()).changed
+
+
+async def test_a_downloaded_file_is_not_read_again_by_the_next_scan(memory_pair) -> None:  # type: ignore[no-untyped-def]
+    """The stat row of an applied file was taken before its rename, which moves the
+    ctime: every downloaded file was read again (and its chunks asked for) next scan."""
+    a, b, store = memory_pair
+    for i in range(3):
+        a.write(f"f{i}.txt", f"content {i}")
+    await a.sync()
+    assert (await b.sync()).applied == 3
+    scan = b.engine().scan_local()
+    assert scan.files_read == 0
+    calls = store.calls["missing"]
+    assert not (await b.sync()).changed
+    assert store.calls["missing"] == calls
+
+
