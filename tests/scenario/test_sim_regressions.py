@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 
 
 
@@ -37,3 +38,25 @@ async def test_a_downloaded_file_is_not_read_again_by_the_next_scan(memory_pair)
     assert store.calls["missing"] == calls
 
 
+
+
+async def test_nfc_and_nfd_twins_do_not_stop_a_sync(memory_pair) -> None:  # type: ignore[no-untyped-def]
+    """A folder holding a name twice (NFC and NFD spellings) syncs the NFC one. The
+    scanner used to keep whichever sorted first (the NFD one) while the applier
+    resolved the name to the NFC file, so any remote change to that path failed the
+    re-check on every round: "the folder kept changing while syncing", forever."""
+    a, b, _ = memory_pair
+    nfc = unicodedata.normalize("NFC", "\u00e9t\u00e9.txt")
+    nfd = unicodedata.normalize("NFD", nfc)
+    a.write(nfc, "synced")
+    await a.sync()
+    await b.sync()
+    a.write(nfd, "a twin, local only")
+    scan = a.engine().scan_local()
+    assert scan.entries[nfc].size == len("synced")
+    b.write(nfc, "changed on b")
+    await b.sync()
+    result = await a.sync()
+    assert result.applied == 1
+    assert a.read(nfc) == b"changed on b"
+    assert a.read(nfd) == b"a twin, local only"

@@ -53,6 +53,7 @@ class SyncObservation:
     hostile: str | None
     shown: str | None = None  # the first head this sync was shown
     error: str | None = None
+    message: str = ""
     result: SyncResult | None = None
     after: Flat = field(default_factory=dict)
     base_after: str | None = None

@@ -7,6 +7,7 @@ still runs, each remaining step making the same kind of choice it made before.
 
 from __future__ import annotations
 
+import os
 import random
 import traceback
 from pathlib import Path
@@ -105,6 +106,7 @@ class Simulation:
             device.reopen()
         except ChunksyncError as exc:
             obs.error = type(exc).__name__
+            obs.message = str(exc).split(";")[0][:90]
         except Exception as exc:  # noqa: BLE001 - the invariant is "none of these"
             where = traceback.extract_tb(exc.__traceback__)[-1]
             detail = (f"{''.join(traceback.format_exception_only(exc)).strip()} "
@@ -140,6 +142,8 @@ class Simulation:
         self.world.written.add(new)
         with open(path, "ab") as out:
             out.write(new[len(old):])
+        stamp = self.world.next_mtime()
+        os.utime(path, ns=(stamp, stamp))
         obs.overwritten.add(old)
         obs.added.add(new)
         obs.writer_paths.add(rel)
@@ -164,7 +168,7 @@ class Simulation:
 
     def outcome(self, obs: SyncObservation) -> str:
         if obs.error:
-            return obs.error
+            return f"{obs.error} ({obs.message})" if obs.message else obs.error
         r = obs.result
         assert r is not None
         return (f"ok pushed={int(r.pushed)} applied={r.applied} deleted={r.deleted} "
@@ -194,7 +198,7 @@ class Simulation:
                 for _ in range(rng.randint(1, 2)):
                     faults[rng.randrange(8)] = rng.choice(HONEST_FAULTS)
             elif step.kind in ("device_crash", "server_crash"):
-                faults[rng.randrange(8)] = step.kind
+                faults[rng.randrange(6)] = step.kind
             elif step.kind == "writer":
                 faults[rng.randrange(1, 6)] = "writer"
             elif step.kind == "hostile":
@@ -205,7 +209,8 @@ class Simulation:
                                   mass_ok=rng.random() < 0.9)
             what = f"{hostile or ''}{' accept' if accept else ''} -> {self.outcome(obs)}"
         check_acks(self.acks, self.history)
-        self.trace.add(f"{i:04d} {step} {what} seq={self.world.store._head.seq} "
+        head = self.world.store._head
+        self.trace.add(f"{i:04d} {step} {what} seq={head.seq} head={(head.head or '-')[:12]} "
                        f"disk={tree_digest(self.known_disk(device))}")
 
     async def quiesce(self, rng: random.Random) -> None:
