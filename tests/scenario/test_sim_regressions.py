@@ -6,7 +6,6 @@ import os
 import unicodedata
 
 
-
 async def test_a_symlink_whose_only_change_is_its_mtime_syncs(memory_pair) -> None:  # type: ignore[no-untyped-def]
     """The plan emits set_meta for a link that differs only in mtime; the applier
     asserted it was a file (every sync of the receiving device failed)."""
@@ -36,8 +35,6 @@ async def test_a_downloaded_file_is_not_read_again_by_the_next_scan(memory_pair)
     calls = store.calls["missing"]
     assert not (await b.sync()).changed
     assert store.calls["missing"] == calls
-
-
 
 
 async def test_nfc_and_nfd_twins_do_not_stop_a_sync(memory_pair) -> None:  # type: ignore[no-untyped-def]

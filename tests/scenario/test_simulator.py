@@ -56,13 +56,15 @@ async def _first_failure(seeds: range):  # type: ignore[no-untyped-def]
     assert report.result is not None and report.result.violation is not None
     assert report.shrunk is not None and report.shrunk.result.violation is not None
     assert len(report.shrunk.indices) <= report.result.failed_at + 1  # type: ignore[operator]
-    assert "tools/simulate.py --seeds" in replay_command(report.seed, STEPS, DEVICES, report.shrunk.indices)
+    assert "tools/simulate.py --seeds" in replay_command(
+        report.seed, STEPS, DEVICES, report.shrunk.indices
+    )
     return report
 
 
 async def test_a_broken_merge_rule_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("chunksync.sync.plan.classify", _theirs_wins)
-    report = await _first_failure(range(0, 60))
+    report = await _first_failure(range(60))
     assert report.result.violation.invariant in ("lost", "conflict-version")
     assert report.shrunk.result.violation.invariant == report.result.violation.invariant
 
@@ -72,5 +74,5 @@ async def test_a_disabled_ancestry_check_is_caught(monkeypatch: pytest.MonkeyPat
         return None
 
     monkeypatch.setattr("chunksync.sync.engine.verify_descent", trust_anything)
-    report = await _first_failure(range(0, 60))
+    report = await _first_failure(range(60))
     assert report.result.violation.invariant == "hostile-change"

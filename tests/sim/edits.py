@@ -17,11 +17,35 @@ from pathlib import Path
 
 from .world import SimDevice, World
 
-NAMES = ("a.txt", "b.txt", "notes/c.md", "notes/d.md", "deep/x/y.bin", "e", "caf\u00e9.txt", "Mixed.TXT")
+NAMES = (
+    "a.txt",
+    "b.txt",
+    "notes/c.md",
+    "notes/d.md",
+    "deep/x/y.bin",
+    "e",
+    "caf\u00e9.txt",
+    "Mixed.TXT",
+)
 DIRS = ("notes", "deep/x", "moved", "dir0", "dir1/sub")
 KINDS = (
-    "write", "write", "write", "append", "delete", "rmtree", "rename", "move", "move_dir", "case",
-    "file_to_dir", "dir_to_file", "to_symlink", "symlink_to_file", "nfd", "deep", "chmod",
+    "write",
+    "write",
+    "write",
+    "append",
+    "delete",
+    "rmtree",
+    "rename",
+    "move",
+    "move_dir",
+    "case",
+    "file_to_dir",
+    "dir_to_file",
+    "to_symlink",
+    "symlink_to_file",
+    "nfd",
+    "deep",
+    "chmod",
 )
 
 
@@ -90,8 +114,21 @@ class Editor:
         root = device.root
         files, dirs, links = listing(root)
         kind = rng.choice(KINDS)
-        if kind == "write" or (not files and kind in ("append", "delete", "rename", "move", "case",
-                                                     "file_to_dir", "to_symlink", "chmod", "nfd")):
+        if kind == "write" or (
+            not files
+            and kind
+            in (
+                "append",
+                "delete",
+                "rename",
+                "move",
+                "case",
+                "file_to_dir",
+                "to_symlink",
+                "chmod",
+                "nfd",
+            )
+        ):
             return self._write(root, rng.choice(list(NAMES) + files), self.content(device, rng))
         if kind == "append":
             rel = rng.choice(files)
@@ -125,7 +162,11 @@ class Editor:
             if kind == "move_dir" and (target + "/").startswith(src + "/"):
                 return "skip (into itself)"
             dst = f"{target}/{src.replace('/', '_')}"
-            if (root / target).is_symlink() or (root / target).is_file() or not self._free(root, dst):
+            if (
+                (root / target).is_symlink()
+                or (root / target).is_file()
+                or not self._free(root, dst)
+            ):
                 return "skip"
             (root / target).mkdir(parents=True, exist_ok=True)
             os.rename(root / src, root / dst)
@@ -141,7 +182,9 @@ class Editor:
         if kind == "file_to_dir":
             rel = rng.choice(files)
             os.unlink(root / rel)
-            return self._write(root, f"{rel}/inner.txt", self.content(device, rng)) + " (was a file)"
+            return (
+                self._write(root, f"{rel}/inner.txt", self.content(device, rng)) + " (was a file)"
+            )
         if kind == "dir_to_file":
             if not dirs:
                 return "skip"
@@ -164,7 +207,9 @@ class Editor:
             rel = rng.choice(files)
             head, _, name = rel.rpartition("/")
             nfd = unicodedata.normalize("NFD", "\u00e9" + name)
-            return self._write(root, f"{head}/{nfd}".lstrip("/"), self.content(device, rng)) + " (NFD)"
+            return (
+                self._write(root, f"{head}/{nfd}".lstrip("/"), self.content(device, rng)) + " (NFD)"
+            )
         if kind == "deep":
             depth = rng.randint(8, 40)
             rel = "/".join(f"l{i}" for i in range(depth)) + "/leaf.txt"
@@ -182,9 +227,19 @@ class Editor:
             if ".chunksync" in Path(dirpath).relative_to(device.root).parts[:1]:
                 continue
             names = dirnames + filenames
-            nfc = {unicodedata.normalize("NFC", n) for n in names if unicodedata.normalize("NFC", n) == n}
+            nfc = {
+                unicodedata.normalize("NFC", n)
+                for n in names
+                if unicodedata.normalize("NFC", n) == n
+            }
             for name in sorted(names):
-                if unicodedata.normalize("NFC", name) != name and unicodedata.normalize("NFC", name) in nfc:
-                    os.rename(os.path.join(dirpath, name), os.path.join(dirpath, f"twin-{self.counter}-{len(fixed)}"))
+                if (
+                    unicodedata.normalize("NFC", name) != name
+                    and unicodedata.normalize("NFC", name) in nfc
+                ):
+                    os.rename(
+                        os.path.join(dirpath, name),
+                        os.path.join(dirpath, f"twin-{self.counter}-{len(fixed)}"),
+                    )
                     fixed.append(name)
         return fixed

@@ -31,7 +31,15 @@ from chunksync.objects import ObjectId
 from chunksync.transport.base import ChunkStore
 from chunksync.wire import HeadLogEntry, HeadState
 
-FAULT_KINDS = ("drop_request", "drop_answer", "duplicate", "stale_head", "server_crash", "device_crash", "writer")
+FAULT_KINDS = (
+    "drop_request",
+    "drop_answer",
+    "duplicate",
+    "stale_head",
+    "server_crash",
+    "device_crash",
+    "writer",
+)
 
 
 class DeviceCrash(BaseException):

@@ -170,5 +170,9 @@ def disk_tree(root: str) -> Flat:
             else:
                 with open(item.path, "rb") as f:
                     data = f.read()
-                out[rel] = ("file", data, bool(item.stat(follow_symlinks=False).st_mode & 0o111))  # as the scanner
+                out[rel] = (
+                    "file",
+                    data,
+                    bool(item.stat(follow_symlinks=False).st_mode & 0o111),
+                )  # as the scanner
     return out

@@ -34,8 +34,16 @@ MODES = ("rollback", "replay", "lie_cas", "fork", "foreign", "corrupt", "swap")
 def foreign_commit(other: FolderKeys) -> tuple[ObjectId, bytes]:
     """A valid commit of another folder, sealed under that folder's key."""
     tree = other.meta_id(b"")  # never fetched: decryption of the commit fails first
-    commit = Commit(tree=tree, parents=(), seq=1_000, device="elsewhere", author="x",
-                    time_ns=0, summary={}, message="")
+    commit = Commit(
+        tree=tree,
+        parents=(),
+        seq=1_000,
+        device="elsewhere",
+        author="x",
+        time_ns=0,
+        summary={},
+        message="",
+    )
     encoded = commit.encode()
     oid = other.meta_id(encoded)
     return oid, seal(other, ObjectKind.COMMIT, oid, encoded)
@@ -44,8 +52,16 @@ def foreign_commit(other: FolderKeys) -> tuple[ObjectId, bytes]:
 class HostileView:
     """The server as one device sees it during one sync."""
 
-    def __init__(self, store: MemoryChunkStore, mode: str, rng: random.Random, *,
-                 accepted_server_seq: int, lies: list[str], foreign: tuple[ObjectId, bytes]) -> None:
+    def __init__(
+        self,
+        store: MemoryChunkStore,
+        mode: str,
+        rng: random.Random,
+        *,
+        accepted_server_seq: int,
+        lies: list[str],
+        foreign: tuple[ObjectId, bytes],
+    ) -> None:
         self.store = store
         self.mode = mode
         self.lied: str | None = None  # the head this view pretends to hold after a lie
@@ -95,7 +111,7 @@ class HostileView:
         got = dict(await self.store.get_many(rest)) if rest else {}
         got.update(mine)
         if got and self.mode in ("corrupt", "swap"):
-            victim = sorted(got)[0]
+            victim = min(got)
             blob = bytearray(got[victim])
             if self.mode == "corrupt":
                 blob[len(blob) // 2] ^= 0x40

@@ -16,7 +16,8 @@ one line. The names (used in docs/reliability.md and in the one-line summary):
 ``resurrected``      a push re-added a file the server had deleted, with the content
                      it had in the base, though this device never touched it;
 ``conflict-version`` a keep-both conflict left one of the two versions off the disk;
-``termination``      at quiescence a device fails to sync, or keeps changing things;
+``termination``      a fault-free sync fails (or refuses a head it had to accept), or
+                     at quiescence a device fails to sync or keeps changing things;
 ``convergence``      at quiescence a device's folder differs from the head's tree;
 ``traffic``          at steady state a sync does more than ask for the head.
 """
@@ -83,16 +84,27 @@ def check_sync(obs: SyncObservation, history: History, written: set[bytes], fore
     lost -= kept
     if lost:
         sample = next(iter(lost))[:40]
-        raise Violation("lost", f"{name}: {len(lost)} content(s) gone from disk and history, e.g. {sample!r}")
+        raise Violation(
+            "lost", f"{name}: {len(lost)} content(s) gone from disk and history, e.g. {sample!r}"
+        )
     if must_refuse(obs, history, foreign):
         if obs.error is None:
-            raise Violation("hostile-change", f"{name} accepted head {obs.shown[:12]} (not a descendant "
-                                              f"of its base {str(obs.base_before)[:12]})")
-        changed = sorted(p for p in set(obs.before) | set(obs.after)
-                         if obs.before.get(p) != obs.after.get(p) and p not in obs.writer_paths)
+            raise Violation(
+                "hostile-change",
+                f"{name} accepted head {obs.shown[:12]} (not a descendant "
+                f"of its base {str(obs.base_before)[:12]})",
+            )
+        changed = sorted(
+            p
+            for p in set(obs.before) | set(obs.after)
+            if obs.before.get(p) != obs.after.get(p) and p not in obs.writer_paths
+        )
         if changed or obs.base_after != obs.base_before:
-            raise Violation("hostile-change", f"{name} refused head {obs.shown[:12]} ({obs.error}) but "
-                                              f"changed paths {changed[:3]} base {obs.base_before != obs.base_after}")
+            raise Violation(
+                "hostile-change",
+                f"{name} refused head {obs.shown[:12]} ({obs.error}) but "
+                f"changed paths {changed[:3]} base {obs.base_before != obs.base_after}",
+            )
     result = obs.result
     if result is None or obs.added:
         return
@@ -101,7 +113,21 @@ def check_sync(obs: SyncObservation, history: History, written: set[bytes], fore
             continue
         mine = obs.before.get(conflict.path)
         if mine and mine[0] == "file" and mine[1] not in contents(obs.after):
-            raise Violation("conflict-version", f"{name}: local version of {conflict.path} not kept")
+            raise Violation(
+                "conflict-version", f"{name}: local version of {conflict.path} not kept"
+            )
+
+
+def check_honest(obs: SyncObservation, partitioned: bool, refuse: bool) -> None:
+    """A sync without faults, against the honest server, succeeds, unless it must
+    refuse (its base is not in the server's history), is held for a mass deletion, or
+    cannot reach the server."""
+    allowed = {"HeldError"} | ({"NetworkError"} if partitioned else set())
+    if obs.error is None or obs.error in allowed or (refuse and obs.error == "RollbackError"):
+        return
+    raise Violation(
+        "termination", f"{obs.device.name}: a fault-free sync failed: {obs.error} {obs.message}"
+    )
 
 
 def check_resurrection(obs: SyncObservation, history: History) -> None:
@@ -123,7 +149,9 @@ def check_resurrection(obs: SyncObservation, history: History) -> None:
         if _replaced_above(path, remote):
             continue  # a directory replaced by a file there: a type clash keeps the local dir whole
         if pushed.get(path) == desc:
-            raise Violation("resurrected", f"{obs.device.name} pushed back {path}, deleted on the server")
+            raise Violation(
+                "resurrected", f"{obs.device.name} pushed back {path}, deleted on the server"
+            )
 
 
 def _replaced_above(path: str, tree: Flat) -> bool:
@@ -134,7 +162,9 @@ def _replaced_above(path: str, tree: Flat) -> bool:
 def check_acks(acks: set[str], history: History) -> None:
     for head in sorted(acks):
         if bytes.fromhex(head) not in history.reachable:
-            raise Violation("ack-lost", f"acknowledged snapshot {head[:12]} is not in the head's history")
+            raise Violation(
+                "ack-lost", f"acknowledged snapshot {head[:12]} is not in the head's history"
+            )
 
 
 def check_converged(devices: list[SimDevice], trees: list[Flat], head: Flat) -> None:
@@ -143,9 +173,14 @@ def check_converged(devices: list[SimDevice], trees: list[Flat], head: Flat) -> 
             extra = sorted(set(tree) - set(head))[:3]
             missing = sorted(set(head) - set(tree))[:3]
             differ = sorted(p for p in set(tree) & set(head) if tree[p] != head[p])[:3]
-            how = [f"{p}: {_short(tree[p])} here, {_short(head[p])} in the head" for p in differ[:1]]
-            raise Violation("convergence", f"{device.name} differs from the head: extra {extra}, "
-                                           f"missing {missing}, different {differ} {how}")
+            how = [
+                f"{p}: {_short(tree[p])} here, {_short(head[p])} in the head" for p in differ[:1]
+            ]
+            raise Violation(
+                "convergence",
+                f"{device.name} differs from the head: extra {extra}, "
+                f"missing {missing}, different {differ} {how}",
+            )
 
 
 def _short(desc: tuple) -> str:

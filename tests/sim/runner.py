@@ -29,8 +29,15 @@ def replay_command(seed: int, steps: int, devices: int, only: tuple[int, ...] | 
     return cmd + (f" --only {','.join(map(str, only))}" if only is not None else "")
 
 
-async def run_seeds(seeds: range, steps: int, devices: int, *, only: tuple[int, ...] | None = None,
-                    do_shrink: bool = True, progress: Callable[[int, RunResult], None] | None = None) -> Report:
+async def run_seeds(
+    seeds: range,
+    steps: int,
+    devices: int,
+    *,
+    only: tuple[int, ...] | None = None,
+    do_shrink: bool = True,
+    progress: Callable[[int, RunResult], None] | None = None,
+) -> Report:
     report = Report()
     for seed in seeds:
         schedule = make_schedule(seed, steps, devices)
@@ -44,7 +51,12 @@ async def run_seeds(seeds: range, steps: int, devices: int, *, only: tuple[int, 
         if result.violation is not None:
             report.seed, report.result = seed, result
             if do_shrink and only is None:
-                report.shrunk = await shrink(seed, make_schedule(seed, steps, devices), devices,
-                                             result.violation.invariant, result.failed_at)
+                report.shrunk = await shrink(
+                    seed,
+                    make_schedule(seed, steps, devices),
+                    devices,
+                    result.violation.invariant,
+                    result.failed_at,
+                )
             return report
     return report

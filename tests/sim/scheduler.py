@@ -10,22 +10,40 @@ from __future__ import annotations
 import os
 import random
 import traceback
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 from chunksync.errors import ChunksyncError
 from tests.helpers.devices import tree_of
 
 from .edits import Editor
 from .faults import DeviceCrash
-from .hostile import MODES, HostileView, foreign_commit
 from .history import Flat, History, disk_tree
-from .invariants import (SyncObservation, Violation, check_acks, check_converged,
-                         check_resurrection, check_sync)
+from .hostile import MODES, HostileView, foreign_commit
+from .invariants import (
+    SyncObservation,
+    Violation,
+    check_acks,
+    check_converged,
+    check_honest,
+    check_resurrection,
+    check_sync,
+    must_refuse,
+)
 from .trace import Trace, tree_digest
 from .world import YEAR_NS, SimDevice, World, scratch_root, virtual_time
 
-KINDS = ("edit", "sync", "faulty", "device_crash", "server_crash", "writer", "partition", "hostile", "skew")
+KINDS = (
+    "edit",
+    "sync",
+    "faulty",
+    "device_crash",
+    "server_crash",
+    "writer",
+    "partition",
+    "hostile",
+    "skew",
+)
 WEIGHTS = (40, 20, 12, 5, 4, 4, 3, 10, 2)
 SKEWS = (0, 0, -10 * YEAR_NS, YEAR_NS, -3600 * 10**9, 90 * 10**9)
 QUIET_PASSES = 6
@@ -44,8 +62,10 @@ class Step:
 
 def make_schedule(seed: int, steps: int, devices: int) -> list[Step]:
     rng = random.Random(seed)
-    return [Step(rng.choices(KINDS, WEIGHTS)[0], rng.randrange(devices), rng.getrandbits(32))
-            for _ in range(steps)]
+    return [
+        Step(rng.choices(KINDS, WEIGHTS)[0], rng.randrange(devices), rng.getrandbits(32))
+        for _ in range(steps)
+    ]
 
 
 @dataclass
@@ -79,14 +99,28 @@ class Simulation:
         return self.seen[device.name] if device.name in self.seen else self.disk(device)
 
     # --- one sync, observed ------------------------------------------------------------
-    async def sync(self, device: SimDevice, rng: random.Random, *, faults: dict[int, str] | None = None,
-                   hostile: str | None = None, accept: bool = False, mass_ok: bool = True) -> SyncObservation:
+    async def sync(
+        self,
+        device: SimDevice,
+        rng: random.Random,
+        *,
+        faults: dict[int, str] | None = None,
+        hostile: str | None = None,
+        accept: bool = False,
+        mass_ok: bool = True,
+    ) -> SyncObservation:
         obs = SyncObservation(device, self.known_disk(device), device.base(), accept, hostile)
         view = None
         if hostile is not None:
             seq = int(device.index.get_meta("base_server_seq") or b"0")
-            view = HostileView(self.world.store, hostile, rng, accepted_server_seq=seq,
-                               lies=self.lies, foreign=self.foreign)
+            view = HostileView(
+                self.world.store,
+                hostile,
+                rng,
+                accepted_server_seq=seq,
+                lies=self.lies,
+                foreign=self.foreign,
+            )
         device.link.arm(faults, view)
         if faults and "writer" in faults.values():
             device.link.on_writer = lambda: self._slow_write(device, rng, obs)
@@ -100,17 +134,21 @@ class Simulation:
 
         device.link._observe = spy  # type: ignore[method-assign]
         try:
-            obs.result = await device.engine().sync(allow_mass_delete=mass_ok, accept_server_history=accept)
+            obs.result = await device.engine().sync(
+                allow_mass_delete=mass_ok, accept_server_history=accept
+            )
         except DeviceCrash:
             obs.error = "DeviceCrash"
             device.reopen()
         except ChunksyncError as exc:
             obs.error = type(exc).__name__
             obs.message = str(exc).split(";")[0][:90]
-        except Exception as exc:  # noqa: BLE001 - the invariant is "none of these"
+        except Exception as exc:
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            detail = (f"{''.join(traceback.format_exception_only(exc)).strip()} "
-                      f"at {Path(where.filename).name}:{where.lineno}")
+            detail = (
+                f"{''.join(traceback.format_exception_only(exc)).strip()} "
+                f"at {Path(where.filename).name}:{where.lineno}"
+            )
             raise Violation("internal-error", f"{device.name}: {detail}") from exc
         finally:
             device.link._observe = observe  # type: ignore[method-assign]
@@ -141,7 +179,7 @@ class Simulation:
         new = old + self.editor.content(device, rng)[:50]
         self.world.written.add(new)
         with open(path, "ab") as out:
-            out.write(new[len(old):])
+            out.write(new[len(old) :])
         stamp = self.world.next_mtime()
         os.utime(path, ns=(stamp, stamp))
         obs.overwritten.add(old)
@@ -171,8 +209,10 @@ class Simulation:
             return f"{obs.error} ({obs.message})" if obs.message else obs.error
         r = obs.result
         assert r is not None
-        return (f"ok pushed={int(r.pushed)} applied={r.applied} deleted={r.deleted} "
-                f"conflicts={len(r.conflicts)} rounds={r.rounds}")
+        return (
+            f"ok pushed={int(r.pushed)} applied={r.applied} deleted={r.deleted} "
+            f"conflicts={len(r.conflicts)} rounds={r.rounds}"
+        )
 
     # --- steps ---------------------------------------------------------------------------
     async def step(self, i: int, step: Step) -> None:
@@ -183,7 +223,9 @@ class Simulation:
             before = self.known_disk(device)
             what = self.editor.edit(device, rng)
             after = self.disk(device)
-            device.touched.update(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+            device.touched.update(
+                p for p in set(before) | set(after) if before.get(p) != after.get(p)
+            )
         elif step.kind == "partition":
             device.link.partitioned = not device.link.partitioned
             what = "partitioned" if device.link.partitioned else "reconnected"
@@ -205,13 +247,24 @@ class Simulation:
                 hostile = rng.choice(MODES)
             elif device.forked and rng.random() < 0.4:
                 accept = True  # the user, told of the fork, merges with the server's history
-            obs = await self.sync(device, rng, faults=faults, hostile=hostile, accept=accept,
-                                  mass_ok=rng.random() < 0.9)
+            partitioned = device.link.partitioned
+            obs = await self.sync(
+                device,
+                rng,
+                faults=faults,
+                hostile=hostile,
+                accept=accept,
+                mass_ok=rng.random() < 0.9,
+            )
+            if step.kind == "sync":
+                check_honest(obs, partitioned, must_refuse(obs, self.history, self.foreign_hex))
             what = f"{hostile or ''}{' accept' if accept else ''} -> {self.outcome(obs)}"
         check_acks(self.acks, self.history)
         head = self.world.store._head
-        self.trace.add(f"{i:04d} {step} {what} seq={head.seq} head={(head.head or '-')[:12]} "
-                       f"disk={tree_digest(self.known_disk(device))}")
+        self.trace.add(
+            f"{i:04d} {step} {what} seq={head.seq} head={(head.head or '-')[:12]} "
+            f"disk={tree_digest(self.known_disk(device))}"
+        )
 
     async def quiesce(self, rng: random.Random) -> None:
         """Faults stop; the user fixes twins and answers refusals; everyone syncs."""
@@ -219,11 +272,6 @@ class Simulation:
         for device in self.world.devices:
             device.link.partitioned = False
             self.editor.fix_twins(device)
-        for device in self.world.devices:
-            head, base = store._head.head, device.base()
-            if head and base and not self.history.descends(head, base):
-                obs = await self.sync(device, rng, accept=True)
-                self.trace.add(f"quiesce {device.name} accept -> {self.outcome(obs)}")
         moved_at = -1  # the last pass in which the head moved
         for pass_no in range(QUIET_PASSES):
             changed = False
@@ -231,13 +279,24 @@ class Simulation:
             traffic: dict[str, dict[str, int]] = {}
             for device in self.world.devices:
                 before = dict(device.link.total)
+                head, base = store._head.head, device.base()
+                if base is not None and (head is None or not self.history.descends(head, base)):
+                    # its base is not in the server's history (a lie): the device
+                    # refuses, and the user merges with the server's history
+                    obs = await self.sync(device, rng, accept=True)
+                    self.trace.add(f"quiesce {pass_no} {device.name} accept -> {self.outcome(obs)}")
                 obs = await self.sync(device, rng)
                 self.trace.add(f"quiesce {pass_no} {device.name} -> {self.outcome(obs)}")
                 if obs.error:
-                    raise Violation("termination", f"{device.name} failed at quiescence: {obs.error}")
+                    raise Violation(
+                        "termination", f"{device.name} failed at quiescence: {obs.error}"
+                    )
                 changed |= obs.result is not None and obs.result.changed
-                traffic[device.name] = {m: n - before.get(m, 0) for m, n in device.link.total.items()
-                                        if n != before.get(m, 0) and m != "get_head"}
+                traffic[device.name] = {
+                    m: n - before.get(m, 0)
+                    for m, n in device.link.total.items()
+                    if n != before.get(m, 0) and m != "get_head"
+                }
             if store._head.seq != seq:
                 moved_at = pass_no
             # steady: nothing changed, and the head stood still since the pass before,
@@ -258,13 +317,14 @@ class Simulation:
 def _raw_paths(device: SimDevice, nfc_path: str) -> list[str]:
     """On-disk spellings of an NFC path (the disk may hold NFD names)."""
     import unicodedata
-    return sorted(p for p in tree_of(device.root, mtimes=False)
-                  if unicodedata.normalize("NFC", p) == nfc_path)
+
+    return sorted(
+        p for p in tree_of(device.root, mtimes=False) if unicodedata.normalize("NFC", p) == nfc_path
+    )
 
 
 async def run_schedule(seed: int, schedule: list[Step], devices: int) -> RunResult:
     sim = Simulation(seed, devices)
-    i = 0
     with virtual_time():
         return await _run(sim, seed, schedule)
 

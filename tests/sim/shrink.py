@@ -20,8 +20,14 @@ class Shrunk:
     runs: int
 
 
-async def shrink(seed: int, schedule: list[Step], devices: int, invariant: str,
-                 failed_at: int | None, budget: int = 150) -> Shrunk:
+async def shrink(
+    seed: int,
+    schedule: list[Step],
+    devices: int,
+    invariant: str,
+    failed_at: int | None,
+    budget: int = 150,
+) -> Shrunk:
     keep = list(range(len(schedule)))
     if failed_at is not None and failed_at < len(schedule):
         keep = keep[: failed_at + 1]  # steps after the failing one never ran

@@ -19,10 +19,11 @@ import asyncio
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from chunksync.crypto.folder_keys import FolderKeys
 from chunksync.storage.index import Index, IndexWriter
@@ -109,8 +110,16 @@ class SimDevice:
         self.index.crashed = True
 
     def engine(self) -> SyncEngine:
-        return SyncEngine(self.root, self.keys, self.index, self.link, device=self.name,
-                          author="sim", clock=self.clock, tmpdir=self.root / STATE / "tmp")
+        return SyncEngine(
+            self.root,
+            self.keys,
+            self.index,
+            self.link,
+            device=self.name,
+            author="sim",
+            clock=self.clock,
+            tmpdir=self.root / STATE / "tmp",
+        )
 
     def reopen(self) -> None:
         """After a crash: what LMDB committed is all the device knows."""
@@ -141,7 +150,9 @@ class World:
         self.other_keys = FolderKeys(OTHER_MASTER)
         self.store = MemoryChunkStore(clock=lambda: 0.0)
         self.devices = [
-            SimDevice(f"d{i}", root / f"d{i}", FaultyLink(self.store), self.keys, SkewedClock(skews_ns[i]))
+            SimDevice(
+                f"d{i}", root / f"d{i}", FaultyLink(self.store), self.keys, SkewedClock(skews_ns[i])
+            )
             for i in range(n)
         ]
         #: every file content the simulation ever wrote: nothing else may appear on a disk
