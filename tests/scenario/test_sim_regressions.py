@@ -57,3 +57,19 @@ async def test_nfc_and_nfd_twins_do_not_stop_a_sync(memory_pair) -> None:  # typ
     assert result.applied == 1
     assert a.read(nfc) == b"changed on b"
     assert a.read(nfd) == b"a twin, local only"
+
+
+async def test_an_exec_bit_change_reaches_a_file_spelled_nfd_here(memory_pair) -> None:  # type: ignore[no-untyped-def]
+    """set_meta opened the tree's (NFC) name directly; a file spelled NFD on this disk
+    made the applier raise FileNotFoundError (an internal error) on every sync."""
+    a, b, _ = memory_pair
+    nfd = unicodedata.normalize("NFD", "\u00e9t\u00e9.sh")
+    a.write(nfd, "echo hi")
+    await a.sync()
+    await b.sync()
+    nfc = unicodedata.normalize("NFC", nfd)
+    (b.root / nfc).chmod(0o755)
+    await b.sync()
+    await a.sync()
+    assert os.stat(a.root / nfd).st_mode & 0o100
+    assert not (await a.sync()).changed

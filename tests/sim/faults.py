@@ -16,7 +16,8 @@ at the n-th transport call of that sync, one fault fires —
 * ``writer``: a slow writer changes a file of this device just before this call, so
   the file changes while the sync is in flight (after the scan read it, before apply).
 
-A partitioned link fails every call. Calls are counted per method for the
+A fault is keyed by the call's position in the sync or by a method name (its first
+call). A partitioned link fails every call. Calls are counted per method for the
 zero-traffic-at-steady-state invariant.
 """
 
@@ -53,7 +54,7 @@ class FaultyLink:
     def __init__(self, store: ChunkStore) -> None:
         self.store = store
         self.inner: ChunkStore = store  # a hostile view replaces it for one sync
-        self.faults: dict[int, str] = {}
+        self.faults: dict[int | str, str] = {}
         self.calls = 0
         self.total: Counter[str] = Counter()
         self.partitioned = False
@@ -63,7 +64,9 @@ class FaultyLink:
         self.last_head: HeadState | None = None
         self.fired: list[str] = []
 
-    def arm(self, faults: dict[int, str] | None = None, inner: ChunkStore | None = None) -> None:
+    def arm(
+        self, faults: dict[int | str, str] | None = None, inner: ChunkStore | None = None
+    ) -> None:
         self.faults = dict(faults or {})
         self.inner = inner or self.store
         self.calls = 0
@@ -83,7 +86,7 @@ class FaultyLink:
             raise DeviceCrash(f"{method} after the crash")
         if self.partitioned:
             raise NetworkError("simulated partition: server unreachable")
-        kind = self.faults.pop(n, None)
+        kind = self.faults.pop(n, None) or self.faults.pop(method, None)
         act = getattr(self.inner, method)
         if kind is None:
             return await self._observe(method, await act(*args))

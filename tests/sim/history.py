@@ -123,6 +123,22 @@ class History:
                 continue
         return False
 
+    def own_since(self, head: str, base: str, device: str) -> list[str]:
+        """Commits by ``device`` in the history of ``head`` after ``base``."""
+        out: list[str] = []
+        frontier, seen = [bytes.fromhex(head)], set()
+        stop = bytes.fromhex(base)
+        while frontier:
+            cid = frontier.pop()
+            if cid in seen or cid == stop:
+                continue
+            seen.add(cid)
+            commit = self.commit(cid)
+            if commit.device == device:
+                out.append(cid.hex())
+            frontier.extend(commit.parents)
+        return sorted(out)
+
     def flat(self, tree_id: bytes | None) -> Flat:
         out: Flat = {}
         if tree_id is None:

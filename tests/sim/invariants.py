@@ -140,9 +140,16 @@ def check_resurrection(obs: SyncObservation, history: History) -> None:
     if not commit.parents or commit.parents[0].hex() == base:
         return
     parent = history.commit(commit.parents[0])
-    base_tree = history.flat(history.commit(bytes.fromhex(base)).tree)
     remote = history.flat(parent.tree)
     pushed = history.flat(commit.tree)
+    # what this device synced: its base, and any later snapshot of its own whose
+    # acknowledgement it lost (answer dropped, crash after the head moved)
+    bases = [base, *history.own_since(commit.parents[0].hex(), base, obs.device.name)]
+    for known in bases:
+        _check_deleted(obs, history.flat(history.commit(bytes.fromhex(known)).tree), remote, pushed)
+
+
+def _check_deleted(obs: SyncObservation, base_tree: Flat, remote: Flat, pushed: Flat) -> None:
     for path, desc in sorted(base_tree.items()):
         if desc[0] != "file" or path in remote or path in obs.device.touched:
             continue

@@ -47,6 +47,7 @@ KINDS = (
 WEIGHTS = (40, 20, 12, 5, 4, 4, 3, 10, 2)
 SKEWS = (0, 0, -10 * YEAR_NS, YEAR_NS, -3600 * 10**9, 90 * 10**9)
 QUIET_PASSES = 6
+TARGETS = ("cas_head", "cas_head", "get_head", "put_many", "get_many")  # faults by method
 HONEST_FAULTS = ("drop_request", "drop_answer", "duplicate", "stale_head")
 
 
@@ -104,7 +105,7 @@ class Simulation:
         device: SimDevice,
         rng: random.Random,
         *,
-        faults: dict[int, str] | None = None,
+        faults: dict[int | str, str] | None = None,
         hostile: str | None = None,
         accept: bool = False,
         mass_ok: bool = True,
@@ -233,14 +234,15 @@ class Simulation:
             device.clock.now += rng.choice((-10 * YEAR_NS, YEAR_NS, -86400 * 10**9))
             what = "clock set"
         else:
-            faults: dict[int, str] = {}
+            faults: dict[int | str, str] = {}
             hostile = None
             accept = False
             if step.kind == "faulty":
                 for _ in range(rng.randint(1, 2)):
-                    faults[rng.randrange(8)] = rng.choice(HONEST_FAULTS)
+                    at = rng.choice((*range(8), *TARGETS))
+                    faults[at] = rng.choice(HONEST_FAULTS)
             elif step.kind in ("device_crash", "server_crash"):
-                faults[rng.randrange(6)] = step.kind
+                faults[rng.choice((*range(6), *TARGETS))] = step.kind
             elif step.kind == "writer":
                 faults[rng.randrange(1, 6)] = "writer"
             elif step.kind == "hostile":
