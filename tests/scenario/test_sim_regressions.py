@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 import unicodedata
 
+import pytest
+
+from chunksync.errors import NetworkError
+from chunksync.transport.memory import MemoryChunkStore
+from tests.helpers.devices import Device
+from tests.sim.faults import FaultyLink
+
 
 async def test_a_symlink_whose_only_change_is_its_mtime_syncs(memory_pair) -> None:  # type: ignore[no-untyped-def]
     """The plan emits set_meta for a link that differs only in mtime; the applier
@@ -73,3 +80,34 @@ async def test_an_exec_bit_change_reaches_a_file_spelled_nfd_here(memory_pair) -
     await a.sync()
     assert os.stat(a.root / nfd).st_mode & 0o100
     assert not (await a.sync()).changed
+
+
+async def test_a_push_whose_answer_was_lost_does_not_undo_a_later_deletion(
+    tmp_path, folder_keys
+) -> None:  # type: ignore[no-untyped-def]
+    """The head moved but the answer was lost, so a's base stayed the one before its
+    push; b then deleted a file of that push, and a's next sync saw the file as a new
+    local one and put it back (tools/simulate.py --seeds 45:46, before the fix)."""
+    store = MemoryChunkStore()
+    link = FaultyLink(store)
+    a = Device("a", tmp_path / "a", link, folder_keys)  # type: ignore[arg-type]
+    b = Device("b", tmp_path / "b", store, folder_keys)
+    try:
+        a.write("keep.txt", "kept")
+        await a.sync()
+        await b.sync()
+        a.write("p.txt", "pushed, answer lost")
+        link.arm({"cas_head": "drop_answer"})
+        with pytest.raises(NetworkError):
+            await a.sync()
+        link.disarm()
+        await b.sync()
+        (b.root / "p.txt").unlink()
+        assert (await b.sync()).pushed
+        result = await a.sync()
+        assert not (a.root / "p.txt").exists() and result.deleted == 1
+        await b.sync()
+        assert not (b.root / "p.txt").exists()
+    finally:
+        a.close()
+        b.close()
