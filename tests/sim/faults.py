@@ -14,7 +14,8 @@ at the n-th transport call of that sync, one fault fires —
   keeps only what it committed, as the disk store does;
 * ``device_crash``: the device is killed at this call (see world.CrashableIndex);
 * ``writer``: a slow writer changes a file of this device just before this call, so
-  the file changes while the sync is in flight (after the scan read it, before apply).
+  the file changes while the sync is in flight (after the scan read it, before apply);
+  keyed ``"scan"``, it changes the file while the scanner reads it (:func:`scan_writer`).
 
 A fault is keyed by the call's position in the sync or by a method name (its first
 call). A partitioned link fails every call. Calls are counted per method for the
@@ -23,10 +24,15 @@ zero-traffic-at-steady-state invariant.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from chunksync import scanner
 from chunksync.errors import NetworkError
 from chunksync.objects import ObjectId
 from chunksync.transport.base import ChunkStore
@@ -41,6 +47,30 @@ FAULT_KINDS = (
     "device_crash",
     "writer",
 )
+
+
+@contextmanager
+def scan_writer(root: Path, act: Callable[[Path], None]) -> Iterator[None]:
+    """A slow writer racing the scanner: the first file below ``root`` that the scanner
+    opens to read, ``act(path)`` changes before its first byte is read, so the stat the
+    walk took no longer holds when the read ends (the scanner must read it again, never
+    record a mix). Hooks the scanner's reader while the sync runs."""
+    reader = scanner._Reader
+    original = reader._chunks
+    fired = threading.Lock()
+    prefix = os.fspath(root) + os.sep
+
+    def chunks(self: Any, fd: int, size: int) -> Any:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.startswith(prefix) and fired.acquire(blocking=False):
+            act(Path(path))
+        return original(self, fd, size)
+
+    reader._chunks = chunks  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        reader._chunks = original  # type: ignore[method-assign]
 
 
 class DeviceCrash(BaseException):

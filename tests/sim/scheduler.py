@@ -7,9 +7,11 @@ still runs, each remaining step making the same kind of choice it made before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import traceback
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from chunksync.errors import ChunksyncError
 from tests.helpers.devices import tree_of
 
 from .edits import Editor
-from .faults import DeviceCrash
+from .faults import DeviceCrash, scan_writer
 from .history import Flat, History, disk_tree
 from .hostile import MODES, HostileView, foreign_commit
 from .invariants import (
@@ -134,10 +136,19 @@ class Simulation:
             return await observe(method, result)
 
         device.link._observe = spy  # type: ignore[method-assign]
+        hook: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if faults and faults.get("scan") == "writer":
+
+            def grow(path: Path) -> None:
+                rel = unicodedata.normalize("NFC", path.relative_to(device.root).as_posix())
+                self._append(device, rel, path, rng, obs)
+
+            hook = scan_writer(device.root, grow)
         try:
-            obs.result = await device.engine().sync(
-                allow_mass_delete=mass_ok, accept_server_history=accept
-            )
+            with hook:
+                obs.result = await device.engine().sync(
+                    allow_mass_delete=mass_ok, accept_server_history=accept
+                )
         except DeviceCrash:
             obs.error = "DeviceCrash"
             device.reopen()
@@ -169,13 +180,22 @@ class Simulation:
         return obs
 
     def _slow_write(self, device: SimDevice, rng: random.Random, obs: SyncObservation) -> None:
+        target = self._writer_target(device, rng)
+        if target is not None:
+            self._append(device, *target, rng, obs)
+
+    def _writer_target(self, device: SimDevice, rng: random.Random) -> tuple[str, Path] | None:
         files = sorted(p for p, d in self.disk(device).items() if d[0] == "file")
         if not files:
-            return
+            return None
         rel = rng.choice(files)
         path = next((device.root / p for p in _raw_paths(device, rel)), None)
-        if path is None:
-            return
+        return None if path is None else (rel, path)
+
+    def _append(
+        self, device: SimDevice, rel: str, path: Path, rng: random.Random, obs: SyncObservation
+    ) -> None:
+        """The slow writer's write: the file grows (and gets a new mtime)."""
         old = path.read_bytes()
         new = old + self.editor.content(device, rng)[:50]
         self.world.written.add(new)
@@ -244,7 +264,8 @@ class Simulation:
             elif step.kind in ("device_crash", "server_crash"):
                 faults[rng.choice((*range(6), *TARGETS))] = step.kind
             elif step.kind == "writer":
-                faults[rng.randrange(1, 6)] = "writer"
+                # the file grows during the scan's read of it, or later in the sync
+                faults["scan" if rng.random() < 0.5 else rng.randrange(1, 6)] = "writer"
             elif step.kind == "hostile":
                 hostile = rng.choice(MODES)
             elif device.forked and rng.random() < 0.4:
@@ -318,8 +339,6 @@ class Simulation:
 
 def _raw_paths(device: SimDevice, nfc_path: str) -> list[str]:
     """On-disk spellings of an NFC path (the disk may hold NFD names)."""
-    import unicodedata
-
     return sorted(
         p for p in tree_of(device.root, mtimes=False) if unicodedata.normalize("NFC", p) == nfc_path
     )
