@@ -2,8 +2,9 @@
 
 * 500 seeded schedules of 50 steps, three devices each, every invariant holding;
 * a seed replays byte for byte (the trace hash of two runs is equal);
-* the simulator is not toothless: a deliberately broken merge rule and a disabled
-  ancestry check are each caught within a few seeds, and a failure shrinks to a
+* the simulator is not toothless: deliberately broken merge rules (an edit lost to
+  the server's version, a deletion undone) and a disabled ancestry check are each
+  caught within a few seeds, and a failure shrinks to a
   shorter schedule that still fails and prints a one-line replay command.
 """
 
@@ -67,6 +68,22 @@ async def test_a_broken_merge_rule_is_caught(monkeypatch: pytest.MonkeyPatch) ->
     report = await _first_failure(range(60))
     assert report.result.violation.invariant in ("lost", "conflict-version")
     assert report.shrunk.result.violation.invariant == report.result.violation.invariant
+
+
+def _deletions_ignored(base, mine, theirs) -> Verdict:  # type: ignore[no-untyped-def]
+    """A broken rule: a file the server deleted, unchanged here, is kept (and pushed back)."""
+    verdict = classify(base, mine, theirs)
+    if verdict.mine == "unchanged" and verdict.theirs == "deleted" and mine and mine.kind == "file":
+        return Verdict(verdict.mine, verdict.theirs, "take-mine")
+    return verdict
+
+
+async def test_a_merge_rule_that_resurrects_deletions_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("chunksync.sync.plan.classify", _deletions_ignored)
+    report = await _first_failure(range(60))
+    assert report.result.violation.invariant == "resurrected"
 
 
 async def test_a_disabled_ancestry_check_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
