@@ -92,6 +92,7 @@ class FaultyLink:
         self.on_crash: Callable[[], None] = lambda: None
         self.on_writer: Callable[[], None] = lambda: None
         self.last_head: HeadState | None = None
+        self.heads_shown: list[str | None] = []  # heads this sync was shown, in order
         self.fired: list[str] = []
 
     def arm(
@@ -102,6 +103,7 @@ class FaultyLink:
         self.calls = 0
         self.crashed = False
         self.fired = []
+        self.heads_shown = []
 
     def disarm(self) -> None:
         self.faults = {}
@@ -131,6 +133,7 @@ class FaultyLink:
             self.on_writer()
             return await self._observe(method, await act(*args))
         if kind == "stale_head" and method == "get_head" and self.last_head is not None:
+            self.heads_shown.append(self.last_head.head)
             return self.last_head
         if kind == "server_crash":
             if method == "put_many" and len(args[0]) > 1:
@@ -148,6 +151,7 @@ class FaultyLink:
     async def _observe(self, method: str, result: Any) -> Any:
         if method == "get_head":
             self.last_head = result
+            self.heads_shown.append(result.head)
         return result
 
     # --- the ChunkStore protocol --------------------------------------------------------

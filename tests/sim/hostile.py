@@ -13,8 +13,8 @@ the authentic objects it shows, when, and to whom, and damage blobs:
 * ``corrupt``: flip one byte of one blob served by ``get_many``;
 * ``swap``: serve another object's (authentic) blob under a requested id.
 
-:func:`shown_head` tells the invariants which head the device was shown, so they can
-decide, from the commit graph alone, whether the device had to refuse.
+The device's link records which head it was shown (``FaultyLink.heads_shown``), so the
+invariants can decide, from the commit graph alone, whether the device had to refuse.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ class HostileView:
         self.mode = mode
         self.lied: str | None = None  # the head this view pretends to hold after a lie
         self.overlay: dict[ObjectId, bytes] = {}
-        self.shown: str | None = None
         self.fake: HeadState | None = None
         log = store._log
         if mode in ("rollback", "replay"):
@@ -87,7 +86,6 @@ class HostileView:
     async def get_head(self) -> HeadState:
         real = await self.store.get_head()
         state = self.fake or (HeadState(self.lied, real.seq + 1, real.epoch) if self.lied else real)
-        self.shown = state.head
         return state
 
     async def cas_head(self, expected: str | None, new: str) -> HeadState:

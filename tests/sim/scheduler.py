@@ -127,15 +127,6 @@ class Simulation:
         device.link.arm(faults, view)
         if faults and "writer" in faults.values():
             device.link.on_writer = lambda: self._slow_write(device, rng, obs)
-        first_head: list[str | None] = []
-        observe = device.link._observe
-
-        async def spy(method: str, result: object) -> object:
-            if method == "get_head" and not first_head:
-                first_head.append(getattr(result, "head", None))
-            return await observe(method, result)
-
-        device.link._observe = spy  # type: ignore[method-assign]
         hook: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
         if faults and faults.get("scan") == "writer":
 
@@ -163,15 +154,9 @@ class Simulation:
             )
             raise Violation("internal-error", f"{device.name}: {detail}") from exc
         finally:
-            device.link._observe = observe  # type: ignore[method-assign]
-            fired = device.link.fired
+            shown = device.link.heads_shown
             device.link.disarm()
-        if view is not None and view.shown is not None:
-            obs.shown = view.shown
-        elif first_head:
-            obs.shown = first_head[0]
-        if "stale_head@" in " ".join(fired) and obs.shown is None:
-            obs.shown = device.link.last_head.head if device.link.last_head else None
+        obs.shown = shown[0] if shown else None
         obs.after = self.disk(device)
         obs.base_after = device.base()
         self.history.update()
