@@ -52,7 +52,8 @@ class SyncObservation:
     base_before: str | None
     accept: bool
     hostile: str | None
-    shown: str | None = None  # the first head this sync was shown
+    shown: str | None = None  # the first head this sync was shown (None: no snapshot)
+    asked: bool = False  # whether the sync got as far as asking for the head
     error: str | None = None
     message: str = ""
     result: SyncResult | None = None
@@ -66,8 +67,10 @@ class SyncObservation:
 def must_refuse(obs: SyncObservation, history: History, foreign: str) -> bool:
     """The ancestry rule, decided from the commit graph: a head that is neither the
     accepted one nor its descendant must be refused before anything changes."""
-    if obs.accept or obs.shown is None:
+    if obs.accept or not obs.asked:
         return False
+    if obs.shown is None:  # an empty server, though this device synced a snapshot
+        return obs.base_before is not None
     if obs.shown == foreign:
         return True
     base = obs.base_before
@@ -91,7 +94,7 @@ def check_sync(obs: SyncObservation, history: History, written: set[bytes], fore
         if obs.error is None:
             raise Violation(
                 "hostile-change",
-                f"{name} accepted head {obs.shown[:12]} (not a descendant "
+                f"{name} accepted head {str(obs.shown)[:12]} (not a descendant "
                 f"of its base {str(obs.base_before)[:12]})",
             )
         changed = sorted(
@@ -102,7 +105,7 @@ def check_sync(obs: SyncObservation, history: History, written: set[bytes], fore
         if changed or obs.base_after != obs.base_before:
             raise Violation(
                 "hostile-change",
-                f"{name} refused head {obs.shown[:12]} ({obs.error}) but "
+                f"{name} refused head {str(obs.shown)[:12]} ({obs.error}) but "
                 f"changed paths {changed[:3]} base {obs.base_before != obs.base_after}",
             )
     result = obs.result

@@ -156,7 +156,7 @@ class Simulation:
         finally:
             shown = device.link.heads_shown
             device.link.disarm()
-        obs.shown = shown[0] if shown else None
+        obs.shown, obs.asked = (shown[0] if shown else None), bool(shown)
         obs.after = self.disk(device)
         obs.base_after = device.base()
         self.history.update()
