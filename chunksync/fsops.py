@@ -43,6 +43,7 @@ __all__ = [
     "remove_at",
     "rename_at",
     "rmdir_at",
+    "set_meta_at",
     "sweep_tmp",
     "symlink_at",
     "write_file_at",
@@ -236,8 +237,9 @@ def install_temp(
             if held is not None:
                 _release(held, current, tfd, dfd, target)
             after = _stat_or_none(dfd, target)
-            if after is not None and (after.st_ino, after.st_size, after.st_mtime_ns) == (
-                written.st_ino, written.st_size, written.st_mtime_ns
+            # only the ctime may have moved; else an edit slipped in: the scan must read it
+            if after is not None and (after.st_ino, after.st_size, after.st_mtime_ns, after.st_mode) == (
+                written.st_ino, written.st_size, written.st_mtime_ns, written.st_mode
             ):
                 return after
             return written
@@ -319,6 +321,20 @@ def symlink_at(root: Path, relpath: str, target: str, mtime_ns: int | None = Non
         if mtime_ns is not None:
             os.utime(tmpname, ns=(mtime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
         os.rename(tmpname, _entry(dfd, name), src_dir_fd=dfd, dst_dir_fd=dfd)
+
+
+def set_meta_at(root: Path, relpath: str, executable: bool, mtime_ns: int) -> os.stat_result:
+    """Set a file's exec bit and mtime, never following a symlink, whatever the disk's
+    spelling of the name (NFC in trees, maybe NFD here); returns its new stat."""
+    parent, name = split(relpath)
+    with open_dir(root, parent) as dfd:
+        fd = os.open(_entry(dfd, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            os.fchmod(fd, 0o755 if executable else 0o644)
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
 
 
 def mkdir_at(root: Path, relpath: str) -> None:

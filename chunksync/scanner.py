@@ -136,7 +136,7 @@ class _Scan:
             return True
         try:
             with os.scandir(disk) as it:
-                items = sorted(it, key=lambda e: e.name)
+                items = sorted(it, key=_listing_order)
         except (FileNotFoundError, NotADirectoryError):
             return False
         except PermissionError as exc:
@@ -295,6 +295,16 @@ class _Scan:
             self._fail("unreadable", rel, read.problem)  # type: ignore[arg-type]
         prev = self.states.get(rel)  # type: ignore[arg-type]
         return None if prev is None else _file_entry(name, prev)
+
+
+def _listing_order(item: os.DirEntry[str]) -> tuple[str, bool]:
+    """NFC order; of two names equal once normalized, the NFC spelling first: it is the
+    one synced, and the one fsops resolves the name to (``fsops._entry``)."""
+    name = item.name
+    if name.isascii():
+        return name, False
+    nfc = normalize_name(name)
+    return nfc, nfc != name
 
 
 def _walk(root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,

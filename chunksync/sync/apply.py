@@ -164,17 +164,11 @@ class Applier:
 
     def _do_set_meta(self, action: Action, outcome: ApplyOutcome) -> None:
         entry = action.entry
+        if entry is not None and entry.kind == "symlink":
+            return self._do_symlink(action, outcome)  # only its mtime differs: relink
         assert entry is not None and entry.id is not None
         self.check(action.path, action.expect)(fsops.lstat_at(self.root, action.path))
-        parent, name = fsops.split(action.path)
-        with fsops.open_dir(self.root, parent) as dfd:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-            try:
-                os.fchmod(fd, 0o755 if entry.executable else 0o644)
-                os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
-                new_stat = os.fstat(fd)
-            finally:
-                os.close(fd)
+        new_stat = fsops.set_meta_at(self.root, action.path, entry.executable, entry.mtime_ns)
         outcome.states[action.path] = stat_state(action.path, new_stat, entry.id)
 
     def _do_mkdir(self, action: Action, outcome: ApplyOutcome) -> None:
