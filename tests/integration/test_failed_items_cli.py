@@ -90,8 +90,8 @@ CASES = [
          lambda a, f: f.deny.clear(), "Permission denied"),
     Case("not-utf8", "bad\udcff.txt", _bad_utf8,
          lambda a, f: os.rename(os.fsencode(a) + b"/bad\xff.txt", a / "bad.txt"), "not UTF-8"),
-    Case("nfc-twin", "caf\u00e9.txt", _twins,
-         lambda a, f: (a / "caf\u00e9.txt").rename(a / "cafe-2.txt"), "same NFC name"),
+    Case("nfc-twin", "cafe\u0301.txt", _twins,  # the NFC spelling syncs, its NFD twin is skipped
+         lambda a, f: (a / "cafe\u0301.txt").rename(a / "cafe-2.txt"), "same NFC name"),
     Case("special", "pipe", lambda a, f: os.mkfifo(a / "pipe"),
          lambda a, f: (a / ".chunksyncignore").write_text("pipe\n"), "special file"),
     Case("vanished", "flaky.txt", _faulty(lambda f: f.vanish, "flaky.txt"),
