@@ -53,8 +53,11 @@ from .config import FolderPaths
 from .control import ControlServer, FolderStatus, GatedChunkStore, TransfersPaused
 from .errors import AuthError, ChunksyncError, DeviceRevoked, HeldError, TransportError, UserError
 from .folder import FolderLock, SyncFolder
+from .priority import lower_priority
 from .status import clear_revoked, mark_revoked
+from .storage.upkeep import IndexKeeper, compact_if_bloated
 from .sync.engine import BASE, SyncEngine, SyncResult
+from .transport.ratelimit import BandwidthLimits, Limiter
 from .transport.retry import RetryPolicy
 from .watcher import Batch, FolderWatcher, expand_subtrees
 
@@ -74,6 +77,8 @@ class DaemonOptions:
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     skew_threshold: float = 60.0
+    low_priority: bool = True  # nice and I/O priority lowered (priority.py)
+    limits: BandwidthLimits = BandwidthLimits()  # process-wide, shared by all folders
 
 
 def log_event(event: str, stream: TextIO | None = None, **fields: Any) -> None:
@@ -116,6 +121,8 @@ class FolderDaemon:
         self.status = FolderStatus(folder.config.folder, folder.config.device_name, head=head.decode() if head else None)
         self.status.paused = (folder.paths.state / "paused").exists()
         self.status.conflicts = self._count_conflicts()
+        self.status.limits, self.status.low_priority = folder.limits, options.low_priority
+        self.keeper = IndexKeeper(folder.index)  # bounds the index between rounds
         self._pending = Batch(full=True)  # the first round rescans everything
         self._kick = asyncio.Event()
         self._force = False
@@ -291,6 +298,8 @@ class FolderDaemon:
             batch, self._pending = self._pending, Batch()
             await self._round(batch)
             self._refresh_pending()
+            if (report := await asyncio.to_thread(self.keeper.after_round)) is not None:
+                self.log("index_upkeep", **report.to_json())
 
     async def _scan_offline(self) -> None:
         batch, self._pending = self._pending, Batch()
@@ -397,15 +406,17 @@ async def serve(directories: list[Path], options: DaemonOptions) -> None:
     """Run daemons for ``directories`` until SIGTERM/SIGINT."""
     loop = asyncio.get_running_loop()
     locks = [FolderLock(FolderPaths(d.resolve())) for d in directories]
+    shared = Limiter.of(options.limits)
     async with contextlib.AsyncExitStack() as stack:
         for lock in locks:
             if not lock.paths.config.exists():
                 raise UserError(f"{lock.paths.root} is not a chunksync folder: run 'chunksync init' or 'join' first")
             lock.acquire()
             stack.callback(lock.release)
+            await asyncio.to_thread(compact_if_bloated, lock.paths.index)  # before anyone opens it
         daemons = []
         for d in directories:
-            folder = await stack.enter_async_context(SyncFolder.open(d))
+            folder = await stack.enter_async_context(SyncFolder.open(d, limiters=(shared,)))
             folder.client.retry = DAEMON_RETRY
             daemons.append(FolderDaemon(folder, options))
         # the executor's threads (scans, applies) must end before any index closes
@@ -440,4 +451,7 @@ async def serve(directories: list[Path], options: DaemonOptions) -> None:
 def run_daemon(directories: list[Path], options: DaemonOptions | None = None) -> None:
     """Entry point of ``chunksync daemon DIR...`` (foreground)."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="chunksync: %(name)s: %(message)s")
-    asyncio.run(serve(directories, options or DaemonOptions()))
+    options = options or DaemonOptions()
+    if options.low_priority:
+        lower_priority()  # before any thread starts: threads inherit it
+    asyncio.run(serve(directories, options))
