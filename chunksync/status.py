@@ -103,6 +103,8 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
         "local_changes_pending": pending or base is None,
         "conflicts": conflicts,
         "last_event": _describe_event(last[1]) if last else None,
+        "limit_upload_kib": config.limit_upload_kib,  # KiB/s, 0: none (this folder's own)
+        "limit_download_kib": config.limit_download_kib,
     }
 
 
