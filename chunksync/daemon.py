@@ -293,11 +293,12 @@ class FolderDaemon:
                 continue
             if self.status.state == "offline" and not self._force and loop.time() < self._retry_at:
                 await self._scan_offline()
-                continue
-            self._force = False
-            batch, self._pending = self._pending, Batch()
-            await self._round(batch)
-            self._refresh_pending()
+            else:
+                self._force = False
+                batch, self._pending = self._pending, Batch()
+                await self._round(batch)
+                self._refresh_pending()
+            # between rounds, online or not (offline scans add listings too)
             if (report := await asyncio.to_thread(self.keeper.after_round)) is not None:
                 self.log("index_upkeep", **report.to_json())
 

@@ -35,14 +35,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import lmdb  # noqa: E402
-import psutil  # noqa: E402
+import lmdb
+import psutil
 
-from chunksync.crypto import keyslots  # noqa: E402
-from tests.helpers.cli_setup import CliWorld  # noqa: E402
-from tests.helpers.daemons import DaemonProcess, wait_until  # noqa: E402
-from tests.helpers.devices import tree_of  # noqa: E402
-from tests.helpers.server import DEFAULT_USER, ServerProcess, create_user  # noqa: E402
+from chunksync.crypto import keyslots
+from tests.helpers.cli_setup import CliWorld
+from tests.helpers.daemons import DaemonProcess, wait_until
+from tests.helpers.devices import tree_of
+from tests.helpers.server import DEFAULT_USER, ServerProcess, create_user
 
 DEVICES = ("laptop", "desktop")
 MB = 1 << 20

@@ -33,7 +33,15 @@ from typing import Any
 import lmdb
 
 from ..errors import IntegrityError
-from ..objects import ID_SIZE, Commit, FileManifest, ObjectId, ObjectKind, Tree, decode_object, id_from_hex
+from ..objects import (
+    ID_SIZE,
+    Commit,
+    FileManifest,
+    ObjectId,
+    Tree,
+    decode_object,
+    id_from_hex,
+)
 from . import cache_policy
 from .index import Index
 from .pins import read_pins

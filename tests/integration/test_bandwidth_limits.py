@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from chunksync.crypto.folder_keys import FolderKeys
 from chunksync.objects import ObjectId
 from chunksync.transport import HttpClient

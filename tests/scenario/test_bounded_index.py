@@ -110,7 +110,7 @@ async def test_many_rounds_of_edits_keep_the_cache_bounded_and_the_base_whole(tm
 
 
 async def test_a_pinned_root_survives_eviction(memory_pair) -> None:
-    a, b, _ = memory_pair
+    a, _b, _ = memory_pair
     a.write("x/one.txt", "first version\n")
     await a.sync()
     old_root = ObjectId(a.index.get_meta("base_root"))
