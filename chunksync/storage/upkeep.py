@@ -51,6 +51,7 @@ __all__ = ["GcReport", "IndexKeeper", "compact_if_bloated", "db_bytes"]
 log = logging.getLogger(__name__)
 
 RING_META = "cache.recent"  # the ring of recent roots (raw ids, newest first)
+AFTER_META = "cache.after"  # the objects database's size after the last pass (decimal)
 _LIVE_TREE_META = ("base_root", "local_root", "scan.root")
 _LIVE_COMMIT_META = ("base",)
 
@@ -133,7 +134,10 @@ class IndexKeeper:
         self.index = index
         self.budget = budget
         self.max_events = max_events
-        self._after: int | None = None
+        after = index.get_meta(AFTER_META)
+        #: the size after the last pass, kept across processes: a one-shot sync of a large
+        #: folder does not pay a pass each time just because its live set is over budget
+        self._after: int | None = int(after) if after and after.isdigit() else None
         self._events_dropped = 0
         raw = index.get_meta(RING_META) or b""
         self.ring: tuple[ObjectId, ...] = tuple(
@@ -201,6 +205,8 @@ class IndexKeeper:
         self.ring = tuple(kept_ring)
         self._events_dropped, dropped = 0, self._events_dropped
         _, self._after = db_bytes(index, "objects")
+        with index.write() as w:
+            w.set_meta(AFTER_META, str(self._after).encode())
         return GcReport(
             objects_before=count_before, objects_after=count_before - len(plan.evict),
             bytes_before=bytes_before, bytes_after=self._after, live_bytes=plan.live_bytes,

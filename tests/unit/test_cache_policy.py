@@ -71,7 +71,7 @@ def test_a_negative_budget_is_refused() -> None:
 )
 def test_keep_and_evict_partition_the_cache_and_respect_the_budget(live, recent, budget) -> None:
     sizes = {oid(i): 10 + i for i in range(25)}
-    rec = [(oid(min(c)), {oid(i) for i in c}) for c in recent]
+    rec = [(oid(100 + j), {oid(i) for i in c}) for j, c in enumerate(recent)]
     plan = plan_retention(sizes, {oid(i) for i in live}, rec, budget)
     assert plan.keep | plan.evict == set(sizes) and not plan.keep & plan.evict
     assert plan.cached_bytes <= budget
