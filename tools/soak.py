@@ -2,7 +2,8 @@
 """Soak: two real daemons on one real server, thousands of random edits, for minutes.
 
     .venv/bin/python tools/soak.py [--minutes 20] [--files 2000] [--dirs 1] [--rate 3]
-                                   [--sample 15] [--keep DIR]
+                                   [--sample 15] [--warmup-minutes 5] [--keep DIR]
+    .venv/bin/python tools/soak.py --verdict-from SAVED_OUTPUT   # judge a saved run again
 
 Sets up a folder of ``--files`` small files (in ``--dirs`` directories: one reproduces
 issue 11's worst case, a single 2,000-entry listing rewritten on every edit) on two
@@ -11,10 +12,12 @@ devices, starts ``chunksync daemon`` for each, then edits at ``--rate`` edits a 
 ten deletes a file or creates one) for ``--minutes``. Every ``--sample`` seconds it
 records, per device, the index file size (``data.mdb``), the object-cache entries and
 bytes, and the daemon's RSS. At the end it waits for both daemons to converge, checks
-the two trees are equal, prints the samples as a table and one verdict line:
+the two trees are equal, prints the samples as a table and one verdict line. The first
+``--warmup-minutes`` (the cache filling up to its bound) are left out; of the rest:
 
-    verdict: FLAT ...     the last third of the run stays within 25% (+ slack) of the
-                          highest value seen in the first minutes
+    verdict: FLAT ...     the peak of the last third is within 10% (+ slack: 2 MB for
+                          the index and cache, 16 MB for RSS) of the peak of the first
+                          third, for every figure on both devices; slopes in MB/h
     verdict: GROWING ...  otherwise (names what grew)
 
 Outside the timed test suite: it takes as long as you ask.
@@ -110,23 +113,64 @@ class Editor:
             os.replace(tmp, self.root / name)
 
 
-def verdict(samples: list[Sample], early_until: float) -> str:
-    """FLAT if the last third of the samples stays within 25% (plus slack) of the peak
-    of the first minutes, for every figure and device; GROWING naming what did not."""
-    early = [s for s in samples if s.t <= early_until] or samples[: max(1, len(samples) // 3)]
-    late = samples[-max(1, len(samples) // 3):]
-    figures = {"index": (lambda s, i: s.index_bytes[i], 4 * MB), "rss": (lambda s, i: s.rss[i], 40 * MB),
-               "cache": (lambda s, i: s.object_bytes[i], 4 * MB)}
+FIGURES = {  # name -> (value of a sample for device i, slack in bytes)
+    "index": (lambda s, i: s.index_bytes[i], 2 * MB),
+    "cache": (lambda s, i: s.object_bytes[i], 2 * MB),
+    "rss": (lambda s, i: s.rss[i], 16 * MB),
+}
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope (units per second) of (t, value) points."""
+    n = len(points)
+    if n < 2:
+        return 0.0
+    mt = sum(t for t, _ in points) / n
+    mv = sum(v for _, v in points) / n
+    den = sum((t - mt) ** 2 for t, _ in points)
+    return 0.0 if den == 0 else sum((t - mt) * (v - mv) for t, v in points) / den
+
+
+def verdict(samples: list[Sample], warmup: float) -> str:
+    """After the first ``warmup`` seconds (the cache filling up to its bound), FLAT if
+    the peak of the last third of the samples is within 10% (plus slack) of the peak of
+    the first third, for every figure and device; GROWING naming what did not. The
+    slope over everything after the warm-up is printed too."""
+    after = [s for s in samples if s.t >= warmup] or samples
+    third = max(1, len(after) // 3)
+    first, last = after[:third], after[-third:]
     grew, parts = [], []
-    for name, (get, slack) in figures.items():
+    for name, (get, slack) in FIGURES.items():
         for i, device in enumerate(DEVICES):
-            peak = max(get(s, i) for s in early)
-            last = max(get(s, i) for s in late)
-            parts.append(f"{name} {device} {peak / MB:.1f}->{last / MB:.1f} MB")
-            if last > peak * 1.25 + slack:
+            peak = max(get(s, i) for s in first)
+            end = max(get(s, i) for s in last)
+            per_hour = slope([(s.t, get(s, i)) for s in after]) * 3600
+            parts.append(f"{name} {device} {peak / MB:.1f}->{end / MB:.1f} MB ({per_hour / MB:+.1f} MB/h)")
+            if end > peak * 1.10 + slack:
                 grew.append(f"{name} {device}")
     head = "FLAT" if not grew else "GROWING (" + ", ".join(grew) + ")"
-    return f"verdict: {head}: first {early_until / 60:.0f} min peak -> last third peak: " + "; ".join(parts)
+    return (f"verdict: {head}: after {warmup / 60:.0f} min of warm-up, peak of the first third -> "
+            "last third: " + "; ".join(parts))
+
+
+def parse_table(text: str) -> list[Sample]:
+    """The samples of a table printed by this tool (to judge a saved run again)."""
+    out: list[Sample] = []
+    for line in text.splitlines():
+        left, bar, right = line.partition("|")
+        head = left.split()
+        if not bar or len(head) != 2 or not head[1].isdigit():
+            continue
+        cols = [c.split("/") for c in right.split()]
+        if len(cols) != 4:
+            continue
+        ib, ob, cb, rb = ([float(x) for x in c] for c in cols)
+        sample = Sample(float(head[0]) * 60, int(head[1]), (int(ib[0] * MB), int(ib[1] * MB)),
+                        (int(ob[0]), int(ob[1])), (int(cb[0] * MB), int(cb[1] * MB)),
+                        (int(rb[0] * MB), int(rb[1] * MB)))
+        if not out or sample.t > out[-1].t:
+            out.append(sample)
+    return out
 
 
 HEADER = (f"{'min':>6} {'edits':>7} | {'index MB (A/B)':>15} {'objects (A/B)':>15} "
@@ -154,10 +198,18 @@ def main() -> None:
     ap.add_argument("--dirs", type=int, default=1)
     ap.add_argument("--rate", type=float, default=3.0, help="edits per second, both devices together")
     ap.add_argument("--sample", type=float, default=15.0, help="seconds between samples")
-    ap.add_argument("--early-minutes", type=float, default=3.0, help="the 'first minutes' of the verdict")
+    ap.add_argument("--warmup-minutes", type=float, default=5.0,
+                    help="minutes the cache takes to fill up to its bound, left out of the verdict")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temp dir)")
+    ap.add_argument("--verdict-from", type=Path, metavar="LOG",
+                    help="only judge the table printed by an earlier run (its saved output)")
     args = ap.parse_args()
+    if args.verdict_from:
+        samples = parse_table(args.verdict_from.read_text())
+        print_table(samples)
+        print(verdict(samples, args.warmup_minutes * 60))
+        return
     keyslots.DEFAULT_PARAMS = keyslots.MIN_PARAMS = keyslots.TEST_PARAMS  # cheap KDF for setup
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
@@ -224,7 +276,7 @@ def main() -> None:
                 print(f"last upkeep on {device}: {json.dumps({k: v for k, v in gc[0].items() if k != 'time'})}")
         files = sum(1 for d in tree_of(a).values() if d[0] == "file")
         print(f"converged: {'yes' if converged else 'NO'} ({files} files, {edits} edits in {args.minutes} min)")
-        print(verdict(samples, args.early_minutes * 60))
+        print(verdict(samples, args.warmup_minutes * 60))
         if not converged:
             sys.exit(1)
 
