@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .cli_limits import limit_command, limit_options, limits_of
 from .config import Credential, FolderConfig, FolderPaths, save_credential
 from .errors import EXIT_SKIPPED, ChunksyncError, DeviceRevoked, UserError
 from .interrupt import (
@@ -33,6 +34,7 @@ from .interrupt import (
 )
 from .objects import short_id
 from .output import say, setup_logging, to_json
+from .transport.ratelimit import BandwidthLimits, Limiter
 from .transport.tokens import renew_at
 
 T = TypeVar("T")
@@ -156,16 +158,18 @@ def _with_progress(go: Callable[[Any], Awaitable[T]], quiet: bool = False) -> T:
 
 
 def _sync_once(
-    root: Path, *, allow_mass_delete: bool = False, accept_server_history: bool = False, quiet: bool = False
+    root: Path, *, allow_mass_delete: bool = False, accept_server_history: bool = False, quiet: bool = False,
+    limits: BandwidthLimits = BandwidthLimits(),
 ) -> Any:
     """One sync under the folder lock; None when a running daemon was asked instead."""
     from .failed import record as record_failed
     from .control import GatedChunkStore
     from .folder import FolderBusy, FolderLock, SyncFolder
     from .status import clear_revoked, mark_revoked
+    from .storage.upkeep import IndexKeeper
 
     async def go(progress: Any) -> Any:
-        async with SyncFolder.open(root) as f:
+        async with SyncFolder.open(root, limiters=(Limiter.of(limits),)) as f:
             with FolderLock(f.paths):
                 # ^C closes the gate: transfers end at once, the round stops at its next step
                 f.store = gate = GatedChunkStore(f.store)  # type: ignore[assignment]
@@ -180,6 +184,7 @@ def _sync_once(
                 finally:
                     unregister()
                 clear_revoked(f.paths)
+                IndexKeeper(f.index).after_round()  # evict old listings if the cache outgrew its budget
                 return result, record_failed(f.index, result.scan, result.skipped)
 
     try:
@@ -194,9 +199,9 @@ def _sync_once(
         return None
 
 
-def _first_sync(root: Path) -> int:
+def _first_sync(root: Path, limits: BandwidthLimits = BandwidthLimits()) -> int:
     """Sync, print the summary; returns the exit status (EXIT_SKIPPED: items skipped)."""
-    done = _sync_once(root)
+    done = _sync_once(root, limits=limits)
     if done is None:
         return 0
     result, failed = done
@@ -210,12 +215,15 @@ def _first_sync(root: Path) -> int:
 @click.option("--folder", required=True, help="the folder's name on the server")
 @click.option("--server", help="server URL (default: the last one logged in to)")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False))
+@limit_options("this folder (kept in its config)")
 @command_errors
-def init(directory: Path, folder: str, server: str | None, passphrase_file: str | None) -> None:
+def init(directory: Path, folder: str, server: str | None, passphrase_file: str | None,
+         limit_upload: int, limit_download: int) -> None:
     """Create a new folder: new key, then the first sync (run again to continue)."""
     from . import onboard
 
     config, cred = _new_config(folder, server)
+    config.limit_upload_kib, config.limit_download_kib = limit_upload, limit_download
     onboard.check_local_dir(directory)
     resume = onboard.resuming(directory, config)
     passphrase = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Passphrase", confirm=not resume)
@@ -226,7 +234,7 @@ def init(directory: Path, folder: str, server: str | None, passphrase_file: str 
     else:
         master, slot = onboard.new_local_state(directory, config, passphrase)
         run(onboard.create_remote(cred, directory, config, master, slot))
-    status = _first_sync(directory)
+    status = _first_sync(directory, limits_of(limit_upload, limit_download))
     say(f"{directory} is now synced as folder '{folder}'")
     sys.exit(status)
 
@@ -236,13 +244,17 @@ def init(directory: Path, folder: str, server: str | None, passphrase_file: str 
 @click.option("--folder", required=True)
 @click.option("--server")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False))
+@limit_options("this folder (kept in its config)")
 @command_errors
-def join(directory: Path, folder: str, server: str | None, passphrase_file: str | None) -> None:
+def join(directory: Path, folder: str, server: str | None, passphrase_file: str | None,
+         limit_upload: int, limit_download: int) -> None:
     """Sync an existing folder on this device (same passphrase; run again to continue)."""
     from . import onboard
     from .folder import create_folder_state, remove_folder_state
 
     config, cred = _new_config(folder, server)
+    config.limit_upload_kib, config.limit_download_kib = limit_upload, limit_download
+    limits = limits_of(limit_upload, limit_download)
     onboard.check_local_dir(directory)
     resume = onboard.resuming(directory, config)
     passphrase = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Passphrase")
@@ -250,11 +262,11 @@ def join(directory: Path, folder: str, server: str | None, passphrase_file: str 
     if resume:
         onboard.check_joined_key(directory, master)
         say(f"continuing the interrupted join of {directory}", err=True)
-        status = _first_sync(directory)
+        status = _first_sync(directory, limits)
     else:
         paths = create_folder_state(directory, config, master)
         try:
-            status = _first_sync(directory)
+            status = _first_sync(directory, limits)
         except ChunksyncError:
             if not interrupted():
                 remove_folder_state(paths)
@@ -321,14 +333,17 @@ def _describe(result: Any, failed: Any, root: Path) -> list[str]:
               help="take a server head that does not descend from the last one synced (server restored "
               "from a backup): merge without deleting anything, differences kept as conflicted copies")
 @click.option("--json", "as_json", is_flag=True)
+@limit_options("this run, on top of the folder's own")
 @command_errors
-def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, as_json: bool) -> None:
+def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, as_json: bool,
+         limit_upload: int, limit_download: int) -> None:
     """Sync once; exit 0 when the folder is in sync, 12 when it synced but some paths
     could not be (failed items: 'chunksync status' lists each, with what to do)."""
     from .failed_text import failed_json
 
     done = _sync_once(directory, allow_mass_delete=allow_mass_delete,
-                      accept_server_history=accept_server_history, quiet=as_json)
+                      accept_server_history=accept_server_history, quiet=as_json,
+                      limits=limits_of(limit_upload, limit_download))
     if done is None:
         return
     result, failed = done
@@ -525,10 +540,14 @@ def verify(directory: Path) -> None:
               "(safe: writes are atomic); a second signal exits at once")
 @click.option("--install-service", is_flag=True,
               help="write a systemd user unit (Linux) or launchd agent (macOS) for these folders and exit")
+@click.option("--normal-priority", is_flag=True,
+              help="keep the CPU and I/O priority (by default the daemon lowers both: nice 10, best-effort I/O 7)")
+@limit_options("all folders of this daemon together, on top of each folder's own")
 @command_errors
 def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll_interval: float,
            full_rescan_interval: float, backoff_max: float, settle_ms: int, settle_cap: float,
-           stop_grace: float, install_service: bool) -> None:
+           stop_grace: float, install_service: bool, normal_priority: bool,
+           limit_upload: int, limit_download: int) -> None:
     """Watch folders and keep them in sync (foreground)."""
     from .daemon import DaemonOptions
     from .daemon_process import run_daemon
@@ -542,6 +561,7 @@ def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll
         quiet=quiet_ms / 1000, max_delay=max(max_delay_ms, quiet_ms) / 1000, poll_interval=poll_interval,
         full_rescan_interval=full_rescan_interval, backoff_max=backoff_max,
         settle_quiet=settle_ms / 1000, settle_cap=settle_cap, stop_grace=stop_grace,
+        low_priority=not normal_priority, limits=limits_of(limit_upload, limit_download),
     )
     run_daemon(list(directories), options)
 
@@ -564,6 +584,9 @@ def resume(directory: Path) -> None:
     from .status import control
 
     say(control(directory, "resume"))
+
+
+main.add_command(limit_command(FOLDER_DIR, command_errors, emit))
 
 
 if __name__ == "__main__":  # pragma: no cover

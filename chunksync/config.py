@@ -231,6 +231,9 @@ class FolderConfig:
     device_name: str
     user: str
     policies: dict[str, str] = field(default_factory=dict)
+    #: bandwidth limits of this folder in KiB/s, 0 for none (transport/ratelimit.py)
+    limit_upload_kib: int = 0
+    limit_download_kib: int = 0
 
     def save(self, paths: FolderPaths) -> None:
         _write_json(paths.config, asdict(self), mode=0o600)
@@ -244,9 +247,13 @@ class FolderConfig:
             )
         doc = _read_json(paths.config)
         try:
-            return cls(**doc)
+            config = cls(**doc)
         except TypeError as exc:
             raise ConfigError(f"{paths.config}: {exc}") from exc
+        for limit in (config.limit_upload_kib, config.limit_download_kib):
+            if type(limit) is not int or limit < 0:
+                raise ConfigError(f"{paths.config}: a bandwidth limit must be a whole number of KiB/s >= 0")
+        return config
 
     def save_key(self, paths: FolderPaths, master: bytes) -> None:
         atomic_write_bytes(paths.key, master, mode=0o600)

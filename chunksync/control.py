@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from .errors import NetworkError
 from .objects import ObjectId
 from .transport.base import ChunkStore, HeadLogEntry, HeadState
+from .transport.ratelimit import BandwidthLimits
 
 __all__ = ["COMMANDS", "ControlServer", "FolderStatus", "GatedChunkStore", "TransfersPaused"]
 
@@ -63,6 +64,8 @@ class FolderStatus:
     server_head: str | None = None
     clock_skew: float | None = None
     paused: bool = False
+    limits: BandwidthLimits = BandwidthLimits()  # the effective bandwidth limits
+    low_priority: bool = False
 
     @property
     def at_head(self) -> bool:
@@ -85,6 +88,9 @@ class FolderStatus:
             "at_head": self.at_head,
             "clock_skew": None if self.clock_skew is None else round(self.clock_skew, 3),
             "daemon_pid": os.getpid(),
+            "limit_upload_kib": self.limits.upload_kib,
+            "limit_download_kib": self.limits.download_kib,
+            "priority": "low" if self.low_priority else "normal",
         }
 
 

@@ -51,7 +51,9 @@ from .errors import AuthError, ChunksyncError, DeviceRevoked, HeldError, IndexDa
 from .folder import SyncFolder
 from .settle import DEFAULT_CAP, DEFAULT_QUIET, Settle, busy_for
 from .status import clear_revoked, mark_revoked
+from .storage.upkeep import IndexKeeper
 from .sync.engine import BASE, SyncEngine, SyncResult
+from .transport.ratelimit import BandwidthLimits
 from .watcher import Batch, FolderWatcher, expand_subtrees
 
 __all__ = ["DaemonOptions", "FolderDaemon", "clock_skew", "log_event", "reconnect_delay"]
@@ -72,6 +74,8 @@ class DaemonOptions:
     settle_quiet: float = DEFAULT_QUIET  # a file is quiet once unchanged this long
     settle_cap: float = DEFAULT_CAP  # ...or once held this long (then synced anyway)
     stop_grace: float = 1.0  # from SIGTERM to the exit, even if a step still runs
+    low_priority: bool = True  # nice and I/O priority lowered (priority.py)
+    limits: BandwidthLimits = BandwidthLimits()  # process-wide, shared by all folders
 
 
 class FolderDaemon:
@@ -97,6 +101,8 @@ class FolderDaemon:
         self.status = FolderStatus(folder.config.folder, folder.config.device_name, head=head.decode() if head else None)
         self.status.paused = (folder.paths.state / "paused").exists()
         self.status.conflicts = self._count_conflicts()
+        self.status.limits, self.status.low_priority = folder.limits, options.low_priority
+        self.keeper = IndexKeeper(folder.index)  # bounds the index between rounds
         self._pending = Batch(full=True)  # the first round rescans everything
         self._kick = asyncio.Event()
         self._force = False
@@ -270,6 +276,7 @@ class FolderDaemon:
                 continue
             if self.status.state == "offline" and not self._force and loop.time() < self._retry_at:
                 await self._scan_offline()
+                await self._upkeep()
                 continue
             force, self._force = self._force, False
             batch, self._pending = self._pending, Batch()
@@ -277,6 +284,13 @@ class FolderDaemon:
                 continue
             await self._round(batch)
             self._refresh_pending()
+            await self._upkeep()
+
+    async def _upkeep(self) -> None:
+        """Between rounds, online or not (offline scans add listings too): keep the
+        index within its budget (storage/upkeep.py)."""
+        if (report := await asyncio.to_thread(self.keeper.after_round)) is not None:
+            self.log("index_upkeep", **report.to_json())
 
     async def _postpone(self, batch: Batch) -> bool:
         """Put a watcher batch back while files in its directories are being written

@@ -30,6 +30,9 @@ from .daemon_util import log_event
 from .errors import DeviceRevoked, UserError
 from .folder import FolderLock, SyncFolder
 from .output import setup_logging
+from .priority import lower_priority
+from .storage.upkeep import compact_if_bloated
+from .transport.ratelimit import Limiter
 from .transport.retry import RetryPolicy
 
 __all__ = ["DAEMON_RETRY", "run_daemon", "serve"]
@@ -41,15 +44,17 @@ async def serve(directories: list[Path], options: DaemonOptions) -> None:
     """Run daemons for ``directories`` until SIGTERM/SIGINT."""
     loop = asyncio.get_running_loop()
     locks = [FolderLock(FolderPaths(d.resolve())) for d in directories]
+    shared = Limiter.of(options.limits)  # one budget for all folders of this daemon
     async with contextlib.AsyncExitStack() as stack:
         for lock in locks:
             if not lock.paths.config.exists():
                 raise UserError(f"{lock.paths.root} is not a chunksync folder: run 'chunksync init' or 'join' first")
             lock.acquire()
             stack.callback(lock.release)
+            await asyncio.to_thread(compact_if_bloated, lock.paths.index)  # before anyone opens it
         daemons = []
         for d in directories:
-            folder = await stack.enter_async_context(SyncFolder.open(d))
+            folder = await stack.enter_async_context(SyncFolder.open(d, limiters=(shared,)))
             folder.client.retry = DAEMON_RETRY
             daemons.append(FolderDaemon(folder, options))
         # the executor's threads (scans, applies) must end before any index closes
@@ -108,4 +113,7 @@ def _arm_forced_exit(sockets: list[Path], grace: float) -> None:
 def run_daemon(directories: list[Path], options: DaemonOptions | None = None) -> None:
     """Entry point of ``chunksync daemon DIR...`` (foreground)."""
     setup_logging()  # warnings as escaped lines on stderr (chunksync.output)
-    asyncio.run(serve(directories, options or DaemonOptions()))
+    options = options or DaemonOptions()
+    if options.low_priority:
+        lower_priority()  # before any thread starts: threads inherit it
+    asyncio.run(serve(directories, options))

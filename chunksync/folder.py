@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +24,9 @@ from .errors import ChunksyncError, ConfigError, UserError
 from .progress import Progress
 from .storage.index import Index
 from .sync.engine import SyncEngine
-from .transport.http import HttpChunkStore, HttpClient
+from .transport.base import ChunkStore
+from .transport.http import HttpClient
+from .transport.ratelimit import BandwidthLimits, Limiter, effective, limited
 
 __all__ = ["FolderBusy", "FolderLock", "SyncFolder", "create_folder_state", "open_master_key", "remove_folder_state", "rewrap_slot", "wrap_new_key"]
 
@@ -79,10 +82,14 @@ class SyncFolder:
     keys: FolderKeys
     index: Index
     client: HttpClient
-    store: HttpChunkStore
+    store: ChunkStore
+    #: the bandwidth limits in force: the folder's own and the process-wide ones
+    limits: BandwidthLimits = BandwidthLimits()
 
     @classmethod
-    def open(cls, root: Path | str) -> SyncFolder:
+    def open(cls, root: Path | str, *, limiters: Sequence[Limiter] = ()) -> SyncFolder:
+        """Open the folder at ``root``; its transfers pass through its own bandwidth
+        limits (config) and ``limiters`` (process-wide, possibly shared)."""
         paths = FolderPaths(Path(root).resolve())
         if not paths.state.is_dir():
             raise ConfigError(
@@ -93,8 +100,10 @@ class SyncFolder:
         keys = FolderKeys(FolderConfig.load_key(paths))
         cred = load_credential(config.server)
         client = HttpClient(cred.server, ca_file=cred.ca_file, tokens=token_keeper(cred))
+        own = BandwidthLimits(config.limit_upload_kib, config.limit_download_kib)
+        store = limited(client.folder(config.folder), Limiter.of(own), *limiters)
         index = Index.open(paths.index)
-        return cls(paths, config, keys, index, client, client.folder(config.folder))
+        return cls(paths, config, keys, index, client, store, effective(own, *(lim.limits for lim in limiters)))
 
     def engine(self, progress: Progress | None = None) -> SyncEngine:
         policies = ConflictPolicies(

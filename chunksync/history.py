@@ -19,6 +19,7 @@ from . import fsops
 from .errors import UserError
 from .objects import Commit, ObjectId, ObjectKind, TreeEntry, id_from_hex, is_hex_id
 from .paths import validate_relpath
+from .storage.pins import pinned
 from .sync.apply import Applier
 from .sync.lineage import check_timeline
 from .sync.objects_io import ObjectReader
@@ -122,8 +123,14 @@ def _select(entries: list[tuple[str, TreeEntry]], wanted: Sequence[str]) -> list
 
 
 async def restore(reader: ObjectReader, snapshot: Snapshot, paths: Sequence[str], out: Path) -> int:
-    """Write ``paths`` (or everything) of a snapshot under ``out``; returns files written."""
+    """Write ``paths`` (or everything) of a snapshot under ``out``; returns files written.
+    The snapshot is pinned meanwhile, so a daemon's index upkeep keeps what it reads."""
     wanted = [validate_relpath(p.strip("/")) for p in paths]
+    with pinned(reader.index, [snapshot.commit.tree]):
+        return await _restore(reader, snapshot, wanted, out)
+
+
+async def _restore(reader: ObjectReader, snapshot: Snapshot, wanted: list[str], out: Path) -> int:
     await reader.ensure_tree_closure(snapshot.commit.tree)
     entries = _select(list(walk_tree(snapshot.commit.tree, reader.load_tree)), wanted)
     await reader.ensure(ObjectKind.FILE, [e.id for _, e in entries if e.kind == "file" and e.id])
@@ -150,13 +157,14 @@ async def path_history(reader: ObjectReader, snapshots: Sequence[Snapshot], path
     path = validate_relpath(path.strip("/"))
     out: list[tuple[Snapshot, str]] = []
     previous: TreeEntry | None = None
-    for snap in snapshots:
-        await reader.ensure_tree_closure(snap.commit.tree)
-        entry = _lookup(reader, snap.commit.tree, path)
-        if entry != previous:
-            change = "added" if previous is None else "deleted" if entry is None else "modified"
-            out.append((snap, change))
-        previous = entry
+    with pinned(reader.index, [snap.commit.tree for snap in snapshots]):
+        for snap in snapshots:
+            await reader.ensure_tree_closure(snap.commit.tree)
+            entry = _lookup(reader, snap.commit.tree, path)
+            if entry != previous:
+                change = "added" if previous is None else "deleted" if entry is None else "modified"
+                out.append((snap, change))
+            previous = entry
     return out
 
 

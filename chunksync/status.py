@@ -106,6 +106,8 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
         "local_changes_pending": pending or base is None,
         "conflicts": conflicts,
         "last_event": _describe_event(last[1]) if last else None,
+        "limit_upload_kib": config.limit_upload_kib,  # KiB/s, 0: none (this folder's own)
+        "limit_download_kib": config.limit_download_kib,
         # paths the last scan could not sync, each with the reason and what to do
         "failed_items": sum(1 for i in failed if i.skipped),
         "failed": [i.to_json() for i in failed],

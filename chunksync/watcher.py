@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_QUIET = 0.15
 DEFAULT_MAX_DELAY = 1.0
+MAX_DIRTY = 10_000  # more dirty directories than this, and a full rescan is cheaper to hold
 _IGNORED_TYPES = frozenset({"opened", "closed_no_write"})
 
 
@@ -61,7 +62,12 @@ class Batch:
         return self.full or bool(self.dirs) or bool(self.subtrees)
 
     def merge(self, other: Batch) -> Batch:
-        return Batch(self.dirs | other.dirs, self.subtrees | other.subtrees, self.full or other.full)
+        """Both batches; past :data:`MAX_DIRTY` directories (a long round or an offline
+        spell under heavy churn) a full rescan, so the pending set stays bounded."""
+        dirs, subtrees = self.dirs | other.dirs, self.subtrees | other.subtrees
+        if len(dirs) + len(subtrees) > MAX_DIRTY:
+            return Batch(full=True)
+        return Batch(dirs, subtrees, self.full or other.full)
 
 
 def relative_dir(root: str, path: str) -> str | None:

@@ -157,3 +157,12 @@ async def test_real_observer_reports_a_file_write(tmp_path: Path) -> None:
         assert watcher.alive()
     finally:
         watcher.stop()
+
+
+def test_a_batch_past_the_dirty_cap_becomes_a_full_rescan() -> None:
+    from chunksync.watcher import MAX_DIRTY
+
+    many = Batch(frozenset(f"d{i}" for i in range(MAX_DIRTY)))
+    assert many.merge(Batch(frozenset({"d0"}))) == many  # at the cap: kept as it is
+    merged = many.merge(Batch(subtrees=frozenset({"one-more"})))
+    assert merged == Batch(full=True)  # bounded: the sets are dropped, a full rescan holds
