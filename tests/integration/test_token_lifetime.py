@@ -1,5 +1,5 @@
 """Unattended for months: device tokens are renewed before they expire, and a revoked
-device says so and stops retrying (real server subprocess with a 6 s token lifetime,
+device says so and stops retrying (real server subprocess with a 10 s token lifetime,
 real daemons sharing one credentials file)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.helpers.cli_setup import CliWorld
 from tests.helpers.daemons import REPO, DaemonProcess, read_or_none, wait_until
 from tests.helpers.server import DEFAULT_USER, ServerProcess, create_user
 
-LIFETIME = 6.0
+LIFETIME = 10.0  # long enough for the set-up on a loaded 2-core machine
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_daemons_sharing_one_login_keep_syncing_across_token_expiries(short_toke
             d.wait_ready()
         started = time.monotonic()
         n = 0
-        while time.monotonic() - started < 3.5 * LIFETIME:
+        while time.monotonic() - started < 3.2 * LIFETIME:
             n += 1
             (a / f"edit-{n}.txt").write_text(f"edit {n} from the laptop")
             (second / f"note-{n}.txt").write_text(f"note {n}")
@@ -69,7 +69,7 @@ def test_daemons_sharing_one_login_keep_syncing_across_token_expiries(short_toke
         wait_until(lambda: read_or_none(a / "reply.txt") == b"from the desktop", what="reply on the laptop")
         notes.wait_at_head()
         for d in (da, db, notes):
-            assert d.status()["state"] in ("idle", "syncing", "scanning"), d.log_tail()
+            assert d.status()["state"] in ("idle", "syncing", "scanning", "waiting"), d.log_tail()
         assert problems(da, db, notes) == []
     assert n >= 5
     assert credentials(w, "laptop")["token"] != first_token  # renewed, and written back
