@@ -177,11 +177,11 @@ async def put_head(request: web.Request) -> web.Response:
 
 async def get_log(request: web.Request) -> web.Response:
     row, _ = await folder_access(request)
+    after = query_int(request, "after", 0, 0, INT_MAX)
+    limit = query_int(request, "limit", 100, 1, LOG_LIMIT_MAX)
     unknown = sorted(set(request.query) - {"after", "limit"})
     if unknown:  # as with JSON fields: a typo must not pass silently
         raise ApiError(400, f"unknown query parameter {unknown[0][:64]!r}")
-    after = query_int(request, "after", 0, 0, INT_MAX)
-    limit = query_int(request, "limit", 100, 1, LOG_LIMIT_MAX)
     rows = await request.app[DB].read(lambda c: db.head_log(c, row.id, after, limit))
     entries = [wire.HeadLogEntry(*r).to_wire() for r in rows]
     return web.json_response({"entries": entries})

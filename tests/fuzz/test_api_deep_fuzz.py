@@ -189,3 +189,22 @@ def test_totp_disable_needs_a_current_code(
         assert resp.status_code == 204, resp.text
     elif not totp.verify(sent, valid_window=1):
         assert resp.status_code == 403, resp.text
+
+
+def test_regression_log_refuses_unknown_query_parameters(
+    server: LiveServer, session: requests.Session
+) -> None:
+    """Found by the fuzzer: ``?after=0&=`` was answered 200 (unknown parameters ignored)."""
+    resp = send(server, session, "/v1/folders/{folder}/log", "GET",
+                path_parameters={"folder": FOLDER}, query={"after": "0", "afetr": "5"},
+                headers=auth(server))
+    assert resp.status_code == 400 and "afetr" in resp.json()["error"]
+
+
+def test_regression_events_without_upgrade_says_why(
+    server: LiveServer, session: requests.Session
+) -> None:
+    """Found by the fuzzer: a plain GET got aiohttp's bare "Bad Request"."""
+    resp = send(server, session, "/v1/folders/{folder}/events", "GET",
+                path_parameters={"folder": FOLDER}, headers=auth(server))
+    assert resp.status_code == 400 and "WebSocket" in resp.json()["error"]
