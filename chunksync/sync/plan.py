@@ -273,8 +273,8 @@ class _Merger:
         elif verdict.outcome == "recurse":
             yield self.merge_subdir(path, name, base, mine, theirs, merged)
         else:
-            # B101: invariant for the type checker
-            assert mine is not None and theirs is not None and verdict.conflict is not None  # nosec B101
+            assert mine is not None and theirs is not None  # nosec B101  # for the type checker
+            assert verdict.conflict is not None  # nosec B101  # invariant for the type checker
             yield self.keep_both(path, name, verdict.conflict, mine, theirs, merged, taken)
             return
         if verdict.conflict == "modify-delete":

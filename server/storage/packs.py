@@ -266,12 +266,8 @@ class PackObjectStore:
     @_converting
     def stats(self, ns: str | None = None) -> StoreStats:
         where, args = ("WHERE ns = ?", (check_namespace(ns),)) if ns is not None else ("", ())
-        count, total = (
-            self._reader()
-            # B608: constant SQL, values bound as ?
-            .execute(f"SELECT COUNT(*), COALESCE(SUM(length), 0) FROM objects {where}", args)  # nosec B608
-            .fetchone()
-        )
+        query = f"SELECT COUNT(*), COALESCE(SUM(length), 0) FROM objects {where}"  # nosec B608
+        count, total = self._reader().execute(query, args).fetchone()  # (constant SQL, ? values)
         return StoreStats(objects=count, bytes=total)
 
     @_converting
@@ -565,10 +561,9 @@ class PackObjectStore:
         """Index rows of those ``oids`` present in ``ns``, in chunks of bound parameters."""
         for chunk in _chunks(oids):
             marks = ",".join("?" * len(chunk))
-            yield from self._reader().execute(
-                # B608: constant SQL, values bound as ?
-                f"SELECT {columns} FROM objects WHERE ns = ? AND oid IN ({marks})", (ns, *chunk)  # nosec B608
-            )
+            # B608: constant SQL, values bound as ?
+            query = f"SELECT {columns} FROM objects WHERE ns = ? AND oid IN ({marks})"  # nosec B608
+            yield from self._reader().execute(query, (ns, *chunk))
 
     def _iter_ids(self, ns: str) -> Iterator[bytes]:
         """Page through the ids by key, so no read transaction stays open between pages."""

@@ -19,7 +19,13 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.helpers.server import DEFAULT_PASSWORD, RunningServer, create_user, login, serve_in_process
+from tests.helpers.server import (
+    DEFAULT_PASSWORD,
+    RunningServer,
+    create_user,
+    login,
+    serve_in_process,
+)
 
 __all__ = ["LiveServer", "live_server"]
 
