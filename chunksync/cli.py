@@ -8,8 +8,8 @@ and its exit code. Secrets come from a file flag, the environment, or a prompt.
 
 from __future__ import annotations
 
-import json
 import os
+import shlex
 import socket
 import sys
 import time
@@ -23,7 +23,7 @@ import click
 
 from . import __version__
 from .config import Credential, FolderConfig, FolderPaths, save_credential
-from .errors import ChunksyncError, DeviceRevoked, UserError
+from .errors import EXIT_SKIPPED, ChunksyncError, DeviceRevoked, UserError
 from .folder import (
     FolderBusy,
     FolderLock,
@@ -34,7 +34,7 @@ from .folder import (
 )
 from .interrupt import interrupted, on_interrupt, run_interruptible, say_interrupted, signals_handled
 from .objects import short_id
-from .paths import display
+from .output import say, setup_logging, to_json
 from .progress import TerminalProgress
 from .transport.http import HttpClient
 from .transport.tokens import renew_at
@@ -79,20 +79,20 @@ def command_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             if interrupted():  # e.g. "transfers are paused": the gate closed by ^C
                 say_interrupted()
                 sys.exit(130)
-            click.echo(f"chunksync: {exc.message}", err=True)
+            say(f"chunksync: {exc.message}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             say_interrupted()
             sys.exit(130)
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
-            click.echo(f"chunksync: {exc.strerror or exc}{where}", err=True)
+            say(f"chunksync: {exc.strerror or exc}{where}", err=True)
             sys.exit(1)
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             if os.environ.get("CHUNKSYNC_DEBUG"):
                 raise
-            click.echo(f"chunksync: internal error ({type(exc).__name__}: {exc}); "
-                       "run again with CHUNKSYNC_DEBUG=1 for details", err=True)
+            say(f"chunksync: internal error ({type(exc).__name__}: {exc}); "
+                "run again with CHUNKSYNC_DEBUG=1 for details", err=True)
             sys.exit(70)
 
     return wrapper
@@ -100,7 +100,7 @@ def command_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def emit(doc: Any, as_json: bool, text: Callable[[], None]) -> None:
     if as_json:
-        click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
+        click.echo(to_json(doc))
     else:
         text()
 
@@ -109,6 +109,7 @@ def emit(doc: Any, as_json: bool, text: Callable[[], None]) -> None:
 @click.version_option(__version__, prog_name="chunksync")
 def main() -> None:
     """chunksync: end-to-end-encrypted folder sync."""
+    setup_logging()
 
 
 # --- account ---------------------------------------------------------------------------
@@ -136,7 +137,7 @@ def login(url: str, user: str, password_file: str | None, device_name: str, ca_f
 
     cred = run(go())
     save_credential(cred)
-    click.echo(f"logged in to {cred.server} as {user} (device {device_name!r})")
+    say(f"logged in to {cred.server} as {user} (device '{device_name}')")
 
 
 # --- folders ---------------------------------------------------------------------------
@@ -160,6 +161,7 @@ def _sync_once(
 ) -> Any:
     """One sync under the folder lock; None when a running daemon was asked instead."""
 
+    from .failed import record as record_failed
     from .status import clear_revoked, mark_revoked
 
     from .control import GatedChunkStore
@@ -180,7 +182,7 @@ def _sync_once(
                 finally:
                     unregister()
                 clear_revoked(f.paths)
-                return result
+                return result, record_failed(f.index, result.scan, result.skipped)
 
     try:
         return _with_progress(go, quiet)
@@ -190,14 +192,19 @@ def _sync_once(
         reply = ask_daemon(FolderPaths(root.resolve()), "sync-now")
         if reply is None or "error" in reply:
             raise
-        click.echo(f"a daemon is syncing {root}: asked it to sync now (see 'chunksync status')", err=True)
+        say(f"a daemon is syncing {root}: asked it to sync now (see 'chunksync status')", err=True)
         return None
 
 
-def _first_sync(root: Path) -> None:
-    result = _sync_once(root)
-    if result is not None:
-        click.echo(_describe(result))
+def _first_sync(root: Path) -> int:
+    """Sync, print the summary; returns the exit status (EXIT_SKIPPED: items skipped)."""
+    done = _sync_once(root)
+    if done is None:
+        return 0
+    result, failed = done
+    for line in _describe(result, failed, root):
+        say(line)
+    return EXIT_SKIPPED if failed.skipped else 0
 
 
 @main.command()
@@ -216,13 +223,14 @@ def init(directory: Path, folder: str, server: str | None, passphrase_file: str 
     passphrase = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Passphrase", confirm=not resume)
     onboard.check_passphrase(passphrase)
     if resume:
-        click.echo(f"continuing the interrupted setup of {directory} as folder {folder!r}", err=True)
+        say(f"continuing the interrupted setup of {directory} as folder '{folder}'", err=True)
         run(onboard.resume_remote(cred, directory, config, passphrase))
     else:
         master, slot = onboard.new_local_state(directory, config, passphrase)
         run(onboard.create_remote(cred, directory, config, master, slot))
-    _first_sync(directory)
-    click.echo(f"{directory} is now synced as folder {folder!r}")
+    status = _first_sync(directory)
+    say(f"{directory} is now synced as folder '{folder}'")
+    sys.exit(status)
 
 
 @main.command()
@@ -242,17 +250,18 @@ def join(directory: Path, folder: str, server: str | None, passphrase_file: str 
     master = run(onboard.join_key(cred, folder, passphrase))
     if resume:
         onboard.check_joined_key(directory, master)
-        click.echo(f"continuing the interrupted join of {directory}", err=True)
-        _first_sync(directory)
+        say(f"continuing the interrupted join of {directory}", err=True)
+        status = _first_sync(directory)
     else:
         paths = create_folder_state(directory, config, master)
         try:
-            _first_sync(directory)
+            status = _first_sync(directory)
         except ChunksyncError:
             if not interrupted():
                 remove_folder_state(paths)
             raise
-    click.echo(f"{directory} joined folder {folder!r}")
+    say(f"{directory} joined folder '{folder}'")
+    sys.exit(status)
 
 
 @main.command("change-passphrase")
@@ -274,24 +283,25 @@ def change_passphrase(directory: Path, passphrase_file: str | None, new_passphra
             await f.store.put_keyslot(name, slot)
 
     run(go())
-    click.echo("passphrase changed: other devices keep syncing; new devices join with the new one")
+    say("passphrase changed: other devices keep syncing; new devices join with the new one")
 
 
-def _describe(result: Any) -> str:
+def _describe(result: Any, failed: Any, root: Path) -> list[str]:
+    """The lines that report a sync; names raw (say() escapes each line as a whole)."""
+    from .failed_text import failed_lines
+
     healed = result.healed
-    note = ""
+    lines = list(failed_lines(failed.items, shlex.quote(str(root))))
     if healed.missing:
         note = f"the server had lost {healed.missing} objects: re-uploaded {healed.restored}"
         if healed.unrecoverable:
             note += f" ({healed.unrecoverable} must come from another device that holds them)"
-        note += "\n"
-    for path, reason in result.skipped:
-        note += f"skipped here: {display(path)} ({reason}); it stays on the server for other devices\n"
+        lines.append(note)
     if result.receive_only and result.local_only:
-        note += (f"receive-only (read-only member): {result.local_only} local change"
-                 f"{'s' if result.local_only != 1 else ''} kept here, not sent\n")
+        lines.append(f"receive-only (read-only member): {result.local_only} local change"
+                     f"{'s' if result.local_only != 1 else ''} kept here, not sent")
     if not result.changed:
-        return note + f"in sync at {short_id(result.head) if result.head else 'an empty folder'}"
+        return [*lines, f"in sync at {short_id(result.head) if result.head else 'an empty folder'}"]
     parts = []
     if result.pushed:
         parts.append(f"uploaded {result.uploaded_objects} objects ({result.uploaded_bytes / 1e6:.1f} MB)")
@@ -301,7 +311,7 @@ def _describe(result: Any) -> str:
         parts.append(f"deleted {result.deleted} here")
     if result.conflicts:
         parts.append(f"{len(result.conflicts)} conflict(s): see 'chunksync conflicts'")
-    return note + "synced: " + "; ".join(parts) + f" (head {short_id(result.head or '')})"
+    return [*lines, "synced: " + "; ".join(parts) + f" (head {short_id(result.head or '')})"]
 
 
 @main.command()
@@ -313,12 +323,15 @@ def _describe(result: Any) -> str:
 @click.option("--json", "as_json", is_flag=True)
 @command_errors
 def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, as_json: bool) -> None:
-    """Sync once; exit 0 when the folder is in sync."""
+    """Sync once; exit 0 when the folder is in sync, 12 when it synced but some paths
+    could not be (failed items: 'chunksync status' lists each, with what to do)."""
+    from .failed_text import failed_json
 
-    result = _sync_once(directory, allow_mass_delete=allow_mass_delete,
-                        accept_server_history=accept_server_history, quiet=as_json)
-    if result is None:
+    done = _sync_once(directory, allow_mass_delete=allow_mass_delete,
+                      accept_server_history=accept_server_history, quiet=as_json)
+    if done is None:
         return
+    result, failed = done
     doc = {
         "head": result.head,
         "pushed": result.pushed,
@@ -329,10 +342,14 @@ def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, 
         "downloaded_bytes": result.downloaded_bytes,
         "receive_only": result.receive_only,
         "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
+        "warnings": list(result.scan.warnings) if result.scan is not None else [],
         "local_only_changes": result.local_only,
         "healed": {"missing": result.healed.missing, "restored": result.healed.restored},
+        **failed_json(failed),
     }
-    emit(doc, as_json, lambda: click.echo(_describe(result)))
+    emit(doc, as_json, lambda: [say(line) for line in _describe(result, failed, directory)])
+    if failed.skipped:  # synced, but some paths were not (chunksync status lists them)
+        sys.exit(EXIT_SKIPPED)
 
 
 # --- history ---------------------------------------------------------------------------
@@ -358,7 +375,7 @@ def log(directory: Path, path: str | None, as_json: bool, events: bool) -> None:
 
         def journal() -> None:
             for e in rows:
-                click.echo(f"{_when(e['time_ns'] / 1e9)}  {e['device']}  {e['change']:<9} {e['path']}")
+                say(f"{_when(e['time_ns'] / 1e9)}  {e['device']}  {e['change']:<9} {e['path']}")
 
         emit(rows, as_json, journal)
         return
@@ -378,7 +395,7 @@ def log(directory: Path, path: str | None, as_json: bool, events: bool) -> None:
         for snap, change in reversed(rows):
             summary = ", ".join(f"{k} {v}" for k, v in sorted(snap.commit.summary.items()) if v)
             extra = f"  {change}" if change else (f"  {summary}" if summary else "")
-            click.echo(f"{short_id(snap.id)}  {_when(snap.time)}  {snap.commit.device}{extra}")
+            say(f"{short_id(snap.id)}  {_when(snap.time)}  {snap.commit.device}{extra}")
 
     emit(docs, as_json, text)
 
@@ -406,7 +423,7 @@ def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at
             return snap, await do_restore(reader, snap, paths, out)
 
     snap, count = run(go())
-    click.echo(f"restored {count} file{'s' if count != 1 else ''} of snapshot {short_id(snap.id)} ({_when(snap.time)}) to {out}")
+    say(f"restored {count} file{'s' if count != 1 else ''} of snapshot {short_id(snap.id)} ({_when(snap.time)}) to {out}")
 
 
 # --- state -----------------------------------------------------------------------------
@@ -418,11 +435,13 @@ def status(directory: Path, as_json: bool) -> None:
     """Show the folder's sync state (from the daemon if one runs, else the index)."""
     from .status import read_status
 
+    from .failed_text import status_lines
+
     doc = read_status(directory)
 
     def text() -> None:
-        for key, value in doc.items():
-            click.echo(f"{key.replace('_', ' ')}: {value}")
+        for line in status_lines(doc):
+            say(line)
 
     emit(doc, as_json, text)
 
@@ -439,9 +458,9 @@ def conflicts(directory: Path, as_json: bool) -> None:
 
     def text() -> None:
         if not rows:
-            click.echo("no conflicts")
+            say("no conflicts")
         for row in rows:
-            click.echo(f"{row['path']}: {row['explanation']}")
+            say(f"{row['path']}: {row['explanation']}")
 
     emit(rows, as_json, text)
 
@@ -455,9 +474,8 @@ def resolve(directory: Path, path: str, keep: str) -> None:
     """Settle a conflict: keep my version, theirs, or both; then sync."""
     from .status import resolve_conflict
 
-    message = resolve_conflict(directory, path, keep)
-    click.echo(message)
-    _first_sync(directory)
+    say(resolve_conflict(directory, path, keep))
+    sys.exit(_first_sync(directory))
 
 
 @main.command()
@@ -473,10 +491,10 @@ def verify(directory: Path) -> None:
 
     problems = run(go())
     for problem in problems:
-        click.echo(problem)
+        say(problem)
     if problems:
         raise SystemExit(3)
-    click.echo("verified: every object of the head is intact and matches the local files")
+    say("verified: every object of the head is intact and matches the local files")
 
 
 # --- daemon ----------------------------------------------------------------------------
@@ -492,22 +510,34 @@ def verify(directory: Path) -> None:
               help="seconds between full rescans (safety net behind the watcher)")
 @click.option("--backoff-max", type=click.FloatRange(0.1), default=60.0, show_default=True,
               help="cap of the reconnect backoff in seconds while offline")
+@click.option("--settle-ms", type=click.IntRange(0, 600_000), default=2000, show_default=True,
+              help="a changed file is synced once it was not written for this long (files still "
+              "being written wait; 0 syncs at once)")
+@click.option("--settle-cap", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="seconds a file that never stops changing waits at most; then its latest "
+              "consistent read is synced (and logged)")
+@click.option("--stop-grace", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True,
+              help="seconds SIGTERM/SIGINT wait for the current step before exiting anyway "
+              "(safe: writes are atomic); a second signal exits at once")
 @click.option("--install-service", is_flag=True,
               help="write a systemd user unit (Linux) or launchd agent (macOS) for these folders and exit")
 @command_errors
 def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll_interval: float,
-           full_rescan_interval: float, backoff_max: float, install_service: bool) -> None:
+           full_rescan_interval: float, backoff_max: float, settle_ms: int, settle_cap: float,
+           stop_grace: float, install_service: bool) -> None:
     """Watch folders and keep them in sync (foreground)."""
-    from .daemon import DaemonOptions, run_daemon
+    from .daemon import DaemonOptions
+    from .daemon_process import run_daemon
 
     if install_service:
         from .service import install_service as install
 
-        click.echo(install(list(directories)))
+        say(install(list(directories)))
         return
     options = DaemonOptions(
         quiet=quiet_ms / 1000, max_delay=max(max_delay_ms, quiet_ms) / 1000, poll_interval=poll_interval,
         full_rescan_interval=full_rescan_interval, backoff_max=backoff_max,
+        settle_quiet=settle_ms / 1000, settle_cap=settle_cap, stop_grace=stop_grace,
     )
     run_daemon(list(directories), options)
 
@@ -519,7 +549,7 @@ def pause(directory: Path) -> None:
     """Pause the daemon's transfers for this folder."""
     from .status import control
 
-    click.echo(control(directory, "pause"))
+    say(control(directory, "pause"))
 
 
 @main.command()
@@ -529,7 +559,7 @@ def resume(directory: Path) -> None:
     """Resume the daemon's transfers for this folder."""
     from .status import control
 
-    click.echo(control(directory, "resume"))
+    say(control(directory, "resume"))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,14 +3,11 @@
 One asyncio process serves one or more folders. Per folder (:class:`FolderDaemon`):
 
 * **Local edits** arrive from the :class:`~chunksync.watcher.FolderWatcher` as debounced
-  batches of dirty directories; only those are rescanned (``engine.sync(dirty=...)``).
-  A full rescan runs at start, periodically (hourly by default) and after a watcher
-  overflow or restart. Files the engine itself wrote come back as events too, but the
-  rescan finds them equal to the stat cache and the merge finds nothing to push, so no
-  snapshot is made for them.
-* **Remote edits**: the server pushes head changes over a WebSocket
-  (``store.watch()``); a head different from ours starts a pull at once. Polling the
-  head (30 s by default) is the fallback.
+  batches of dirty directories; only those are rescanned. A full rescan runs at start,
+  hourly and after a watcher overflow or restart. Files the engine wrote come back as
+  events, match the stat cache and make no snapshot.
+* **Remote edits**: the server pushes head changes over a WebSocket; a head different
+  from ours starts a pull at once. Polling the head (30 s by default) is the fallback.
 * **One round at a time** per folder: a single worker task runs the engine, so rounds
   never overlap; events that arrive during a round are kept for the next one.
 * **Offline**: a transport error makes the folder "offline"; local batches are still
@@ -20,45 +17,44 @@ One asyncio process serves one or more folders. Per folder (:class:`FolderDaemon
   folder's daemon with a ``revoked`` log line and state (kept in a marker for
   ``status``); the others go on, and the process exits 11 when none is left. The token
   itself is renewed long before it expires, on use and by the poll loop.
-* **Pause** closes the transfer gate (:class:`~chunksync.control.GatedChunkStore`): the
-  running round's network calls end immediately and the round stops at its next step;
-  the engine's atomic writes leave no partial file. Running rounds are not cancelled
-  mid-thread, because ``asyncio`` cannot stop a worker thread and a leftover thread
-  must never race the next round on the index.
-* **Lifecycle**: an ``fcntl`` lock on ``.chunksync/daemon.lock`` allows one daemon per
-  folder; SIGTERM/SIGINT stop transfers, wait for the current step, close the index and
-  remove the control socket. A second signal stops at once.
+* **Pause** closes the transfer gate (:class:`~chunksync.control.GatedChunkStore`):
+  network calls end at once and the round stops at its next step (never mid-thread: a
+  leftover thread must not race the next round on the index); writes are atomic.
+* **Files still being written wait** (:mod:`chunksync.settle`): a batch is postponed
+  while its directories hold a file written within the quiet window (three windows at
+  most), and a file still not quiet when scanned is held back and looked at again, so a
+  file written over seconds makes one snapshot. Paths that cannot be synced are failed
+  items, logged once (:mod:`chunksync.daemon_report`).
+* **Lifecycle** (:mod:`chunksync.daemon_process`): an ``fcntl`` lock on
+  ``.chunksync/daemon.lock`` allows one daemon per folder; SIGTERM/SIGINT stop
+  transfers, wait for the current step (at most ``stop_grace``), close the index and
+  remove the control socket. A second signal exits at once.
 
-Conflicts, held mass deletes, errors and syncs are logged as one JSON line each on
-stderr (:func:`log_event`); no secret is ever logged.
+Events are logged as one JSON line each on stderr (:func:`log_event`), never a secret.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
-import signal
-import sys
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 from . import fsops, wire
-from .config import FolderPaths
 from .control import ControlServer, FolderStatus, GatedChunkStore, TransfersPaused
-from .errors import AuthError, ChunksyncError, DeviceRevoked, HeldError, TransportError, UserError
-from .folder import FolderLock, SyncFolder
+from .daemon_report import PathReport
+from .daemon_util import clock_skew, log_event, reconnect_delay
+from .errors import AuthError, ChunksyncError, DeviceRevoked, HeldError, IndexDamaged, TransportError
+from .folder import SyncFolder
+from .settle import DEFAULT_CAP, DEFAULT_QUIET, Settle, busy_for
 from .status import clear_revoked, mark_revoked
 from .sync.engine import BASE, SyncEngine, SyncResult
-from .transport.retry import RetryPolicy
 from .watcher import Batch, FolderWatcher, expand_subtrees
 
-__all__ = ["DaemonOptions", "FolderDaemon", "log_event", "run_daemon"]
+__all__ = ["DaemonOptions", "FolderDaemon", "clock_skew", "log_event", "reconnect_delay"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +62,6 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class DaemonOptions:
     """Timings, in seconds."""
-
     quiet: float = 0.15
     max_delay: float = 1.0
     poll_interval: float = 30.0
@@ -74,26 +69,9 @@ class DaemonOptions:
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     skew_threshold: float = 60.0
-
-
-def log_event(event: str, stream: TextIO | None = None, **fields: Any) -> None:
-    """One structured JSON line on stderr."""
-    doc = {"time": round(time.time(), 3), "event": event, **fields}
-    out = stream or sys.stderr
-    out.write(json.dumps(doc, sort_keys=True, default=str) + "\n")
-    out.flush()
-
-
-def reconnect_delay(attempt: int, base: float, cap: float, unit: float) -> float:
-    """Capped exponential backoff with jitter: uniform in [w/2, w], w = min(cap, base*2^n)."""
-    window = min(cap, base * (2 ** min(attempt, 30)))
-    return window * (0.5 + 0.5 * max(0.0, min(1.0, unit)))
-
-
-def clock_skew(local_before: float, local_after: float, date_header: str) -> float:
-    """Local clock minus server clock (seconds) from an HTTP ``Date`` header."""
-    server = parsedate_to_datetime(date_header).timestamp()
-    return (local_before + local_after) / 2 - server
+    settle_quiet: float = DEFAULT_QUIET  # a file is quiet once unchanged this long
+    settle_cap: float = DEFAULT_CAP  # ...or once held this long (then synced anyway)
+    stop_grace: float = 1.0  # from SIGTERM to the exit, even if a step still runs
 
 
 class FolderDaemon:
@@ -110,6 +88,9 @@ class FolderDaemon:
             base.root, base.keys, base.index, self.gate, device=base.device, author=base.author,
             policies=base.policies, tmpdir=base.tmpdir, on_status=self._on_engine_status,
         )
+        self.settle = self.engine.settle = Settle(options.settle_quiet, options.settle_cap)
+        self.report = PathReport(folder.index, self.settle, self.log)
+        self._postponed_at: float | None = None
         self.watcher = FolderWatcher(folder.paths.root, quiet=options.quiet, max_delay=options.max_delay)
         self.control = ControlServer(folder.paths.socket, self.handle)
         head = folder.index.get_meta(BASE)
@@ -134,7 +115,9 @@ class FolderDaemon:
             self.status.state = state
 
     def _count_conflicts(self) -> int:
-        return sum(1 for _ in self.folder.index.iter_conflicts())
+        with contextlib.suppress(IndexDamaged):  # marked: the next round rebuilds the index
+            return sum(1 for _ in self.folder.index.iter_conflicts())
+        return self.status.conflicts
 
     def want(self, batch: Batch, *, force: bool = False) -> None:
         self._pending = self._pending.merge(batch)
@@ -145,7 +128,7 @@ class FolderDaemon:
     def _refresh_pending(self) -> None:
         p = self._pending
         self.status.pending_changes = (len(p.dirs) + len(p.subtrees) + (1 if p.full else 0)
-                                       + self.watcher.pending)
+                                       + self.watcher.pending + len(self.report.waiting))
 
     # --- control ----------------------------------------------------------------------
     async def handle(self, command: str) -> dict[str, Any]:
@@ -154,6 +137,7 @@ class FolderDaemon:
             self._refresh_pending()
             doc = self.status.to_json()
             doc.update(round_active=self._syncing, transfers_in_flight=self.gate.in_flight)
+            doc.update(self.report.to_json())
             return doc
         if command == "pause":
             self.status.paused = True
@@ -287,10 +271,37 @@ class FolderDaemon:
             if self.status.state == "offline" and not self._force and loop.time() < self._retry_at:
                 await self._scan_offline()
                 continue
-            self._force = False
+            force, self._force = self._force, False
             batch, self._pending = self._pending, Batch()
+            if not force and await self._postpone(batch):
+                continue
             await self._round(batch)
             self._refresh_pending()
+
+    async def _postpone(self, batch: Batch) -> bool:
+        """Put a watcher batch back while files in its directories are being written
+        (so a burst of writes makes one round), for three quiet windows at most."""
+        loop, quiet = asyncio.get_running_loop(), self.options.settle_quiet
+        if batch.full or quiet <= 0:
+            return False
+        self._postponed_at = self._postponed_at or loop.time()
+        wait = 0.0
+        if loop.time() - self._postponed_at < 3 * quiet:
+            dirs = await asyncio.to_thread(self._dirty_of, batch)
+            wait = await asyncio.to_thread(busy_for, self.folder.paths.root, dirs, quiet)
+        if wait <= 0:
+            self._postponed_at = None
+            return False
+        self._pending = self._pending.merge(batch)
+        self.status.state = "waiting" if self.status.state in ("idle", "waiting") else self.status.state
+        loop.call_later(min(wait, quiet) + 0.05, self._kick.set)
+        return True
+
+    def _recheck(self, dirs: set[str]) -> None:
+        """Look again at files held back as still being written, after the window."""
+        if dirs:
+            asyncio.get_running_loop().call_later(self.options.settle_quiet + 0.05, self.want,
+                                                  Batch(frozenset(dirs)))
 
     async def _scan_offline(self) -> None:
         batch, self._pending = self._pending, Batch()
@@ -298,7 +309,8 @@ class FolderDaemon:
             return
         dirty = None if batch.full else await asyncio.to_thread(self._dirty_of, batch)
         try:
-            await asyncio.to_thread(self.engine.scan_local, dirty)
+            scanned = await asyncio.to_thread(self.engine.scan_local, dirty)
+            self._recheck(self.report.after_scan(scanned, None))
         except ChunksyncError as exc:
             self.log("error", message=exc.message)
         self.status.state = "offline"
@@ -373,6 +385,7 @@ class FolderDaemon:
         self.status.head = self.status.server_head = result.head
         self.status.bytes_up += result.uploaded_bytes
         self.status.bytes_down += result.downloaded_bytes
+        self._recheck(self.report.after_scan(result.scan, result.skipped))
         for c in result.conflicts:
             self.log("conflict", path=c.path, copy_path=c.copy_path, kind=c.kind, policy=c.policy,
                      explanation=c.explanation)
@@ -388,57 +401,3 @@ class FolderDaemon:
     async def _quiet_skew(self) -> None:
         with contextlib.suppress(ChunksyncError, ValueError, TypeError, KeyError):
             await self.check_skew()
-
-
-# --- the process ---------------------------------------------------------------------------
-DAEMON_RETRY = RetryPolicy(attempts=3, base_delay=0.25, max_delay=2.0, deadline=10.0)
-
-
-async def serve(directories: list[Path], options: DaemonOptions) -> None:
-    """Run daemons for ``directories`` until SIGTERM/SIGINT."""
-    loop = asyncio.get_running_loop()
-    locks = [FolderLock(FolderPaths(d.resolve())) for d in directories]
-    async with contextlib.AsyncExitStack() as stack:
-        for lock in locks:
-            if not lock.paths.config.exists():
-                raise UserError(f"{lock.paths.root} is not a chunksync folder: run 'chunksync init' or 'join' first")
-            lock.acquire()
-            stack.callback(lock.release)
-        daemons = []
-        for d in directories:
-            folder = await stack.enter_async_context(SyncFolder.open(d))
-            folder.client.retry = DAEMON_RETRY
-            daemons.append(FolderDaemon(folder, options))
-        # the executor's threads (scans, applies) must end before any index closes
-        stack.push_async_callback(loop.shutdown_default_executor)
-        tasks = [asyncio.create_task(d.run()) for d in daemons]
-        signals = 0
-
-        def on_signal() -> None:
-            nonlocal signals
-            signals += 1
-            for d in daemons:
-                d.stop()
-            if signals > 1:
-                for t in tasks:
-                    t.cancel()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        try:
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-        for r in results:
-            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
-                raise r
-        if not signals and any(d.revoked for d in daemons):
-            raise DeviceRevoked("no folder left to sync: the server refused this device's token "
-                                "(see the 'revoked' lines); run 'chunksync login' again")
-
-
-def run_daemon(directories: list[Path], options: DaemonOptions | None = None) -> None:
-    """Entry point of ``chunksync daemon DIR...`` (foreground)."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="chunksync: %(name)s: %(message)s")
-    asyncio.run(serve(directories, options or DaemonOptions()))

@@ -17,11 +17,16 @@ message and the process exit code the CLI uses for it::
     │       └── DeviceRevoked (exit 11) the device token is refused for good (revoked,
     │                                   expired, unknown): log in again; never retried
     ├── ConfigError (exit 2)        missing or invalid configuration or state
+    │   └── IndexDamaged            a local index record that cannot be read: rebuilt next sync
     ├── UserError (exit 2)          the command line asked for something impossible
     │   └── WrongPassphrase         the passphrase does not open any key slot
     ├── UnsafePathError (exit 3)    a path from the server that must not touch the disk
     ├── QuotaExceeded (exit 10)     the server refused an upload: the owner's quota is full
     └── HeldError (exit 8)          a sync held for the user's confirmation (mass delete)
+
+Exit status 12 (:data:`EXIT_SKIPPED`) is not an error: the sync completed, but some
+paths could not be synced ("failed items", :mod:`chunksync.failed`; ``chunksync status``
+lists each with the reason and what to do).
 
 Foreign exceptions (aiohttp, lmdb, OSError from the network) are converted where they
 enter the project, so callers only ever catch these.
@@ -34,7 +39,9 @@ __all__ = [
     "ChunksyncError",
     "ConfigError",
     "DeviceRevoked",
+    "EXIT_SKIPPED",
     "HeldError",
+    "IndexDamaged",
     "IntegrityError",
     "NetworkError",
     "ObjectNotFound",
@@ -49,6 +56,9 @@ __all__ = [
     "UserError",
     "WrongPassphrase",
 ]
+
+#: the process exit status of a sync that completed with failed items (paths skipped)
+EXIT_SKIPPED = 12
 
 
 class ChunksyncError(Exception):
@@ -127,6 +137,12 @@ class DeviceRevoked(AuthError):
 
 class ConfigError(ChunksyncError):
     exit_code = 2
+
+
+class IndexDamaged(ConfigError):
+    """The local index (a cache) opened but a read or write of it failed: a garbled
+    record, an LMDB error mid-transaction. The index is marked; the engine rebuilds it
+    and runs the round again, and any other command leaves it to the next sync."""
 
 
 class UserError(ChunksyncError):

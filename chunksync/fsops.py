@@ -114,7 +114,7 @@ def open_dir(root: Path, reldir: str, *, create: bool = False) -> Iterator[int]:
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise UnsafePathError(
-                        f"refusing to write through {reldir!r}: {part!r} is not a plain directory"
+                        f"refusing to write through '{reldir}': '{part}' is not a plain directory"
                     ) from exc
                 raise
             os.close(fd)
@@ -234,7 +234,7 @@ def _release(held: str, checked: os.stat_result | None, tfd: int, dfd: int, name
         return
     kept = _free_name(dfd, name)
     os.rename(held, kept, src_dir_fd=tfd, dst_dir_fd=dfd)
-    raise LocalChanged(f"{name} was edited while being replaced; the edit is kept as {kept!r}")
+    raise LocalChanged(f"{name} was edited while being replaced; the edit is kept as '{kept}'")
 
 
 def _free_name(dfd: int, name: str) -> str:

@@ -214,24 +214,24 @@ class TreeEntry:
         if type(self.name) is not str or len(self.name) > MAX_NAME_CHARS:
             raise IntegrityError(f"tree entry: invalid name {self.name!r:.80}")
         if self.kind not in ENTRY_KINDS:
-            raise IntegrityError(f"tree entry {self.name!r}: unknown kind {self.kind!r}")
+            raise IntegrityError(f"tree entry '{self.name}': unknown kind {self.kind!r}")
         if not self.name or "/" in self.name or "\0" in self.name or self.name in (".", ".."):
-            raise IntegrityError(f"tree entry: invalid name {self.name!r:.80}")
+            raise IntegrityError(f"tree entry: invalid name '{self.name:.80}'")
         if self.name != normalize_name(self.name):
-            raise IntegrityError(f"tree entry {self.name!r}: name is not NFC")
+            raise IntegrityError(f"tree entry '{self.name}': name is not NFC")
         if self.kind == "symlink":
             if self.id is not None or self.target is None:
-                raise IntegrityError(f"tree entry {self.name!r}: symlink needs a target, no id")
+                raise IntegrityError(f"tree entry '{self.name}': symlink needs a target, no id")
         else:
             if self.id is None:
-                raise IntegrityError(f"tree entry {self.name!r}: {self.kind} needs an id")
-            _check_id(self.id, f"tree entry {self.name!r}")
+                raise IntegrityError(f"tree entry '{self.name}': {self.kind} needs an id")
+            _check_id(self.id, f"tree entry '{self.name}'")
             if self.target is not None:
-                raise IntegrityError(f"tree entry {self.name!r}: only a symlink has a target")
+                raise IntegrityError(f"tree entry '{self.name}': only a symlink has a target")
         if self.target is not None and len(self.target) > MAX_TARGET:
-            raise IntegrityError(f"tree entry {self.name!r}: symlink target longer than {MAX_TARGET}")
-        _range(self.size, 0, INT64_MAX, f"tree entry {self.name!r:.80}: size")
-        _range(self.mtime_ns, INT64_MIN, INT64_MAX, f"tree entry {self.name!r:.80}: mtime_ns")
+            raise IntegrityError(f"tree entry '{self.name}': symlink target longer than {MAX_TARGET}")
+        _range(self.size, 0, INT64_MAX, f"tree entry '{self.name:.80}': size")
+        _range(self.mtime_ns, INT64_MIN, INT64_MAX, f"tree entry '{self.name:.80}': mtime_ns")
 
     def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"n": self.name, "k": self.kind, "m": self.mtime_ns}
@@ -248,7 +248,7 @@ class TreeEntry:
     def from_doc(cls, doc: dict[str, Any]) -> TreeEntry:
         _keys(doc, _ENTRY_KEYS, "tree entry")
         name = _field(doc, "n", str, "tree entry")
-        what = f"tree entry {name!r:.80}"
+        what = f"tree entry '{name:.80}'"
         kind = _field(doc, "k", str, what)
         if kind != "file" and ("s" in doc or "x" in doc):
             raise IntegrityError(f"{what}: only a file has a size and an exec bit")

@@ -28,7 +28,9 @@ device alone, reports it, and syncs the rest (:func:`unwritable_here`).
 The functions are pure: they never look at the disk, and return their input
 unchanged when it is safe, raising :class:`~chunksync.errors.UnsafePathError` with a
 one-line reason otherwise. :func:`display` escapes a name for output, so a name with
-control characters can never forge a line of a terminal or a log.
+control characters can never forge a line of a terminal or a log: every line shown to
+a person goes through it as a whole (:mod:`chunksync.output`), so messages embed names
+raw and each is escaped exactly once.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ _WINDOWS_RESERVED = frozenset(
 
 
 def _refuse(path: str, reason: str) -> UnsafePathError:
-    return UnsafePathError(f"unsafe path from server {path!r:.120}: {reason}")
+    return UnsafePathError(f"unsafe path from server '{path:.120}': {reason}")
 
 
 def _check_structure(name: str, shown: str) -> None:

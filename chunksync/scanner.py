@@ -35,7 +35,6 @@ import os
 import stat as st_mod
 import time
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import FileIO
 from pathlib import Path
@@ -43,6 +42,7 @@ from pathlib import Path
 from .chunker import Chunker
 from .crypto.folder_keys import FolderKeys
 from .errors import ConfigError
+from .failed import FailedItem
 from .ignore import IgnoreRules
 from .objects import (
     ChunkRef,
@@ -55,6 +55,8 @@ from .objects import (
     normalize_name,
 )
 from .paths import portability_problem as portability_warning
+from .scanjobs import normalize_dirty as _normalize_dirty
+from .scanjobs import read_all as _read_all
 from .storage.index import FileState, Index, IndexWriter
 from .trampoline import Walk
 from .treediff import walk_tree
@@ -69,6 +71,9 @@ _META_IGNORE = "scan.ignore_digest"
 _META_ROOT = "scan.root"
 
 OnChunk = Callable[[ObjectId, memoryview], None]
+#: ``hold(rel, stat)``: True keeps a changed file's previous state this time (still being
+#: written, see :mod:`chunksync.settle`)
+Hold = Callable[[str, os.stat_result], bool]
 
 class _StaleCache(Exception):
     """A cached tree refers to an object missing from the index: walk in full."""
@@ -82,10 +87,13 @@ class ScanResult:
     files_read: int
     bytes_read: int
     requeued: tuple[str, ...]
-    warnings: tuple[str, ...]
+    warnings: tuple[str, ...]  # one line per failed item
     entries: dict[str, TreeEntry]  # relative POSIX NFC path -> entry (not the root)
     #: manifests of the files read by this scan: every chunk of them went to ``on_chunk``
     read_manifests: frozenset[ObjectId] = frozenset()
+    failed: tuple[FailedItem, ...] = ()  # paths not synced, and why (chunksync.failed)
+    listed: frozenset[str] = frozenset()  # directories listed from disk (not from cache)
+    settling: tuple[str, ...] = ()  # changed files held back by ``hold``
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +168,7 @@ class _Reader:
             except FileNotFoundError:
                 return _Read(None, problem="vanished")
             except OSError as exc:
-                return _Read(None, problem=f"{job.rel}: cannot read ({exc.strerror})")
+                return _Read(None, problem=f"cannot read ({exc.strerror})")
             try:
                 if not st_mod.S_ISREG(before.st_mode):
                     return _Read(None, problem="changed")
@@ -200,10 +208,11 @@ class _Scan:
     """State of one scan: walk (phase 1), read (phase 2), build trees (phase 3)."""
 
     def __init__(self, root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
-                 dirty: set[str] | None) -> None:
+                 dirty: set[str] | None, hold: Hold | None = None) -> None:
         self.root, self.keys, self.index, self.ignore, self.dirty = root, keys, index, ignore, dirty
         self.states = {s.path: s for s in index.iter_states()}
-        self.warnings: list[str] = []
+        self.failed: list[FailedItem] = []
+        self.hold, self.settling, self.listed = hold, list[str](), set[str]()
         self.requeued: list[str] = []
         self.order: list[str] = []  # directories in pre-order
         self.listing: dict[str, list[tuple[str, str, object]]] = {}
@@ -228,9 +237,10 @@ class _Scan:
         except (FileNotFoundError, NotADirectoryError):
             return False
         except PermissionError as exc:
-            self.warnings.append(f"{rel or '.'}: cannot list directory ({exc.strerror})")
+            self._fail("unreadable", rel or ".", f"cannot list directory ({exc.strerror})")
             items = []
         self.order.append(rel)
+        self.listed.add(rel)
         pending: list[tuple[str, str, object]] = []
         self.listing[rel] = pending
         seen: set[str] = set()
@@ -249,7 +259,7 @@ class _Scan:
             name = normalize_name(item.name)
             name.encode("utf-8")
         except UnicodeError:
-            self.warnings.append(f"{_join(parent, repr(item.name))}: name is not UTF-8, skipped")
+            self._fail("not-utf8", _join(parent, item.name), "name is not UTF-8, skipped")
             return None
         rel = _join(parent, name)
         try:
@@ -260,25 +270,28 @@ class _Scan:
         if self.ignore.is_ignored(rel, is_dir):
             return None
         if name in seen:
-            self.warnings.append(f"{rel}: two names normalize to the same NFC name, one skipped")
+            self._fail("nfc-twin", _join(parent, item.name), "two names normalize to the same NFC name, one skipped")
             return None
         seen.add(name)
         problem = portability_warning(name)
         if problem:
-            self.warnings.append(f"{rel}: {problem}")
+            self._fail("unportable", rel, problem)
         if is_dir:
             return name, rel
         if st_mod.S_ISREG(st.st_mode):
             prev = self.states.get(rel)
             if prev is not None and _matches(prev, st):
                 pending.append((name, "entry", _file_entry(name, prev)))
+            elif self.hold is not None and self.hold(rel, st):
+                self.settling.append(rel)  # still being written: the previous state, if any
+                pending.extend([(name, "entry", _file_entry(name, prev))] if prev else [])
             else:
                 self.jobs.append(_FileJob(rel, item.path, st, prev))
                 pending.append((name, "job", rel))
         elif st_mod.S_ISLNK(st.st_mode):
             self._symlink(rel, name, item.path, st, pending)
         else:
-            self.warnings.append(f"{rel}: special file (fifo, socket or device) skipped")
+            self._fail("special", rel, "special file (fifo, socket or device) skipped")
         return None
 
     def _symlink(self, rel: str, name: str, disk: str, st: os.stat_result, pending: list) -> None:
@@ -286,10 +299,13 @@ class _Scan:
             target = os.readlink(disk)
             target.encode("utf-8")
         except (OSError, UnicodeError):
-            self.warnings.append(f"{rel}: unreadable symlink skipped")
+            self._fail("unreadable", rel, "unreadable symlink skipped")
             return
         pending.append((name, "entry", TreeEntry(name, "symlink", None, 0, st.st_mtime_ns,
                                                  target=target)))
+
+    def _fail(self, kind: str, rel: str, reason: str) -> None:
+        self.failed.append(FailedItem.of(kind, rel, reason))
 
     def _try_reuse(self, rel: str, disk: str) -> Walk[bool]:
         """Take a non-dirty directory from its cached tree; descend toward dirty dirs."""
@@ -367,63 +383,28 @@ class _Scan:
         if read.state is not None:
             self.new_objects.append((read.state.manifest_id, ObjectKind.FILE, read.manifest))
             return _file_entry(name, read.state)
-        if read.problem == "vanished":
-            return None  # deleted between listing and reading
+        if read.problem == "vanished":  # deleted between listing and reading
+            self._fail("vanished", rel, "vanished while being read")  # type: ignore[arg-type]
+            return None
         if read.problem == "changed":
             self.requeued.append(rel)  # type: ignore[arg-type]
         else:
-            self.warnings.append(read.problem)
+            self._fail("unreadable", rel, read.problem)  # type: ignore[arg-type]
         prev = self.states.get(rel)  # type: ignore[arg-type]
         return None if prev is None else _file_entry(name, prev)
 
 
-def _normalize_dirty(dirty: Collection[str]) -> set[str]:
-    out = set()
-    for path in dirty:
-        clean = normalize_name(path.replace(os.sep, "/")).strip("/")
-        out.add("" if clean in ("", ".") else clean.removeprefix("./"))
-    return out
-
-
 def _walk(root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
-          dirty: set[str] | None) -> _Scan:
-    run = _Scan(root, keys, index, ignore, dirty)
+          dirty: set[str] | None, hold: Hold | None) -> _Scan:
+    run = _Scan(root, keys, index, ignore, dirty, hold)
     try:
         found = run_walk(run.walk("", os.fspath(root)))
     except _StaleCache:
-        run = _Scan(root, keys, index, ignore, None)
+        run = _Scan(root, keys, index, ignore, None, hold)
         found = run_walk(run.walk("", os.fspath(root)))
     if not found:
         raise ConfigError(f"folder {root} does not exist or is not a directory")
     return run
-
-
-def _batches(
-    jobs: list[_FileJob], max_files: int = 64, max_bytes: int = 8 << 20
-) -> list[list[_FileJob]]:
-    """Group small files so the pool's per-task cost is paid once per batch."""
-    out: list[list[_FileJob]] = []
-    current: list[_FileJob] = []
-    size = 0
-    for job in jobs:
-        if current and (len(current) >= max_files or size + job.stat.st_size > max_bytes):
-            out.append(current)
-            current, size = [], 0
-        current.append(job)
-        size += job.stat.st_size
-    if current:
-        out.append(current)
-    return out
-
-
-def _read_all(reader: _Reader, jobs: list[_FileJob], workers: int) -> dict[str, _Read]:
-    if workers > 1 and len(jobs) > 1:
-        with ThreadPoolExecutor(workers, thread_name_prefix="chunksync-scan") as pool:
-            batches = list(pool.map(lambda b: [reader(j) for j in b], _batches(jobs)))
-        reads = [read for batch in batches for read in batch]
-    else:
-        reads = [reader(job) for job in jobs]
-    return {job.rel: read for job, read in zip(jobs, reads, strict=True)}
 
 
 def _persist(index: Index, run: _Scan, results: dict[str, _Read],
@@ -471,6 +452,7 @@ def scan(
     on_chunk: OnChunk | None = None,
     dirty: Collection[str] | None = None,
     workers: int = 2,
+    hold: Hold | None = None,
 ) -> ScanResult:
     """Scan ``root`` into trees and manifests stored in ``index``; see the module doc."""
     root = Path(root)
@@ -481,7 +463,7 @@ def scan(
     if dirty_set is not None and index.get_meta(_META_IGNORE) != ignore.digest:
         dirty_set = None  # the rules changed: every directory may list differently
     old_dirtrees = dict(index.iter_dirtrees())
-    run = _walk(root, keys, index, ignore, dirty_set)
+    run = _walk(root, keys, index, ignore, dirty_set, hold)
     results = _read_all(_Reader(keys, chunker, on_chunk, now), run.jobs, workers)
     entries: dict[str, TreeEntry] = {}
     root_id = run.build(results, entries)
@@ -493,7 +475,8 @@ def scan(
         files_read=len(results),
         bytes_read=sum(r.bytes_read for r in results.values()),
         requeued=tuple(run.requeued),
-        warnings=tuple(run.warnings),
+        warnings=tuple(f.describe() for f in run.failed),
         entries=entries,
         read_manifests=frozenset(r.state.manifest_id for r in results.values() if r.state),
+        failed=tuple(run.failed), listed=frozenset(run.listed), settling=tuple(run.settling),
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import socket
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from . import fsops
 from .config import FolderConfig, FolderPaths
 from .conflict import parse_conflict_copy
 from .errors import ChunksyncError, ConfigError, UserError
+from .failed import load as load_failed
 from .paths import validate_relpath
 from .storage.index import Index
 from .sync.engine import BASE, HIGH_SEQ, PENDING
@@ -89,6 +91,7 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
         last = next(reversed(list(index.iter_events())), None)
         conflicts = sum(1 for _ in index.iter_conflicts())
         high = index.get_meta(HIGH_SEQ)
+        failed = load_failed(index)
     revoked = _revoked_reason(paths)
     state = "paused" if (paths.state / "paused").exists() else "idle (no daemon running)"
     return {
@@ -103,6 +106,9 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
         "local_changes_pending": pending or base is None,
         "conflicts": conflicts,
         "last_event": _describe_event(last[1]) if last else None,
+        # paths the last scan could not sync, each with the reason and what to do
+        "failed_items": sum(1 for i in failed if i.skipped),
+        "failed": [i.to_json() for i in failed],
     }
 
 
@@ -179,8 +185,8 @@ def list_conflicts(directory: Path) -> list[dict[str, Any]]:
     for row in rows:
         if row.get("snapshot"):
             row["explanation"] += (
-                f" To get it back: chunksync restore {directory} --snapshot {row['snapshot']}"
-                f" {row['path']} --to SOMEWHERE"
+                f" To get it back: chunksync restore {shlex.quote(str(directory))} --snapshot"
+                f" {row['snapshot']} {shlex.quote(row['path'])} --to SOMEWHERE"
             )
         copy = row.get("copy_path")
         if (row.get("policy") in ("manual", "last-write-wins")
@@ -204,7 +210,7 @@ def resolve_conflict(directory: Path, path: str, keep: str) -> str:
     if not matches:
         raise UserError(f"no conflict for {path}: see 'chunksync conflicts {directory}'")
     if len(matches) > 1 and keep == "mine":
-        copies = ", ".join(repr(row.get("copy_path")) for row in matches)
+        copies = ", ".join(f"'{row.get('copy_path')}'" for row in matches)
         raise UserError(f"{path} has {len(matches)} conflicted copies ({copies}): name the copy to keep")
     paths = _paths(directory)
     with Index.open(paths.index) as index:

@@ -1,7 +1,7 @@
 """``chunksync-server``: run the chunk server and administer its data directory.
 
 Every command takes ``--data DIR`` (or ``CHUNKSYNC_SERVER_DATA``) and works while the
-server runs. Failures print one line ``chunksync-server: reason`` on stderr and exit
+server runs, except ``check --repair``, which must be the object store's only writer. Failures print one line ``chunksync-server: reason`` on stderr and exit
 with the error's code (2 for usage/config, 1 otherwise; ``check`` and
 ``audit --verify`` exit 1 when they find problems). ``serve`` binds 127.0.0.1:8400 by
 default; ``--port 0`` picks a free port, which ``--port-file F`` receives (written
@@ -343,14 +343,25 @@ def stats(data_dir: Path, as_json: bool) -> None:
 
 @main.command()
 @data_option
+@click.option("--repair", is_flag=True,
+              help="quarantine damaged objects (they then read as missing), line packs up "
+                   "with the index, and make clients re-check and re-upload what the server "
+                   "lost; refused while the server runs (stop it first)")
 @friendly
-def check(data_dir: Path) -> None:
-    """Verify every stored object, every head and the audit chain; exit 1 on problems."""
-    problems = admin.check(data_dir)
-    for problem in problems:
+def check(data_dir: Path, repair: bool) -> None:
+    """Verify every stored object, every head and the audit chain; exit 1 on problems.
+
+    A quarantined object stays a problem until a device that holds it syncs and
+    uploads it again (clients do that on their next ordinary sync).
+    """
+    report = admin.check_report(data_dir, repair=repair)
+    for problem in report.problems:
         click.echo(problem)
-    if problems:
-        _fail(f"{len(problems)} problem(s) found", 1)
+    if repair:
+        click.echo(f"repair: {report.quarantined} object(s) quarantined; devices that hold "
+                   "the data re-upload it on their next sync")
+    if report.problems:
+        _fail(f"{len(report.problems)} problem(s) found", 1)
     click.echo("check ok")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +21,13 @@ from typing import Any
 from chunksync import wire
 from chunksync.errors import ConfigError, UserError
 
-from . import audit, auth, db
+from . import audit, auth, db, epoch
 from . import quota as quota_mod
 from .config import Argon2Params, ensure_data_dir
 
 __all__ = [
-    "add_member", "add_user", "check", "disable_user", "list_devices", "list_folders",
-    "list_users", "read_audit", "revoke_device", "stats", "verify_audit",
+    "CheckReport", "add_member", "add_user", "check", "check_report", "disable_user",
+    "list_devices", "list_folders", "list_users", "read_audit", "revoke_device", "stats", "verify_audit",
 ]
 
 CLI_ADDRESS = "cli"
@@ -54,7 +54,9 @@ def _audit(conn: sqlite3.Connection, action: str, **fields: Any) -> None:
 
 
 @contextmanager
-def _store(data_dir: Path, store_url: str | None) -> Iterator[Any]:
+def _store(data_dir: Path, store_url: str | None,
+           on_damage: Callable[[Any], None] | None = None) -> Iterator[Any]:
+    """A read-only view (``on_damage`` is ignored: a view never quarantines)."""
     from .storage import open_store
 
     store = open_store(store_url if store_url is not None else data_dir, read_only=True)
@@ -199,6 +201,29 @@ def stats(data_dir: Path, store_url: str | None = None) -> ServerStats:
 
 def check(data_dir: Path, store_url: str | None = None) -> list[str]:
     """Problems found: unreadable/corrupt objects, missing head objects, audit chain."""
+    return list(check_report(data_dir, store_url).problems)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """What ``check`` found; ``quarantined`` counts the objects a repair moved aside."""
+
+    problems: tuple[str, ...]
+    quarantined: int = 0
+
+
+def check_report(data_dir: Path, store_url: str | None = None, *, repair: bool = False
+                 ) -> CheckReport:
+    """``check``, or with ``repair`` ``check --repair``.
+
+    A repair opens the object store as its writer, which lines packs up with the index
+    (cutting unindexed tails, quarantining what shortened or missing packs lost), then
+    quarantines every object whose digest does not match, and changes the storage epoch
+    (:func:`server.epoch.mark_repaired`) so that clients check the server's copy of
+    their folder and re-upload what it lost. It refuses while another process (a
+    running server) holds the store's writer lock: that process would keep serving its
+    own view of the index. A running server quarantines what it reads damaged by itself.
+    """
     problems: list[str] = []
     with _conn(data_dir) as conn:
         folders = db.all_folders(conn)
@@ -206,9 +231,33 @@ def check(data_dir: Path, store_url: str | None = None) -> list[str]:
     if not chain.ok:
         where = f"row {chain.first_bad}: " if chain.first_bad is not None else ""
         problems.append(f"audit log: {where}{chain.reason}")
-    with _store(data_dir, store_url) as store:
-        problems.extend(store.check())
+    moved: list[object] = []
+    opener = _repair_store if repair else _store
+    with opener(data_dir, store_url, moved.append) as store:
+        problems.extend(store.check(repair=True) if repair else store.check())
         for f in folders:
             if f.head is not None and not store.has_many(f.id, [bytes.fromhex(f.head)]):
                 problems.append(f"folder {f.name}: head {f.head[:12]} is not stored")
-    return problems
+    if repair:
+        epoch.mark_repaired(data_dir)
+        with _conn(data_dir) as conn, db.transaction(conn):
+            _audit(conn, "admin.storage.repair", detail={"quarantined": len(moved)})
+    return CheckReport(tuple(problems), len(moved))
+
+
+@contextmanager
+def _repair_store(data_dir: Path, store_url: str | None,
+                  on_damage: Callable[[Any], None]) -> Iterator[Any]:
+    """The object store opened as its writer, or UserError if another process is."""
+    from .storage import open_store
+
+    store = open_store(store_url if store_url is not None else data_dir, on_damage=on_damage)
+    try:
+        if getattr(store, "read_only", False):
+            raise UserError(
+                f"cannot repair {data_dir}: another process (a running server?) holds "
+                "objects/writer.lock; stop it first"
+            )
+        yield store
+    finally:
+        store.close()

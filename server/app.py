@@ -16,7 +16,11 @@ Request pipeline (outermost first):
 2. ``authenticate`` — **deny by default**: only ``/healthz``, ``/metrics`` (when
    ``metrics_public``) and ``/v1/login`` are open. Anything else needs
    ``Authorization: Bearer <token>`` naming a valid, unexpired, unrevoked device token
-   (checked against SQLite on every request, so revocations apply at once).
+   (checked against SQLite on every request, so revocations apply at once). The first
+   request with a rotated token revokes the token it replaced (``auth.confirm_rotation``).
+
+Every damaged object the store quarantines is counted and changes the storage epoch
+(:func:`_damage_hook`), so clients re-upload it without an operator.
 """
 
 from __future__ import annotations
@@ -33,12 +37,12 @@ from aiohttp import web
 
 from chunksync import wire
 
-from . import auth
+from . import audit, auth
 from .config import ServerConfig, ensure_data_dir
 from .db import MetaDB
 from .events import EventHub
 from .handlers import add_routes
-from .epoch import start_token
+from .epoch import mark_repaired, start_token
 from .handlers.account import PASSWORDS
 from .handlers.common import (
     CONFIG,
@@ -53,13 +57,14 @@ from .handlers.common import (
     ApiError,
     now,
     record,
+    remote,
     storage_refusal,
 )
 from .limits import Budget, DenialThrottle, LoginLimiter
 from .metrics import CONTENT_TYPE, Metrics
 from .passwords import PasswordGate
 from .quota import QuotaTracker
-from .storage.base import StorageError, storage_error
+from .storage.base import Damage, StorageError, storage_error
 
 __all__ = ["make_app"]
 
@@ -105,12 +110,16 @@ def _resources(store: Any | None) -> Callable[[web.Application], AsyncIterator[N
             config.password_workers, config.password_queue, config.password_timeout
         )
         app[DB] = await asyncio.to_thread(MetaDB, config.db_path)
+        hook = _damage_hook(app)
         if store is None:
             from .storage import open_store
 
-            app[STORE] = await asyncio.to_thread(open_store, config.store_location)
+            app[STORE] = await asyncio.to_thread(open_store, config.store_location,
+                                                 on_damage=hook)
         else:
             app[STORE] = store
+            if getattr(store, "on_damage", False) is None:
+                store.on_damage = hook
         watcher = asyncio.create_task(_watch_revocations(app))
         try:
             yield
@@ -124,6 +133,26 @@ def _resources(store: Any | None) -> Callable[[web.Application], AsyncIterator[N
             app[PASSWORDS].close()
 
     return ctx
+
+
+def _damage_hook(app: web.Application) -> Callable[[Damage], None]:
+    """What the server does with each damaged object its store quarantines.
+
+    Count it (``chunksync_storage_damaged_objects_total``; the store logs it once), and
+    change the storage epoch (server/epoch.py): clients that cached "the server has
+    this" check the head's objects again on their next sync and re-upload what they
+    hold, so the folder heals without an operator. Called from store worker threads.
+    """
+    metrics, data_dir = app[METRICS], app[CONFIG].data_dir
+
+    def on_damage(damage: Damage) -> None:
+        metrics.damaged_objects.inc()
+        try:
+            mark_repaired(data_dir)
+        except OSError as exc:  # the object stays quarantined; clients heal at the next start
+            log.error("could not record that %s was lost: %s", damage.name, exc)
+
+    return on_damage
 
 
 async def _watch_revocations(app: web.Application) -> None:
@@ -225,8 +254,27 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
     if isinstance(who, str):
         raise ApiError(401, who)
     request[PRINCIPAL] = who
+    if who.replaces is not None:
+        await _confirm_rotation(request, who, t)
     await _touch(request, who, t)
     return await handler(request)
+
+
+async def _confirm_rotation(request: web.Request, who: auth.Principal, t: float) -> None:
+    """A rotated token's first use: the token it replaced is refused from now on."""
+    predecessor = who.replaces
+    assert predecessor is not None  # nosec B101  # invariant for the type checker
+
+    def confirm(conn: sqlite3.Connection) -> bool:
+        done = auth.confirm_rotation(conn, who.token_hash, predecessor)
+        if done:
+            audit.append(conn, action="token.revoke", time=t, user=who.user,
+                         device=who.device_id, address=remote(request),
+                         detail={"reason": "rotated"})
+        return done
+
+    if await request.app[DB].write(confirm):
+        await request.app[HUB].close_tokens([predecessor])
 
 
 async def _touch(request: web.Request, who: auth.Principal, t: float) -> None:

@@ -16,6 +16,11 @@ Guarantees:
   (:class:`server.passwords.PasswordGate`), never on the database's threads.
 * A TOTP code is accepted once (RFC 6238 §5.2): the time step of the last accepted
   code is kept per user, and only a later step is accepted after it.
+* Rotation never locks a device out: the answer carrying the new token can be lost
+  (the server rotated, the client never heard), so the old token stays valid until the
+  new one is first used (:func:`confirm_rotation`); from then on it is refused, so a
+  stolen old token is useless. Rotating again with the old token revokes the
+  successor nobody ever used; logging out with it revokes that successor too.
 
 All functions taking a connection are blocking; the server runs them on a worker
 thread through :class:`server.db.MetaDB`. Functions that write expect a transaction.
@@ -44,10 +49,12 @@ __all__ = [
     "Principal",
     "UserRow",
     "claim_totp_step",
+    "confirm_rotation",
     "hash_password",
     "hash_token",
     "issue_token",
     "lookup_token",
+    "rotate_token",
     "totp_step",
     "verify_password",
 ]
@@ -208,20 +215,55 @@ def add_device(conn: sqlite3.Connection, user_id: int, name: str, now: float) ->
 
 
 def issue_token(
-    conn: sqlite3.Connection, device_id: str, user_id: int, *, ttl: float, now: float
+    conn: sqlite3.Connection, device_id: str, user_id: int, *, ttl: float, now: float,
+    successor_of: bytes | None = None,
 ) -> Credentials:
     token = secrets.token_urlsafe(32)
     expires = now + ttl
     conn.execute(
-        "INSERT INTO tokens (hash, device_id, user_id, scope, created, expires) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (hash_token(token), device_id, user_id, SCOPE_DEVICE, now, expires),
+        "INSERT INTO tokens (hash, device_id, user_id, scope, created, expires, successor_of) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (hash_token(token), device_id, user_id, SCOPE_DEVICE, now, expires, successor_of),
     )
     return Credentials(token, device_id, expires)
 
 
 def revoke_token(conn: sqlite3.Connection, token_hash: bytes) -> None:
-    conn.execute("UPDATE tokens SET revoked = 1 WHERE hash = ?", (token_hash,))
+    """Revoke a token and any successor of it not used yet (logout)."""
+    conn.execute(
+        "UPDATE tokens SET revoked = 1 WHERE hash = ? OR successor_of = ?",
+        (token_hash, token_hash),
+    )
+
+
+def rotate_token(conn: sqlite3.Connection, who: Principal, *, ttl: float, now: float
+                 ) -> Credentials:
+    """A new token for the caller's device; the calling one stays valid until it is used.
+
+    A successor issued earlier and never used (its answer was lost) is revoked: only the
+    newest answer can be the one the client holds.
+    """
+    conn.execute("UPDATE tokens SET revoked = 1 WHERE successor_of = ?", (who.token_hash,))
+    return issue_token(conn, who.device_id, who.user_id, ttl=ttl, now=now,
+                       successor_of=who.token_hash)
+
+
+def confirm_rotation(conn: sqlite3.Connection, token_hash: bytes, predecessor: bytes) -> bool:
+    """The first use of a rotated token: revoke the one it replaced (and any sibling
+    successor). Returns whether this call did it (concurrent first uses race harmlessly).
+    """
+    cur = conn.execute(
+        "UPDATE tokens SET successor_of = NULL WHERE hash = ? AND successor_of = ?",
+        (token_hash, predecessor),
+    )
+    if cur.rowcount != 1:
+        return False
+    conn.execute("UPDATE tokens SET revoked = 1 WHERE hash = ?", (predecessor,))
+    conn.execute(
+        "UPDATE tokens SET revoked = 1 WHERE successor_of = ? AND hash != ?",
+        (predecessor, token_hash),
+    )
+    return True
 
 
 def revoke_device(conn: sqlite3.Connection, device_id: str) -> bool:
@@ -246,6 +288,8 @@ class Principal:
     token_hash: bytes = field(repr=False)
     expires_at: float
     totp: bool
+    #: the token this one replaced, while this one has not been used before
+    replaces: bytes | None = field(default=None, repr=False)
 
 
 def lookup_token(conn: sqlite3.Connection, token: str, now: float) -> Principal | str:
@@ -253,7 +297,7 @@ def lookup_token(conn: sqlite3.Connection, token: str, now: float) -> Principal 
     digest = hash_token(token)
     row = conn.execute(
         "SELECT t.hash, t.expires, t.revoked, t.scope, d.id, d.name, d.revoked, "
-        "u.id, u.name, u.admin, u.disabled, u.totp_secret IS NOT NULL "
+        "u.id, u.name, u.admin, u.disabled, u.totp_secret IS NOT NULL, t.successor_of "
         "FROM tokens t JOIN devices d ON d.id = t.device_id JOIN users u ON u.id = t.user_id "
         "WHERE t.hash = ?",
         (digest,),
@@ -261,7 +305,7 @@ def lookup_token(conn: sqlite3.Connection, token: str, now: float) -> Principal 
     if row is None or not hmac.compare_digest(bytes(row[0]), digest):
         return "unknown token"
     stored, expires, revoked, scope, dev_id, dev_name, dev_revoked = row[:7]
-    user_id, user_name, admin, disabled, totp = row[7:]
+    user_id, user_name, admin, disabled, totp, replaces = row[7:]
     if revoked or dev_revoked:
         return "revoked token"
     if expires <= now:
@@ -270,7 +314,8 @@ def lookup_token(conn: sqlite3.Connection, token: str, now: float) -> Principal 
         return "disabled user"
     if scope != SCOPE_DEVICE:
         return "token scope not allowed"
-    return Principal(user_id, user_name, bool(admin), dev_id, dev_name, digest, expires, bool(totp))
+    return Principal(user_id, user_name, bool(admin), dev_id, dev_name, digest, expires,
+                     bool(totp), bytes(replaces) if replaces is not None else None)
 
 
 def invalid_tokens(conn: sqlite3.Connection, hashes: list[bytes], now: float) -> set[bytes]:

@@ -137,6 +137,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
     """,
+    # version 4: a rotated token's predecessor, kept valid until the new one is first used
+    """
+    ALTER TABLE tokens ADD COLUMN successor_of BLOB;
+    CREATE INDEX tokens_successor ON tokens(successor_of);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

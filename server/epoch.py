@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
+import time
 from pathlib import Path
 
 __all__ = ["REPAIR_MARK", "current_epoch", "mark_repaired", "start_token"]
@@ -39,10 +41,22 @@ def current_epoch(data_dir: Path, start: str) -> str:
 
 
 def mark_repaired(data_dir: Path) -> None:
-    """Record that objects may have been lost just now (tmp, fsync, rename)."""
-    tmp = data_dir / f".{REPAIR_MARK}.tmp"
+    """Record that objects may have been lost just now (tmp, fsync, rename).
+
+    Called by ``check --repair`` and by the server for each damaged object it finds.
+    The new mark's time is made later than the old one's even on a coarse clock, so
+    every call changes the epoch.
+    """
+    mark = data_dir / REPAIR_MARK
+    try:
+        before = os.stat(mark).st_mtime_ns
+    except FileNotFoundError:
+        before = 0
+    tmp = data_dir / f".{REPAIR_MARK}.{os.getpid()}.{threading.get_ident()}.tmp"
     with open(tmp, "wb") as f:
         f.write(str(os.getpid()).encode())
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, data_dir / REPAIR_MARK)
+    stamp = max(time.time_ns(), before + 1)
+    os.utime(tmp, ns=(stamp, stamp))
+    os.replace(tmp, mark)

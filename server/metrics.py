@@ -27,6 +27,7 @@ class Metrics:
     head_moves: Counter = field(init=False)
     login_failures: Counter = field(init=False)
     denied: Counter = field(init=False)
+    damaged_objects: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         reg = self.registry
@@ -43,6 +44,10 @@ class Metrics:
             "chunksync_login_failures", "Failed or rate-limited logins", registry=reg
         )
         self.denied = Counter("chunksync_denied", "Requests refused with 401/403", registry=reg)
+        self.damaged_objects = Counter(
+            "chunksync_storage_damaged_objects",
+            "Stored objects found damaged and quarantined (never served)", registry=reg,
+        )
 
     def observe(self, route: str, method: str, status: int) -> None:
         self.requests.labels(route, method, str(status)).inc()

@@ -23,66 +23,58 @@ Guarantees:
 * Reads are short read transactions, never held across a ``yield``: iterators read in
   batches, so a resize never runs under an open reader of this process.
 
+* **Damage is never trusted.** Every record read back is checked whole
+  (:mod:`.records`, :mod:`.meta`). A file LMDB cannot open is moved aside at open; a
+  record that does not decode, or an LMDB error in a read or write of an opened index,
+  raises :class:`~chunksync.errors.IndexDamaged` and leaves a mark
+  (``index.damaged``): the sync engine then rebuilds it in place (:meth:`Index.rebuild`) and
+  runs its round again, and a later :meth:`Index.open` rebuilds a marked index, with
+  one warning line either way.
+
 The index is a cache plus the device's own small state; everything in ``objects`` and
-``stat`` can be rebuilt by a full rescan and a fetch.
+``stat`` can be rebuilt by a full rescan and a fetch. What cannot be rebuilt lives
+elsewhere: the rollback guard in ``.chunksync/trust`` (:mod:`.trust`). A rebuilt index
+has no base, so the next sync merges without one: nothing is deleted on either side,
+and a file that differs is kept as a conflicted copy.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 import logging
 import os
-import shutil
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import lmdb
 
-from ..errors import ConfigError
-from ..objects import ID_SIZE, ObjectId, ObjectKind
+from ..errors import ConfigError, IndexDamaged
+from ..objects import ObjectId, ObjectKind
+from .damage import DAMAGE, DAMAGED_MARK, UNUSABLE, mark_path, marked_by_other, move_aside
+from .meta import meta_problem
+from .records import (
+    KEEP,
+    FileState,
+    RecordDamaged,
+    decode_conflict,
+    decode_event,
+    decode_object,
+    decode_path_record,
+    decode_tree_id,
+    path_key,
+)
+from .writer import IndexWriter
 
-__all__ = ["FileState", "Index", "IndexWriter", "index_dir"]
+__all__ = ["DAMAGED_MARK", "FileState", "Index", "IndexWriter", "index_dir"]
 
 log = logging.getLogger(__name__)
 
 _DBS = ("stat", "objects", "known", "dirtree", "meta", "events", "conflicts")
-_STATE = struct.Struct(">qqqQIB32s")  # size, mtime, ctime, inode, mode, flags, manifest
-_FLAG_RACY = 1
 _BATCH = 512
-_PATH_LEN = struct.Struct(">H")
-_MAX_KEY = 480  # LMDB's default limit is 511 bytes
-_KEEP = _MAX_KEY - 33
-
-
-def _path_key(path: str) -> bytes:
-    """LMDB key of a path: its UTF-8 bytes, or for very long paths a prefix plus a hash.
-
-    Values of path-keyed databases always start with the full path, so the key only
-    has to be unique and keep prefix order for the first ``_KEEP`` bytes.
-    """
-    raw = path.encode()
-    if not raw:
-        return b"\x00"
-    if len(raw) <= _MAX_KEY:
-        return raw
-    return raw[:_KEEP] + b"\x00" + hashlib.blake2b(raw, digest_size=32).digest()
-
-
-def _with_path(path: str, payload: bytes) -> bytes:
-    raw = path.encode()
-    return _PATH_LEN.pack(len(raw)) + raw + payload
-
-
-def _split_path(value: bytes) -> tuple[str, bytes]:
-    (n,) = _PATH_LEN.unpack_from(value)
-    return value[2 : 2 + n].decode(), value[2 + n :]
 
 
 def index_dir(root: Path) -> Path:
@@ -90,163 +82,54 @@ def index_dir(root: Path) -> Path:
     return root / ".chunksync" / "index"
 
 
-@dataclass(frozen=True, slots=True)
-class FileState:
-    """The stat-cache row of one file: what it looked like when it was last hashed.
-
-    ``racy`` marks a file whose mtime was too close to the scan time to trust (as in
-    git's racy-clean check): the next scan reads it again even if the stat matches.
-    """
-
-    path: str
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    inode: int
-    mode: int
-    manifest_id: ObjectId
-    racy: bool = False
-
-    def encode(self) -> bytes:
-        flags = _FLAG_RACY if self.racy else 0
-        return _STATE.pack(
-            self.size, self.mtime_ns, self.ctime_ns, self.inode, self.mode, flags, self.manifest_id
-        )
-
-    @classmethod
-    def decode(cls, path: str, raw: bytes) -> FileState:
-        size, mtime, ctime, inode, mode, flags, manifest = _STATE.unpack(raw)
-        return cls(path, size, mtime, ctime, inode, mode, ObjectId(manifest), bool(flags & 1))
-
-
-class IndexWriter:
-    """Operations of one write transaction. Obtained from :meth:`Index.write` only."""
-
-    __slots__ = ("_dbs", "_grow", "_log", "_next_seq", "_txn")
-
-    def __init__(
-        self,
-        txn: lmdb.Transaction,
-        dbs: dict[str, Any],
-        grow: Callable[[IndexWriter], lmdb.Transaction],
-    ) -> None:
-        self._txn = txn
-        self._dbs = dbs
-        self._grow = grow
-        self._log: list[tuple[str, tuple[Any, ...]]] = []
-        self._next_seq: int | None = None
-
-    # Every op is logged: when the map is full, the transaction is aborted, the map
-    # grown and the log replayed into a new transaction, so callers never see it.
-    def _do(self, op: str, *args: Any) -> None:
-        self._log.append((op, args))
-        try:
-            getattr(self, "_" + op)(*args)
-        except lmdb.MapFullError:
-            self._txn.abort()
-            self._txn = self._grow(self)
-
-    def put_state(self, state: FileState) -> None:
-        self._do("put", "stat", _path_key(state.path), _with_path(state.path, state.encode()))
-
-    def delete_state(self, path: str) -> None:
-        self._do("delete", "stat", _path_key(path))
-
-    def put_object(self, oid: ObjectId, kind: ObjectKind, data: bytes) -> None:
-        self._do("put", "objects", bytes(oid), bytes([int(kind)]) + data)
-
-    def add_known(self, oids: Iterable[ObjectId]) -> None:
-        for oid in oids:
-            self._do("put", "known", bytes(oid), b"")
-
-    def put_dirtree(self, path: str, tree_id: ObjectId) -> None:
-        self._do("put", "dirtree", _path_key(path), _with_path(path, bytes(tree_id)))
-
-    def delete_dirtree(self, path: str) -> None:
-        self._do("delete", "dirtree", _path_key(path))
-
-    def set_meta(self, key: str, value: bytes) -> None:
-        self._do("put", "meta", key.encode(), bytes(value))
-
-    def delete_meta(self, key: str) -> None:
-        self._do("delete", "meta", key.encode())
-
-    def append_event(self, event: dict[str, Any]) -> int:
-        """Append to the event log; returns the event's sequence number (from 1)."""
-        if self._next_seq is None:
-            with self._txn.cursor(db=self._dbs["events"]) as cur:
-                self._next_seq = struct.unpack(">Q", cur.key())[0] + 1 if cur.last() else 1
-        seq = self._next_seq
-        self._next_seq += 1
-        self._do("put", "events", struct.pack(">Q", seq), _dump(event))
-        return seq
-
-    def put_conflict(self, path: str, record: dict[str, Any]) -> None:
-        self._do("put", "conflicts", _path_key(path), _with_path(path, _dump(record)))
-
-    def delete_conflict(self, path: str) -> None:
-        self._do("delete", "conflicts", _path_key(path))
-
-    def _put(self, db: str, key: bytes, value: bytes, txn: lmdb.Transaction | None = None) -> None:
-        (txn or self._txn).put(key, value, db=self._dbs[db])
-
-    def _delete(self, db: str, key: bytes, txn: lmdb.Transaction | None = None) -> None:
-        (txn or self._txn).delete(key, db=self._dbs[db])
-
-    def _replay(self, txn: lmdb.Transaction) -> None:
-        for op, args in self._log:
-            getattr(self, "_" + op)(*args, txn=txn)
-
-
-def _dump(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+def _open_env(path: Path, map_size: int) -> lmdb.Environment:
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return lmdb.open(os.fspath(path), map_size=map_size, max_dbs=len(_DBS) + 1, subdir=True)
+    except UNUSABLE:
+        raise
+    except (lmdb.Error, OSError) as exc:
+        raise ConfigError(f"cannot open index at {path}: {exc}") from exc
 
 
 class Index:
     """A folder's LMDB index. Thread-safe; one writer at a time (LMDB's rule)."""
 
-    def __init__(self, env: lmdb.Environment, path: Path) -> None:
+    def __init__(self, env: lmdb.Environment, path: Path, map_size: int = 64 << 20) -> None:
         self._env = env
         self.path = path
+        self._map_size = map_size
         self._dbs = {name: env.open_db(name.encode()) for name in _DBS}
         self._write_lock = threading.Lock()
         self._readers = 0
         self._readers_cv = threading.Condition()
+        #: why this index was found damaged (None while it is sound): see :meth:`rebuild`
+        self.damaged: str | None = None
 
     @classmethod
     def open(cls, path: Path, *, map_size: int = 64 << 20) -> Index:
         """Open (creating if needed) the index in directory ``path``.
 
-        The index is a cache: one that LMDB finds invalid or corrupt is moved aside
-        (``index.broken-<time>``, the newest one kept) and an empty one is made, with one
-        warning. The next sync then merges without a base, which deletes nothing on
-        either side, and the rollback guard falls back to ``.chunksync/trust``.
+        The index is a cache: one that LMDB finds invalid or corrupt, or that a process
+        marked damaged (and no longer has open), is moved aside (``index.broken-<time>``,
+        the newest one kept) and an empty one is made, with one warning.
         """
+        mark = mark_path(path)
+        if mark.exists() and not marked_by_other(path):
+            aside = move_aside(path)
+            log.warning("index at %s was marked damaged: moved to %s and rebuilt", path, aside)
         try:
             return cls._open(path, map_size)
-        except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError,
-                lmdb.BadRslotError, lmdb.PageNotFoundError) as exc:
-            aside = path.with_name(f"{path.name}.broken-{int(time.time())}")
-            for old in path.parent.glob(f"{path.name}.broken-*"):
-                shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, aside)
-            log.warning("index at %s could not be read (%s): moved to %s and rebuilt", path, exc, aside.name)
+        except UNUSABLE as exc:
+            aside = move_aside(path)
+            log.warning("index at %s could not be read (%s): moved to %s and rebuilt", path, exc, aside)
             return cls._open(path, map_size)
 
     @classmethod
     def _open(cls, path: Path, map_size: int) -> Index:
+        env = _open_env(path, map_size)
         try:
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            env = lmdb.open(
-                os.fspath(path), map_size=map_size, max_dbs=len(_DBS) + 1, subdir=True
-            )
-        except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError,
-                lmdb.BadRslotError, lmdb.PageNotFoundError):
-            raise
-        except (lmdb.Error, OSError) as exc:
-            raise ConfigError(f"cannot open index at {path}: {exc}") from exc
-        try:
-            return cls(env, path)
+            return cls(env, path, map_size)
         except lmdb.Error:
             env.close()
             raise
@@ -262,6 +145,40 @@ class Index:
 
     def __repr__(self) -> str:
         return f"Index({str(self.path)!r})"
+
+    # -- damage --------------------------------------------------------------------
+
+    def _mark_damaged(self, what: str, exc: BaseException) -> NoReturn:
+        """Remember the damage (here and in ``index.damaged``) and raise IndexDamaged."""
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        self.damaged = self.damaged or f"{what}: {reason}"
+        with contextlib.suppress(OSError):
+            mark_path(self.path).write_text(f"{os.getpid()}\n")
+        raise IndexDamaged(
+            f"the local index at {self.path} is damaged ({what}: {reason}); it is rebuilt on "
+            "the next sync, and no file is lost"
+        ) from exc
+
+    @contextmanager
+    def _checked(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except DAMAGE as exc:  # (a full map is not damage: write() grows it)
+            self._mark_damaged(what, exc)
+
+    def rebuild(self) -> None:
+        """Move this index aside and carry on with an empty one, in place: every holder
+        of this object sees the new one. For a damaged index (one warning line); the
+        caller must hold no read or write of it."""
+        with self._write_lock, self._readers_cv:
+            self._readers_cv.wait_for(lambda: self._readers == 0)
+            with contextlib.suppress(lmdb.Error):
+                self._env.close()
+            reason, self.damaged = self.damaged or "asked to", None
+            aside = move_aside(self.path)
+            self._env = _open_env(self.path, self._map_size)
+            self._dbs = {name: self._env.open_db(name.encode()) for name in _DBS}
+        log.warning("index at %s was damaged (%s): moved to %s and rebuilt", self.path, reason, aside)
 
     # -- reads ---------------------------------------------------------------------
 
@@ -283,7 +200,7 @@ class Index:
                 self._readers_cv.notify_all()
 
     def _get(self, db: str, key: bytes) -> bytes | None:
-        with self._read() as txn:
+        with self._checked(f"reading {db}"), self._read() as txn:
             return txn.get(key, db=self._dbs[db])
 
     def _scan(
@@ -294,73 +211,98 @@ class Index:
         skip_first = False
         while True:
             batch: list[tuple[bytes, bytes]] = []
-            with self._read() as txn, txn.cursor(db=self._dbs[db]) as cur:
+            done = False
+            with self._checked(f"reading {db}"), self._read() as txn, txn.cursor(db=self._dbs[db]) as cur:
                 if not (cur.set_range(key) if key else cur.first()):
                     return
                 for k, v in cur:
                     if skip_first and k == key:
                         continue
                     if stop(k):
-                        yield from batch
-                        return
+                        done = True
+                        break
                     batch.append((k, v))
                     if len(batch) >= _BATCH:
                         break
                 else:
-                    yield from batch
-                    return
+                    done = True
             yield from batch
+            if done or not batch:
+                return
             key, skip_first = batch[-1][0], True
 
+    def _decoded(self, db: str, items: Iterable[tuple[bytes, bytes]], decode: Callable[..., Any]) -> Iterator[Any]:
+        for k, v in items:
+            try:  # (not _checked: a context manager per record would double the cost)
+                item = decode(k, v)
+            except DAMAGE as exc:
+                self._mark_damaged(f"reading {db}", exc)
+            yield item
+
     def get_state(self, path: str) -> FileState | None:
-        raw = self._get("stat", _path_key(path))
-        return None if raw is None else FileState.decode(*_split_path(raw))
+        raw = self._get("stat", path_key(path))
+        if raw is None:
+            return None
+        with self._checked("reading stat"):
+            return FileState.decode(*decode_path_record("stat", path_key(path), raw))
 
     def iter_states(self, prefix: str = "") -> Iterator[FileState]:
         """States whose path starts with ``prefix`` (a plain string prefix), in key
         order: sorted by path, except that paths longer than 447 bytes sharing those
         447 bytes come in hash order."""
-        pre = prefix.encode()[:_KEEP]
-        for _k, v in self._scan("stat", pre, lambda k: not k.startswith(pre)):
-            state = FileState.decode(*_split_path(v))
+        pre = prefix.encode()[:KEEP]
+        items = self._scan("stat", pre, lambda k: not k.startswith(pre))
+        for state in self._decoded("stat", items, lambda k, v: FileState.decode(*decode_path_record("stat", k, v))):
             if state.path.startswith(prefix):
                 yield state
 
     def get_object(self, oid: ObjectId) -> tuple[ObjectKind, bytes] | None:
         raw = self._get("objects", bytes(oid))
-        return None if raw is None else (ObjectKind(raw[0]), raw[1:])
+        if raw is None:
+            return None
+        with self._checked("reading objects"):
+            return decode_object(raw)
+
+    def object_damaged(self, oid: ObjectId, why: str) -> NoReturn:
+        """A cached object whose plaintext does not match its id (checked by those who
+        hold the keys): the index is damaged."""
+        self._mark_damaged("reading objects", RecordDamaged(f"object {bytes(oid).hex()[:12]} {why}"))
 
     def known(self, oid: ObjectId) -> bool:
         return self._get("known", bytes(oid)) is not None
 
     def known_many(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
         db = self._dbs["known"]
-        with self._read() as txn:
+        with self._checked("reading known"), self._read() as txn:
             return {oid for oid in oids if txn.get(bytes(oid), db=db) is not None}
 
     def get_dirtree(self, path: str) -> ObjectId | None:
-        raw = self._get("dirtree", _path_key(path))
+        raw = self._get("dirtree", path_key(path))
         if raw is None:
             return None
-        _path, tree_id = _split_path(raw)
-        return ObjectId(tree_id) if len(tree_id) == ID_SIZE else None
+        with self._checked("reading dirtree"):
+            return decode_tree_id(decode_path_record("dirtree", path_key(path), raw)[1])
 
     def iter_dirtrees(self) -> Iterator[tuple[str, ObjectId]]:
-        for _k, v in self._scan("dirtree", b"", lambda k: False):
-            path, tree_id = _split_path(v)
-            yield path, ObjectId(tree_id)
+        def decode(k: bytes, v: bytes) -> tuple[str, ObjectId]:
+            path, raw = decode_path_record("dirtree", k, v)
+            return path, decode_tree_id(raw)
+
+        yield from self._decoded("dirtree", self._scan("dirtree", b"", lambda k: False), decode)
 
     def get_meta(self, key: str) -> bytes | None:
-        return self._get("meta", key.encode())
+        raw = self._get("meta", key.encode())
+        problem = None if raw is None else meta_problem(key, raw)
+        if problem:
+            self._mark_damaged("reading meta", RecordDamaged(problem))
+        return raw
 
     def iter_events(self, after: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-        for k, v in self._scan("events", struct.pack(">Q", after + 1), lambda k: False):
-            yield struct.unpack(">Q", k)[0], json.loads(v)
+        items = self._scan("events", struct.pack(">Q", after + 1), lambda k: False)
+        yield from self._decoded("events", items, decode_event)
 
     def iter_conflicts(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        for _k, v in self._scan("conflicts", b"", lambda k: False):
-            path, record = _split_path(v)
-            yield path, json.loads(record)
+        yield from self._decoded("conflicts", self._scan("conflicts", b"", lambda k: False), decode_conflict)
 
     # -- writes --------------------------------------------------------------------
 
@@ -368,15 +310,19 @@ class Index:
     def write(self) -> Iterator[IndexWriter]:
         """One write transaction: committed if the block succeeds, aborted otherwise."""
         with self._write_lock:
-            writer = IndexWriter(self._env.begin(write=True), self._dbs, self._grow_and_replay)
+            with self._checked("starting a write"):
+                txn = self._env.begin(write=True)
+            writer = IndexWriter(txn, self._dbs, self._grow_and_replay, self._mark_damaged)
             try:
                 yield writer
             except BaseException:
-                writer._txn.abort()
+                with contextlib.suppress(lmdb.Error):
+                    writer._txn.abort()
                 raise
             while True:
                 try:
-                    writer._txn.commit()
+                    with self._checked("committing"):
+                        writer._txn.commit()
                     return
                 except lmdb.MapFullError:
                     writer._txn = self._grow_and_replay(writer)

@@ -34,25 +34,30 @@ from typing import Protocol
 from .. import fsops
 from ..conflict import Conflict, ConflictPolicies
 from ..crypto.folder_keys import FolderKeys
-from ..errors import AuthError, ChunksyncError, HeldError, RefConflict, RollbackError, TransportError
+from ..errors import AuthError, ChunksyncError, HeldError, IndexDamaged, RefConflict, RollbackError, TransportError
 from ..ignore import IgnoreRules
-from ..objects import Commit, ObjectId, ObjectKind, Tree, TreeEntry, id_from_hex, short_id
+from ..objects import Commit, ObjectId, ObjectKind, Tree, id_from_hex
 from ..paths import unwritable_here
 from ..pipeline import Sealer
 from ..progress import NoProgress, Progress
 from ..scanner import ScanResult, scan
 from ..storage.index import Index
+from ..storage.meta import (  # the meta keys; status and daemon import them from here
+    BASE, BASE_ROOT, BASE_SERVER_SEQ, CHECKED_EPOCH, HIGH_SEQ, IGNORED_BY, LOCAL_ROOT, PENDING, ROLE,
+)
 from ..storage.trust import Trust, load_trust, save_trust
 from ..transport.base import ChunkStore
 from ..wire import HeadState
-from ..treediff import diff_trees, walk_tree
+from ..treediff import diff_trees
 from .apply import Applier, ApplyOutcome
+from .deletions import count_files, deleted_files
 from .graft import graft_ignored
 from .heal import HealReport, heal_closure
 from .lineage import Accepted, verify_descent
 from .objects_io import ObjectReader
 from .plan import Plan, plan_merge
 from .push import Uploader, UploadStats
+from .rebuild import rebuild_index
 from .unignore import forget_unignored
 
 __all__ = ["Clock", "SyncEngine", "SyncResult", "SystemClock"]
@@ -62,46 +67,6 @@ UPLOADS_IN_FLIGHT = 4  # batches uploading at once while scanning
 UPLOAD_BATCH_BYTES = 16 << 20  # each batch costs the server one durability barrier
 MASS_DELETE_ABSOLUTE = 1000
 MASS_DELETE_MIN = 10  # tiny folders may lose half their files without asking
-
-# index meta keys
-BASE = "base"                # commit id (hex) this device last synced
-BASE_ROOT = "base_root"      # root tree id (raw) of that commit
-LOCAL_ROOT = "local_root"    # root tree id of the disk as last seen (journal diffing)
-PENDING = "pending"          # b"1" while local changes wait for a sync
-HIGH_SEQ = "high_seq"        # sequence number of the base commit (rollback guard)
-BASE_SERVER_SEQ = "base_server_seq"  # the server's head-log position of the base
-CHECKED_EPOCH = "checked_epoch"  # storage epoch under which the head's objects were checked
-ROLE = "role"                # this account's role in the folder, as last asked
-IGNORED_BY = "ignored_by"    # the ignore rules of the last synced round (see sync/unignore.py)
-
-
-def _files_below(path: str, entry: TreeEntry | None, load: Callable[[ObjectId], Tree]) -> list[tuple[str, ObjectId]]:
-    if entry is None or entry.id is None:
-        return []
-    if entry.kind == "file":
-        return [(path, entry.id)]
-    if entry.kind == "dir":
-        return [(f"{path}/{p}", e.id) for p, e in walk_tree(entry.id, load) if e.kind == "file" and e.id]
-    return []
-
-
-def deleted_files(old: ObjectId | None, new: ObjectId, load: Callable[[ObjectId], Tree]) -> int:
-    """How many files of ``old`` are deleted in ``new``: their path holds no file any
-    more and their content is found nowhere among what ``new`` changed (diffing only the
-    subtrees that differ). An edit keeps its path and a move keeps its content, so
-    neither counts."""
-    gone: list[tuple[str, ObjectId]] = []
-    kept: set[ObjectId] = set()
-    for diff in diff_trees(old, new, load):
-        now = _files_below(diff.path, diff.new, load)
-        kept.update(oid for _, oid in now)
-        still_there = {path for path, _ in now}
-        gone.extend(f for f in _files_below(diff.path, diff.old, load) if f[0] not in still_there)
-    return sum(1 for _, oid in gone if oid not in kept)
-
-
-def count_files(root: ObjectId | None, load: Callable[[ObjectId], Tree]) -> int:
-    return 0 if root is None else sum(1 for _, e in walk_tree(root, load) if e.kind == "file")
 
 
 class Clock(Protocol):
@@ -176,6 +141,7 @@ class SyncEngine:
         self._role: str | None = None  # asked of the server once per engine (or cached)
         self._scan_only = False  # this round uploads nothing while scanning (receive-only)
         self._round_ignore = IgnoreRules()  # the rules of the round in progress
+        self.settle: Callable[[str, object], bool] | None = None  # the daemon's (chunksync.settle)
 
     # --- helpers ----------------------------------------------------------------------
     def _tree_id(self, tree: Tree) -> ObjectId:
@@ -201,7 +167,8 @@ class SyncEngine:
             raise ChunksyncError(f"{self.root}: the folder marker .chunksync is gone; refusing to sync")
         self.on_status("scanning")
         ignore = self._ignore_rules()
-        result = scan(self.root, self.keys, self.index, ignore=ignore, dirty=dirty, on_chunk=on_chunk)
+        result = scan(self.root, self.keys, self.index, ignore=ignore, dirty=dirty, on_chunk=on_chunk,
+                      hold=self.settle)  # type: ignore[arg-type]
         previous = self.index.get_meta(LOCAL_ROOT)
         previous_root = ObjectId(previous) if previous else None
         reader = ObjectReader(self.keys, self.index, self.store)
@@ -293,6 +260,8 @@ class SyncEngine:
         from the base (a server restored from a backup) and merges without a base, so
         nothing is deleted and every difference is kept as a conflicted copy."""
         fsops.sweep_tmp(self.tmpdir)
+        state_dir = self.root / fsops.STATE_DIR_NAME
+        rebuilt = self.index.damaged is not None and rebuild_index(self.index, state_dir)
         for round_no in range(1, MAX_ROUNDS + 1):
             try:
                 result = await self._round(
@@ -300,6 +269,11 @@ class SyncEngine:
                 )
             except (fsops.LocalChanged, RefConflict):
                 await asyncio.sleep(min(0.05 * round_no, 0.5))
+                continue
+            except IndexDamaged:
+                if rebuilt:
+                    raise
+                rebuilt = rebuild_index(self.index, state_dir)  # then the round again, on an empty index
                 continue
             except AuthError:
                 if await self._became_read_only():

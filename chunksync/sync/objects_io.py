@@ -42,8 +42,16 @@ class ObjectReader:
 
     # --- synchronous lookups (pure planning uses these) ---------------------------
     def plaintext(self, oid: ObjectId) -> tuple[ObjectKind, bytes] | None:
-        """A metadata object's kind and plaintext, if held locally (pending or index)."""
-        return self.pending.get(oid) or self.index.get_object(oid)
+        """A metadata object's kind and plaintext, if held locally (pending or index).
+
+        One from the index is checked against its keyed id first: a damaged cache must
+        neither be believed nor be re-uploaded (heal) as the folder's object."""
+        found = self.pending.get(oid)
+        if found is None:
+            found = self.index.get_object(oid)
+            if found is not None and self.keys.meta_id(found[1]) != oid:
+                self.index.object_damaged(oid, "does not match its id")
+        return found
 
     def has(self, oid: ObjectId) -> bool:
         return oid in self.pending or self.index.get_object(oid) is not None

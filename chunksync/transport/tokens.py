@@ -6,9 +6,12 @@ rotate route once two thirds of its lifetime have passed (:func:`renew_at`), che
 before each request and periodically by the daemon.
 
 The token lives in one per-user file (:class:`TokenStore`) that several processes may
-use at once (daemons for several folders, a ``chunksync sync`` beside them). Rotation
-revokes the old token on the server, so two processes must not both rotate, and a
-process must learn the token another one wrote:
+use at once (daemons for several folders, a ``chunksync sync`` beside them). The server
+keeps the old token valid until the new one is first used, then refuses it; so the new
+token is written to the store (atomically) *before* this process sends it anywhere, an
+answer lost on the way (the server rotated, the client never heard) costs nothing — the
+old token still works and the next renewal rotates again — and a process must learn
+the token another one wrote:
 
 * rotation happens under the store's exclusive lock, after re-reading the file: if
   another process already rotated, its token is adopted instead;
@@ -129,8 +132,14 @@ class TokenKeeper:
                     self._back_off()
                     log.warning("could not renew the device token (will retry): %s", exc.message)
                     return False
+                try:
+                    self.store.save(fresh)  # first: once sent, the server retires the old one
+                except OSError as exc:  # unsaved, it must never be used: keep the old one
+                    self._back_off()
+                    log.warning("could not save the renewed device token (will retry): %s",
+                                exc.strerror or exc)
+                    return False
                 self.state = fresh
-                self.store.save(fresh)
                 log.info("device token renewed")
                 return True
 

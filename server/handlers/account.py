@@ -161,14 +161,14 @@ async def rotate(request: web.Request) -> web.Response:
     ttl, t, address = request.app[CONFIG].token_ttl, now(), remote(request)
 
     def swap(conn: sqlite3.Connection) -> auth.Credentials:
-        auth.revoke_token(conn, who.token_hash)
-        creds = auth.issue_token(conn, who.device_id, who.user_id, ttl=ttl, now=t)
+        creds = auth.rotate_token(conn, who, ttl=ttl, now=t)
         audit.append(conn, action="token.rotate", time=t, user=who.user, device=who.device_id,
                      address=address, detail={"expires": creds.expires_at})
         return creds
 
+    # the calling token stays valid until the new one is first used (auth.confirm_rotation):
+    # if this answer is lost, the device keeps working and simply rotates again
     creds = await request.app[DB].write(swap)
-    await request.app[HUB].close_tokens([who.token_hash])
     return web.json_response(creds.to_wire())
 
 

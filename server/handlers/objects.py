@@ -234,24 +234,32 @@ async def fetch_batch(request: web.Request) -> web.StreamResponse:
     absent = [h for h, b in zip(ids, raw) if b not in present]
     if absent:
         raise ApiError(404, f"{len(absent)} object(s) not found", missing=absent)
+    groups = [raw[start : start + FETCH_GROUP] for start in range(0, len(raw), FETCH_GROUP)]
+    first: dict[bytes, bytes] = {}
+    if groups:  # read before the status is sent, so damage found here is a clean 404
+        try:
+            first = await asyncio.to_thread(store.get_many, row.id, groups[0])  # type: ignore[attr-defined]
+        except StorageError as exc:
+            raise storage_refusal(exc, write=False) from exc
+        lost = [oid.hex() for oid in groups[0] if oid not in first]
+        if lost:  # found damaged and quarantined just now: missing, as has_many says next
+            raise ApiError(404, f"{len(lost)} object(s) not found", missing=lost)
     response = web.StreamResponse(headers={"Content-Type": wire.BATCH_TYPE})
     await response.prepare(request)
-    group: list[bytes] = []
-    for oid in raw + [b""]:
-        if oid:
-            group.append(oid)
-        if group and (not oid or len(group) >= FETCH_GROUP):
+    for number, group in enumerate(groups):
+        if number == 0:
+            blobs = first
+        else:
             try:
                 blobs = await asyncio.to_thread(store.get_many, row.id, group)  # type: ignore[attr-defined]
             except StorageError as exc:  # the status is sent: all we can do is cut the body
                 storage_refusal(exc, write=False)
                 raise ConnectionResetError("object store failed during fetch") from exc
-            if len(blobs) != len(group):  # vanished, or found damaged and quarantined
-                raise ConnectionResetError("object vanished during fetch")  # aborts the body
-            for one in group:
-                blob = blobs[one]
-                await response.write(_DOWN.pack(one, len(blob)) + blob)
-                metrics.bytes_out.inc(len(blob))
-            group = []
+        if len(blobs) != len(group):  # vanished, or found damaged and quarantined
+            raise ConnectionResetError("object vanished during fetch")  # aborts the body
+        for one in group:
+            blob = blobs[one]
+            await response.write(_DOWN.pack(one, len(blob)) + blob)
+            metrics.bytes_out.inc(len(blob))
     await response.write_eof()
     return response

@@ -7,15 +7,24 @@ conformance suite. :func:`open_store` picks one from a configuration string.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .base import (
-    ObjectStore, StorageError, StorageFull, StoreStats, check_namespace, check_oid, storage_error,
+    Damage,
+    ObjectStore,
+    StorageError,
+    StorageFull,
+    StoreStats,
+    check_namespace,
+    check_oid,
+    storage_error,
 )
 from .memory import MemoryObjectStore
 from .packs import PackObjectStore
 
 __all__ = [
+    "Damage",
     "MemoryObjectStore",
     "ObjectStore",
     "PackObjectStore",
@@ -31,14 +40,20 @@ __all__ = [
 MEMORY_URL = "memory:"
 
 
-def open_store(url_or_path: str | Path, *, read_only: bool = False) -> ObjectStore:
+def open_store(
+    url_or_path: str | Path, *, read_only: bool = False,
+    on_damage: Callable[[Damage], None] | None = None,
+) -> ObjectStore:
     """``"memory:"`` gives a fresh MemoryObjectStore; a data directory DIR gives a
     PackObjectStore at ``DIR/objects``.
 
     The disk store has one writer process at a time: a second opener only reads until
     the first has closed, then takes over. Admin commands that only read (stats, check)
     should pass ``read_only=True`` so that they never take the writer lock.
+    ``on_damage`` is called once per damaged object quarantined, from the start-up
+    reconcile on (see :class:`ObjectStore`).
     """
     if isinstance(url_or_path, str) and url_or_path == MEMORY_URL:
-        return MemoryObjectStore()
-    return PackObjectStore(Path(url_or_path) / "objects", read_only=read_only)
+        return MemoryObjectStore(on_damage=on_damage)
+    return PackObjectStore(Path(url_or_path) / "objects", read_only=read_only,
+                           on_damage=on_damage)

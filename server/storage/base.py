@@ -12,6 +12,10 @@ fully isolated from each other. Every implementation of :class:`ObjectStore` gua
   absent or complete;
 * **verifiable at rest**: the store records the unkeyed BLAKE3 digest of every blob
   (:func:`chunksync.wire.blob_digest`) and ``check`` re-verifies each object against it;
+* **damage is never served**: a blob that no longer matches its recorded digest (or
+  whose bytes are gone) is quarantined when found: it reads as missing, ``has_many``
+  stops listing it, a re-upload of its id is stored as new, and ``on_damage`` (a
+  callable attribute, None by default) is called once with its :class:`Damage`;
 * **thread safety**: every method may be called from several threads at once (the
   aiohttp app calls the store through ``asyncio.to_thread``).
 
@@ -25,23 +29,26 @@ from __future__ import annotations
 
 import builtins
 import errno
+import functools
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from chunksync.errors import ChunksyncError, UserError
 
 __all__ = [
     "NAMESPACE",
     "OID_SIZE",
+    "Damage",
     "ObjectStore",
     "StorageError",
     "StorageFull",
     "StoreStats",
     "check_namespace",
     "check_oid",
+    "converting",
     "storage_error",
 ]
 
@@ -78,6 +85,43 @@ def storage_error(exc: BaseException, what: str) -> StorageError:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     cls = StorageFull if full else StorageError
     return cls(f"{what}: {reason}".replace("\n", " "))
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def converting(method: _F) -> _F:
+    """Turn SQLite and OS errors escaping a store method into a one-line StorageError."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            raise storage_error(exc, "object store failed") from exc
+
+    return cast(_F, wrapper)
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """One stored object that is unusable, and why (one line).
+
+    ``pack`` and ``offset`` say where the pack store kept it (0 in the memory store);
+    ``digest`` is the blob digest recorded when it was stored.
+    """
+
+    ns: str
+    oid: bytes
+    pack: int
+    offset: int
+    length: int
+    digest: bytes
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.ns}/{self.oid.hex()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +182,12 @@ class ObjectStore(Protocol):
         """Object count and blob bytes of one namespace, or of the whole store."""
         ...
 
-    def check(self, ns: str | None = None) -> builtins.list[str]:
-        """Re-verify objects at rest; one line per problem found, [] when clean."""
+    def check(self, ns: str | None = None, *, repair: bool = False) -> builtins.list[str]:
+        """Re-verify objects at rest; one line per problem found, [] when clean.
+
+        With ``repair`` the damaged objects are quarantined (they then read as missing);
+        quarantined objects not uploaded again since are reported until they are.
+        """
         ...
 
     def close(self) -> None:

@@ -19,24 +19,29 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .base import NAMESPACE
+from chunksync.wire import blob_digest
+
+from .base import NAMESPACE, Damage, StorageError
+from .packfiles import PackGone
 from .packio import transact
 
 __all__ = [
     "QUARANTINE_SCHEMA",
     "Damage",
+    "Reader",
     "indexed_end",
+    "inspect",
     "log_damage",
     "pending_lines",
     "quarantine",
     "reconcile",
+    "scan",
 ]
 
-log = logging.getLogger("server.storage")
+log = logging.getLogger("server.storage")  # the same logger as MemoryObjectStore
 
 QUARANTINE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS quarantine (ns TEXT NOT NULL, oid BLOB NOT NULL,"
@@ -48,21 +53,52 @@ _UNLINK = "DELETE FROM objects WHERE ns = ? AND oid = ? AND pack = ? AND offset 
 _KEEP = "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-@dataclass(frozen=True, slots=True)
-class Damage:
-    """One index row whose object is unusable, and why (one line)."""
+#: reads (ns, pack, offset, length) from the packs; raises PackGone when the bytes are gone
+Reader = Callable[[str, int, int, int], bytes]
 
-    ns: str
-    oid: bytes
-    pack: int
-    offset: int
-    length: int
-    digest: bytes
-    reason: str
 
-    @property
-    def name(self) -> str:
-        return f"{self.ns}/{self.oid.hex()}"
+def inspect(ns: str, row: tuple[bytes, int, int, int, bytes], read: Reader) -> bytes | Damage:
+    """The blob of one (oid, pack, offset, length, digest) index row, or its Damage.
+
+    Other I/O errors (StorageError) propagate: a disk that cannot be read right now is
+    not proof that the object is gone.
+    """
+    oid, pack, offset, length, digest = row
+    try:
+        blob = read(ns, pack, offset, length)
+    except PackGone as exc:
+        return Damage(ns, oid, pack, offset, length, digest, f"unreadable: {exc}")
+    if blob_digest(blob) != digest:
+        reason = f"digest mismatch in pack {pack} at offset {offset}"
+        return Damage(ns, oid, pack, offset, length, digest, reason)
+    return blob
+
+
+def scan(rows: Iterable[tuple[str, bytes, int, int, int, bytes]], read: Reader
+         ) -> tuple[list[str], list[Damage]]:
+    """Re-verify index rows ordered by (ns, pack, offset), for ``check``.
+
+    Returns the problems that are not object damage (overlapping extents, I/O errors)
+    and the damaged objects, separately: only the latter may be quarantined.
+    """
+    problems: list[str] = []
+    damages: list[Damage] = []
+    extent: tuple[str, int] | None = None
+    extent_end = 0
+    for ns, oid, pack, offset, length, digest in rows:
+        if extent != (ns, pack):
+            extent, extent_end = (ns, pack), 0
+        if offset < extent_end:
+            problems.append(f"{ns}/{oid.hex()}: overlaps the previous object in pack {pack}")
+        extent_end = max(extent_end, offset + length)
+        try:
+            found = inspect(ns, (oid, pack, offset, length, digest), read)
+        except StorageError as exc:
+            problems.append(f"{ns}/{oid.hex()}: unreadable: {exc}")
+            continue
+        if isinstance(found, Damage):
+            damages.append(found)
+    return problems, damages
 
 
 def log_damage(damage: Damage, action: str) -> None:

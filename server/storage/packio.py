@@ -17,7 +17,7 @@ from typing import Any
 from .base import StorageError, storage_error
 
 __all__ = [
-    "INSERT", "GroupCommit", "Job", "Row", "ensure_dir", "fsync_dir", "raise_failed", "transact",
+    "INSERT", "GroupCommit", "Job", "Row", "append_rows", "ensure_dir", "fsync_dir", "raise_failed", "transact",
     "write_all",
 ]
 
@@ -129,6 +129,27 @@ def ensure_dir(path: Path) -> None:
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o700)
     fsync_dir(path.parent)
+
+
+def append_rows(
+    fd: int, ns: str, pack: int, start: int, fresh: dict[bytes, bytes], digests: dict[bytes, bytes]
+) -> list[Row]:
+    """Write ``fresh`` back to back at ``start`` of a pack; the index rows to commit.
+
+    A failed write is cut off again (best effort), so the next append starts clean.
+    """
+    rows: list[Row] = []
+    offset = start
+    for oid, blob in fresh.items():
+        rows.append((ns, oid, pack, offset, len(blob), digests[oid]))
+        offset += len(blob)
+    try:
+        write_all(fd, list(fresh.values()), start)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise storage_error(exc, "object store write failed") from exc
+    return rows
 
 
 def write_all(fd: int, blobs: Sequence[bytes], offset: int) -> None:

@@ -9,9 +9,11 @@ Layout under ``root`` (``DATA/objects``)::
 Why it is safe (borg/restic style): ``put_many`` appends the new blobs of a batch to the
 namespace's current pack, ``fdatasync``s the pack, and only then inserts their index
 rows in one transaction (``synchronous=FULL``). Only indexed objects are visible, so an
-interrupted append is invisible; at open the writer truncates each pack back to the end
-of its last indexed object and deletes stray ``*.tmp`` files. A whole batch becomes
-visible at once.
+interrupted append is invisible; at open the writer lines every pack up with the index
+(:func:`.heal.reconcile`: an unindexed tail is cut off, objects a shortened pack lost
+are quarantined) and deletes stray ``*.tmp`` files. A whole batch becomes visible at
+once. A damaged object is never served: every read re-checks the blob's digest and
+quarantines it on a mismatch (:mod:`.heal`), so it reads as missing until re-uploaded.
 
 Why it is fast: a batch costs one pack sync and one index commit, not one fsync per
 object, and concurrent batches share them (group commit: whichever thread commits next
@@ -28,53 +30,41 @@ first). ``read_only=True`` never takes the lock: use it for admin commands.
 
 Deletion removes index rows only: the blob bytes stay in their pack as dead space until
 a compaction (not implemented yet) rewrites packs whose live extents have shrunk.
+
+Parts: :mod:`.packfiles` (pack paths, descriptors, reads), :mod:`.packindex` (index
+schema and per-thread readers), :mod:`.packio` (appends, group commit), :mod:`.heal`
+(damage: inspection, quarantine, reconcile).
 """
 
 from __future__ import annotations
 
 import builtins
-import contextlib
 import fcntl
-import functools
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from chunksync.errors import ObjectNotFound
 from chunksync.wire import blob_digest
 
 from . import heal
-from .base import NAMESPACE, StorageError, StoreStats, check_namespace, check_oid, storage_error
+from .base import StorageError, StoreStats, check_namespace, check_oid, converting
 from .heal import Damage
-from .packio import (
-    GroupCommit, Job, Row, ensure_dir, fsync_dir, raise_failed, transact, write_all,
-)
+from .packfiles import PackFiles
+from .packindex import INDEX_FILE, IndexReaders, connect, migrate
+from .packio import GroupCommit, Job, append_rows, ensure_dir, raise_failed, transact
 
-__all__ = ["PACK_SIZE", "PackObjectStore"]
+__all__ = ["INDEX_FILE", "LOCK_FILE", "PACK_SIZE", "PackObjectStore"]
 
 PACK_SIZE = 256 * 1024 * 1024
-INDEX_FILE = "index.sqlite"
 LOCK_FILE = "writer.lock"
-_SQL_CHUNK = 30_000  # bound parameters per IN (...) query (SQLite allows 32,766)
-_LIST_PAGE = 10_000
-_MAX_CACHED_FDS = 512  # packs kept open for reading; others are opened per read
-
-_SCHEMA = (
-    (
-        "CREATE TABLE IF NOT EXISTS objects (ns TEXT NOT NULL, oid BLOB NOT NULL,"
-        " pack INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,"
-        " digest BLOB NOT NULL, PRIMARY KEY (ns, oid)) WITHOUT ROWID"
-    ),
-    "CREATE INDEX IF NOT EXISTS objects_extent ON objects (ns, pack, offset)",
-    heal.QUARANTINE_SCHEMA,
-)
 _DELETE = "DELETE FROM objects WHERE ns = ? AND oid = ?"
-_SCHEMA_VERSION = 2  # 2: the quarantine table (heal.py)
-_F = TypeVar("_F", bound=Callable[..., Any])
+_ROW = "oid, pack, offset, length, digest"
+
 
 @dataclass(slots=True)
 class _Space:
@@ -87,32 +77,6 @@ class _Space:
     inflight: dict[bytes, Job] = field(default_factory=dict)
 
 
-def _converting(method: _F) -> _F:
-    """Turn SQLite and OS errors escaping a public method into a one-line StorageError."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except (sqlite3.Error, OSError) as exc:
-            raise storage_error(exc, "object store failed") from exc
-
-    return cast(_F, wrapper)
-
-
-class _Gone(StorageError):
-    """The object's bytes are not in its pack (cut short or deleted): damage, not I/O."""
-
-
-def _pack_number(path: Path) -> int | None:
-    return int(path.stem) if path.suffix == ".pack" and path.stem.isdigit() else None
-
-
-def _chunks(items: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
-    for start in range(0, len(items), _SQL_CHUNK):
-        yield items[start : start + _SQL_CHUNK]
-
-
 class PackObjectStore:
     """The embedded disk :class:`server.storage.base.ObjectStore` (see module doc).
 
@@ -122,23 +86,23 @@ class PackObjectStore:
     """
 
     def __init__(
-        self, root: Path | str, *, pack_size: int = PACK_SIZE, read_only: bool = False
+        self, root: Path | str, *, pack_size: int = PACK_SIZE, read_only: bool = False,
+        on_damage: Callable[[Damage], None] | None = None,
     ) -> None:
         self.root = Path(root)
         self._pack_size = pack_size
         self._closed = False
-        self._lock = threading.Lock()  # guards _spaces, _fds, _retired, _readers, _writer
+        self._lock = threading.Lock()  # guards _spaces, _writer
         self._spaces: dict[str, _Space] = {}
-        self._fds: dict[tuple[str, int], int] = {}
-        self._retired: list[int] = []  # read-only descriptors replaced on becoming writer
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._files = PackFiles(self.root)
+        self._readers = IndexReaders(self.root)
         self._db_lock = threading.Lock()
         self._lock_fd: int | None = None  # the writer lock file; None when opened read-only
         self._writer = False
         self._db: sqlite3.Connection | None = None
-        #: called with each damaged object found (the server counts them in a metric)
-        self.on_damage: Callable[[Damage], None] | None = None
+        #: called once with each damaged object quarantined, including those found by
+        #: the start-up reconcile (the server counts them and changes its storage epoch)
+        self.on_damage = on_damage
         self._reported: set[tuple[str, bytes]] = set()  # damage logged by a read-only view
         try:
             if read_only:
@@ -147,7 +111,7 @@ class PackObjectStore:
             else:
                 ensure_dir(self.root)
                 self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-            self._db = self._connect()
+            self._db = connect(self.root)
             self._try_become_writer()
         except (OSError, sqlite3.Error, StorageError) as exc:
             self.close()
@@ -172,7 +136,7 @@ class PackObjectStore:
 
     # --- the ObjectStore interface ------------------------------------------------------
 
-    @_converting
+    @converting
     def put_many(self, ns: str, items: Sequence[tuple[bytes, bytes]]) -> int:
         check_namespace(ns)
         staged = [(check_oid(oid), blob) for oid, blob in items]
@@ -181,7 +145,7 @@ class PackObjectStore:
             present = self._present(ns, space)
             stored = [oid for oid, _ in staged if oid in present and oid not in space.inflight]
         if stored:  # a re-upload of an id we hold: replace our copy if it is damaged
-            self._verified(ns, self._select_in("oid, pack, offset, length, digest", ns, stored))
+            self._verified(ns, self._readers.select_in(_ROW, ns, stored))
         candidates = {oid: blob for oid, blob in staged if oid not in present}
         digests = {oid: blob_digest(blob) for oid, blob in candidates.items()}
         waits: dict[int, Job] = {}
@@ -208,47 +172,41 @@ class PackObjectStore:
             raise_failed(other)
         return len(fresh)
 
-    @_converting
+    @converting
     def get(self, ns: str, oid: bytes) -> bytes:
         check_namespace(ns)
         check_oid(oid)
-        row = (
-            self._reader()
-            .execute(
-                "SELECT oid, pack, offset, length, digest FROM objects WHERE ns = ? AND oid = ?",
-                (ns, oid),
-            )
-            .fetchone()
-        )
+        query = f"SELECT {_ROW} FROM objects WHERE ns = ? AND oid = ?"  # nosec B608  # constant SQL
+        row = self._reader().execute(query, (ns, oid)).fetchone()
         blob = self._verified(ns, [row] if row is not None else []).get(oid)
         if blob is None:  # absent, or damaged (and now quarantined): never served
             raise ObjectNotFound(f"object {oid.hex()} not found in namespace {ns}")
         return blob
 
-    @_converting
+    @converting
     def get_many(self, ns: str, oids: Sequence[bytes]) -> dict[bytes, bytes]:
         check_namespace(ns)
         wanted = list(dict.fromkeys(check_oid(oid) for oid in oids))
-        return self._verified(ns, self._select_in("oid, pack, offset, length, digest", ns, wanted))
+        return self._verified(ns, self._readers.select_in(_ROW, ns, wanted))
 
-    @_converting
+    @converting
     def has_many(self, ns: str, oids: Iterable[bytes]) -> set[bytes]:
         check_namespace(ns)
         wanted = [check_oid(oid) for oid in oids]
         if not self._writer and not self._try_become_writer():  # only the index is current
-            return {row[0] for row in self._select_in("oid", ns, wanted)}
+            return {row[0] for row in self._readers.select_in("oid", ns, wanted)}
         space = self._space(ns)
         with space.lock:
             present = self._present(ns, space)
         return {oid for oid in wanted if oid in present}
 
-    @_converting
+    @converting
     def list(self, ns: str) -> Iterator[bytes]:
         check_namespace(ns)
         self._reader()
-        return self._iter_ids(ns)
+        return self._readers.iter_ids(ns)
 
-    @_converting
+    @converting
     def delete_many(self, ns: str, oids: Iterable[bytes]) -> int:
         check_namespace(ns)
         wanted = [(ns, oid) for oid in dict.fromkeys(check_oid(oid) for oid in oids)]
@@ -263,14 +221,14 @@ class PackObjectStore:
             present.difference_update(oid for _, oid in wanted)
         return deleted
 
-    @_converting
+    @converting
     def stats(self, ns: str | None = None) -> StoreStats:
         where, args = ("WHERE ns = ?", (check_namespace(ns),)) if ns is not None else ("", ())
         query = f"SELECT COUNT(*), COALESCE(SUM(length), 0) FROM objects {where}"  # nosec B608
         count, total = self._reader().execute(query, args).fetchone()  # (constant SQL, ? values)
         return StoreStats(objects=count, bytes=total)
 
-    @_converting
+    @converting
     def check(self, ns: str | None = None, *, repair: bool = False) -> builtins.list[str]:
         """Re-verify every object; with ``repair`` quarantine the damaged (writer only).
 
@@ -286,29 +244,7 @@ class PackObjectStore:
             f"{where} ORDER BY ns, pack, offset",
             args,
         )
-        problems: list[str] = []
-        damages: list[Damage] = []
-        extent: tuple[str, int] | None = None
-        extent_end = 0
-        for space, oid, pack, offset, length, digest in rows:
-            name = f"{space}/{oid.hex()}"
-            if extent != (space, pack):
-                extent, extent_end = (space, pack), 0
-            if offset < extent_end:
-                problems.append(f"{name}: overlaps the previous object in pack {pack}")
-            extent_end = max(extent_end, offset + length)
-            try:
-                blob = self._read(space, pack, offset, length)
-            except _Gone as exc:
-                damages.append(Damage(space, oid, pack, offset, length, digest,
-                                      f"unreadable: {exc}"))
-                continue
-            except StorageError as exc:
-                problems.append(f"{name}: unreadable: {exc}")
-                continue
-            if blob_digest(blob) != digest:
-                damages.append(Damage(space, oid, pack, offset, length, digest,
-                                      f"digest mismatch in pack {pack} at offset {offset}"))
+        problems, damages = heal.scan(rows, self._files.read)
         pending = heal.pending_lines(self._reader(), ns)
         if repair:
             for found in damages:
@@ -322,12 +258,8 @@ class PackObjectStore:
             if self._closed:
                 return
             self._closed = True
-            for fd in [*self._fds.values(), *self._retired]:
-                os.close(fd)
-            self._fds.clear()
-            self._retired.clear()
-            for conn in self._readers:
-                conn.close()
+            self._files.close()
+            self._readers.close()
             if self._db is not None:
                 self._db.close()
             if self._lock_fd is not None:
@@ -349,29 +281,14 @@ class PackObjectStore:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
-                self._migrate()
+                migrate(self._db, self.root)
                 self._sweep()
             except BaseException:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
                 raise
-            self._retired.extend(self._fds.values())  # opened read-only: no good to append
-            self._fds.clear()
+            self._files.become_writable()  # descriptors opened read-only cannot append
             self._writer = True
             return True
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(
-            self.root / INDEX_FILE, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-
-    def _migrate(self) -> None:
-        assert self._db is not None  # nosec B101  # invariant for the type checker
-        (version,) = self._db.execute("PRAGMA user_version").fetchone()
-        if version > _SCHEMA_VERSION:
-            raise StorageError(f"object index {self.root / INDEX_FILE} is from a newer version")
-        for statement in _SCHEMA:
-            self._db.execute(statement)
-        self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def _sweep(self) -> None:
         """Undo what a crash or a damaged disk left (writer only): stray temp files, and
@@ -404,11 +321,7 @@ class PackObjectStore:
         with self._lock:
             space = self._spaces.get(ns)
             if space is None:
-                packs = self.root / ns / "packs"
-                numbers = [n for p in packs.glob("*.pack") if (n := _pack_number(p)) is not None]
-                newest = max(numbers, default=0)
-                path = packs / f"{newest}.pack"
-                size = path.stat().st_size if path.exists() else 0
+                newest, size = self._files.newest(ns)
                 # never append inside an indexed object, even if the pack shrank meanwhile
                 end = max(size, heal.indexed_end(reader, ns, newest))
                 space = self._spaces[ns] = _Space(pack=newest, end=end)
@@ -428,19 +341,9 @@ class PackObjectStore:
         total = sum(len(blob) for blob in fresh.values())
         if space.end and space.end + total > self._pack_size:
             space.pack, space.end = space.pack + 1, 0
-        fd = self._append_fd(ns, space.pack)
-        rows: list[Row] = []
-        offset = space.end
-        for oid, blob in fresh.items():
-            rows.append((ns, oid, space.pack, offset, len(blob), digests[oid]))
-            offset += len(blob)
-        try:
-            write_all(fd, list(fresh.values()), space.end)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, space.end)
-            raise storage_error(exc, "object store write failed") from exc
-        space.end = offset
+        fd = self._files.append_fd(ns, space.pack)
+        rows = append_rows(fd, ns, space.pack, space.end, fresh, digests)
+        space.end += total
         job = Job(rows=rows, fds={fd})
         for oid in fresh:
             space.inflight[oid] = job
@@ -456,17 +359,12 @@ class PackObjectStore:
         """
         ordered = sorted(rows, key=lambda row: (row[1], row[2]))  # each pack front to back
         out: dict[bytes, bytes] = {}
-        for oid, pack, offset, length, digest in ordered:
-            try:
-                blob = self._read(ns, pack, offset, length)
-            except _Gone as exc:
-                self._damaged(Damage(ns, oid, pack, offset, length, digest, f"unreadable: {exc}"))
-                continue
-            if blob_digest(blob) != digest:
-                reason = f"digest mismatch in pack {pack} at offset {offset}"
-                self._damaged(Damage(ns, oid, pack, offset, length, digest, reason))
-                continue
-            out[oid] = blob
+        for row in ordered:
+            found = heal.inspect(ns, row, self._files.read)
+            if isinstance(found, Damage):
+                self._damaged(found)
+            else:
+                out[row[0]] = found
         return out
 
     def _damaged(self, damage: Damage) -> None:
@@ -491,95 +389,6 @@ class PackObjectStore:
 
     # --- reading ------------------------------------------------------------------------
 
-    def _pack_path(self, ns: str, pack: int) -> Path:
-        return self.root / ns / "packs" / f"{pack}.pack"
-
-    def _append_fd(self, ns: str, pack: int) -> int:
-        """The (cached) descriptor to append to a pack, creating the pack durably."""
-        with self._lock:
-            if self._closed:
-                raise StorageError("object store is closed")
-            fd = self._fds.get((ns, pack))
-            if fd is None:
-                path = self._pack_path(ns, pack)
-                ensure_dir(path.parent)
-                existed = path.exists()
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-                if not existed:
-                    fsync_dir(path.parent)
-                self._fds[(ns, pack)] = fd
-            return fd
-
-    def _read_fd(self, ns: str, pack: int) -> int | None:
-        """The cached descriptor to read a pack; None once the cache is full."""
-        with self._lock:
-            if self._closed:
-                raise StorageError("object store is closed")
-            fd = self._fds.get((ns, pack))
-            if fd is None and len(self._fds) < _MAX_CACHED_FDS:
-                flags = os.O_RDWR if self._writer else os.O_RDONLY
-                fd = self._fds[(ns, pack)] = os.open(self._pack_path(ns, pack), flags)
-            return fd
-
-    def _read(self, ns: str, pack: int, offset: int, length: int) -> bytes:
-        fd: int | None = None
-        transient = False
-        try:
-            fd = self._read_fd(ns, pack)
-            if fd is None:  # too many packs to keep open: open this one for this read
-                fd, transient = os.open(self._pack_path(ns, pack), os.O_RDONLY), True
-            blob = os.pread(fd, length, offset)
-        except FileNotFoundError as exc:
-            raise _Gone(f"pack {ns}/{pack} is gone") from exc
-        except OSError as exc:
-            raise StorageError(f"cannot read pack {ns}/{pack}: {exc.strerror}") from exc
-        finally:
-            if transient and fd is not None:
-                os.close(fd)
-        if len(blob) != length:
-            raise _Gone(f"pack {ns}/{pack} ends before offset {offset + length}")
-        return blob
-
     def _reader(self) -> sqlite3.Connection:
         """This thread's read connection to the index (WAL: never blocks the writer)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            with self._lock:
-                if self._closed:
-                    raise StorageError("object store is closed")
-                try:
-                    conn = self._connect()
-                except sqlite3.Error as exc:
-                    raise StorageError(f"cannot open object index: {exc}") from exc
-                self._readers.append(conn)
-            self._local.conn = conn
-        elif self._closed:
-            raise StorageError("object store is closed")
-        return conn
-
-    def _select_in(self, columns: str, ns: str, oids: Sequence[bytes]) -> Iterator[Any]:
-        """Index rows of those ``oids`` present in ``ns``, in chunks of bound parameters."""
-        for chunk in _chunks(oids):
-            marks = ",".join("?" * len(chunk))
-            # B608: constant SQL, values bound as ?
-            query = f"SELECT {columns} FROM objects WHERE ns = ? AND oid IN ({marks})"  # nosec B608
-            yield from self._reader().execute(query, (ns, *chunk))
-
-    def _iter_ids(self, ns: str) -> Iterator[bytes]:
-        """Page through the ids by key, so no read transaction stays open between pages."""
-        last = b""
-        while True:
-            try:
-                page = [
-                    row[0]
-                    for row in self._reader().execute(
-                        "SELECT oid FROM objects WHERE ns = ? AND oid > ? ORDER BY oid LIMIT ?",
-                        (ns, last, _LIST_PAGE),
-                    )
-                ]
-            except sqlite3.Error as exc:
-                raise StorageError(f"object store failed: {exc}") from exc
-            yield from page
-            if len(page) < _LIST_PAGE:
-                return
-            last = page[-1]
+        return self._readers.get()

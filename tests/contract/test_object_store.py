@@ -2,15 +2,15 @@
 
 ``ObjectStoreContract`` states what every backend guarantees; ``TestObjectStoreContract``
 runs it against each backend through the parametrized ``store`` fixture. A new backend
-joins by adding a parameter. Backend-specific behaviour (persistence, pack rolling,
-the read-only second process) is tested below the contract.
+joins by adding a parameter. Backend-specific behaviour is tested below the contract and,
+for the pack store (persistence, pack rolling, the read-only second process, reconcile at
+open), in ``test_pack_object_store.py``.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import pytest
 
 from chunksync.errors import ObjectNotFound, UserError
 from server.storage import (
+    Damage,
     MemoryObjectStore,
     ObjectStore,
     PackObjectStore,
@@ -25,15 +26,7 @@ from server.storage import (
     StoreStats,
     open_store,
 )
-from server.storage import packs as packs_module
-
-Items = list[tuple[bytes, bytes]]
-
-
-def make_items(count: int, seed: int, max_size: int = 2048) -> Items:
-    """Deterministic (id, blob) pairs with random-looking ids and sizes 0..max_size."""
-    rng = random.Random(seed)
-    return [(rng.randbytes(32), rng.randbytes(rng.randint(0, max_size))) for _ in range(count)]
+from tests.helpers.stores import Items, damage, make_items
 
 
 @pytest.fixture(params=["memory", "pack"])
@@ -209,6 +202,64 @@ class ObjectStoreContract:
         assert failures == []
         assert store.has_many("f1", ids) == set(ids)
 
+    def test_a_damaged_object_reads_as_missing(self, store: ObjectStore) -> None:
+        items = make_items(6, seed=40, max_size=900)
+        items = [(oid, blob or b"x") for oid, blob in items]
+        store.put_many("f1", items)
+        bad = items[2][0]
+        damage(store, "f1", bad)
+        found = store.check()
+        assert len(found) == 1 and bad.hex() in found[0] and "digest mismatch" in found[0]
+        with pytest.raises(ObjectNotFound):
+            store.get("f1", bad)
+        others = {oid: b for oid, b in items if oid != bad}
+        assert store.get_many("f1", [oid for oid, _ in items]) == others
+        assert bad not in store.has_many("f1", [oid for oid, _ in items])  # the client re-uploads
+        assert bad not in set(store.list("f1"))
+        pending = store.check()
+        assert len(pending) == 1 and "waiting for a client to upload it again" in pending[0]
+
+    def test_a_reupload_of_a_damaged_object_is_accepted_and_served(
+        self, store: ObjectStore
+    ) -> None:
+        items = [(bytes([n]) * 32, bytes([n]) * 500) for n in range(1, 5)]
+        store.put_many("f1", items)
+        seen: list[Damage] = []
+        store.on_damage = seen.append  # type: ignore[attr-defined]
+        first, second = items[0], items[1]
+        damage(store, "f1", first[0])
+        damage(store, "f1", second[0])
+        with pytest.raises(ObjectNotFound):
+            store.get("f1", first[0])  # found by a read: quarantined, then missing
+        # the second is re-uploaded before anyone read it: the damaged copy is replaced
+        assert store.put_many("f1", [first, second, items[2]]) == 2
+        assert store.get("f1", first[0]) == first[1]
+        assert store.get("f1", second[0]) == second[1]
+        assert store.has_many("f1", [first[0], second[0]]) == {first[0], second[0]}
+        assert store.check() == []
+        assert sorted(d.oid for d in seen) == [first[0], second[0]]  # each reported once
+        assert store.put_many("f1", [first]) == 0  # intact again: put-if-absent holds
+
+    def test_a_reupload_of_a_missing_object_is_accepted_and_served(
+        self, store: ObjectStore
+    ) -> None:
+        items = make_items(3, seed=41)
+        store.put_many("f1", items)
+        assert store.delete_many("f1", [items[0][0]]) == 1
+        assert store.put_many("f1", items) == 1
+        assert store.get("f1", items[0][0]) == items[0][1]
+        assert store.check() == []
+
+    def test_check_repair_quarantines_damage(self, store: ObjectStore) -> None:
+        items = [(bytes([n]) * 32, bytes([n]) * 300) for n in range(1, 4)]
+        store.put_many("f1", items)
+        damage(store, "f1", items[1][0])
+        repaired = store.check(repair=True)
+        assert len(repaired) == 1 and "quarantined until a client uploads it again" in repaired[0]
+        assert store.has_many("f1", [oid for oid, _ in items]) == {items[0][0], items[2][0]}
+        assert store.put_many("f1", items) == 1
+        assert store.check() == []
+
     def test_closed_store_refuses_calls(self, store: ObjectStore) -> None:
         store.put_many("f1", make_items(1, seed=16))
         store.close()
@@ -228,135 +279,6 @@ class TestMemoryObjectStore:
         store.put_many("f1", items)
         store.corrupt("f1", items[1][0], b"tampered")
         assert store.check() == [f"f1/{items[1][0].hex()}: digest mismatch"]
-
-
-class TestPackObjectStore:
-    def test_objects_survive_reopening(self, tmp_path: Path) -> None:
-        items = make_items(40, seed=21)
-        with_store = PackObjectStore(tmp_path / "objects")
-        with_store.put_many("f1", items)
-        with_store.close()
-        reopened = PackObjectStore(tmp_path / "objects")
-        try:
-            assert reopened.get_many("f1", [oid for oid, _ in items]) == dict(items)
-            assert reopened.put_many("f1", items) == 0
-            assert reopened.check() == []
-        finally:
-            reopened.close()
-
-    def test_packs_roll_at_the_size_limit(self, tmp_path: Path) -> None:
-        store = PackObjectStore(tmp_path / "objects", pack_size=10_000)
-        try:
-            items = make_items(40, seed=22, max_size=3000)
-            for start in range(0, 40, 4):
-                store.put_many("f1", items[start : start + 4])
-            packs = sorted((tmp_path / "objects" / "f1" / "packs").glob("*.pack"))
-            assert len(packs) > 3
-            assert all(p.stat().st_size <= 10_000 + 4 * 3000 for p in packs)
-            assert store.get_many("f1", [oid for oid, _ in items]) == dict(items)
-            assert store.check() == []
-        finally:
-            store.close()
-
-    def test_reads_beyond_the_descriptor_cache(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        monkeypatch.setattr(packs_module, "_MAX_CACHED_FDS", 1)
-        store = PackObjectStore(tmp_path / "objects", pack_size=4096)
-        try:
-            items = make_items(12, seed=28, max_size=3000)
-            for oid, blob in items:
-                store.put_many("f1", [(oid, blob)])
-            reader = PackObjectStore(tmp_path / "objects")  # opens packs only to read
-            try:
-                assert reader.get_many("f1", [oid for oid, _ in items]) == dict(items)
-                assert reader.check() == []
-            finally:
-                reader.close()
-        finally:
-            store.close()
-
-    def test_a_second_opener_is_a_read_only_view(self, tmp_path: Path) -> None:
-        writer = PackObjectStore(tmp_path / "objects")
-        reader = PackObjectStore(tmp_path / "objects")
-        try:
-            assert not writer.read_only and reader.read_only
-            items = make_items(10, seed=23)
-            writer.put_many("f1", items)
-            assert reader.get_many("f1", [oid for oid, _ in items]) == dict(items)
-            assert reader.has_many("f1", [items[0][0], b"\x00" * 32]) == {items[0][0]}
-            assert reader.stats("f1").objects == 10
-            assert reader.check() == []
-            with pytest.raises(StorageError, match="read-only"):
-                reader.put_many("f1", make_items(1, seed=24))
-            with pytest.raises(StorageError, match="read-only"):
-                reader.delete_many("f1", [items[0][0]])
-        finally:
-            reader.close()
-            writer.close()
-
-    def test_the_reader_takes_over_once_the_writer_has_gone(self, tmp_path: Path) -> None:
-        first = PackObjectStore(tmp_path / "objects")
-        second = PackObjectStore(tmp_path / "objects")
-        items = make_items(6, seed=29)
-        first.put_many("f1", items[:3])
-        first.close()
-        pack = tmp_path / "objects" / "f1" / "packs" / "0.pack"
-        size = pack.stat().st_size
-        with open(pack, "ab") as tail:  # as if the writer had died mid-append
-            tail.write(b"partial")
-        try:
-            assert second.read_only
-            assert second.put_many("f1", items) == 3
-            assert not second.read_only
-            assert pack.stat().st_size == size + sum(len(b) for _, b in items[3:])
-            assert second.get_many("f1", [oid for oid, _ in items]) == dict(items)
-            assert second.check() == []
-        finally:
-            second.close()
-
-    def test_read_only_opening_never_takes_the_writer_lock(self, tmp_path: Path) -> None:
-        with pytest.raises(StorageError, match="no object store"):
-            PackObjectStore(tmp_path / "objects", read_only=True)
-        PackObjectStore(tmp_path / "objects").close()
-        viewer = PackObjectStore(tmp_path / "objects", read_only=True)
-        writer = PackObjectStore(tmp_path / "objects")
-        try:
-            assert viewer.read_only and not writer.read_only
-            items = make_items(4, seed=30)
-            writer.put_many("f1", items)
-            assert viewer.has_many("f1", [oid for oid, _ in items]) == {o for o, _ in items}
-            writer.close()
-            with pytest.raises(StorageError, match="opened read-only"):
-                viewer.put_many("f1", make_items(1, seed=31))
-        finally:
-            viewer.close()
-            writer.close()
-
-    def test_has_many_answers_100k_ids_quickly(self, tmp_path: Path) -> None:
-        store = PackObjectStore(tmp_path / "objects")
-        try:
-            items = make_items(2000, seed=25, max_size=16)
-            store.put_many("f1", items)
-            rng = random.Random(26)
-            query = [oid for oid, _ in items] + [rng.randbytes(32) for _ in range(98_000)]
-            began = time.perf_counter()
-            found = store.has_many("f1", query)
-            elapsed = time.perf_counter() - began
-            assert found == {oid for oid, _ in items}
-            assert elapsed < 0.5, f"has_many took {elapsed:.3f}s for 100k ids"  # loaded CI
-        finally:
-            store.close()
-
-    def test_pack_and_lock_files_are_private(self, tmp_path: Path) -> None:
-        store = PackObjectStore(tmp_path / "objects")
-        try:
-            store.put_many("f1", make_items(1, seed=27))
-            pack = tmp_path / "objects" / "f1" / "packs" / "0.pack"
-            assert pack.stat().st_mode & 0o077 == 0
-            assert (tmp_path / "objects" / "writer.lock").stat().st_mode & 0o077 == 0
-        finally:
-            store.close()
 
 
 def test_open_store_picks_the_backend(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ from tests.helpers.cli_setup import CliWorld
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
-FAST = ("--quiet-ms", "100", "--max-delay-ms", "1000", "--poll-interval", "2", "--backoff-max", "1")
+FAST = ("--quiet-ms", "100", "--max-delay-ms", "1000", "--poll-interval", "2", "--backoff-max", "1",
+        "--settle-ms", "400")
 
 
 def wait_until(check: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,

@@ -13,7 +13,7 @@ from chunksync import history
 from chunksync.folder import SyncFolder
 from chunksync.sync.objects_io import ObjectReader
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
-from tests.helpers.daemons import DaemonProcess, read_or_none, wait_until
+from tests.helpers.daemons import FAST, DaemonProcess, read_or_none, wait_until
 from tests.helpers.devices import tree_of
 
 
@@ -104,10 +104,14 @@ def snapshot_versions(root: Path, path: str, out: Path) -> list[bytes]:
 def test_growing_file_snapshots_only_hold_prefixes(
     cli_world: CliWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With the settle window off (``--settle-ms 0``; by default a file still being written
+    waits, see test_settle_daemon.py), the daemon syncs while the file grows, and every
+    snapshot holds a consistent read: a prefix, never a torn version."""
     w = cli_world
     a = w.init("laptop")
     b = w.join("desktop")
-    with DaemonProcess(w, "laptop") as da, DaemonProcess(w, "desktop") as db:
+    no_settle = (*FAST, "--settle-ms", "0")
+    with DaemonProcess(w, "laptop", *no_settle) as da, DaemonProcess(w, "desktop", *no_settle) as db:
         da.wait_ready()
         db.wait_ready()
         final = b""

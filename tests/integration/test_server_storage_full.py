@@ -29,7 +29,7 @@ from chunksync.transport import HttpClient, RetryPolicy
 from chunksync.transport.base import status_error
 from server import admin
 from server.handlers.common import DB, METRICS
-from server.storage import packs
+from server.storage import packio
 from tests.helpers.server import RunningServer, serve_in_process
 
 F = "f"
@@ -113,7 +113,7 @@ async def test_other_write_errors_answer_507_storage_failed(
 
     async with serve_in_process(tmp_path / "srv") as srv:
         await make_folder(srv)
-        monkeypatch.setattr(packs, "write_all", broken_disk)
+        monkeypatch.setattr(packio, "write_all", broken_disk)
         blob = os.urandom(100)
         async with aiohttp.ClientSession(headers=srv.headers()) as s:
             url = srv.url(wire.OBJECT, folder=F, oid="cd" * 32)

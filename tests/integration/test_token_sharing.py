@@ -39,6 +39,7 @@ async def test_token_rotated_by_another_client_is_reread_after_401(tmp_path: Pat
             assert renewed.token != srv.token and renewed.token == first.token
             assert renewed.renew_after is not None and renewed.renew_after > time.time()
             assert (home / "credentials.json").stat().st_mode & 0o777 == 0o600
+            await first.whoami()  # the new token's first use retires the old one
             # `second` still sends the old token: 401, re-read, retried once, fine
             assert (await second.whoami())["device_id"] == srv.device_id
             assert second.token == renewed.token

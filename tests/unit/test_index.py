@@ -24,6 +24,15 @@ def _state(path: str, n: int = 1) -> FileState:
                      manifest_id=_oid(n))
 
 
+def _event(change: str, path: str = "p", **extra: object) -> dict[str, object]:
+    """An event of the shape the engine writes (the index refuses any other on read)."""
+    return {"time_ns": 1, "path": path, "change": change, "device": "laptop", **extra}
+
+
+def _conflict(n: int) -> dict[str, object]:
+    return {"copy_path": f"x (conflicted copy {n}).txt", "explanation": "both changed"}
+
+
 def test_round_trip_every_database(tmp_path: Path) -> None:
     with Index.open(index_dir(tmp_path)) as index:
         with index.write() as w:
@@ -34,9 +43,9 @@ def test_round_trip_every_database(tmp_path: Path) -> None:
             w.add_known([_oid(1), _oid(2)])
             w.put_dirtree("a", _oid(8))
             w.set_meta("device", b"laptop")
-            first = w.append_event({"path": "a/b.txt", "change": "add"})
-            second = w.append_event({"path": "a/c", "change": "modify"})
-            w.put_conflict("x.txt", {"copy": "x (conflicted copy).txt"})
+            first = w.append_event(_event("add", "a/b.txt"))
+            second = w.append_event(_event("modify", "a/c"))
+            w.put_conflict("x.txt", _conflict(1))
         assert (first, second) == (1, 2)
         assert index.get_state("a/b.txt") == _state("a/b.txt", 1)
         racy = index.get_state("a/c")
@@ -52,13 +61,13 @@ def test_round_trip_every_database(tmp_path: Path) -> None:
         assert index.get_meta("device") == b"laptop"
         assert [s for s, _ in index.iter_events()] == [1, 2]
         assert [e["change"] for _, e in index.iter_events(after=1)] == ["modify"]
-        assert list(index.iter_conflicts()) == [("x.txt", {"copy": "x (conflicted copy).txt"})]
+        assert list(index.iter_conflicts()) == [("x.txt", _conflict(1))]
         with index.write() as w:
             w.delete_state("a/c")
             w.delete_meta("device")
             w.delete_conflict("x.txt")
             w.delete_dirtree("a")
-            assert w.append_event({"change": "delete"}) == 3
+            assert w.append_event(_event("delete")) == 3
         assert index.get_state("a/c") is None
         assert index.get_meta("device") is None
         assert list(index.iter_conflicts()) == []
@@ -74,13 +83,13 @@ def test_long_paths_and_root_dirtree(tmp_path: Path) -> None:
             w.put_state(_state(long_b, 2))
             w.put_dirtree("", _oid(5))
             w.put_dirtree("d/" + "a" * 600, _oid(6))
-            w.put_conflict(long_a, {"n": 1})
+            w.put_conflict(long_a, _conflict(2))
         assert index.get_state(long_a) == _state(long_a, 1)
         assert [s.path for s in index.iter_states("d/" + "a" * 600 + "/y")] == [long_b]
         assert sorted(s.path for s in index.iter_states("d/")) == [long_a, long_b]
         assert index.get_dirtree("") == _oid(5)
         assert dict(index.iter_dirtrees()) == {"": _oid(5), "d/" + "a" * 600: _oid(6)}
-        assert list(index.iter_conflicts()) == [(long_a, {"n": 1})]
+        assert list(index.iter_conflicts()) == [(long_a, _conflict(2))]
         with index.write() as w:
             w.delete_state(long_a)
         assert index.get_state(long_a) is None
@@ -101,7 +110,7 @@ def test_iteration_spans_many_batches(tmp_path: Path) -> None:
         with index.write() as w:
             for i in range(2000):
                 w.put_state(_state(f"d/{i:05d}", i + 1))
-                w.append_event({"i": i})
+                w.append_event(_event("add", i=i))
         assert [s.size for s in index.iter_states("d/")] == list(range(1, 2001))
         assert [e["i"] for _, e in index.iter_events(after=1500)] == list(range(1500, 2000))
 

@@ -309,7 +309,9 @@ def test_file_deleted_before_reading_is_left_out(
 
     monkeypatch.setattr(scanner_mod.os, "open", vanish)
     result = _scan(root, folder_keys, tmp_path / "idx")
-    assert set(result.entries) == {"stays.txt"} and result.warnings == ()
+    assert set(result.entries) == {"stays.txt"}
+    # said, not silent (as rsync's "vanished source files"): a failed item for this scan
+    assert [(f.path, f.kind) for f in result.failed] == [("gone.txt", "vanished")]
 
 
 def test_file_swapped_for_a_fifo_after_the_walk_does_not_hang(tmp_path: Path, folder_keys: FolderKeys) -> None:

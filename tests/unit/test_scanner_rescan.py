@@ -1,8 +1,8 @@
-"""Rescanning a large unchanged tree reads no file content and is fast."""
+"""Rescanning a large unchanged tree reads no file content, and a scan of one dirty
+directory lists only it (work counted, not timed: tools/bench_rescan.py times it)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from chunksync.crypto.folder_keys import FolderKeys
@@ -17,13 +17,9 @@ def test_rescan_of_20000_unchanged_files(tmp_path: Path, folder_keys: FolderKeys
     with Index.open(tmp_path / "idx") as index:
         first = scan(root, folder_keys, index)
         assert first.files == first.files_read == 20_000
-        started = time.perf_counter()
         again = scan(root, folder_keys, index)
-        elapsed = time.perf_counter() - started
         assert again.files_read == 0 and again.bytes_read == 0
         assert again.root_id == first.root_id and again.files == 20_000
-        assert elapsed < 1.0, f"rescan took {elapsed:.2f} s"
-        started = time.perf_counter()
         partial = scan(root, folder_keys, index, dirty={"pkg003/mod07"})
         assert partial.files_read == 0 and partial.root_id == first.root_id
-        assert time.perf_counter() - started < elapsed + 0.5
+        assert partial.listed == frozenset({"pkg003/mod07"})

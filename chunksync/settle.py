@@ -1,0 +1,117 @@
+"""Files still being written wait: the daemon syncs a file once it stops changing.
+
+A program writing a large file over several seconds must not produce a snapshot per
+write, each a partial version pushed to every other device. As Syncthing and Dropbox do,
+the daemon waits for a file to be quiet:
+
+* a changed file whose mtime is within the quiet window (``quiet``, 2 s by default) is
+  *held*: the scan keeps its previous state (a new file is left out) and the daemon looks
+  again after the window;
+* it is *stable*, and read, once its mtime is older than the window, or once two looks at
+  least a window apart saw the same size, mtime and inode (a file with an mtime in the
+  future, or one whose writer sets an old mtime, still settles);
+* a file that never settles (a log written to all the time) is held at most ``cap``
+  seconds (60 s by default); then the scan reads it anyway — a consistent read, the
+  scanner re-reads a file that changed under it — and :attr:`Settle.capped` says so for
+  the log.
+
+:class:`Settle` is the scanner's ``hold`` callback; its clock is injectable.
+:func:`busy_for` is the daemon's cheap look before a round (one ``scandir`` per dirty
+directory): how long until the files there are quiet, so a burst of writes becomes one
+round and one snapshot. A one-shot ``chunksync sync`` holds nothing back (it is an
+explicit request, as with rsync or restic); a file that changes while it is read is
+retried and then reported as a failed item "being written" (:mod:`chunksync.failed`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DEFAULT_CAP", "DEFAULT_QUIET", "Settle", "busy_for"]
+
+DEFAULT_QUIET = 2.0
+DEFAULT_CAP = 60.0
+
+
+@dataclass(slots=True)
+class _Look:
+    sig: tuple[int, int, int]
+    seen_ns: int  # when this signature was first seen
+    first_ns: int  # when the file was first held (the cap counts from here)
+
+
+@dataclass
+class Settle:
+    """Decides, per changed file, whether to hold it back this scan (module docstring)."""
+
+    quiet: float = DEFAULT_QUIET
+    cap: float = DEFAULT_CAP
+    clock: Callable[[], int] = time.time_ns
+    _looks: dict[str, _Look] = field(default_factory=dict)
+    _capped: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, rel: str, st: os.stat_result) -> bool:
+        """True: hold ``rel`` (still being written); False: read it now."""
+        now = self.clock()
+        quiet_ns, cap_ns = int(self.quiet * 1e9), int(self.cap * 1e9)
+        sig = (st.st_size, st.st_mtime_ns, st.st_ino)
+        with self._lock:
+            look = self._looks.get(rel)
+            if 0 <= now - st.st_mtime_ns and now - st.st_mtime_ns >= quiet_ns:
+                self._looks.pop(rel, None)
+                return False  # not written for a whole window
+            if look is None:
+                self._looks[rel] = _Look(sig, now, now)
+                self._prune(now, cap_ns)
+                return quiet_ns > 0
+            if look.sig != sig:
+                look.sig, look.seen_ns = sig, now
+            elif now - look.seen_ns >= quiet_ns:
+                del self._looks[rel]
+                return False  # two looks a window apart agree
+            if now - look.first_ns >= cap_ns:
+                del self._looks[rel]
+                self._capped.append(rel)
+                return False  # never settles: take a consistent read now
+            return True
+
+    def _prune(self, now: int, cap_ns: int) -> None:
+        """Forget files not looked at for two caps (deleted while held)."""
+        if len(self._looks) > 64:
+            for rel in [r for r, lk in self._looks.items() if now - lk.seen_ns > 2 * cap_ns]:
+                del self._looks[rel]
+
+    def take_capped(self) -> list[str]:
+        """Files read past the cap since the last call (for one log line each)."""
+        with self._lock:
+            out, self._capped = self._capped, []
+        return out
+
+
+def busy_for(root: Path, dirs: Iterable[str], quiet: float, now_ns: int | None = None) -> float:
+    """Seconds until every file directly in ``dirs`` (relative to ``root``) has an mtime
+    older than ``quiet``; 0 when they all do. Mtimes in the future are left to
+    :class:`Settle` (they would postpone forever); unlistable directories count as quiet."""
+    now = time.time_ns() if now_ns is None else now_ns
+    quiet_ns = int(quiet * 1e9)
+    newest = 0
+    for rel in dirs:
+        try:
+            with os.scandir(root / rel if rel else root) as it:
+                for entry in it:
+                    try:
+                        if entry.is_file(follow_symlinks=False):
+                            mtime = entry.stat(follow_symlinks=False).st_mtime_ns
+                            if mtime <= now:
+                                newest = max(newest, mtime)
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return max(0.0, (newest + quiet_ns - now) / 1e9)
