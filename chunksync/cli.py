@@ -24,19 +24,15 @@ import click
 from . import __version__
 from .config import Credential, FolderConfig, FolderPaths, save_credential
 from .errors import EXIT_SKIPPED, ChunksyncError, DeviceRevoked, UserError
-from .folder import (
-    FolderBusy,
-    FolderLock,
-    SyncFolder,
-    create_folder_state,
-    remove_folder_state,
-    rewrap_slot,
+from .interrupt import (
+    interrupted,
+    on_interrupt,
+    run_interruptible,
+    say_interrupted,
+    signals_handled,
 )
-from .interrupt import interrupted, on_interrupt, run_interruptible, say_interrupted, signals_handled
 from .objects import short_id
 from .output import say, setup_logging, to_json
-from .progress import TerminalProgress
-from .transport.http import HttpClient
 from .transport.tokens import renew_at
 
 T = TypeVar("T")
@@ -123,6 +119,7 @@ def main() -> None:
 @command_errors
 def login(url: str, user: str, password_file: str | None, device_name: str, ca_file: str | None, totp: str | None) -> None:
     """Log this device in to a server and store its token (0600)."""
+    from .transport.http import HttpClient
     password = read_secret(password_file, "CHUNKSYNC_PASSWORD", "Password")
 
     async def go() -> Credential:
@@ -149,7 +146,9 @@ def _new_config(folder: str, server: str | None) -> tuple[FolderConfig, Credenti
 
 
 def _with_progress(go: Callable[[Any], Awaitable[T]], quiet: bool = False) -> T:
-    """Run a sync, with transfer bars on stderr when it is a terminal."""
+    """Run a sync or a restore, with progress bars (bytes, files, time left) on stderr
+    when it is a terminal."""
+    from .progress import TerminalProgress
     if quiet or not sys.stderr.isatty():
         return run(go(None))
     with TerminalProgress() as progress:
@@ -160,11 +159,10 @@ def _sync_once(
     root: Path, *, allow_mass_delete: bool = False, accept_server_history: bool = False, quiet: bool = False
 ) -> Any:
     """One sync under the folder lock; None when a running daemon was asked instead."""
-
     from .failed import record as record_failed
-    from .status import clear_revoked, mark_revoked
-
     from .control import GatedChunkStore
+    from .folder import FolderBusy, FolderLock, SyncFolder
+    from .status import clear_revoked, mark_revoked
 
     async def go(progress: Any) -> Any:
         async with SyncFolder.open(root) as f:
@@ -242,6 +240,7 @@ def init(directory: Path, folder: str, server: str | None, passphrase_file: str 
 def join(directory: Path, folder: str, server: str | None, passphrase_file: str | None) -> None:
     """Sync an existing folder on this device (same passphrase; run again to continue)."""
     from . import onboard
+    from .folder import create_folder_state, remove_folder_state
 
     config, cred = _new_config(folder, server)
     onboard.check_local_dir(directory)
@@ -271,6 +270,7 @@ def join(directory: Path, folder: str, server: str | None, passphrase_file: str 
 @command_errors
 def change_passphrase(directory: Path, passphrase_file: str | None, new_passphrase_file: str | None) -> None:
     """Change the folder passphrase (rewraps the key; no file is re-encrypted)."""
+    from .folder import SyncFolder, rewrap_slot
     old = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Current passphrase")
     new = read_secret(new_passphrase_file, "CHUNKSYNC_NEW_PASSPHRASE", "New passphrase", confirm=True)
     if not new:
@@ -365,6 +365,7 @@ def _when(ts: float) -> str:
 @command_errors
 def log(directory: Path, path: str | None, as_json: bool, events: bool) -> None:
     """List snapshots (id, time, device, summary), or one path's history."""
+    from .folder import SyncFolder
     from .history import list_snapshots, path_history
     from .sync.objects_io import ObjectReader
 
@@ -408,7 +409,9 @@ def log(directory: Path, path: str | None, as_json: bool, events: bool) -> None:
 @click.option("--to", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @command_errors
 def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at: str | None, out: Path) -> None:
-    """Restore a snapshot (or some paths of it) into another directory."""
+    """Restore a snapshot (or some paths of it) into another directory (with progress:
+    files, bytes, time left, when stderr is a terminal)."""
+    from .folder import SyncFolder
     from .history import find_snapshot, list_snapshots
     from .history import restore as do_restore
     from .sync.objects_io import ObjectReader
@@ -416,13 +419,13 @@ def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at
     if out.resolve() == directory.resolve() or directory.resolve() in out.resolve().parents:
         raise UserError("restore into a directory outside the synced folder")
 
-    async def go() -> tuple[Any, int]:
+    async def go(progress: Any) -> tuple[Any, int]:
         async with SyncFolder.open(directory) as f:
-            reader = ObjectReader(f.keys, f.index, f.store)
+            reader = ObjectReader(f.keys, f.index, f.store, progress)
             snap = await find_snapshot(reader, await list_snapshots(reader), snapshot_id, at)
             return snap, await do_restore(reader, snap, paths, out)
 
-    snap, count = run(go())
+    snap, count = _with_progress(go)
     say(f"restored {count} file{'s' if count != 1 else ''} of snapshot {short_id(snap.id)} ({_when(snap.time)}) to {out}")
 
 
@@ -483,6 +486,7 @@ def resolve(directory: Path, path: str, keep: str) -> None:
 @command_errors
 def verify(directory: Path) -> None:
     """Re-download every object of the head and check it against the local files."""
+    from .folder import SyncFolder
     from .verify import verify_folder
 
     async def go() -> list[str]:

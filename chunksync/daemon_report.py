@@ -42,7 +42,7 @@ class PathReport:
         for item in change.cleared:
             self.log("failed_item_cleared", path=item.path, kind=item.kind)
         for path in self.settle.take_capped():
-            self.log("still_being_written", path=display(path),
+            self.log("still_being_written", path=path,
                      message=f"{display(path)} kept changing for {self.settle.cap:.0f} s: "
                      "synced its latest consistent read")
         if scan is None:
@@ -54,5 +54,5 @@ class PathReport:
         return {
             "failed_items": sum(1 for i in self.items if i.skipped),
             "failed": [i.to_json() for i in self.items[:SHOWN]],
-            "waiting_for_writes": [display(p) for p in self.waiting[:SHOWN]],
+            "waiting_for_writes": list(self.waiting[:SHOWN]),
         }

@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import EXIT_SKIPPED
-from .paths import display
 from .storage.index import Index
 
 __all__ = ["EXIT_SKIPPED", "HINTS", "META_KEY", "FailedItem", "Recorded", "load", "merge", "record"]
@@ -55,7 +54,8 @@ REMOTE_KINDS = frozenset({"unwritable-here"})
 
 @dataclass(frozen=True, slots=True)
 class FailedItem:
-    """One path that cannot be synced (``path`` is folder-relative, escaped for display)."""
+    """One path that cannot be synced (``path`` is folder-relative and exact: a name that is
+    not UTF-8 keeps its bytes as lone surrogates; every output escapes it, chunksync.output)."""
 
     path: str
     kind: str
@@ -65,9 +65,8 @@ class FailedItem:
 
     @classmethod
     def of(cls, kind: str, path: str, reason: str) -> FailedItem:
-        """A new item; ``path`` is escaped (:func:`~chunksync.paths.display`), so a name
-        that is not UTF-8 or holds control characters is stored and shown safely."""
-        return cls(display(path), kind, reason, HINTS.get(kind, ""), time.time_ns())
+        """A new item, first seen now."""
+        return cls(path, kind, reason, HINTS.get(kind, ""), time.time_ns())
 
     @property
     def skipped(self) -> bool:
@@ -113,9 +112,8 @@ def merge(
     if scanned is None:
         out.update((i.key, i) for i in old if i.kind not in REMOTE_KINDS)
     else:
-        # item paths are escaped; so are these (only when there is something to re-judge)
-        shown = {display(d) for d in listed} if old else set()
-        there = {display(d) for d in present or ()} if old else set()
+        shown = set(listed) if old else set()
+        there = set(present or ()) if old else set()
         for item in old:
             parent = _parent(item.path)
             if item.kind in REMOTE_KINDS or (parent in shown and item.path not in held):
@@ -168,7 +166,7 @@ def record(
     scanned = listed = present = None
     held: set[str] = set()
     if scan is not None:
-        held = {display(p) for p in scan.settling}
+        held = set(scan.settling)
         scanned = list(getattr(scan, "failed", ()))
         scanned += [FailedItem.of("being-written", p, "kept changing while being read; not synced yet")
                     for p in scan.requeued]

@@ -2,8 +2,8 @@
 
 Each item is one line, ``PATH: reason (what to do)``; a long list is cut after
 :data:`LINES` lines with a count of the rest, since ``chunksync status --json`` lists
-them all. Paths are already escaped (:func:`chunksync.paths.display`), so a hostile name
-cannot forge a terminal line.
+them all. Paths are raw here: the caller prints each line with
+:func:`chunksync.output.say`, which escapes it, so a hostile name cannot forge a terminal line.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ from .errors import ChunksyncError, UnsafePathError
 __all__ = [
     "DiskFullError",
     "LocalChanged",
+    "install_temp",
+    "write_temp",
     "atomic_write_bytes",
     "lstat_at",
     "move_back",
@@ -41,6 +43,7 @@ __all__ = [
     "remove_at",
     "rename_at",
     "rmdir_at",
+    "set_meta_at",
     "sweep_tmp",
     "symlink_at",
     "write_file_at",
@@ -160,23 +163,28 @@ def lstat_at(root: Path, relpath: str) -> os.stat_result | None:
 
 
 def write_file_at(
-    root: Path,
-    tmpdir: Path,
-    relpath: str,
-    blocks: Iterable[bytes],
-    *,
-    executable: bool,
-    mtime_ns: int,
-    check: callable | None = None,  # type: ignore[valid-type]
+    root: Path, tmpdir: Path, relpath: str, blocks: Iterable[bytes], *, executable: bool,
+    mtime_ns: int, check: callable | None = None,  # type: ignore[valid-type]
 ) -> os.stat_result:
     """Write ``blocks`` to ``relpath`` atomically; returns the new file's stat.
 
     ``check(current_stat_or_None)`` runs just before the rename and may raise
-    LocalChanged to abandon the write (the temp file is removed).
-    """
+    LocalChanged to abandon the write (the temp file is removed). One file, two fsyncs:
+    :mod:`chunksync.sync.download` groups the barriers of many files instead."""
+    tmpname, written = write_temp(tmpdir, relpath, blocks, executable=executable,
+                                  mtime_ns=mtime_ns, durable=True)
+    return install_temp(root, tmpdir, tmpname, relpath, written, check=check, sync_dir=True)
+
+
+def write_temp(
+    tmpdir: Path, relpath: str, blocks: Iterable[bytes], *, executable: bool, mtime_ns: int,
+    durable: bool,
+) -> tuple[str, os.stat_result]:
+    """Write a new file's content, mode and mtime to a fresh temp file in ``tmpdir``;
+    returns its name and stat. ``durable=False`` leaves the fsync to the caller (one
+    barrier for a whole batch, before any of it is renamed into place)."""
     tmpdir.mkdir(parents=True, exist_ok=True)
     tmpname = f"dl-{uuid.uuid4().hex}"
-    parent, name = split(relpath)
     try:
         with open_dir(tmpdir, "") as tfd:
             fd = os.open(tmpname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=tfd)
@@ -187,21 +195,54 @@ def write_file_at(
                     out.flush()
                     os.fchmod(fd, 0o755 if executable else 0o644)
                     os.utime(fd, ns=(mtime_ns, mtime_ns))
-                    os.fsync(fd)
-                    new_stat = os.fstat(fd)
+                    if durable:
+                        os.fsync(fd)
+                    return tmpname, os.fstat(fd)
             finally:
                 os.close(fd)
-            with open_dir(root, parent, create=True) as dfd:
-                target = _entry(dfd, name)
-                current = _stat_or_none(dfd, target)
-                if check is not None:
-                    check(current)
-                held = _hold(dfd, target, tfd, current)
-                os.rename(tmpname, target, src_dir_fd=tfd, dst_dir_fd=dfd)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmpdir / tmpname)
+        if isinstance(exc, OSError):
+            raise _os_error("writing", relpath, exc) from exc
+        raise
+
+
+def install_temp(
+    root: Path,
+    tmpdir: Path,
+    tmpname: str,
+    relpath: str,
+    written: os.stat_result,
+    *,
+    check: callable | None = None,  # type: ignore[valid-type]
+    sync_dir: bool,
+) -> os.stat_result:
+    """Rename a durable temp file from :func:`write_temp` over ``relpath`` after ``check``,
+    holding the replaced file (:func:`_hold`); ``sync_dir=False`` leaves the directory
+    fsync to the caller. Returns the stat taken *after* the rename if it is still the file
+    written (a rename changes the ctime, and a stale one makes the next scan re-read the
+    file), else ``written``."""
+    parent, name = split(relpath)
+    try:
+        with open_dir(tmpdir, "") as tfd, open_dir(root, parent, create=True) as dfd:
+            target = _entry(dfd, name)
+            current = _stat_or_none(dfd, target)
+            if check is not None:
+                check(current)
+            held = _hold(dfd, target, tfd, current)
+            os.rename(tmpname, target, src_dir_fd=tfd, dst_dir_fd=dfd)
+            if sync_dir:
                 os.fsync(dfd)
-                if held is not None:
-                    _release(held, current, tfd, dfd, target)
-            return new_stat
+            if held is not None:
+                _release(held, current, tfd, dfd, target)
+            after = _stat_or_none(dfd, target)
+            # only the ctime may have moved; else an edit slipped in: the scan must read it
+            if after is not None and (after.st_ino, after.st_size, after.st_mtime_ns, after.st_mode) == (
+                written.st_ino, written.st_size, written.st_mtime_ns, written.st_mode
+            ):
+                return after
+            return written
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmpdir / tmpname)
@@ -280,6 +321,20 @@ def symlink_at(root: Path, relpath: str, target: str, mtime_ns: int | None = Non
         if mtime_ns is not None:
             os.utime(tmpname, ns=(mtime_ns, mtime_ns), dir_fd=dfd, follow_symlinks=False)
         os.rename(tmpname, _entry(dfd, name), src_dir_fd=dfd, dst_dir_fd=dfd)
+
+
+def set_meta_at(root: Path, relpath: str, executable: bool, mtime_ns: int) -> os.stat_result:
+    """Set a file's exec bit and mtime, never following a symlink, whatever the disk's
+    spelling of the name (NFC in trees, maybe NFD here); returns its new stat."""
+    parent, name = split(relpath)
+    with open_dir(root, parent) as dfd:
+        fd = os.open(_entry(dfd, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            os.fchmod(fd, 0o755 if executable else 0o644)
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
 
 
 def mkdir_at(root: Path, relpath: str) -> None:

@@ -131,6 +131,7 @@ async def restore(reader: ObjectReader, snapshot: Snapshot, paths: Sequence[str]
     for p, e in entries:
         if e.kind != "dir" and fsops.lstat_at(out, p) is not None:
             raise UserError(f"{out / p} already exists: restore into an empty directory")
+    reader.progress.expect("down", sum(e.size or 0 for _, e in entries if e.kind == "file"))
     tmp = out / ".chunksync-restore-tmp"
     ops: dict[str, Op] = {"dir": "mkdir", "file": "write", "symlink": "symlink"}
     actions = [Action(op=ops[e.kind], path=p, entry=e, expect=None) for p, e in entries]

@@ -20,11 +20,16 @@ __all__ = ["batches", "normalize_dirty", "read_all"]
 R = TypeVar("R")
 
 
+class _Sized(Protocol):
+    @property
+    def st_size(self) -> int: ...
+
+
 class _Job(Protocol):
     @property
     def rel(self) -> str: ...
     @property
-    def stat(self) -> os.stat_result: ...
+    def stat(self) -> _Sized: ...
 
 
 J = TypeVar("J", bound=_Job)

@@ -25,18 +25,18 @@ directory bottom-up, so the root id summarizes the whole folder. Guarantees:
 
 ``on_chunk(oid, view)`` sees every chunk of every file read (possibly from worker
 threads, possibly for an attempt that is later discarded); ``view`` is only valid during
-the call. Reading, chunking and hashing run on a small thread pool: pyfastcdc's cut
-loop and BLAKE3 release the GIL.
+the call. Reading, chunking and hashing (:mod:`chunksync.scan_read`) run on a small
+thread pool: pyfastcdc's cut loop and BLAKE3 release the GIL.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat as st_mod
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
-from io import FileIO
 from pathlib import Path
 
 from .chunker import Chunker
@@ -45,8 +45,6 @@ from .errors import ConfigError
 from .failed import FailedItem
 from .ignore import IgnoreRules
 from .objects import (
-    ChunkRef,
-    FileManifest,
     ObjectId,
     ObjectKind,
     Tree,
@@ -55,22 +53,20 @@ from .objects import (
     normalize_name,
 )
 from .paths import portability_problem as portability_warning
+from .scan_read import RACY_NS, READ_ATTEMPTS, OnChunk, _FileJob, _Read, _Reader, _Stat
 from .scanjobs import normalize_dirty as _normalize_dirty
 from .scanjobs import read_all as _read_all
 from .storage.index import FileState, Index, IndexWriter
 from .trampoline import Walk
-from .treediff import walk_tree
 from .trampoline import run as run_walk
+from .treediff import walk_tree
 
 __all__ = ["READ_ATTEMPTS", "RACY_NS", "ScanResult", "scan"]
 
-RACY_NS = 2_000_000_000
-READ_ATTEMPTS = 3
 _BATCH_OPS = 5000
 _META_IGNORE = "scan.ignore_digest"
 _META_ROOT = "scan.root"
 
-OnChunk = Callable[[ObjectId, memoryview], None]
 #: ``hold(rel, stat)``: True keeps a changed file's previous state this time (still being
 #: written, see :mod:`chunksync.settle`)
 Hold = Callable[[str, os.stat_result], bool]
@@ -96,103 +92,10 @@ class ScanResult:
     settling: tuple[str, ...] = ()  # changed files held back by ``hold``
 
 
-@dataclass(frozen=True, slots=True)
-class _FileJob:
-    rel: str
-    disk: str
-    stat: os.stat_result
-    prev: FileState | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Read:
-    """Outcome of reading one file: a new state, or why the previous one is kept."""
-
-    state: FileState | None
-    manifest: bytes = b""
-    bytes_read: int = 0
-    problem: str = ""  # "changed" or a warning text
-
-
-def _same_stat(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino, a.st_mode) == (
-        b.st_size, b.st_mtime_ns, b.st_ctime_ns, b.st_ino, b.st_mode,
-    )
-
-
 def _matches(state: FileState, st: os.stat_result) -> bool:
     return not state.racy and (
         state.size, state.mtime_ns, state.ctime_ns, state.inode, state.mode
     ) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
-
-
-class _Reader:
-    """Reads, chunks and hashes one file; safe to call from several threads."""
-
-    def __init__(self, keys: FolderKeys, chunker: Chunker, on_chunk: OnChunk | None, now: int):
-        self.keys, self.chunker, self.on_chunk, self.now = keys, chunker, on_chunk, now
-
-    def _chunks(self, fd: int, size: int) -> Iterator[bytes | memoryview]:
-        """The file's chunks. A file below the chunker's minimum is one chunk by
-        definition, so it is read with one call and never goes through the chunker
-        (most files of a source tree). Reading one byte past ``size`` notices a file
-        that grew meanwhile; the caller's stat check then retries it."""
-        if size < self.chunker.params.min_size:
-            parts = []
-            want = size + 1
-            while want > 0 and (part := os.read(fd, want)):
-                parts.append(part)
-                want -= len(part)
-            if parts:
-                yield b"".join(parts)
-            return
-        with FileIO(fd, "rb", closefd=False) as stream:
-            for _off, view in self.chunker.iter_chunk_spans(stream, size):
-                yield view
-
-    def __call__(self, job: _FileJob) -> _Read:
-        """Read one file into a manifest, or say why not.
-
-        The file counts as read consistently when its fstat after reading equals the
-        stat taken before (by the directory walk on the first attempt): same inode,
-        size, mtime and ctime, so no write happened in between. A file replaced by a
-        rename meanwhile was still read whole and consistently (the old inode); the
-        next scan sees the new one.
-        """
-        total = 0
-        before = job.stat
-        for _attempt in range(READ_ATTEMPTS):
-            try:
-                # O_NONBLOCK: a file swapped for a fifo since the walk must not hang us
-                fd = os.open(job.disk, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-            except FileNotFoundError:
-                return _Read(None, problem="vanished")
-            except OSError as exc:
-                return _Read(None, problem=f"cannot read ({exc.strerror})")
-            try:
-                if not st_mod.S_ISREG(before.st_mode):
-                    return _Read(None, problem="changed")
-                refs = []
-                for view in self._chunks(fd, before.st_size):
-                    cid = self.keys.chunk_id(view)
-                    if self.on_chunk is not None:
-                        self.on_chunk(cid, view)
-                    refs.append(ChunkRef(cid, len(view)))
-                after = os.fstat(fd)
-            finally:
-                os.close(fd)
-            size = sum(r.size for r in refs)
-            total += size
-            if _same_stat(before, after) and size == after.st_size:
-                manifest = FileManifest(size, tuple(refs)).encode()
-                state = FileState(
-                    job.rel, size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino,
-                    after.st_mode, self.keys.meta_id(manifest),
-                    racy=after.st_mtime_ns >= self.now - RACY_NS,
-                )
-                return _Read(state, manifest, total)
-            before = after  # changed while read: try again against the newer stat
-        return _Read(None, bytes_read=total, problem="changed")
 
 
 def _file_entry(name: str, state: FileState) -> TreeEntry:
@@ -233,7 +136,7 @@ class _Scan:
             return True
         try:
             with os.scandir(disk) as it:
-                items = sorted(it, key=lambda e: e.name)
+                items = sorted(it, key=_listing_order)
         except (FileNotFoundError, NotADirectoryError):
             return False
         except PermissionError as exc:
@@ -286,7 +189,7 @@ class _Scan:
                 self.settling.append(rel)  # still being written: the previous state, if any
                 pending.extend([(name, "entry", _file_entry(name, prev))] if prev else [])
             else:
-                self.jobs.append(_FileJob(rel, item.path, st, prev))
+                self.jobs.append(_FileJob(rel, item.path, _Stat.of(st), prev))
                 pending.append((name, "job", rel))
         elif st_mod.S_ISLNK(st.st_mode):
             self._symlink(rel, name, item.path, st, pending)
@@ -394,6 +297,16 @@ class _Scan:
         return None if prev is None else _file_entry(name, prev)
 
 
+def _listing_order(item: os.DirEntry[str]) -> tuple[str, bool]:
+    """NFC order; of two names equal once normalized, the NFC spelling first: it is the
+    one synced, and the one fsops resolves the name to (``fsops._entry``)."""
+    name = item.name
+    if name.isascii():
+        return name, False
+    nfc = normalize_name(name)
+    return nfc, nfc != name
+
+
 def _walk(root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
           dirty: set[str] | None, hold: Hold | None) -> _Scan:
     run = _Scan(root, keys, index, ignore, dirty, hold)
@@ -407,31 +320,37 @@ def _walk(root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
     return run
 
 
-def _persist(index: Index, run: _Scan, results: dict[str, _Read],
-             entries: dict[str, TreeEntry], old_dirtrees: dict[str, ObjectId],
-             ignore: IgnoreRules) -> None:
-    """Write objects, then stat rows, then dirtrees, in batches of a few thousand ops."""
-    ops: list[Callable[[IndexWriter], None]] = []
-    changed = {rel for rel, tid in run.tree_ids.items() if old_dirtrees.get(rel) != tid}
+def _ops(run: _Scan, results: dict[str, _Read], entries: dict[str, TreeEntry],
+         changed: set[str]) -> Iterator[Callable[[IndexWriter], None]]:
+    """The scan's index writes, in order: objects, then stat rows (made lazily, so only
+    one transaction's worth exists at a time)."""
     written: set[ObjectId] = set()
     for oid, kind, data in run.new_objects:
         if oid not in written:
             written.add(oid)
-            ops.append(lambda w, o=oid, k=kind, d=data: w.put_object(o, k, d))
+            yield lambda w, o=oid, k=kind, d=data: w.put_object(o, k, d)
     for rel, oid, data in run.new_trees:
         if rel in changed and oid not in written:
             written.add(oid)
-            ops.append(lambda w, o=oid, d=data: w.put_object(o, ObjectKind.TREE, d))
+            yield lambda w, o=oid, d=data: w.put_object(o, ObjectKind.TREE, d)
     for read in results.values():
         if read.state is not None:
-            ops.append(lambda w, s=read.state: w.put_state(s))
+            yield lambda w, s=read.state: w.put_state(s)
     for path in run.states:
         entry = entries.get(path)
         if entry is None or entry.kind != "file":
-            ops.append(lambda w, p=path: w.delete_state(p))
-    for batch_start in range(0, len(ops), _BATCH_OPS):
+            yield lambda w, p=path: w.delete_state(p)
+
+
+def _persist(index: Index, run: _Scan, results: dict[str, _Read],
+             entries: dict[str, TreeEntry], old_dirtrees: dict[str, ObjectId],
+             ignore: IgnoreRules) -> None:
+    """Write objects, then stat rows, then dirtrees, in batches of a few thousand ops."""
+    changed = {rel for rel, tid in run.tree_ids.items() if old_dirtrees.get(rel) != tid}
+    ops = _ops(run, results, entries, changed)
+    while batch := list(itertools.islice(ops, _BATCH_OPS)):
         with index.write() as writer:
-            for op in ops[batch_start : batch_start + _BATCH_OPS]:
+            for op in batch:
                 op(writer)
     with index.write() as writer:
         for rel in changed:
@@ -465,6 +384,7 @@ def scan(
     old_dirtrees = dict(index.iter_dirtrees())
     run = _walk(root, keys, index, ignore, dirty_set, hold)
     results = _read_all(_Reader(keys, chunker, on_chunk, now), run.jobs, workers)
+    run.jobs = []  # read: their stats are not needed any more
     entries: dict[str, TreeEntry] = {}
     root_id = run.build(results, entries)
     _persist(index, run, results, entries, old_dirtrees, ignore)

@@ -53,6 +53,7 @@ from .apply import Applier, ApplyOutcome
 from .deletions import count_files, deleted_files
 from .graft import graft_ignored
 from .heal import HealReport, heal_closure
+from .intent import landed_base, record_intent
 from .lineage import Accepted, verify_descent
 from .objects_io import ObjectReader
 from .plan import Plan, plan_merge
@@ -353,6 +354,7 @@ class SyncEngine:
             if offline.is_set():
                 return
             slots.acquire()
+            uploads[:] = [f for f in uploads if not f.done()]  # a done one holds its blobs
             future = asyncio.run_coroutine_threadsafe(self._put_missing(batch), loop)
             future.add_done_callback(functools.partial(done, batch))
             uploads.append(future)
@@ -381,6 +383,7 @@ class SyncEngine:
         remote_root = remote_commit.tree if remote_commit else None
         await reader.ensure_tree_closure(remote_root)
         _, base_root = self._base()
+        base_root = await landed_base(reader, self.index, remote_head, self._accepted(), base_root)
         ignore = self._round_ignore = self._ignore_rules()
         previous = self.index.get_meta(IGNORED_BY)
         if base_root is not None and previous is not None:
@@ -451,6 +454,7 @@ class SyncEngine:
                     uploader, reader, plan.merged_root, parents, seq + 1, plan.summary,
                     remote_root=remote_root,
                 )
+                record_intent(self.index, commit_id)  # if the answer is lost: sync/intent.py
                 moved = await self.store.cas_head(remote_head, commit_id.hex())
                 new_head, head_seq, server_seq = commit_id.hex(), seq + 1, moved.seq
         finally:

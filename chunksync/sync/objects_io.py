@@ -24,6 +24,7 @@ from ..transport.base import ChunkStore
 __all__ = ["ObjectReader"]
 
 FETCH_BATCH = 256
+META_FETCH_BATCH = 4096  # small objects: one get_many spans several requests in flight
 
 
 class ObjectReader:
@@ -95,8 +96,9 @@ class ObjectReader:
     async def fetch_blobs(self, kind: ObjectKind, ids: Sequence[ObjectId]) -> dict[ObjectId, bytes]:
         """Download and open objects of one kind; returns their verified plaintext."""
         out: dict[ObjectId, bytes] = {}
-        for start in range(0, len(ids), FETCH_BATCH):
-            batch = list(ids[start : start + FETCH_BATCH])
+        group = FETCH_BATCH if kind == ObjectKind.CHUNK else META_FETCH_BATCH
+        for start in range(0, len(ids), group):
+            batch = list(ids[start : start + group])
             blobs = await self.store.get_many(batch)
             for oid in batch:
                 blob = blobs.get(oid)
@@ -106,6 +108,21 @@ class ObjectReader:
                 self.progress.transferred("down", len(blob))
                 out[oid] = open_blob(self.keys, kind, oid, blob)
         return out
+
+    async def fetch_sealed(self, ids: Sequence[ObjectId]) -> dict[ObjectId, bytes]:
+        """Download blobs still sealed, for a worker thread to open (decrypt and verify
+        with :func:`~chunksync.crypto.seal.open_blob`) before any use; raises
+        IntegrityError when the server leaves one out."""
+        blobs = await self.store.get_many(list(ids))
+        size = 0
+        for oid in ids:
+            blob = blobs.get(oid)
+            if blob is None:
+                raise IntegrityError(f"object {short_id(oid)}: the server did not return it")
+            size += len(blob)
+        self.bytes_down += size
+        self.progress.transferred("down", size)
+        return {oid: blobs[oid] for oid in ids}
 
     async def ensure(self, kind: ObjectKind, ids: Iterable[ObjectId]) -> None:
         """Make metadata objects available locally, fetching the ones we lack."""

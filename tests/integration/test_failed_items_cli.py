@@ -19,6 +19,7 @@ import pytest
 
 from chunksync import scanner as scanner_mod
 from chunksync.errors import EXIT_SKIPPED
+from chunksync.paths import display
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
 from tests.helpers.foreign import LONG_NAME, push_foreign_file
 
@@ -87,7 +88,7 @@ def _faulty(names: Callable[[Faults], set[str]], name: str) -> Callable[[Path, F
 CASES = [
     Case("unreadable", "secret.txt", _faulty(lambda f: f.deny, "secret.txt"),
          lambda a, f: f.deny.clear(), "Permission denied"),
-    Case("not-utf8", "bad\\udcff.txt", _bad_utf8,
+    Case("not-utf8", "bad\udcff.txt", _bad_utf8,
          lambda a, f: os.rename(os.fsencode(a) + b"/bad\xff.txt", a / "bad.txt"), "not UTF-8"),
     Case("nfc-twin", "caf\u00e9.txt", _twins,
          lambda a, f: (a / "caf\u00e9.txt").rename(a / "cafe-2.txt"), "same NFC name"),
@@ -134,7 +135,7 @@ def test_each_kind_of_unsyncable_path_is_a_failed_item_until_fixed(
     status = _status(w, "laptop")
     assert status["failed_items"] == 1 and status["failed"][0]["path"] == case.path
     text = w.run("laptop", "status", str(a)).output
-    assert f"  {case.path}: " in text and item["hint"] in text
+    assert f"  {display(case.path)}: " in text and item["hint"] in text
 
     case.fix(a, faults)
     fixed = w.run("laptop", "sync", str(a))

@@ -59,10 +59,12 @@ def test_every_command_escapes_odd_names_and_json_keeps_them(cli_world: CliWorld
     fd = os.open(os.fsencode(a) + b"/" + BAD_UTF8, os.O_WRONLY | os.O_CREAT, 0o644)
     os.close(fd)
 
-    text = _run(w, "laptop", "sync", str(a))
-    assert display("bad\udcff.txt") in text.stdout  # reported as not synced, escaped
-    doc = _json(w.run("laptop", "sync", str(a), "--json"))
-    assert any(os.fsencode(x).startswith(BAD_UTF8) for x in doc["warnings"])  # exact bytes back
+    text = _run(w, "laptop", "sync", str(a), ok=False)
+    assert text.exit_code == 12  # synced, one item skipped
+    assert display("bad\udcff.txt") in text.stdout  # reported as a failed item, escaped
+    doc = _json(w.run("laptop", "sync", str(a), "--json", ok=False))
+    assert any(os.fsencode(x["path"]) == BAD_UTF8 for x in doc["failed"])  # exact bytes back
+    os.unlink(os.fsencode(a) + b"/" + BAD_UTF8)
 
     w.login("desktop")
     b = w.base / "folders" / ODD_DIR

@@ -166,18 +166,18 @@ async def test_local_edit_during_sync_is_never_overwritten(pair, store, monkeypa
     a, b = pair
     await _remote_edit_waiting_for(b, a)
     # b edits doc.txt after its scan but before the write lands: the re-check catches it
-    from chunksync.sync import apply
+    from chunksync.sync import download
 
-    original = apply.Applier._do_write
+    original = download.BatchWriter.add
     edited = []
 
-    def edit_then_write(self, action, outcome):
+    def edit_then_write(self, action):
         if not edited:
             edited.append(True)
             b.write("doc.txt", "b's unsynced edit")
-        return original(self, action, outcome)
+        return original(self, action)
 
-    monkeypatch.setattr(apply.Applier, "_do_write", edit_then_write)
+    monkeypatch.setattr(download.BatchWriter, "add", edit_then_write)
     result = await b.sync()
     assert result.rounds >= 2
     files = {p.name: p.read_text() for p in b.root.iterdir() if p.is_file()}
@@ -272,7 +272,7 @@ async def test_edit_between_check_and_replace_is_kept_beside(pair, store, monkey
     await _remote_edit_waiting_for(b, a)
     from chunksync.sync import apply
 
-    real_check = apply.Applier._check
+    real_check = apply.Applier.check
     raced = []
 
     def check_then_race(self, path, expect):
@@ -286,7 +286,7 @@ async def test_edit_between_check_and_replace_is_kept_beside(pair, store, monkey
                     f.write(" + b's last-moment edit")
         return check
 
-    monkeypatch.setattr(apply.Applier, "_check", check_then_race)
+    monkeypatch.setattr(apply.Applier, "check", check_then_race)
     result = await b.sync()
     assert raced and result.rounds >= 2
     contents = sorted(p.read_text() for p in b.root.iterdir() if p.is_file())

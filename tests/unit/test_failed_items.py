@@ -8,6 +8,7 @@ from pathlib import Path
 
 from chunksync.crypto.folder_keys import FolderKeys
 from chunksync.failed import FailedItem, load, merge, record
+from chunksync.failed_text import failed_lines
 from chunksync.scanner import scan
 from chunksync.settle import Settle, busy_for
 from chunksync.storage.index import Index
@@ -53,9 +54,10 @@ def test_record_persists_and_reports_new_and_cleared_once(tmp_path: Path, folder
         assert load(index) == []
 
 
-def test_odd_paths_are_escaped_for_display() -> None:
+def test_odd_paths_are_kept_exact_and_escaped_only_in_output() -> None:
     made = FailedItem.of("not-utf8", "dir/bad\udcff.txt", "name is not UTF-8")
-    assert made.path == "dir/bad\\udcff.txt" and made.hint and made.skipped
+    assert made.path == "dir/bad\udcff.txt" and made.hint and made.skipped
+    assert failed_lines([made], "DIR")[1].startswith("  dir/bad\udcff.txt")  # say() escapes it
     assert not FailedItem.of("unportable", "a:b", "x").skipped
 
 
