@@ -383,7 +383,8 @@ class FolderDaemon:
 
     def _schedule_retry(self, loop: asyncio.AbstractEventLoop) -> None:
         delay = reconnect_delay(self._offline_attempt, self.options.backoff_base,
-                                self.options.backoff_max, random.random())
+                                # B311: back-off jitter, not a secret
+                                self.options.backoff_max, random.random())  # nosec B311
         self._offline_attempt += 1
         self._retry_at = loop.time() + delay
         loop.call_later(delay, self._kick.set)

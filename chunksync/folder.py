@@ -30,7 +30,7 @@ from .transport.ratelimit import BandwidthLimits, Limiter, effective, limited
 
 __all__ = ["FolderBusy", "FolderLock", "SyncFolder", "create_folder_state", "open_master_key", "remove_folder_state", "rewrap_slot", "wrap_new_key"]
 
-PASSPHRASE_SLOT = "passphrase"
+PASSPHRASE_SLOT = "passphrase"  # nosec B105  # a key slot name
 
 
 class FolderBusy(UserError):

@@ -269,7 +269,7 @@ def _release(held: str, checked: os.stat_result | None, tfd: int, dfd: int, name
     """Drop the held old version, unless it changed after the check: then keep it beside
     the new file under a free name, and make the engine rescan."""
     st = os.stat(held, dir_fd=tfd)
-    assert checked is not None
+    assert checked is not None  # nosec B101  # invariant for the type checker
     if (st.st_ino, st.st_size, st.st_mtime_ns) == (checked.st_ino, checked.st_size, checked.st_mtime_ns):
         os.unlink(held, dir_fd=tfd)
         return

@@ -217,7 +217,7 @@ class _Scan:
         if tree_id is None or tree is None:
             return False
         prefix = rel + "/" if rel else ""
-        assert self.dirty is not None
+        assert self.dirty is not None  # nosec B101  # invariant for the type checker
         if not any(d == rel or d.startswith(prefix) for d in self.dirty):
             self.tree_ids[rel] = tree_id
             self._expand(rel, tree_id, tree)

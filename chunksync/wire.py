@@ -149,8 +149,8 @@ class HeadLogEntry:
                 device=str(doc["device"]),
                 user=str(doc["user"]),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"head log: malformed entry ({exc})") from exc
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # int(inf), float(10**400)
+            raise ProtocolError(f"head log: malformed entry ({str(exc)[:100]})") from exc
 
 
 def encode_upload_frames(items: Iterable[tuple[bytes, bytes]]) -> bytes:

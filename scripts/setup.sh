@@ -6,7 +6,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 log=$(mktemp)
-if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e '.[test]'; } >"$log" 2>&1; then
+if ! { .venv/bin/python -m pip install -q --upgrade pip setuptools && .venv/bin/python -m pip install -q -e '.[test]'; } >"$log" 2>&1; then
   cat "$log" >&2
   rm -f "$log"
   echo "setup failed: see the pip output above" >&2

@@ -33,7 +33,7 @@ from .config import DATA_ENV, DEFAULT_PORT, ServerConfig, ssl_context
 __all__ = ["main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-PASSWORD_ENV = "CHUNKSYNC_PASSWORD"
+PASSWORD_ENV = "CHUNKSYNC_PASSWORD"  # nosec B105  # an env variable name
 
 data_option = click.option(
     "--data", "data_dir", envvar=DATA_ENV, required=True,

@@ -263,7 +263,7 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
 async def _confirm_rotation(request: web.Request, who: auth.Principal, t: float) -> None:
     """A rotated token's first use: the token it replaced is refused from now on."""
     predecessor = who.replaces
-    assert predecessor is not None
+    assert predecessor is not None  # nosec B101  # invariant for the type checker
 
     def confirm(conn: sqlite3.Connection) -> bool:
         done = auth.confirm_rotation(conn, who.token_hash, predecessor)

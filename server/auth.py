@@ -114,12 +114,14 @@ _USER_COLUMNS = "id, name, pw_hash, admin, disabled, totp_secret, created"
 
 
 def user_by_name(conn: sqlite3.Connection, name: str) -> UserRow | None:
-    row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,)).fetchone()
+    query = f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?"  # nosec B608  # constant SQL
+    row = conn.execute(query, (name,)).fetchone()
     return _user(row) if row else None
 
 
 def all_users(conn: sqlite3.Connection) -> list[UserRow]:
-    return [_user(r) for r in conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name")]
+    query = f"SELECT {_USER_COLUMNS} FROM users ORDER BY name"  # nosec B608  # constant SQL
+    return [_user(r) for r in conn.execute(query)]
 
 
 def _user(row: tuple) -> UserRow:  # type: ignore[type-arg]

@@ -66,7 +66,8 @@ _AEAD_XAES = 1
 _FIXED = struct.Struct(">4sBBBIIIB")
 _SALT_SIZE = 16
 _MAX_SALT = 64
-WRONG_PASSPHRASE = "wrong passphrase: it opens none of this folder's key slots"
+# B105: an error message
+WRONG_PASSPHRASE = "wrong passphrase: it opens none of this folder's key slots"  # nosec B105
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,7 +166,8 @@ class Applier:
         entry = action.entry
         if entry is not None and entry.kind == "symlink":
             return self._do_symlink(action, outcome)  # only its mtime differs: relink
-        assert entry is not None and entry.id is not None
+        # B101: invariant for the type checker
+        assert entry is not None and entry.id is not None  # nosec B101
         self.check(action.path, action.expect)(fsops.lstat_at(self.root, action.path))
         new_stat = fsops.set_meta_at(self.root, action.path, entry.executable, entry.mtime_ns)
         outcome.states[action.path] = stat_state(action.path, new_stat, entry.id)
@@ -178,7 +179,8 @@ class Applier:
         fsops.mkdir_at(self.root, action.path)
 
     def _do_symlink(self, action: Action, outcome: ApplyOutcome) -> None:
-        assert action.entry is not None and action.entry.target is not None
+        # B101: invariant for the type checker
+        assert action.entry is not None and action.entry.target is not None  # nosec B101
         self.check(action.path, action.expect)(fsops.lstat_at(self.root, action.path))
         fsops.symlink_at(self.root, action.path, action.entry.target, action.entry.mtime_ns)
         outcome.removed.append(action.path)
@@ -208,7 +210,7 @@ class Applier:
         fsops.rmdir_at(self.root, action.path)
 
     def _do_rename_local(self, action: Action, outcome: ApplyOutcome) -> None:
-        assert action.dest is not None
+        assert action.dest is not None  # nosec B101  # invariant for the type checker
         validate_relpath(action.dest)
         self.check(action.path, action.expect)(fsops.lstat_at(self.root, action.path))
         fsops.rename_at(self.root, action.path, action.dest)

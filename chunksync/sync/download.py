@@ -88,7 +88,8 @@ class BatchWriter:
 
     def add(self, action: Action) -> None:
         entry = action.entry
-        assert entry is not None and entry.id is not None
+        # B101: invariant for the type checker
+        assert entry is not None and entry.id is not None  # nosec B101
         if self.covers(action.path):
             self.flush()
         manifest = self.applier.reader.load_manifest(entry.id)
@@ -177,7 +178,7 @@ class BatchWriter:
     # --- writing and installing -------------------------------------------------------
     def _write(self, job: _Job, sealed: dict[ObjectId, bytes], durable: bool) -> tuple[str, object]:
         entry = job.action.entry
-        assert entry is not None
+        assert entry is not None  # nosec B101  # invariant for the type checker
         tmpname, written = fsops.write_temp(
             self.applier.tmpdir, job.action.path, self._blocks(job, sealed),
             executable=entry.executable, mtime_ns=entry.mtime_ns, durable=durable,
@@ -208,7 +209,8 @@ class BatchWriter:
             barrier.dirs(parents)
         for job, new_stat in installed:
             entry = job.action.entry
-            assert entry is not None and entry.id is not None
+            # B101: invariant for the type checker
+            assert entry is not None and entry.id is not None  # nosec B101
             self.outcome.states[job.action.path] = applier.state_of(job.action.path, new_stat, entry.id)
             self.outcome.written += 1
             self._paths.discard(job.action.path)

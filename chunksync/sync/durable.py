@@ -85,7 +85,8 @@ class Barrier:
             self._fd = None
 
     def _syncfs(self) -> None:
-        assert _SYNCFS is not None and self._fd is not None
+        # B101: invariant for the type checker
+        assert _SYNCFS is not None and self._fd is not None  # nosec B101
         if _SYNCFS(self._fd) != 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))  # mapped by the caller

@@ -55,7 +55,8 @@ def _graft(
             if is_ignored(path, theirs.kind == "dir"):
                 entries[theirs.name] = theirs
         elif ours.kind == theirs.kind == "dir" and ours.id != theirs.id:
-            assert ours.id is not None and theirs.id is not None
+            # B101: invariant for the type checker
+            assert ours.id is not None and theirs.id is not None  # nosec B101
             sub = yield _graft(ours.id, theirs.id, is_ignored, load, store, path)
             if sub != ours.id:
                 entries[theirs.name] = dataclasses.replace(ours, id=sub)

@@ -71,17 +71,17 @@ class ObjectReader:
 
     def load_tree(self, oid: ObjectId) -> Tree:
         tree = self._load(oid, ObjectKind.TREE)
-        assert isinstance(tree, Tree)
+        assert isinstance(tree, Tree)  # nosec B101  # invariant for the type checker
         return tree
 
     def load_manifest(self, oid: ObjectId) -> FileManifest:
         manifest = self._load(oid, ObjectKind.FILE)
-        assert isinstance(manifest, FileManifest)
+        assert isinstance(manifest, FileManifest)  # nosec B101  # invariant for the type checker
         return manifest
 
     def load_commit(self, oid: ObjectId) -> Commit:
         commit = self._load(oid, ObjectKind.COMMIT)
-        assert isinstance(commit, Commit)
+        assert isinstance(commit, Commit)  # nosec B101  # invariant for the type checker
         return commit
 
     def store_tree(self, tree: Tree) -> ObjectId:

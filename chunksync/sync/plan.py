@@ -197,7 +197,7 @@ class _Merger:
         if mine == theirs:
             return
         if mine is None:
-            assert theirs is not None
+            assert theirs is not None  # nosec B101  # invariant for the type checker
             yield self.create(path, theirs)
         elif theirs is None:
             yield self.remove(path, mine)
@@ -273,7 +273,8 @@ class _Merger:
         elif verdict.outcome == "recurse":
             yield self.merge_subdir(path, name, base, mine, theirs, merged)
         else:
-            assert mine is not None and theirs is not None and verdict.conflict is not None
+            assert mine is not None and theirs is not None  # nosec B101  # for the type checker
+            assert verdict.conflict is not None  # nosec B101  # invariant for the type checker
             yield self.keep_both(path, name, verdict.conflict, mine, theirs, merged, taken)
             return
         if verdict.conflict == "modify-delete":
@@ -304,7 +305,7 @@ class _Merger:
         if sub is None:
             sub = self.build([], ())
         meta = theirs if theirs is not None else mine
-        assert meta is not None
+        assert meta is not None  # nosec B101  # invariant for the type checker
         merged[name] = TreeEntry(name, "dir", id=sub, mtime_ns=meta.mtime_ns)
         if mine is None:  # deleted locally, edited remotely: recreate before children
             self.emit(Action("mkdir", path, merged[name], None), at=mark)

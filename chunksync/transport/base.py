@@ -287,7 +287,7 @@ def clean_reason(text: str, limit: int = 200) -> str:
 def parse_json(body: bytes, what: str) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nesting
         raise ProtocolError(f"{what}: malformed JSON from the server") from exc
 
 
@@ -295,7 +295,7 @@ def status_error(status: int, reason: str, body: bytes, what: str) -> ChunksyncE
     """The project error for an unexpected HTTP status, using the server's reason if any."""
     try:
         doc = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         doc = None
     doc = doc if isinstance(doc, dict) else {}
     said = doc.get("error")

@@ -179,6 +179,9 @@ async def get_log(request: web.Request) -> web.Response:
     row, _ = await folder_access(request)
     after = query_int(request, "after", 0, 0, INT_MAX)
     limit = query_int(request, "limit", 100, 1, LOG_LIMIT_MAX)
+    unknown = sorted(set(request.query) - {"after", "limit"})
+    if unknown:  # as with JSON fields: a typo must not pass silently
+        raise ApiError(400, f"unknown query parameter {unknown[0][:64]!r}")
     rows = await request.app[DB].read(lambda c: db.head_log(c, row.id, after, limit))
     entries = [wire.HeadLogEntry(*r).to_wire() for r in rows]
     return web.json_response({"entries": entries})
@@ -188,6 +191,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     row, _ = await folder_access(request)
     who = principal(request)
     ws = web.WebSocketResponse(heartbeat=30.0)
+    if not ws.can_prepare(request).ok:  # say why, not aiohttp's bare "Bad Request"
+        raise ApiError(400, "events: expected a WebSocket upgrade request")
     await ws.prepare(request)
     hub = request.app[HUB]
     sub = Subscriber(row.name, who.device_id, who.token_hash, ws)
