@@ -122,6 +122,15 @@ class OpenFiles:
         with self._lock:
             return settled(self._states.get(rel), sig_of(st))
 
+    def tracked(self, rel: str) -> bool:
+        """True when the events for ``rel`` can be trusted: the scan decides per file (held
+        while open, read once closed), so the daemon need not postpone a whole batch."""
+        if not self.enabled:
+            return False
+        with self._lock:
+            state = self._states.get(rel)
+            return state is not None and state.trusted
+
     def state(self, rel: str) -> FileState | None:
         with self._lock:
             return self._states.get(rel)

@@ -123,8 +123,9 @@ class Settle:
 def busy_for(root: Path, dirs: Iterable[str], quiet: float, now_ns: int | None = None,
              opens: OpenFiles | None = None) -> float:
     """Seconds until every file directly in ``dirs`` (relative to ``root``) has an mtime
-    older than ``quiet``; 0 when they all do. Files ``opens`` says are closed count as
-    quiet; mtimes in the future are left to :class:`Settle` (they would postpone
+    older than ``quiet``; 0 when they all do. Files whose open/close events ``opens``
+    tracks count as quiet (the scan holds such a file while it is open, and reads it at
+    once when closed, so a file being downloaded does not delay a save beside it); mtimes in the future are left to :class:`Settle` (they would postpone
     forever); unlistable directories count as quiet."""
     now = time.time_ns() if now_ns is None else now_ns
     quiet_ns = int(quiet * 1e9)
@@ -138,7 +139,7 @@ def busy_for(root: Path, dirs: Iterable[str], quiet: float, now_ns: int | None =
                             st = entry.stat(follow_symlinks=False)
                             mtime = st.st_mtime_ns
                             if opens is not None and now - mtime < quiet_ns and \
-                                    opens.stable(f"{rel}/{entry.name}" if rel else entry.name, st):
+                                    opens.tracked(f"{rel}/{entry.name}" if rel else entry.name):
                                 continue
                             if mtime <= now:
                                 newest = max(newest, mtime)
