@@ -51,7 +51,6 @@ from .objects import (
     ObjectKind,
     Tree,
     TreeEntry,
-    decode_object,
     normalize_name,
 )
 from .paths import portability_problem as portability_warning
@@ -59,6 +58,7 @@ from .scanjobs import normalize_dirty as _normalize_dirty
 from .scanjobs import read_all as _read_all
 from .storage.index import FileState, Index, IndexWriter
 from .trampoline import Walk
+from .treecache import TREES
 from .treediff import walk_tree
 from .trampoline import run as run_walk
 
@@ -332,11 +332,7 @@ class _Scan:
         return True
 
     def _load_tree(self, tree_id: ObjectId) -> Tree | None:
-        found = self.index.get_object(tree_id)
-        if found is None or found[0] != ObjectKind.TREE:
-            return None
-        tree = decode_object(ObjectKind.TREE, found[1])
-        return tree if isinstance(tree, Tree) else None
+        return TREES.load(tree_id, self.index.get_object)  # decoded once per process
 
     def _expand(self, rel: str, tree_id: ObjectId, tree: Tree) -> None:
         """Record every entry below a reused tree (``tree``, already loaded), following
