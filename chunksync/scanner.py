@@ -56,6 +56,7 @@ from .objects import (
 from .paths import portability_problem as portability_warning
 from .scanjobs import normalize_dirty as _normalize_dirty
 from .scanjobs import read_all as _read_all
+from .scanstates import ScanStates
 from .storage.index import FileState, Index, IndexWriter
 from .trampoline import Walk
 from .treecache import TREES
@@ -210,7 +211,7 @@ class _Scan:
     def __init__(self, root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
                  dirty: set[str] | None, hold: Hold | None = None) -> None:
         self.root, self.keys, self.index, self.ignore, self.dirty = root, keys, index, ignore, dirty
-        self.states = {s.path: s for s in index.iter_states()}
+        self.states = ScanStates(index, dirty)  # rows read as far as the scan reaches
         self.failed: list[FailedItem] = []
         self.hold, self.settling, self.listed = hold, list[str](), set[str]()
         self.requeued: list[str] = []
@@ -421,7 +422,7 @@ def _persist(index: Index, run: _Scan, results: dict[str, _Read],
     for read in results.values():
         if read.state is not None:
             ops.append(lambda w, s=read.state: w.put_state(s))
-    for path in run.states:
+    for path in run.states.candidates(run.listed):
         entry = entries.get(path)
         if entry is None or entry.kind != "file":
             ops.append(lambda w, p=path: w.delete_state(p))
