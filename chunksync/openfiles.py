@@ -51,11 +51,15 @@ def step(state: FileState | None, kind: str, sig: Sig | None = None) -> FileStat
     if kind == "opened":
         return FileState(handles=1) if state is None else replace(state, handles=state.handles + 1)
     if kind == "created":  # open(O_CREAT) reports created, then opened; link() only created
-        return FileState(written=True) if state is None else replace(state, written=True, closed=False)
+        return (
+            FileState(written=True) if state is None else replace(state, written=True, closed=False)
+        )
     if state is None:  # a write or close from a handle opened before we knew the path
         return FileState(written=True, trusted=False)
     if kind == "modified":
-        return replace(state, written=True, closed=False, trusted=state.trusted and state.handles > 0)
+        return replace(
+            state, written=True, closed=False, trusted=state.trusted and state.handles > 0
+        )
     if kind in ("closed", "closed_no_write"):
         handles = state.handles - 1
         trusted = state.trusted and handles >= 0
@@ -67,8 +71,14 @@ def step(state: FileState | None, kind: str, sig: Sig | None = None) -> FileStat
 
 def settled(state: FileState | None, sig: Sig) -> bool:
     """True when the events alone say the file is complete (module docstring)."""
-    return (state is not None and state.trusted and state.handles == 0 and state.closed
-            and not state.written and state.sig == sig)
+    return (
+        state is not None
+        and state.trusted
+        and state.handles == 0
+        and state.closed
+        and not state.written
+        and state.sig == sig
+    )
 
 
 def sig_of(st: os.stat_result) -> Sig:
@@ -105,7 +115,9 @@ class OpenFiles:
                     self._states.pop(rel, None)
                 else:
                     self._states[rel] = new
-            if len(self._states) > MAX_STATES:  # forget settled files (their next open starts afresh)
+            if (
+                len(self._states) > MAX_STATES
+            ):  # forget settled files (their next open starts afresh)
                 for path in [p for p, s in self._states.items() if s.handles == 0 and s.closed]:
                     del self._states[path]
 

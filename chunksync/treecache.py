@@ -26,7 +26,9 @@ class TreeCache:
         self._size = 0
         self._lock = threading.Lock()
 
-    def load(self, tree_id: ObjectId, fetch: Callable[[ObjectId], tuple[ObjectKind, bytes] | None]) -> Tree | None:
+    def load(
+        self, tree_id: ObjectId, fetch: Callable[[ObjectId], tuple[ObjectKind, bytes] | None]
+    ) -> Tree | None:
         """The decoded tree ``tree_id`` (``fetch`` reads it on a miss); None if absent or not a tree."""
         with self._lock:
             tree = self._trees.get(tree_id)

@@ -30,7 +30,9 @@ def test_the_daemons_own_read_after_the_save_changes_nothing() -> None:
 
 def test_a_file_still_open_with_writes_is_held() -> None:
     assert not settled(run("opened", "modified"), SIG)
-    assert not settled(run("opened", "opened", "modified", "closed"), SIG)  # a second writer still open
+    assert not settled(
+        run("opened", "opened", "modified", "closed"), SIG
+    )  # a second writer still open
 
 
 def test_a_write_after_the_close_is_held() -> None:
@@ -45,7 +47,9 @@ def test_events_we_cannot_vouch_for_fall_back_to_the_window() -> None:
     assert not settled(run("modified"), SIG)  # never seen opened
     assert not settled(run("modified", "closed"), SIG)  # a writer opened before we watched
     assert not settled(run("closed"), SIG)
-    assert not settled(run("opened", "closed_no_write", "closed_no_write", "opened", "modified", "closed"), SIG)
+    assert not settled(
+        run("opened", "closed_no_write", "closed_no_write", "opened", "modified", "closed"), SIG
+    )
     assert not settled(run("created"), SIG)  # link(): no open, no close
     assert not settled(None, SIG)
 

@@ -21,7 +21,9 @@ def test_dirty_scan_deletes_rows_of_vanished_files_only_below_listed_dirs(
     tmp_path: Path, folder_keys: FolderKeys
 ) -> None:
     root = tmp_path / "f"
-    write_tree(root, {"a": {"x.txt": "1", "deep": {"y.txt": "2"}}, "b": {"z.txt": "3"}, "top.txt": "t"})
+    write_tree(
+        root, {"a": {"x.txt": "1", "deep": {"y.txt": "2"}}, "b": {"z.txt": "3"}, "top.txt": "t"}
+    )
     with Index.open(tmp_path / "idx") as index:
         scan(root, folder_keys, index)
         assert rows(index) == {"a/x.txt", "a/deep/y.txt", "b/z.txt", "top.txt"}
@@ -34,7 +36,9 @@ def test_dirty_scan_deletes_rows_of_vanished_files_only_below_listed_dirs(
             assert result.root_id == scan(root, folder_keys, other).root_id
 
 
-def test_candidates_cover_the_outermost_listed_dirs(tmp_path: Path, folder_keys: FolderKeys) -> None:
+def test_candidates_cover_the_outermost_listed_dirs(
+    tmp_path: Path, folder_keys: FolderKeys
+) -> None:
     root = tmp_path / "f"
     write_tree(root, {"a": {"x.txt": "1", "deep": {"y.txt": "2"}}, "ab": {"z.txt": "3"}})
     with Index.open(tmp_path / "idx") as index:
@@ -43,4 +47,8 @@ def test_candidates_cover_the_outermost_listed_dirs(tmp_path: Path, folder_keys:
         assert set(states.candidates({"a", "a/deep"})) == {"a/x.txt", "a/deep/y.txt"}
         assert set(states.candidates({""})) == {"a/x.txt", "a/deep/y.txt", "ab/z.txt"}
         assert states.get("ab/z.txt") is not None and states.get("nope") is None
-        assert set(ScanStates(index, None).candidates(())) == {"a/x.txt", "a/deep/y.txt", "ab/z.txt"}
+        assert set(ScanStates(index, None).candidates(())) == {
+            "a/x.txt",
+            "a/deep/y.txt",
+            "ab/z.txt",
+        }
