@@ -422,7 +422,7 @@ def _persist(index: Index, run: _Scan, results: dict[str, _Read],
     for read in results.values():
         if read.state is not None:
             ops.append(lambda w, s=read.state: w.put_state(s))
-    for path in run.states.candidates(run.listed):
+    for path in run.states.candidates(run.listed, old_dirtrees, entries):
         entry = entries.get(path)
         if entry is None or entry.kind != "file":
             ops.append(lambda w, p=path: w.delete_state(p))

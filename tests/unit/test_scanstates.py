@@ -36,19 +36,19 @@ def test_dirty_scan_deletes_rows_of_vanished_files_only_below_listed_dirs(
             assert result.root_id == scan(root, folder_keys, other).root_id
 
 
-def test_candidates_cover_the_outermost_listed_dirs(
-    tmp_path: Path, folder_keys: FolderKeys
-) -> None:
+def test_candidates_are_what_the_listed_dirs_held(tmp_path: Path, folder_keys: FolderKeys) -> None:
     root = tmp_path / "f"
     write_tree(root, {"a": {"x.txt": "1", "deep": {"y.txt": "2"}}, "ab": {"z.txt": "3"}})
     with Index.open(tmp_path / "idx") as index:
         scan(root, folder_keys, index)
+        old = dict(index.iter_dirtrees())
+        now = scan(root, folder_keys, index).entries
         states = ScanStates(index, {"a"})
-        assert set(states.candidates({"a", "a/deep"})) == {"a/x.txt", "a/deep/y.txt"}
-        assert set(states.candidates({""})) == {"a/x.txt", "a/deep/y.txt", "ab/z.txt"}
+        assert set(states.candidates({"a", "a/deep"}, old, now)) == {"a/x.txt", "a/deep/y.txt"}
+        assert set(states.candidates({""}, old, now)) == set()  # the root holds no file
+        gone = {k: v for k, v in now.items() if not k.startswith("a/") and k != "a"}
+        assert set(states.candidates({""}, old, gone)) == {"a/x.txt", "a/deep/y.txt"}
+        assert set(states.candidates({"new"}, old, now)) == set()  # no listing: by prefix
         assert states.get("ab/z.txt") is not None and states.get("nope") is None
-        assert set(ScanStates(index, None).candidates(())) == {
-            "a/x.txt",
-            "a/deep/y.txt",
-            "ab/z.txt",
-        }
+        every = {"a/x.txt", "a/deep/y.txt", "ab/z.txt"}
+        assert set(ScanStates(index, None).candidates((), {}, {})) == every
