@@ -15,9 +15,13 @@ directories those are, and when a batch of them is ready:
   first event of the batch even under continuous writes — so a file appended to for
   minutes is still synced about once a second, and a burst of saves becomes one round.
   ``request_full()`` (overflow, watcher restart) turns the next batch into a full rescan.
+  A close that leaves a written file with no open handle (a finished save, see
+  :mod:`chunksync.openfiles`) makes the batch due after ``CLOSED_QUIET`` (10 ms) instead.
 * :class:`FolderWatcher` runs a watchdog ``Observer`` thread and hands events to the
   asyncio loop thread-safely; :meth:`FolderWatcher.next_batch` awaits the next due
-  batch. Kernel queue overflows (which watchdog only logs) request a full rescan.
+  batch. Kernel queue overflows (which watchdog only logs) request a full rescan. Every
+  file event also feeds :class:`~chunksync.openfiles.OpenFiles` (``FolderWatcher.opens``),
+  which the daemon's settle rule reads; opens and closes without a write wake nothing.
 
 Nothing here reads file content or touches the index: a spurious dirty directory costs
 one ``scandir`` and stat calls, a missed one is caught by the periodic full rescan.
