@@ -16,7 +16,8 @@ directories those are, and when a batch of them is ready:
   minutes is still synced about once a second, and a burst of saves becomes one round.
   ``request_full()`` (overflow, watcher restart) turns the next batch into a full rescan.
   A close that leaves a written file with no open handle (a finished save, see
-  :mod:`chunksync.openfiles`) makes the batch due after ``CLOSED_QUIET`` (10 ms) instead.
+  :mod:`chunksync.openfiles`) makes the batch due after ``CLOSED_QUIET`` (30 ms) instead, unless it holds a new
+  directory (whose contents watchdog may report late).
 * :class:`FolderWatcher` runs a watchdog ``Observer`` thread and hands events to the
   asyncio loop thread-safely; :meth:`FolderWatcher.next_batch` awaits the next due
   batch. Kernel queue overflows (which watchdog only logs) request a full rescan. Every
@@ -51,8 +52,9 @@ log = logging.getLogger(__name__)
 DEFAULT_QUIET = 0.15
 DEFAULT_MAX_DELAY = 1.0
 #: the quiet period after a close-after-write that left the file with no open handle: the
-#: save is complete, so only a burst of closes (``git checkout``, a build) is worth waiting for
-CLOSED_QUIET = 0.01
+#: save is complete, so only the next saves of a burst (a script, ``git checkout``) are
+#: worth waiting for; long enough for a loaded machine to deliver them
+CLOSED_QUIET = 0.03
 _IGNORED_TYPES = frozenset({"opened", "closed_no_write"})
 
 
@@ -168,7 +170,9 @@ class Debouncer:
         """The time the current batch becomes due, or None when nothing is pending."""
         if self._first is None or self._last is None:
             return None
-        quiet = min(self.quiet, self.closed_quiet) if self._closed else self.quiet
+        # a new directory's contents may still come (watchdog lists it late): never hurried
+        hurry = self._closed and not self._subtrees
+        quiet = min(self.quiet, self.closed_quiet) if hurry else self.quiet
         return min(self._last + quiet, self._first + self.max_delay)
 
     def due(self, now: float) -> bool:

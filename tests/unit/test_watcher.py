@@ -170,6 +170,10 @@ def test_a_finished_save_makes_the_batch_due_after_the_short_closed_quiet() -> N
     d.add(10.015, {"b"})  # another write before the batch went: wait the full quiet again
     assert d.deadline() == pytest.approx(10.015 + 0.15)
     d.take()
+    d.add(15.0, {""}, {"new"})  # a new directory...
+    d.add(15.001, {"new"}, closed=True)  # ...and a save in it: its other files may come late
+    assert d.deadline() == pytest.approx(15.001 + 0.15)
+    d.take()
     d.add(20.0, {"a"}, closed=True)
     d.request_full(20.001)  # a full rescan is never hurried
     assert d.deadline() == pytest.approx(20.001 + 0.15)
