@@ -20,9 +20,8 @@ One asyncio process serves one or more folders. Per folder (:class:`FolderDaemon
 * **Pause** closes the transfer gate (:class:`~chunksync.control.GatedChunkStore`):
   network calls end at once and the round stops at its next step (never mid-thread: a
   leftover thread must not race the next round on the index); writes are atomic.
-* **Files still being written wait** (:mod:`chunksync.settle`): a closed file is read at
-  once; otherwise a batch is postponed
-  while its directories hold a file written within the quiet window (three windows at
+* **Files still being written wait** (:mod:`chunksync.settle`; a closed one is read at once):
+  a batch is postponed while its directories hold a file written within the quiet window (three windows at
   most), and a file still not quiet when scanned is held back and looked at again, so a
   file written over seconds makes one snapshot. Paths that cannot be synced are failed
   items, logged once (:mod:`chunksync.daemon_report`).
