@@ -530,8 +530,9 @@ def verify(directory: Path) -> None:
 @click.option("--backoff-max", type=click.FloatRange(0.1), default=60.0, show_default=True,
               help="cap of the reconnect backoff in seconds while offline")
 @click.option("--settle-ms", type=click.IntRange(0, 600_000), default=2000, show_default=True,
-              help="a changed file is synced once it was not written for this long (files still "
-              "being written wait; 0 syncs at once)")
+              help="a changed file still open for writing (or not tracked by open/close "
+              "events) is synced once it was not written for this long; a file all of whose "
+              "writers closed it syncs at once (0: never wait)")
 @click.option("--settle-cap", type=click.FloatRange(0), default=60.0, show_default=True,
               help="seconds a file that never stops changing waits at most; then its latest "
               "consistent read is synced (and logged)")

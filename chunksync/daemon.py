@@ -20,8 +20,8 @@ One asyncio process serves one or more folders. Per folder (:class:`FolderDaemon
 * **Pause** closes the transfer gate (:class:`~chunksync.control.GatedChunkStore`):
   network calls end at once and the round stops at its next step (never mid-thread: a
   leftover thread must not race the next round on the index); writes are atomic.
-* **Files still being written wait** (:mod:`chunksync.settle`): a batch is postponed
-  while its directories hold a file written within the quiet window (three windows at
+* **Files still being written wait** (:mod:`chunksync.settle`; a closed one is read at once):
+  a batch is postponed while its directories hold a file written within the quiet window (three windows at
   most), and a file still not quiet when scanned is held back and looked at again, so a
   file written over seconds makes one snapshot. Paths that cannot be synced are failed
   items, logged once (:mod:`chunksync.daemon_report`).
@@ -92,10 +92,10 @@ class FolderDaemon:
             base.root, base.keys, base.index, self.gate, device=base.device, author=base.author,
             policies=base.policies, tmpdir=base.tmpdir, on_status=self._on_engine_status,
         )
-        self.settle = self.engine.settle = Settle(options.settle_quiet, options.settle_cap)
+        self.watcher = FolderWatcher(folder.paths.root, quiet=options.quiet, max_delay=options.max_delay)
+        self.settle = self.engine.settle = Settle(options.settle_quiet, options.settle_cap, opens=self.watcher.opens)
         self.report = PathReport(folder.index, self.settle, self.log)
         self._postponed_at: float | None = None
-        self.watcher = FolderWatcher(folder.paths.root, quiet=options.quiet, max_delay=options.max_delay)
         self.control = ControlServer(folder.paths.socket, self.handle)
         head = folder.index.get_meta(BASE)
         self.status = FolderStatus(folder.config.folder, folder.config.device_name, head=head.decode() if head else None)
@@ -302,7 +302,7 @@ class FolderDaemon:
         wait = 0.0
         if loop.time() - self._postponed_at < 3 * quiet:
             dirs = await asyncio.to_thread(self._dirty_of, batch)
-            wait = await asyncio.to_thread(busy_for, self.folder.paths.root, dirs, quiet)
+            wait = await asyncio.to_thread(busy_for, self.folder.paths.root, dirs, quiet, None, self.watcher.opens)
         if wait <= 0:
             self._postponed_at = None
             return False

@@ -49,15 +49,16 @@ from .objects import (
     ObjectKind,
     Tree,
     TreeEntry,
-    decode_object,
     normalize_name,
 )
 from .paths import portability_problem as portability_warning
 from .scan_read import RACY_NS, READ_ATTEMPTS, OnChunk, _FileJob, _Read, _Reader, _Stat
 from .scanjobs import normalize_dirty as _normalize_dirty
 from .scanjobs import read_all as _read_all
+from .scanstates import ScanStates
 from .storage.index import FileState, Index, IndexWriter
 from .trampoline import Walk
+from .treecache import TREES
 from .trampoline import run as run_walk
 from .treediff import walk_tree
 
@@ -113,7 +114,7 @@ class _Scan:
     def __init__(self, root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
                  dirty: set[str] | None, hold: Hold | None = None) -> None:
         self.root, self.keys, self.index, self.ignore, self.dirty = root, keys, index, ignore, dirty
-        self.states = {s.path: s for s in index.iter_states()}
+        self.states = ScanStates(index, dirty)  # rows read as far as the scan reaches
         self.failed: list[FailedItem] = []
         self.hold, self.settling, self.listed = hold, list[str](), set[str]()
         self.requeued: list[str] = []
@@ -235,11 +236,7 @@ class _Scan:
         return True
 
     def _load_tree(self, tree_id: ObjectId) -> Tree | None:
-        found = self.index.get_object(tree_id)
-        if found is None or found[0] != ObjectKind.TREE:
-            return None
-        tree = decode_object(ObjectKind.TREE, found[1])
-        return tree if isinstance(tree, Tree) else None
+        return TREES.load(tree_id, self.index.get_object)  # decoded once per process
 
     def _expand(self, rel: str, tree_id: ObjectId, tree: Tree) -> None:
         """Record every entry below a reused tree (``tree``, already loaded), following
@@ -321,7 +318,7 @@ def _walk(root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
 
 
 def _ops(run: _Scan, results: dict[str, _Read], entries: dict[str, TreeEntry],
-         changed: set[str]) -> Iterator[Callable[[IndexWriter], None]]:
+         changed: set[str], old_dirtrees: dict[str, ObjectId]) -> Iterator[Callable[[IndexWriter], None]]:
     """The scan's index writes, in order: objects, then stat rows (made lazily, so only
     one transaction's worth exists at a time)."""
     written: set[ObjectId] = set()
@@ -336,7 +333,7 @@ def _ops(run: _Scan, results: dict[str, _Read], entries: dict[str, TreeEntry],
     for read in results.values():
         if read.state is not None:
             yield lambda w, s=read.state: w.put_state(s)
-    for path in run.states:
+    for path in run.states.candidates(run.listed, old_dirtrees, entries):
         entry = entries.get(path)
         if entry is None or entry.kind != "file":
             yield lambda w, p=path: w.delete_state(p)
@@ -347,7 +344,7 @@ def _persist(index: Index, run: _Scan, results: dict[str, _Read],
              ignore: IgnoreRules) -> None:
     """Write objects, then stat rows, then dirtrees, in batches of a few thousand ops."""
     changed = {rel for rel, tid in run.tree_ids.items() if old_dirtrees.get(rel) != tid}
-    ops = _ops(run, results, entries, changed)
+    ops = _ops(run, results, entries, changed, old_dirtrees)
     while batch := list(itertools.islice(ops, _BATCH_OPS)):
         with index.write() as writer:
             for op in batch:

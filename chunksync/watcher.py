@@ -15,9 +15,14 @@ directories those are, and when a batch of them is ready:
   first event of the batch even under continuous writes — so a file appended to for
   minutes is still synced about once a second, and a burst of saves becomes one round.
   ``request_full()`` (overflow, watcher restart) turns the next batch into a full rescan.
+  A close that leaves a written file with no open handle (a finished save, see
+  :mod:`chunksync.openfiles`) makes the batch due after ``CLOSED_QUIET`` (30 ms) instead, unless it holds a new
+  directory (whose contents watchdog may report late).
 * :class:`FolderWatcher` runs a watchdog ``Observer`` thread and hands events to the
   asyncio loop thread-safely; :meth:`FolderWatcher.next_batch` awaits the next due
-  batch. Kernel queue overflows (which watchdog only logs) request a full rescan.
+  batch. Kernel queue overflows (which watchdog only logs) request a full rescan. Every
+  file event also feeds :class:`~chunksync.openfiles.OpenFiles` (``FolderWatcher.opens``),
+  which the daemon's settle rule reads; opens and closes without a write wake nothing.
 
 Nothing here reads file content or touches the index: a spurious dirty directory costs
 one ``scandir`` and stat calls, a missed one is caught by the periodic full rescan.
@@ -38,6 +43,7 @@ from watchdog.observers import Observer
 
 from .fsops import STATE_DIR_NAME
 from .objects import normalize_name
+from .openfiles import OpenFiles
 
 __all__ = ["DEFAULT_MAX_DELAY", "DEFAULT_QUIET", "Batch", "Debouncer", "FolderWatcher", "dirty_dirs"]
 
@@ -46,6 +52,10 @@ log = logging.getLogger(__name__)
 DEFAULT_QUIET = 0.15
 DEFAULT_MAX_DELAY = 1.0
 MAX_DIRTY = 10_000  # more dirty directories than this, and a full rescan is cheaper to hold
+#: the quiet period after a close-after-write that left the file with no open handle: the
+#: save is complete, so only the next saves of a burst (a script, ``git checkout``) are
+#: worth waiting for; long enough for a loaded machine to deliver them
+CLOSED_QUIET = 0.03
 _IGNORED_TYPES = frozenset({"opened", "closed_no_write"})
 
 
@@ -129,21 +139,27 @@ class Debouncer:
     _full: bool = False
     _first: float | None = None
     _last: float | None = None
+    _closed: bool = False
+    closed_quiet: float = CLOSED_QUIET
 
     def __post_init__(self) -> None:
         if self.quiet < 0 or self.max_delay < self.quiet:
             raise ValueError("Debouncer needs 0 <= quiet <= max_delay")
 
-    def add(self, now: float, dirs: Iterable[str] = (), subtrees: Iterable[str] = ()) -> None:
-        """Record directories an event made dirty; any event restarts the quiet period."""
+    def add(self, now: float, dirs: Iterable[str] = (), subtrees: Iterable[str] = (),
+            closed: bool = False) -> None:
+        """Record directories an event made dirty; any event restarts the quiet period.
+        ``closed``: the event closed the last handle of a written file (a finished save),
+        so the batch is due after ``closed_quiet`` unless another event follows."""
         dirs, subtrees = set(dirs), set(subtrees)
         if dirs or subtrees:
             self._dirs |= dirs
             self._subtrees |= subtrees
+            self._closed = closed
             self._touch(now)
 
     def request_full(self, now: float) -> None:
-        self._full = True
+        self._full, self._closed = True, False
         self._touch(now)
 
     def _touch(self, now: float) -> None:
@@ -160,7 +176,10 @@ class Debouncer:
         """The time the current batch becomes due, or None when nothing is pending."""
         if self._first is None or self._last is None:
             return None
-        return min(self._last + self.quiet, self._first + self.max_delay)
+        # a new directory's contents may still come (watchdog lists it late): never hurried
+        hurry = self._closed and not self._subtrees
+        quiet = min(self.quiet, self.closed_quiet) if hurry else self.quiet
+        return min(self._last + quiet, self._first + self.max_delay)
 
     def due(self, now: float) -> bool:
         deadline = self.deadline()
@@ -171,17 +190,27 @@ class Debouncer:
         batch = Batch(frozenset(self._dirs), frozenset(self._subtrees), self._full)
         self._dirs, self._subtrees, self._full = set(), set(), False
         self._first = self._last = None
+        self._closed = False
         return batch
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, root: str, sink: Callable[[set[str], set[str]], None]) -> None:
-        self.root, self.sink = root, sink
+    def __init__(self, root: str, sink: Callable[[set[str], set[str], bool], None], opens: OpenFiles) -> None:
+        self.root, self.sink, self.opens = root, sink, opens
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        closed = False
+        if not event.is_directory:
+            rel = relative_dir(self.root, os.fsdecode(event.src_path))
+            dest = relative_dir(self.root, os.fsdecode(event.dest_path)) if event.dest_path else None
+            if rel is not None or dest is not None:
+                self.opens.event(event.event_type, rel or "", dest)
+            if event.event_type == "closed" and rel is not None:
+                state = self.opens.state(rel)
+                closed = state is not None and state.handles == 0
         dirs, subtrees = dirty_dirs(self.root, event)
         if dirs or subtrees:
-            self.sink(dirs, subtrees)
+            self.sink(dirs, subtrees, closed)
 
 
 class _OverflowHook(logging.Handler):
@@ -214,6 +243,7 @@ class FolderWatcher:
         self._wake = asyncio.Event()
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self._hook = _OverflowHook(self._threadsafe_full)
+        self.opens = OpenFiles(self.root)
         self.restarts = 0
 
     def start(self) -> None:
@@ -223,8 +253,10 @@ class FolderWatcher:
             self.stop()
             self.restarts += 1
             self.request_full()
+        self.opens.overflow()  # events before this observer are unknown
         observer = Observer()
-        observer.schedule(_Handler(self.root, self._threadsafe_add), self.root, recursive=True)
+        self.opens.enabled = "inotify" in type(observer).__name__.lower()  # open/close events
+        observer.schedule(_Handler(self.root, self._threadsafe_add, self.opens), self.root, recursive=True)
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -241,22 +273,23 @@ class FolderWatcher:
             self._observer = None
 
     # --- events (any thread) → loop --------------------------------------------------
-    def _threadsafe_add(self, dirs: set[str], subtrees: set[str]) -> None:
+    def _threadsafe_add(self, dirs: set[str], subtrees: set[str], closed: bool = False) -> None:
         if self._loop is not None and not self._loop.is_closed():
             try:
-                self._loop.call_soon_threadsafe(self.add, dirs, subtrees)
+                self._loop.call_soon_threadsafe(self.add, dirs, subtrees, closed)
             except RuntimeError:  # loop closing during shutdown
                 pass
 
     def _threadsafe_full(self) -> None:
+        self.opens.overflow()
         if self._loop is not None and not self._loop.is_closed():
             try:
                 self._loop.call_soon_threadsafe(self.request_full)
             except RuntimeError:
                 pass
 
-    def add(self, dirs: Iterable[str] = (), subtrees: Iterable[str] = ()) -> None:
-        self.debouncer.add(self.clock(), dirs, subtrees)
+    def add(self, dirs: Iterable[str] = (), subtrees: Iterable[str] = (), closed: bool = False) -> None:
+        self.debouncer.add(self.clock(), dirs, subtrees, closed)
         self._wake.set()
 
     def request_full(self) -> None:

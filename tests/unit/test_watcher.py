@@ -166,3 +166,23 @@ def test_a_batch_past_the_dirty_cap_becomes_a_full_rescan() -> None:
     assert many.merge(Batch(frozenset({"d0"}))) == many  # at the cap: kept as it is
     merged = many.merge(Batch(subtrees=frozenset({"one-more"})))
     assert merged == Batch(full=True)  # bounded: the sets are dropped, a full rescan holds
+
+
+def test_a_finished_save_makes_the_batch_due_after_the_short_closed_quiet() -> None:
+    from chunksync.watcher import CLOSED_QUIET, Debouncer
+
+    d = Debouncer(quiet=0.15, max_delay=1.0)
+    d.add(10.0, {"a"})  # the write
+    assert d.deadline() == pytest.approx(10.15)
+    d.add(10.01, {"a"}, closed=True)  # its close: the save is complete
+    assert d.deadline() == pytest.approx(10.01 + CLOSED_QUIET)
+    d.add(10.015, {"b"})  # another write before the batch went: wait the full quiet again
+    assert d.deadline() == pytest.approx(10.015 + 0.15)
+    d.take()
+    d.add(15.0, {""}, {"new"})  # a new directory...
+    d.add(15.001, {"new"}, closed=True)  # ...and a save in it: its other files may come late
+    assert d.deadline() == pytest.approx(15.001 + 0.15)
+    d.take()
+    d.add(20.0, {"a"}, closed=True)
+    d.request_full(20.001)  # a full rescan is never hurried
+    assert d.deadline() == pytest.approx(20.001 + 0.15)
