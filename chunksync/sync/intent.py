@@ -25,13 +25,22 @@ from .objects_io import ObjectReader
 
 __all__ = ["INTENT", "landed_base", "record_intent"]
 
-INTENT = "push_intent"  # index meta key: hex id of the commit being made the head
+INTENT = "push_intent"  # index meta key: hex ids of the commits being made the head, oldest first
+MAX_PENDING = 8  # intents kept while unresolved (a lost answer, then a push refused by CAS...)
+
+
+def _pending(index: Index) -> list[str]:
+    raw = index.get_meta(INTENT)
+    return raw.decode("ascii", "replace").split() if raw else []
 
 
 def record_intent(index: Index, commit_id: ObjectId) -> None:
-    """Durably note the push about to happen (before the compare-and-swap)."""
+    """Durably note the push about to happen (before the compare-and-swap). Earlier
+    unresolved intents are kept: a push whose answer was lost may be followed by one the
+    compare-and-swap refuses, and forgetting the first would lose the base it set."""
+    ids = [*_pending(index), commit_id.hex()][-MAX_PENDING:]
     with index.write() as w:
-        w.set_meta(INTENT, commit_id.hex().encode())
+        w.set_meta(INTENT, " ".join(ids).encode())
 
 
 async def landed_base(
@@ -41,23 +50,36 @@ async def landed_base(
     accepted: Accepted | None,
     base_root: ObjectId | None,
 ) -> ObjectId | None:
-    """The merge base: the tree of this device's own last push if it reached the head
-    though its answer was lost, else ``base_root`` unchanged."""
-    raw = index.get_meta(INTENT)
-    if not raw or head is None or accepted is None:
+    """The merge base: the tree of this device's newest push that reached the head though
+    its answer was lost, else ``base_root`` unchanged. Intents the accepted base has
+    reached are spent and dropped."""
+    pending = _pending(index)
+    if not pending or head is None or accepted is None:
         return base_root
-    pushed = raw.decode()
-    if pushed == accepted.head:
-        return base_root
-    try:
-        commit = await reader.commit(id_from_hex(pushed))
-        if commit.seq <= accepted.seq:
-            with index.write() as w:  # the base has moved past it: spent
+    spent: set[str] = set()
+    landed: ObjectId | None = None
+    head_commit = None
+    for pushed in reversed(pending):  # newest first
+        if pushed == accepted.head:
+            spent.add(pushed)
+            continue
+        try:
+            commit = await reader.commit(id_from_hex(pushed))
+            if commit.seq <= accepted.seq:
+                spent.add(pushed)
+                continue
+            if pushed != head:
+                head_commit = head_commit or await reader.commit(id_from_hex(head))
+                await verify_descent(reader, head, head_commit, Accepted(pushed, commit.seq))
+        except ChunksyncError:
+            continue  # that push never went in (or cannot be read): look at the older ones
+        landed = commit.tree
+        break
+    if spent:
+        with index.write() as w:
+            rest = [p for p in pending if p not in spent]
+            if rest:
+                w.set_meta(INTENT, " ".join(rest).encode())
+            else:
                 w.delete_meta(INTENT)
-            return base_root
-        if pushed != head:
-            head_commit = await reader.commit(id_from_hex(head))
-            await verify_descent(reader, head, head_commit, Accepted(pushed, commit.seq))
-    except ChunksyncError:
-        return base_root  # the push never went in (or cannot be read): the old base stands
-    return commit.tree
+    return base_root if landed is None else landed

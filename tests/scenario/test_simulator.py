@@ -93,3 +93,12 @@ async def test_a_disabled_ancestry_check_is_caught(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr("chunksync.sync.engine.verify_descent", trust_anything)
     report = await _first_failure(range(60))
     assert report.result.violation.invariant == "hostile-change"
+
+
+async def test_regression_seed_1703_a_lost_push_answer_then_a_refused_push_keeps_its_base() -> None:
+    """Seed 1703 (before the fix): a push whose answer was lost, then a second push the
+    compare-and-swap refused, overwrote the first intent; the next merge used the old
+    base and pushed back a file another device had deleted (sync/intent.py keeps every
+    unresolved intent)."""
+    report = await run_seeds(range(1703, 1704), STEPS, DEVICES, do_shrink=False)
+    assert report.seed is None, report.summary()
