@@ -59,10 +59,14 @@ def test_edits_propagate_both_ways_without_echo_snapshots(cli_world: CliWorld) -
         da.wait_at_head()
         db.wait_at_head()
         assert tree_of(a, mtimes=False) == tree_of(b, mtimes=False)
-        # three edit bursts, three snapshots: the files each daemon applied came back to it
-        # as watcher events, were rescanned, matched the stat cache and made no snapshot.
+        # three edit bursts, three runs of snapshots (a loaded machine may split a burst
+        # once a file is closed, chunksync.watcher CLOSED_QUIET): the files each daemon
+        # applied came back to it as watcher events, were rescanned, matched the stat
+        # cache and made no snapshot of their own.
         devices = head_log_devices(w, "laptop")[snapshots_before:]
-        assert len(devices) == 3 and devices[0] == devices[2] != devices[1], devices
+        runs = [d for i, d in enumerate(devices) if i == 0 or devices[i - 1] != d]
+        assert len(runs) == 3 and runs[0] == runs[2] != runs[1], devices
+        assert len(devices) <= 6, devices  # never more snapshots than paths edited
         status = da.status()
         assert status["conflicts"] == 0 and status["bytes_up"] > 0 and status["last_error"] is None
         assert status["clock_skew"] is not None and abs(status["clock_skew"]) < 5  # same host
