@@ -176,6 +176,19 @@ def write_file_at(
     return install_temp(root, tmpdir, tmpname, relpath, written, check=check, sync_dir=True)
 
 
+@contextlib.contextmanager
+def _temp_removed_on_error(tmpdir: Path, tmpname: str, relpath: str) -> Iterator[None]:
+    """On any failure the temp file goes, and an OSError becomes one clear line."""
+    try:
+        yield
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmpdir / tmpname)
+        if isinstance(exc, OSError):
+            raise _os_error("writing", relpath, exc) from exc
+        raise
+
+
 def write_temp(
     tmpdir: Path, relpath: str, blocks: Iterable[bytes], *, executable: bool, mtime_ns: int,
     durable: bool,
@@ -185,27 +198,20 @@ def write_temp(
     barrier for a whole batch, before any of it is renamed into place)."""
     tmpdir.mkdir(parents=True, exist_ok=True)
     tmpname = f"dl-{uuid.uuid4().hex}"
-    try:
-        with open_dir(tmpdir, "") as tfd:
-            fd = os.open(tmpname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=tfd)
-            try:
-                with os.fdopen(fd, "wb", closefd=False) as out:
-                    for block in blocks:
-                        out.write(block)
-                    out.flush()
-                    os.fchmod(fd, 0o755 if executable else 0o644)
-                    os.utime(fd, ns=(mtime_ns, mtime_ns))
-                    if durable:
-                        os.fsync(fd)
-                    return tmpname, os.fstat(fd)
-            finally:
-                os.close(fd)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmpdir / tmpname)
-        if isinstance(exc, OSError):
-            raise _os_error("writing", relpath, exc) from exc
-        raise
+    with _temp_removed_on_error(tmpdir, tmpname, relpath), open_dir(tmpdir, "") as tfd:
+        fd = os.open(tmpname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=tfd)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as out:
+                for block in blocks:
+                    out.write(block)
+                out.flush()
+                os.fchmod(fd, 0o755 if executable else 0o644)
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
+                if durable:
+                    os.fsync(fd)
+                return tmpname, os.fstat(fd)
+        finally:
+            os.close(fd)
 
 
 def install_temp(
@@ -224,31 +230,25 @@ def install_temp(
     written (a rename changes the ctime, and a stale one makes the next scan re-read the
     file), else ``written``."""
     parent, name = split(relpath)
-    try:
-        with open_dir(tmpdir, "") as tfd, open_dir(root, parent, create=True) as dfd:
-            target = _entry(dfd, name)
-            current = _stat_or_none(dfd, target)
-            if check is not None:
-                check(current)
-            held = _hold(dfd, target, tfd, current)
-            os.rename(tmpname, target, src_dir_fd=tfd, dst_dir_fd=dfd)
-            if sync_dir:
-                os.fsync(dfd)
-            if held is not None:
-                _release(held, current, tfd, dfd, target)
-            after = _stat_or_none(dfd, target)
-            # only the ctime may have moved; else an edit slipped in: the scan must read it
-            if after is not None and (after.st_ino, after.st_size, after.st_mtime_ns, after.st_mode) == (
-                written.st_ino, written.st_size, written.st_mtime_ns, written.st_mode
-            ):
-                return after
-            return written
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmpdir / tmpname)
-        if isinstance(exc, OSError):
-            raise _os_error("writing", relpath, exc) from exc
-        raise
+    with _temp_removed_on_error(tmpdir, tmpname, relpath), \
+            open_dir(tmpdir, "") as tfd, open_dir(root, parent, create=True) as dfd:
+        target = _entry(dfd, name)
+        current = _stat_or_none(dfd, target)
+        if check is not None:
+            check(current)
+        held = _hold(dfd, target, tfd, current)
+        os.rename(tmpname, target, src_dir_fd=tfd, dst_dir_fd=dfd)
+        if sync_dir:
+            os.fsync(dfd)
+        if held is not None:
+            _release(held, current, tfd, dfd, target)
+        after = _stat_or_none(dfd, target)
+        # only the ctime may have moved; else an edit slipped in: the scan must read it
+        if after is not None and (after.st_ino, after.st_size, after.st_mtime_ns, after.st_mode) == (
+            written.st_ino, written.st_size, written.st_mtime_ns, written.st_mode
+        ):
+            return after
+        return written
 
 
 def _hold(dfd: int, name: str, tfd: int, current: os.stat_result | None) -> str | None:
