@@ -30,6 +30,7 @@ from chunksync.storage.index import Index, IndexWriter
 from chunksync.sync import engine as sync_engine
 from chunksync.sync.engine import SyncEngine
 from chunksync.transport.memory import MemoryChunkStore
+from tests.helpers.devices import StepClock
 
 from .faults import DeviceCrash, FaultyLink
 
@@ -76,16 +77,12 @@ class CrashableIndex(Index):
             yield writer
 
 
-class SkewedClock:
+class SkewedClock(StepClock):
     """A step clock (each reading one second later) that starts at the device's skew
     and can be set back or forward, like a wall clock corrected by NTP."""
 
     def __init__(self, skew_ns: int) -> None:
-        self.now = START_NS + skew_ns
-
-    def time_ns(self) -> int:
-        self.now += 10**9
-        return self.now
+        super().__init__(START_NS + skew_ns)
 
 
 @dataclass
