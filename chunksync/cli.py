@@ -38,7 +38,9 @@ from .transport.ratelimit import BandwidthLimits, Limiter
 from .transport.tokens import renew_at
 
 T = TypeVar("T")
-FOLDER_DIR = click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+FOLDER_DIR = click.argument(
+    "directory", type=click.Path(file_okay=False, exists=True, path_type=Path)
+)
 DEFAULT_SERVER = "http://127.0.0.1:8400"
 
 
@@ -86,11 +88,14 @@ def command_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             where = f": {exc.filename}" if exc.filename else ""
             say(f"chunksync: {exc.strerror or exc}{where}", err=True)
             sys.exit(1)
-        except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+        except Exception as exc:
             if os.environ.get("CHUNKSYNC_DEBUG"):
                 raise
-            say(f"chunksync: internal error ({type(exc).__name__}: {exc}); "
-                "run again with CHUNKSYNC_DEBUG=1 for details", err=True)
+            say(
+                f"chunksync: internal error ({type(exc).__name__}: {exc}); "
+                "run again with CHUNKSYNC_DEBUG=1 for details",
+                err=True,
+            )
             sys.exit(70)
 
     return wrapper
@@ -115,13 +120,21 @@ def main() -> None:
 @click.argument("url")
 @click.option("--user", required=True)
 @click.option("--password-file", type=click.Path(dir_okay=False))
-@click.option("--device-name", default=lambda: socket.gethostname())
+@click.option("--device-name", default=socket.gethostname)
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--totp", help="one-time code, if the account has TOTP enabled")
 @command_errors
-def login(url: str, user: str, password_file: str | None, device_name: str, ca_file: str | None, totp: str | None) -> None:
+def login(
+    url: str,
+    user: str,
+    password_file: str | None,
+    device_name: str,
+    ca_file: str | None,
+    totp: str | None,
+) -> None:
     """Log this device in to a server and store its token (0600)."""
     from .transport.http import HttpClient
+
     password = read_secret(password_file, "CHUNKSYNC_PASSWORD", "Password")
 
     async def go() -> Credential:
@@ -131,8 +144,16 @@ def login(url: str, user: str, password_file: str | None, device_name: str, ca_f
         finally:
             await client.aclose()
         expires = result.expires_at if isinstance(result.expires_at, int | float) else None
-        return Credential(url.rstrip("/"), user, result.token, result.device_id, device_name, ca_file,
-                          expires_at=expires, renew_after=renew_at(expires, time.time()))
+        return Credential(
+            url.rstrip("/"),
+            user,
+            result.token,
+            result.device_id,
+            device_name,
+            ca_file,
+            expires_at=expires,
+            renew_after=renew_at(expires, time.time()),
+        )
 
     cred = run(go())
     save_credential(cred)
@@ -144,13 +165,16 @@ def _new_config(folder: str, server: str | None) -> tuple[FolderConfig, Credenti
     from .config import load_credential
 
     cred = load_credential(server.rstrip("/") if server else None)
-    return FolderConfig(folder=folder, server=cred.server, device_name=cred.device_name, user=cred.user), cred
+    return FolderConfig(
+        folder=folder, server=cred.server, device_name=cred.device_name, user=cred.user
+    ), cred
 
 
 def _with_progress(go: Callable[[Any], Awaitable[T]], quiet: bool = False) -> T:
     """Run a sync or a restore, with progress bars (bytes, files, time left) on stderr
     when it is a terminal."""
     from .progress import TerminalProgress
+
     if quiet or not sys.stderr.isatty():
         return run(go(None))
     with TerminalProgress() as progress:
@@ -158,12 +182,16 @@ def _with_progress(go: Callable[[Any], Awaitable[T]], quiet: bool = False) -> T:
 
 
 def _sync_once(
-    root: Path, *, allow_mass_delete: bool = False, accept_server_history: bool = False, quiet: bool = False,
+    root: Path,
+    *,
+    allow_mass_delete: bool = False,
+    accept_server_history: bool = False,
+    quiet: bool = False,
     limits: BandwidthLimits = BandwidthLimits(),
 ) -> Any:
     """One sync under the folder lock; None when a running daemon was asked instead."""
-    from .failed import record as record_failed
     from .control import GatedChunkStore
+    from .failed import record as record_failed
     from .folder import FolderBusy, FolderLock, SyncFolder
     from .status import clear_revoked, mark_revoked
     from .storage.upkeep import IndexKeeper
@@ -176,7 +204,8 @@ def _sync_once(
                 unregister = on_interrupt(gate.close)
                 try:
                     result = await f.engine(progress).sync(
-                        allow_mass_delete=allow_mass_delete, accept_server_history=accept_server_history
+                        allow_mass_delete=allow_mass_delete,
+                        accept_server_history=accept_server_history,
                     )
                 except DeviceRevoked as exc:
                     mark_revoked(f.paths, exc.message)  # for 'status' after we exit
@@ -184,7 +213,9 @@ def _sync_once(
                 finally:
                     unregister()
                 clear_revoked(f.paths)
-                IndexKeeper(f.index).after_round()  # evict old listings if the cache outgrew its budget
+                IndexKeeper(
+                    f.index
+                ).after_round()  # evict old listings if the cache outgrew its budget
                 return result, record_failed(f.index, result.scan, result.skipped)
 
     try:
@@ -217,8 +248,14 @@ def _first_sync(root: Path, limits: BandwidthLimits = BandwidthLimits()) -> int:
 @click.option("--passphrase-file", type=click.Path(dir_okay=False))
 @limit_options("this folder (kept in its config)")
 @command_errors
-def init(directory: Path, folder: str, server: str | None, passphrase_file: str | None,
-         limit_upload: int, limit_download: int) -> None:
+def init(
+    directory: Path,
+    folder: str,
+    server: str | None,
+    passphrase_file: str | None,
+    limit_upload: int,
+    limit_download: int,
+) -> None:
     """Create a new folder: new key, then the first sync (run again to continue)."""
     from . import onboard
 
@@ -226,7 +263,9 @@ def init(directory: Path, folder: str, server: str | None, passphrase_file: str 
     config.limit_upload_kib, config.limit_download_kib = limit_upload, limit_download
     onboard.check_local_dir(directory)
     resume = onboard.resuming(directory, config)
-    passphrase = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Passphrase", confirm=not resume)
+    passphrase = read_secret(
+        passphrase_file, "CHUNKSYNC_PASSPHRASE", "Passphrase", confirm=not resume
+    )
     onboard.check_passphrase(passphrase)
     if resume:
         say(f"continuing the interrupted setup of {directory} as folder '{folder}'", err=True)
@@ -246,8 +285,14 @@ def init(directory: Path, folder: str, server: str | None, passphrase_file: str 
 @click.option("--passphrase-file", type=click.Path(dir_okay=False))
 @limit_options("this folder (kept in its config)")
 @command_errors
-def join(directory: Path, folder: str, server: str | None, passphrase_file: str | None,
-         limit_upload: int, limit_download: int) -> None:
+def join(
+    directory: Path,
+    folder: str,
+    server: str | None,
+    passphrase_file: str | None,
+    limit_upload: int,
+    limit_download: int,
+) -> None:
     """Sync an existing folder on this device (same passphrase; run again to continue)."""
     from . import onboard
     from .folder import create_folder_state, remove_folder_state
@@ -280,11 +325,16 @@ def join(directory: Path, folder: str, server: str | None, passphrase_file: str 
 @click.option("--passphrase-file", type=click.Path(dir_okay=False), help="the current passphrase")
 @click.option("--new-passphrase-file", type=click.Path(dir_okay=False))
 @command_errors
-def change_passphrase(directory: Path, passphrase_file: str | None, new_passphrase_file: str | None) -> None:
+def change_passphrase(
+    directory: Path, passphrase_file: str | None, new_passphrase_file: str | None
+) -> None:
     """Change the folder passphrase (rewraps the key; no file is re-encrypted)."""
     from .folder import SyncFolder, rewrap_slot
+
     old = read_secret(passphrase_file, "CHUNKSYNC_PASSPHRASE", "Current passphrase")
-    new = read_secret(new_passphrase_file, "CHUNKSYNC_NEW_PASSPHRASE", "New passphrase", confirm=True)
+    new = read_secret(
+        new_passphrase_file, "CHUNKSYNC_NEW_PASSPHRASE", "New passphrase", confirm=True
+    )
     if not new:
         raise UserError("the new passphrase is empty")
 
@@ -310,13 +360,17 @@ def _describe(result: Any, failed: Any, root: Path) -> list[str]:
             note += f" ({healed.unrecoverable} must come from another device that holds them)"
         lines.append(note)
     if result.receive_only and result.local_only:
-        lines.append(f"receive-only (read-only member): {result.local_only} local change"
-                     f"{'s' if result.local_only != 1 else ''} kept here, not sent")
+        lines.append(
+            f"receive-only (read-only member): {result.local_only} local change"
+            f"{'s' if result.local_only != 1 else ''} kept here, not sent"
+        )
     if not result.changed:
         return [*lines, f"in sync at {short_id(result.head) if result.head else 'an empty folder'}"]
     parts = []
     if result.pushed:
-        parts.append(f"uploaded {result.uploaded_objects} objects ({result.uploaded_bytes / 1e6:.1f} MB)")
+        parts.append(
+            f"uploaded {result.uploaded_objects} objects ({result.uploaded_bytes / 1e6:.1f} MB)"
+        )
     if result.applied:
         parts.append(f"updated {result.applied} file{'s' if result.applied != 1 else ''} here")
     if result.deleted:
@@ -328,22 +382,37 @@ def _describe(result: Any, failed: Any, root: Path) -> list[str]:
 
 @main.command()
 @FOLDER_DIR
-@click.option("--allow-mass-delete", is_flag=True, help="go ahead with a sync that deletes many files")
-@click.option("--accept-server-history", is_flag=True,
-              help="take a server head that does not descend from the last one synced (server restored "
-              "from a backup): merge without deleting anything, differences kept as conflicted copies")
+@click.option(
+    "--allow-mass-delete", is_flag=True, help="go ahead with a sync that deletes many files"
+)
+@click.option(
+    "--accept-server-history",
+    is_flag=True,
+    help="take a server head that does not descend from the last one synced (server restored "
+    "from a backup): merge without deleting anything, differences kept as conflicted copies",
+)
 @click.option("--json", "as_json", is_flag=True)
 @limit_options("this run, on top of the folder's own")
 @command_errors
-def sync(directory: Path, allow_mass_delete: bool, accept_server_history: bool, as_json: bool,
-         limit_upload: int, limit_download: int) -> None:
+def sync(
+    directory: Path,
+    allow_mass_delete: bool,
+    accept_server_history: bool,
+    as_json: bool,
+    limit_upload: int,
+    limit_download: int,
+) -> None:
     """Sync once; exit 0 when the folder is in sync, 12 when it synced but some paths
     could not be (failed items: 'chunksync status' lists each, with what to do)."""
     from .failed_text import failed_json
 
-    done = _sync_once(directory, allow_mass_delete=allow_mass_delete,
-                      accept_server_history=accept_server_history, quiet=as_json,
-                      limits=limits_of(limit_upload, limit_download))
+    done = _sync_once(
+        directory,
+        allow_mass_delete=allow_mass_delete,
+        accept_server_history=accept_server_history,
+        quiet=as_json,
+        limits=limits_of(limit_upload, limit_download),
+    )
     if done is None:
         return
     result, failed = done
@@ -423,7 +492,9 @@ def log(directory: Path, path: str | None, as_json: bool, events: bool) -> None:
 @click.option("--at", help="ISO 8601 time: the newest snapshot at or before it")
 @click.option("--to", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @command_errors
-def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at: str | None, out: Path) -> None:
+def restore(
+    directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at: str | None, out: Path
+) -> None:
     """Restore a snapshot (or some paths of it) into another directory (with progress:
     files, bytes, time left, when stderr is a terminal)."""
     from .folder import SyncFolder
@@ -441,7 +512,9 @@ def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at
             return snap, await do_restore(reader, snap, paths, out)
 
     snap, count = _with_progress(go)
-    say(f"restored {count} file{'s' if count != 1 else ''} of snapshot {short_id(snap.id)} ({_when(snap.time)}) to {out}")
+    say(
+        f"restored {count} file{'s' if count != 1 else ''} of snapshot {short_id(snap.id)} ({_when(snap.time)}) to {out}"
+    )
 
 
 # --- state -----------------------------------------------------------------------------
@@ -451,9 +524,8 @@ def restore(directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at
 @command_errors
 def status(directory: Path, as_json: bool) -> None:
     """Show the folder's sync state (from the daemon if one runs, else the index)."""
-    from .status import read_status
-
     from .failed_text import status_lines
+    from .status import read_status
 
     doc = read_status(directory)
 
@@ -518,37 +590,99 @@ def verify(directory: Path) -> None:
 
 # --- daemon ----------------------------------------------------------------------------
 @main.command()
-@click.argument("directories", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--quiet-ms", type=click.IntRange(0, 60_000), default=150, show_default=True,
-              help="sync once no edit arrived for this long")
-@click.option("--max-delay-ms", type=click.IntRange(1, 600_000), default=1000, show_default=True,
-              help="sync at least this often under continuous edits")
-@click.option("--poll-interval", type=click.FloatRange(0.1), default=30.0, show_default=True,
-              help="seconds between head polls (the WebSocket push is the fast path)")
-@click.option("--full-rescan-interval", type=click.FloatRange(1), default=3600.0, show_default=True,
-              help="seconds between full rescans (safety net behind the watcher)")
-@click.option("--backoff-max", type=click.FloatRange(0.1), default=60.0, show_default=True,
-              help="cap of the reconnect backoff in seconds while offline")
-@click.option("--settle-ms", type=click.IntRange(0, 600_000), default=2000, show_default=True,
-              help="a changed file still open for writing (or not tracked by open/close "
-              "events) is synced once it was not written for this long; a file all of whose "
-              "writers closed it syncs at once (0: never wait)")
-@click.option("--settle-cap", type=click.FloatRange(0), default=60.0, show_default=True,
-              help="seconds a file that never stops changing waits at most; then its latest "
-              "consistent read is synced (and logged)")
-@click.option("--stop-grace", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True,
-              help="seconds SIGTERM/SIGINT wait for the current step before exiting anyway "
-              "(safe: writes are atomic); a second signal exits at once")
-@click.option("--install-service", is_flag=True,
-              help="write a systemd user unit (Linux) or launchd agent (macOS) for these folders and exit")
-@click.option("--normal-priority", is_flag=True,
-              help="keep the CPU and I/O priority (by default the daemon lowers both: nice 10, best-effort I/O 7)")
+@click.argument(
+    "directories",
+    nargs=-1,
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+)
+@click.option(
+    "--quiet-ms",
+    type=click.IntRange(0, 60_000),
+    default=150,
+    show_default=True,
+    help="sync once no edit arrived for this long",
+)
+@click.option(
+    "--max-delay-ms",
+    type=click.IntRange(1, 600_000),
+    default=1000,
+    show_default=True,
+    help="sync at least this often under continuous edits",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(0.1),
+    default=30.0,
+    show_default=True,
+    help="seconds between head polls (the WebSocket push is the fast path)",
+)
+@click.option(
+    "--full-rescan-interval",
+    type=click.FloatRange(1),
+    default=3600.0,
+    show_default=True,
+    help="seconds between full rescans (safety net behind the watcher)",
+)
+@click.option(
+    "--backoff-max",
+    type=click.FloatRange(0.1),
+    default=60.0,
+    show_default=True,
+    help="cap of the reconnect backoff in seconds while offline",
+)
+@click.option(
+    "--settle-ms",
+    type=click.IntRange(0, 600_000),
+    default=2000,
+    show_default=True,
+    help="a changed file still open for writing (or not tracked by open/close "
+    "events) is synced once it was not written for this long; a file all of whose "
+    "writers closed it syncs at once (0: never wait)",
+)
+@click.option(
+    "--settle-cap",
+    type=click.FloatRange(0),
+    default=60.0,
+    show_default=True,
+    help="seconds a file that never stops changing waits at most; then its latest "
+    "consistent read is synced (and logged)",
+)
+@click.option(
+    "--stop-grace",
+    type=click.FloatRange(0.1, 3600),
+    default=1.0,
+    show_default=True,
+    help="seconds SIGTERM/SIGINT wait for the current step before exiting anyway "
+    "(safe: writes are atomic); a second signal exits at once",
+)
+@click.option(
+    "--install-service",
+    is_flag=True,
+    help="write a systemd user unit (Linux) or launchd agent (macOS) for these folders and exit",
+)
+@click.option(
+    "--normal-priority",
+    is_flag=True,
+    help="keep the CPU and I/O priority (by default the daemon lowers both: nice 10, best-effort I/O 7)",
+)
 @limit_options("all folders of this daemon together, on top of each folder's own")
 @command_errors
-def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll_interval: float,
-           full_rescan_interval: float, backoff_max: float, settle_ms: int, settle_cap: float,
-           stop_grace: float, install_service: bool, normal_priority: bool,
-           limit_upload: int, limit_download: int) -> None:
+def daemon(
+    directories: tuple[Path, ...],
+    quiet_ms: int,
+    max_delay_ms: int,
+    poll_interval: float,
+    full_rescan_interval: float,
+    backoff_max: float,
+    settle_ms: int,
+    settle_cap: float,
+    stop_grace: float,
+    install_service: bool,
+    normal_priority: bool,
+    limit_upload: int,
+    limit_download: int,
+) -> None:
     """Watch folders and keep them in sync (foreground)."""
     from .daemon import DaemonOptions
     from .daemon_process import run_daemon
@@ -559,10 +693,16 @@ def daemon(directories: tuple[Path, ...], quiet_ms: int, max_delay_ms: int, poll
         say(install(list(directories)))
         return
     options = DaemonOptions(
-        quiet=quiet_ms / 1000, max_delay=max(max_delay_ms, quiet_ms) / 1000, poll_interval=poll_interval,
-        full_rescan_interval=full_rescan_interval, backoff_max=backoff_max,
-        settle_quiet=settle_ms / 1000, settle_cap=settle_cap, stop_grace=stop_grace,
-        low_priority=not normal_priority, limits=limits_of(limit_upload, limit_download),
+        quiet=quiet_ms / 1000,
+        max_delay=max(max_delay_ms, quiet_ms) / 1000,
+        poll_interval=poll_interval,
+        full_rescan_interval=full_rescan_interval,
+        backoff_max=backoff_max,
+        settle_quiet=settle_ms / 1000,
+        settle_cap=settle_cap,
+        stop_grace=stop_grace,
+        low_priority=not normal_priority,
+        limits=limits_of(limit_upload, limit_download),
     )
     run_daemon(list(directories), options)
 

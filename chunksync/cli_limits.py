@@ -31,10 +31,20 @@ def limit_options(scope: str) -> Callable[[F], F]:
     text what they apply to (this run, or the folder being created)."""
 
     def decorate(fn: F) -> F:
-        fn = click.option("--limit-download", type=_KIB, default=0, metavar="KIB",
-                          help=f"download limit in KiB/s for {scope} (0: none)")(fn)
-        return click.option("--limit-upload", type=_KIB, default=0, metavar="KIB",
-                            help=f"upload limit in KiB/s for {scope} (0: none)")(fn)
+        fn = click.option(
+            "--limit-download",
+            type=_KIB,
+            default=0,
+            metavar="KIB",
+            help=f"download limit in KiB/s for {scope} (0: none)",
+        )(fn)
+        return click.option(
+            "--limit-upload",
+            type=_KIB,
+            default=0,
+            metavar="KIB",
+            help=f"upload limit in KiB/s for {scope} (0: none)",
+        )(fn)
 
     return decorate
 
@@ -51,14 +61,23 @@ def describe(limits: BandwidthLimits) -> str:
 
 
 def limit_command(
-    folder_dir: Callable[[F], F], command_errors: Callable[[F], F], emit: Callable[[Any, bool, Callable[[], None]], None]
+    folder_dir: Callable[[F], F],
+    command_errors: Callable[[F], F],
+    emit: Callable[[Any, bool, Callable[[], None]], None],
 ) -> click.Command:
     """The ``chunksync limit DIR [--upload KIB] [--download KIB]`` command."""
 
     @click.command("limit")
     @folder_dir
-    @click.option("--upload", type=_KIB, metavar="KIB", help="this folder's upload limit in KiB/s (0: none)")
-    @click.option("--download", type=_KIB, metavar="KIB", help="this folder's download limit in KiB/s (0: none)")
+    @click.option(
+        "--upload", type=_KIB, metavar="KIB", help="this folder's upload limit in KiB/s (0: none)"
+    )
+    @click.option(
+        "--download",
+        type=_KIB,
+        metavar="KIB",
+        help="this folder's download limit in KiB/s (0: none)",
+    )
     @click.option("--json", "as_json", is_flag=True)
     @command_errors
     def limit(directory: Path, upload: int | None, download: int | None, as_json: bool) -> None:

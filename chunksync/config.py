@@ -43,6 +43,7 @@ __all__ = [
     "token_keeper",
 ]
 
+
 def chunksync_home() -> Path:
     env = os.environ.get("CHUNKSYNC_HOME")
     return Path(env) if env else Path(platformdirs.user_config_dir("chunksync"))
@@ -85,7 +86,9 @@ class Credential:
         return TokenState(self.token, self.expires_at, self.renew_after)
 
     def __repr__(self) -> str:
-        return f"Credential(server={self.server!r}, user={self.user!r}, device={self.device_name!r})"
+        return (
+            f"Credential(server={self.server!r}, user={self.user!r}, device={self.device_name!r})"
+        )
 
 
 def _credentials_path() -> Path:
@@ -181,8 +184,9 @@ class CredentialFile:
         cred = _entry(doc, self.server)
         if cred is None:
             return  # logged out meanwhile: do not resurrect the entry
-        fresh = replace(cred, token=state.token, expires_at=state.expires_at,
-                        renew_after=state.renew_after)
+        fresh = replace(
+            cred, token=state.token, expires_at=state.expires_at, renew_after=state.renew_after
+        )
         doc["servers"][self.server] = asdict(fresh)
         _write_json(_credentials_path(), doc)
 
@@ -252,7 +256,9 @@ class FolderConfig:
             raise ConfigError(f"{paths.config}: {exc}") from exc
         for limit in (config.limit_upload_kib, config.limit_download_kib):
             if type(limit) is not int or limit < 0:
-                raise ConfigError(f"{paths.config}: a bandwidth limit must be a whole number of KiB/s >= 0")
+                raise ConfigError(
+                    f"{paths.config}: a bandwidth limit must be a whole number of KiB/s >= 0"
+                )
         return config
 
     def save_key(self, paths: FolderPaths, master: bytes) -> None:

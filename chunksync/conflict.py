@@ -131,7 +131,9 @@ def parse_conflict_copy(path: str) -> ConflictCopy | None:
     original = name[: tag.start()] + name[tag.end() :]
     t = tag["time"]
     return ConflictCopy(
-        path, f"{parent}/{original}" if parent else original, tag["device"],
+        path,
+        f"{parent}/{original}" if parent else original,
+        tag["device"],
         f"{tag['day']} {t[:2]}:{t[2:4]}:{t[4:]}",
     )
 
@@ -356,13 +358,13 @@ def explain(
     if kind == "type-clash":
         text = (
             f'"{path}" is one kind of item (file, folder or link) on {here} and another on '
-            f'{there}. Both were kept: the version from {winner} keeps the name, the other '
+            f"{there}. Both were kept: the version from {winner} keeps the name, the other "
             f'was saved as "{copy_path}". Move or rename them as you like.'
         )
     else:
         text = (
             f'"{path}" was {what} on {here} and on {there} before they synced. The version '
-            f'from {winner} keeps the name; the version from {loser} was saved as '
+            f"from {winner} keeps the name; the version from {loser} was saved as "
             f'"{copy_path}". Compare the two, keep what you need in one, and delete the other.'
         )
     if policy == "manual":

@@ -78,7 +78,9 @@ class FolderStatus:
             "device": self.device,
             "state": "paused" if self.paused else self.state,
             "pending_changes": self.pending_changes,
-            "last_sync": None if last is None else datetime.fromtimestamp(last / 1e9, UTC).isoformat(),
+            "last_sync": None
+            if last is None
+            else datetime.fromtimestamp(last / 1e9, UTC).isoformat(),
             "last_error": self.last_error,
             "conflicts": self.conflicts,
             "bytes_up": self.bytes_up,
@@ -179,7 +181,9 @@ def parse_request(line: bytes) -> str:
         raise ValueError("request is not JSON") from None
     command = doc.get("command") if isinstance(doc, dict) else None
     if command not in COMMANDS:
-        raise ValueError(f"unknown command {str(command)[:40]!r}; expected one of {', '.join(COMMANDS)}")
+        raise ValueError(
+            f"unknown command {str(command)[:40]!r}; expected one of {', '.join(COMMANDS)}"
+        )
     return str(command)
 
 

@@ -47,7 +47,14 @@ from . import fsops, wire
 from .control import ControlServer, FolderStatus, GatedChunkStore, TransfersPaused
 from .daemon_report import PathReport
 from .daemon_util import clock_skew, log_event, reconnect_delay
-from .errors import AuthError, ChunksyncError, DeviceRevoked, HeldError, IndexDamaged, TransportError
+from .errors import (
+    AuthError,
+    ChunksyncError,
+    DeviceRevoked,
+    HeldError,
+    IndexDamaged,
+    TransportError,
+)
 from .folder import SyncFolder
 from .settle import DEFAULT_CAP, DEFAULT_QUIET, Settle, busy_for
 from .status import clear_revoked, mark_revoked
@@ -64,6 +71,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class DaemonOptions:
     """Timings, in seconds."""
+
     quiet: float = 0.15
     max_delay: float = 1.0
     poll_interval: float = 30.0
@@ -81,7 +89,9 @@ class DaemonOptions:
 class FolderDaemon:
     """Watches and syncs one opened folder until :meth:`stop` (see module docstring)."""
 
-    def __init__(self, folder: SyncFolder, options: DaemonOptions, *, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, folder: SyncFolder, options: DaemonOptions, *, stream: TextIO | None = None
+    ) -> None:
         self.folder = folder
         self.options = options
         self.stream = stream
@@ -89,16 +99,29 @@ class FolderDaemon:
         self.gate = GatedChunkStore(folder.store)
         base = folder.engine()
         self.engine = SyncEngine(
-            base.root, base.keys, base.index, self.gate, device=base.device, author=base.author,
-            policies=base.policies, tmpdir=base.tmpdir, on_status=self._on_engine_status,
+            base.root,
+            base.keys,
+            base.index,
+            self.gate,
+            device=base.device,
+            author=base.author,
+            policies=base.policies,
+            tmpdir=base.tmpdir,
+            on_status=self._on_engine_status,
         )
-        self.watcher = FolderWatcher(folder.paths.root, quiet=options.quiet, max_delay=options.max_delay)
-        self.settle = self.engine.settle = Settle(options.settle_quiet, options.settle_cap, opens=self.watcher.opens)
+        self.watcher = FolderWatcher(
+            folder.paths.root, quiet=options.quiet, max_delay=options.max_delay
+        )
+        self.settle = self.engine.settle = Settle(
+            options.settle_quiet, options.settle_cap, opens=self.watcher.opens
+        )
         self.report = PathReport(folder.index, self.settle, self.log)
         self._postponed_at: float | None = None
         self.control = ControlServer(folder.paths.socket, self.handle)
         head = folder.index.get_meta(BASE)
-        self.status = FolderStatus(folder.config.folder, folder.config.device_name, head=head.decode() if head else None)
+        self.status = FolderStatus(
+            folder.config.folder, folder.config.device_name, head=head.decode() if head else None
+        )
         self.status.paused = (folder.paths.state / "paused").exists()
         self.status.conflicts = self._count_conflicts()
         self.status.limits, self.status.low_priority = folder.limits, options.low_priority
@@ -133,8 +156,13 @@ class FolderDaemon:
 
     def _refresh_pending(self) -> None:
         p = self._pending
-        self.status.pending_changes = (len(p.dirs) + len(p.subtrees) + (1 if p.full else 0)
-                                       + self.watcher.pending + len(self.report.waiting))
+        self.status.pending_changes = (
+            len(p.dirs)
+            + len(p.subtrees)
+            + (1 if p.full else 0)
+            + self.watcher.pending
+            + len(self.report.waiting)
+        )
 
     # --- control ----------------------------------------------------------------------
     async def handle(self, command: str) -> dict[str, Any]:
@@ -172,9 +200,17 @@ class FolderDaemon:
         self.watcher.start()
         await self.control.start()
         self.log("started", root=str(self.folder.paths.root), paused=self.status.paused)
-        helpers = [asyncio.create_task(c) for c in (
-            self._local_loop(), self._remote_loop(), self._poll_loop(), self._skew_loop(), self._full_loop(),
-            self._token_loop())]
+        helpers = [
+            asyncio.create_task(c)
+            for c in (
+                self._local_loop(),
+                self._remote_loop(),
+                self._poll_loop(),
+                self._skew_loop(),
+                self._full_loop(),
+                self._token_loop(),
+            )
+        ]
         try:
             await self._worker()
         finally:
@@ -260,8 +296,11 @@ class FolderDaemon:
         skew = clock_skew(before, time.time(), date)
         self.status.clock_skew = skew
         if abs(skew) > self.options.skew_threshold:
-            self.log("clock_skew", seconds=round(skew, 1),
-                     message=f"this clock differs from the server's by {skew:+.0f} s")
+            self.log(
+                "clock_skew",
+                seconds=round(skew, 1),
+                message=f"this clock differs from the server's by {skew:+.0f} s",
+            )
         return skew
 
     # --- the worker -----------------------------------------------------------------------
@@ -272,7 +311,7 @@ class FolderDaemon:
             self._kick.clear()
             if self._stopping:
                 break
-            if self.status.paused or not self._pending and not self._force:
+            if self.status.paused or (not self._pending and not self._force):
                 continue
             if self.status.state == "offline" and not self._force and loop.time() < self._retry_at:
                 await self._scan_offline()
@@ -302,20 +341,25 @@ class FolderDaemon:
         wait = 0.0
         if loop.time() - self._postponed_at < 3 * quiet:
             dirs = await asyncio.to_thread(self._dirty_of, batch)
-            wait = await asyncio.to_thread(busy_for, self.folder.paths.root, dirs, quiet, None, self.watcher.opens)
+            wait = await asyncio.to_thread(
+                busy_for, self.folder.paths.root, dirs, quiet, None, self.watcher.opens
+            )
         if wait <= 0:
             self._postponed_at = None
             return False
         self._pending = self._pending.merge(batch)
-        self.status.state = "waiting" if self.status.state in ("idle", "waiting") else self.status.state
+        self.status.state = (
+            "waiting" if self.status.state in ("idle", "waiting") else self.status.state
+        )
         loop.call_later(min(wait, quiet) + 0.05, self._kick.set)
         return True
 
     def _recheck(self, dirs: set[str]) -> None:
         """Look again at files held back as still being written, after the window."""
         if dirs:
-            asyncio.get_running_loop().call_later(self.options.settle_quiet + 0.05, self.want,
-                                                  Batch(frozenset(dirs)))
+            asyncio.get_running_loop().call_later(
+                self.options.settle_quiet + 0.05, self.want, Batch(frozenset(dirs))
+            )
 
     async def _scan_offline(self) -> None:
         batch, self._pending = self._pending, Batch()
@@ -382,9 +426,13 @@ class FolderDaemon:
         self.stop()
 
     def _schedule_retry(self, loop: asyncio.AbstractEventLoop) -> None:
-        delay = reconnect_delay(self._offline_attempt, self.options.backoff_base,
-                                # B311: back-off jitter, not a secret
-                                self.options.backoff_max, random.random())  # nosec B311
+        delay = reconnect_delay(
+            self._offline_attempt,
+            self.options.backoff_base,
+            # B311: back-off jitter, not a secret
+            self.options.backoff_max,
+            random.random(),
+        )  # nosec B311
         self._offline_attempt += 1
         self._retry_at = loop.time() + delay
         loop.call_later(delay, self._kick.set)
@@ -401,14 +449,27 @@ class FolderDaemon:
         self.status.bytes_down += result.downloaded_bytes
         self._recheck(self.report.after_scan(result.scan, result.skipped))
         for c in result.conflicts:
-            self.log("conflict", path=c.path, copy_path=c.copy_path, kind=c.kind, policy=c.policy,
-                     explanation=c.explanation)
+            self.log(
+                "conflict",
+                path=c.path,
+                copy_path=c.copy_path,
+                kind=c.kind,
+                policy=c.policy,
+                explanation=c.explanation,
+            )
         if result.conflicts:
             self.status.conflicts = self._count_conflicts()
         if result.changed or was_offline:
-            self.log("synced", head=result.head, pushed=result.pushed, applied=result.applied,
-                     deleted=result.deleted, seconds=round(seconds, 3), full=full,
-                     reconnected=was_offline)
+            self.log(
+                "synced",
+                head=result.head,
+                pushed=result.pushed,
+                applied=result.applied,
+                deleted=result.deleted,
+                seconds=round(seconds, 3),
+                full=full,
+                reconnected=was_offline,
+            )
         if was_offline:
             asyncio.get_running_loop().create_task(self._quiet_skew())
 

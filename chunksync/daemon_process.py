@@ -48,7 +48,9 @@ async def serve(directories: list[Path], options: DaemonOptions) -> None:
     async with contextlib.AsyncExitStack() as stack:
         for lock in locks:
             if not lock.paths.config.exists():
-                raise UserError(f"{lock.paths.root} is not a chunksync folder: run 'chunksync init' or 'join' first")
+                raise UserError(
+                    f"{lock.paths.root} is not a chunksync folder: run 'chunksync init' or 'join' first"
+                )
             lock.acquire()
             stack.callback(lock.release)
             await asyncio.to_thread(compact_if_bloated, lock.paths.index)  # before anyone opens it
@@ -68,8 +70,11 @@ async def serve(directories: list[Path], options: DaemonOptions) -> None:
             signals += 1
             if signals > 1:
                 _exit_now(sockets, 130, "second signal")
-            log_event("stopping", message="stopping after the current step "
-                      f"(at most {options.stop_grace:g} s; a second signal stops at once)")
+            log_event(
+                "stopping",
+                message="stopping after the current step "
+                f"(at most {options.stop_grace:g} s; a second signal stops at once)",
+            )
             _arm_forced_exit(sockets, options.stop_grace)
             for d in daemons:
                 d.stop()
@@ -85,8 +90,10 @@ async def serve(directories: list[Path], options: DaemonOptions) -> None:
             if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
                 raise r
         if not signals and any(d.revoked for d in daemons):
-            raise DeviceRevoked("no folder left to sync: the server refused this device's token "
-                                "(see the 'revoked' lines); run 'chunksync login' again")
+            raise DeviceRevoked(
+                "no folder left to sync: the server refused this device's token "
+                "(see the 'revoked' lines); run 'chunksync login' again"
+            )
 
 
 def _exit_now(sockets: list[Path], status: int, why: str) -> None:
@@ -96,8 +103,14 @@ def _exit_now(sockets: list[Path], status: int, why: str) -> None:
         with contextlib.suppress(OSError):
             path.unlink()
     with contextlib.suppress(OSError):
-        line = json.dumps({"time": round(time.time(), 3), "event": "stopped", "forced": True,
-                           "message": f"exited at once ({why}); the next start continues"})
+        line = json.dumps(
+            {
+                "time": round(time.time(), 3),
+                "event": "stopped",
+                "forced": True,
+                "message": f"exited at once ({why}); the next start continues",
+            }
+        )
         os.write(2, line.encode() + b"\n")
     os._exit(status)
 
@@ -105,7 +118,9 @@ def _exit_now(sockets: list[Path], status: int, why: str) -> None:
 def _arm_forced_exit(sockets: list[Path], grace: float) -> None:
     """Exit ``grace`` seconds from now unless the orderly stop is done by then (a daemon
     thread: an orderly exit never waits for it)."""
-    timer = threading.Timer(grace, _exit_now, (sockets, 0, f"a step was still running after {grace:g} s"))
+    timer = threading.Timer(
+        grace, _exit_now, (sockets, 0, f"a step was still running after {grace:g} s")
+    )
     timer.daemon = True
     timer.start()
 

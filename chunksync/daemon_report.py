@@ -32,19 +32,26 @@ class PathReport:
         self.items: tuple[FailedItem, ...] = tuple(load(index))
         self.waiting: tuple[str, ...] = ()
 
-    def after_scan(self, scan: ScanResult | None, skipped: Iterable[tuple[str, str]] | None) -> set[str]:
+    def after_scan(
+        self, scan: ScanResult | None, skipped: Iterable[tuple[str, str]] | None
+    ) -> set[str]:
         """Record a scan (and a completed round's skipped server entries); returns the
         directories holding files still being written, to rescan after the window."""
         change = record(self.index, scan, skipped)
         self.items = change.items
         for item in change.new:
-            self.log("failed_item", path=item.path, kind=item.kind, reason=item.reason, hint=item.hint)
+            self.log(
+                "failed_item", path=item.path, kind=item.kind, reason=item.reason, hint=item.hint
+            )
         for item in change.cleared:
             self.log("failed_item_cleared", path=item.path, kind=item.kind)
         for path in self.settle.take_capped():
-            self.log("still_being_written", path=path,
-                     message=f"{display(path)} kept changing for {self.settle.cap:.0f} s: "
-                     "synced its latest consistent read")
+            self.log(
+                "still_being_written",
+                path=path,
+                message=f"{display(path)} kept changing for {self.settle.cap:.0f} s: "
+                "synced its latest consistent read",
+            )
         if scan is None:
             return set()
         self.waiting = scan.settling

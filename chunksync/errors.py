@@ -35,11 +35,11 @@ enter the project, so callers only ever catch these.
 from __future__ import annotations
 
 __all__ = [
+    "EXIT_SKIPPED",
     "AuthError",
     "ChunksyncError",
     "ConfigError",
     "DeviceRevoked",
-    "EXIT_SKIPPED",
     "HeldError",
     "IndexDamaged",
     "IntegrityError",

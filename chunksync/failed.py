@@ -44,7 +44,7 @@ HINTS: dict[str, str] = {
     "vanished": "it was deleted or replaced while being read; it syncs at the next scan if it is back",
     "being-written": "it kept changing while being read; it syncs once it is left alone",
     "unwritable-here": "this device cannot create that name; it stays on the server for the "
-                       "others: rename it on a device that has it to get it here",
+    "others: rename it on a device that has it to get it here",
     "unportable": "it syncs, but Windows or macOS devices cannot create it: rename it to reach every device",
 }
 #: kinds that are listed but do not make the path unsynced here
@@ -84,8 +84,13 @@ class FailedItem:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> FailedItem:
-        return cls(str(doc["path"]), str(doc["kind"]), str(doc["reason"]), str(doc.get("hint", "")),
-                   int(doc.get("since", 0)))
+        return cls(
+            str(doc["path"]),
+            str(doc["kind"]),
+            str(doc["reason"]),
+            str(doc.get("hint", "")),
+            int(doc.get("since", 0)),
+        )
 
 
 def _parent(path: str) -> str:
@@ -127,7 +132,8 @@ def merge(
         out.update((i.key, i) for i in remote)
     since = {i.key: i.since for i in old}
     merged = [
-        FailedItem(i.path, i.kind, i.reason, i.hint, since.get(i.key, i.since)) for i in out.values()
+        FailedItem(i.path, i.kind, i.reason, i.hint, since.get(i.key, i.since))
+        for i in out.values()
     ]
     return sorted(merged, key=lambda i: (i.path, i.kind))
 
@@ -168,13 +174,17 @@ def record(
     if scan is not None:
         held = set(scan.settling)
         scanned = list(getattr(scan, "failed", ()))
-        scanned += [FailedItem.of("being-written", p, "kept changing while being read; not synced yet")
-                    for p in scan.requeued]
+        scanned += [
+            FailedItem.of("being-written", p, "kept changing while being read; not synced yet")
+            for p in scan.requeued
+        ]
         listed = scan.listed
         present = [p for p, e in scan.entries.items() if e.kind == "dir"] if before else []
-    remote_items = None if remote is None else [
-        FailedItem.of("unwritable-here", path, reason) for path, reason in remote
-    ]
+    remote_items = (
+        None
+        if remote is None
+        else [FailedItem.of("unwritable-here", path, reason) for path, reason in remote]
+    )
     items = merge(before, scanned, listed or frozenset(), present, remote_items, held)
     if [i.to_json() for i in items] != [i.to_json() for i in before]:
         with index.write() as w:

@@ -28,8 +28,10 @@ def failed_lines(items: Sequence[FailedItem], where: str) -> list[str]:
     notes = [i for i in items if not i.skipped]
     out: list[str] = []
     if skipped:
-        out.append(f"{len(skipped)} item{'s' if len(skipped) != 1 else ''} not synced "
-                   f"(see 'chunksync status {where}'):")
+        out.append(
+            f"{len(skipped)} item{'s' if len(skipped) != 1 else ''} not synced "
+            f"(see 'chunksync status {where}'):"
+        )
         out += [_line(i.path, i.reason, i.hint) for i in skipped[:LINES]]
         if len(skipped) > LINES:
             out.append(f"  ... and {len(skipped) - LINES} more")

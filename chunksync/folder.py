@@ -28,7 +28,16 @@ from .transport.base import ChunkStore
 from .transport.http import HttpClient
 from .transport.ratelimit import BandwidthLimits, Limiter, effective, limited
 
-__all__ = ["FolderBusy", "FolderLock", "SyncFolder", "create_folder_state", "open_master_key", "remove_folder_state", "rewrap_slot", "wrap_new_key"]
+__all__ = [
+    "FolderBusy",
+    "FolderLock",
+    "SyncFolder",
+    "create_folder_state",
+    "open_master_key",
+    "remove_folder_state",
+    "rewrap_slot",
+    "wrap_new_key",
+]
 
 PASSPHRASE_SLOT = "passphrase"  # nosec B105  # a key slot name
 
@@ -103,7 +112,15 @@ class SyncFolder:
         own = BandwidthLimits(config.limit_upload_kib, config.limit_download_kib)
         store = limited(client.folder(config.folder), Limiter.of(own), *limiters)
         index = Index.open(paths.index)
-        return cls(paths, config, keys, index, client, store, effective(own, *(lim.limits for lim in limiters)))
+        return cls(
+            paths,
+            config,
+            keys,
+            index,
+            client,
+            store,
+            effective(own, *(lim.limits for lim in limiters)),
+        )
 
     def engine(self, progress: Progress | None = None) -> SyncEngine:
         policies = ConflictPolicies(
@@ -125,7 +142,10 @@ class SyncFolder:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.client.aclose()
         self.index.close()

@@ -31,15 +31,14 @@ from .errors import ChunksyncError, UnsafePathError
 __all__ = [
     "DiskFullError",
     "LocalChanged",
-    "install_temp",
-    "write_temp",
     "atomic_write_bytes",
+    "install_temp",
     "lstat_at",
     "move_back",
     "move_out",
+    "open_dir",
     "read_at",
     "readlink_at",
-    "open_dir",
     "remove_at",
     "rename_at",
     "rmdir_at",
@@ -47,6 +46,7 @@ __all__ = [
     "sweep_tmp",
     "symlink_at",
     "write_file_at",
+    "write_temp",
 ]
 
 STATE_DIR_NAME = ".chunksync"
@@ -163,16 +163,23 @@ def lstat_at(root: Path, relpath: str) -> os.stat_result | None:
 
 
 def write_file_at(
-    root: Path, tmpdir: Path, relpath: str, blocks: Iterable[bytes], *, executable: bool,
-    mtime_ns: int, check: callable | None = None,  # type: ignore[valid-type]
+    root: Path,
+    tmpdir: Path,
+    relpath: str,
+    blocks: Iterable[bytes],
+    *,
+    executable: bool,
+    mtime_ns: int,
+    check: callable | None = None,  # type: ignore[valid-type]
 ) -> os.stat_result:
     """Write ``blocks`` to ``relpath`` atomically; returns the new file's stat.
 
     ``check(current_stat_or_None)`` runs just before the rename and may raise
     LocalChanged to abandon the write (the temp file is removed). One file, two fsyncs:
     :mod:`chunksync.sync.download` groups the barriers of many files instead."""
-    tmpname, written = write_temp(tmpdir, relpath, blocks, executable=executable,
-                                  mtime_ns=mtime_ns, durable=True)
+    tmpname, written = write_temp(
+        tmpdir, relpath, blocks, executable=executable, mtime_ns=mtime_ns, durable=True
+    )
     return install_temp(root, tmpdir, tmpname, relpath, written, check=check, sync_dir=True)
 
 
@@ -190,7 +197,12 @@ def _temp_removed_on_error(tmpdir: Path, tmpname: str, relpath: str) -> Iterator
 
 
 def write_temp(
-    tmpdir: Path, relpath: str, blocks: Iterable[bytes], *, executable: bool, mtime_ns: int,
+    tmpdir: Path,
+    relpath: str,
+    blocks: Iterable[bytes],
+    *,
+    executable: bool,
+    mtime_ns: int,
     durable: bool,
 ) -> tuple[str, os.stat_result]:
     """Write a new file's content, mode and mtime to a fresh temp file in ``tmpdir``;
@@ -199,7 +211,9 @@ def write_temp(
     tmpdir.mkdir(parents=True, exist_ok=True)
     tmpname = f"dl-{uuid.uuid4().hex}"
     with _temp_removed_on_error(tmpdir, tmpname, relpath), open_dir(tmpdir, "") as tfd:
-        fd = os.open(tmpname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=tfd)
+        fd = os.open(
+            tmpname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=tfd
+        )
         try:
             with os.fdopen(fd, "wb", closefd=False) as out:
                 for block in blocks:
@@ -230,8 +244,11 @@ def install_temp(
     written (a rename changes the ctime, and a stale one makes the next scan re-read the
     file), else ``written``."""
     parent, name = split(relpath)
-    with _temp_removed_on_error(tmpdir, tmpname, relpath), \
-            open_dir(tmpdir, "") as tfd, open_dir(root, parent, create=True) as dfd:
+    with (
+        _temp_removed_on_error(tmpdir, tmpname, relpath),
+        open_dir(tmpdir, "") as tfd,
+        open_dir(root, parent, create=True) as dfd,
+    ):
         target = _entry(dfd, name)
         current = _stat_or_none(dfd, target)
         if check is not None:
@@ -244,9 +261,12 @@ def install_temp(
             _release(held, current, tfd, dfd, target)
         after = _stat_or_none(dfd, target)
         # only the ctime may have moved; else an edit slipped in: the scan must read it
-        if after is not None and (after.st_ino, after.st_size, after.st_mtime_ns, after.st_mode) == (
-            written.st_ino, written.st_size, written.st_mtime_ns, written.st_mode
-        ):
+        if after is not None and (
+            after.st_ino,
+            after.st_size,
+            after.st_mtime_ns,
+            after.st_mode,
+        ) == (written.st_ino, written.st_size, written.st_mtime_ns, written.st_mode):
             return after
         return written
 
@@ -270,7 +290,11 @@ def _release(held: str, checked: os.stat_result | None, tfd: int, dfd: int, name
     the new file under a free name, and make the engine rescan."""
     st = os.stat(held, dir_fd=tfd)
     assert checked is not None  # nosec B101  # invariant for the type checker
-    if (st.st_ino, st.st_size, st.st_mtime_ns) == (checked.st_ino, checked.st_size, checked.st_mtime_ns):
+    if (st.st_ino, st.st_size, st.st_mtime_ns) == (
+        checked.st_ino,
+        checked.st_size,
+        checked.st_mtime_ns,
+    ):
         os.unlink(held, dir_fd=tfd)
         return
     kept = _free_name(dfd, name)
@@ -298,8 +322,11 @@ def read_at(root: Path, relpath: str, offset: int, size: int) -> bytes:
     """``size`` bytes at ``offset`` of a regular file in the folder (never via a symlink)."""
     parent, name = split(relpath)
     with open_dir(root, parent) as dfd:
-        fd = os.open(_entry(dfd, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                     dir_fd=dfd)
+        fd = os.open(
+            _entry(dfd, name),
+            os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+            dir_fd=dfd,
+        )
         try:
             return os.pread(fd, size, offset)
         finally:

@@ -27,14 +27,22 @@ from .sync.plan import Action, Op
 from .treediff import walk_tree
 from .wire import HeadLogEntry
 
-__all__ = ["Snapshot", "find_snapshot", "list_snapshots", "pick_snapshot", "restore", "path_history", "parse_time"]
+__all__ = [
+    "Snapshot",
+    "find_snapshot",
+    "list_snapshots",
+    "parse_time",
+    "path_history",
+    "pick_snapshot",
+    "restore",
+]
 
 
 @dataclass(frozen=True)
 class Snapshot:
     id: str
     seq: int
-    time: float          # server time of the head move
+    time: float  # server time of the head move
     device: str
     user: str
     commit: Commit
@@ -64,7 +72,10 @@ async def list_snapshots(reader: ObjectReader) -> list[Snapshot]:
     await reader.ensure(ObjectKind.COMMIT, [id_from_hex(e.head) for e in entries])
     commits = [reader.load_commit(id_from_hex(e.head)) for e in entries]
     check_timeline(entries, commits)
-    return [Snapshot(e.head, e.seq, e.time, e.device, e.user, c) for e, c in zip(entries, commits, strict=True)]
+    return [
+        Snapshot(e.head, e.seq, e.time, e.device, e.user, c)
+        for e, c in zip(entries, commits, strict=True)
+    ]
 
 
 def parse_time(text: str) -> float:
@@ -72,7 +83,9 @@ def parse_time(text: str) -> float:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise UserError(f"cannot read time {text!r}: use ISO 8601, e.g. 2026-11-25T14:00:00Z") from exc
+        raise UserError(
+            f"cannot read time {text!r}: use ISO 8601, e.g. 2026-11-25T14:00:00Z"
+        ) from exc
     if when.tzinfo is None:
         when = when.astimezone()
     return when.timestamp()
@@ -89,10 +102,14 @@ async def find_snapshot(
         if not snapshot_id or not is_hex_id(snapshot_id.lower()):
             raise
     commit = await reader.commit(id_from_hex(snapshot_id.lower()))
-    return Snapshot(snapshot_id.lower(), commit.seq, commit.time_ns / 1e9, commit.device, commit.author, commit)
+    return Snapshot(
+        snapshot_id.lower(), commit.seq, commit.time_ns / 1e9, commit.device, commit.author, commit
+    )
 
 
-def pick_snapshot(snapshots: Sequence[Snapshot], snapshot_id: str | None, at: str | None) -> Snapshot:
+def pick_snapshot(
+    snapshots: Sequence[Snapshot], snapshot_id: str | None, at: str | None
+) -> Snapshot:
     if snapshot_id:
         matches = {s.id: s for s in snapshots if s.id.startswith(snapshot_id.lower())}
         if not matches:
@@ -109,11 +126,15 @@ def pick_snapshot(snapshots: Sequence[Snapshot], snapshot_id: str | None, at: st
     raise UserError("give --snapshot ID or --at TIME")
 
 
-def _select(entries: list[tuple[str, TreeEntry]], wanted: Sequence[str]) -> list[tuple[str, TreeEntry]]:
+def _select(
+    entries: list[tuple[str, TreeEntry]], wanted: Sequence[str]
+) -> list[tuple[str, TreeEntry]]:
     if not wanted:
         return entries
     picked = [
-        (p, e) for p, e in entries if any(p == w or p.startswith(w.rstrip("/") + "/") for w in wanted)
+        (p, e)
+        for p, e in entries
+        if any(p == w or p.startswith(w.rstrip("/") + "/") for w in wanted)
     ]
     found = {w for w in wanted for p, _ in picked if p == w or p.startswith(w.rstrip("/") + "/")}
     missing = [w for w in wanted if w not in found]
@@ -152,7 +173,9 @@ async def _restore(reader: ObjectReader, snapshot: Snapshot, wanted: list[str], 
     return outcome.written
 
 
-async def path_history(reader: ObjectReader, snapshots: Sequence[Snapshot], path: str) -> list[tuple[Snapshot, str]]:
+async def path_history(
+    reader: ObjectReader, snapshots: Sequence[Snapshot], path: str
+) -> list[tuple[Snapshot, str]]:
     """The snapshots in which ``path`` was added, changed or deleted."""
     path = validate_relpath(path.strip("/"))
     out: list[tuple[Snapshot, str]] = []

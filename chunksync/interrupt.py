@@ -29,7 +29,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
 from typing import Any, TypeVar
 
-__all__ = ["GRACE", "interrupted", "on_interrupt", "run_interruptible", "say_interrupted", "signals_handled"]
+__all__ = [
+    "GRACE",
+    "interrupted",
+    "on_interrupt",
+    "run_interruptible",
+    "say_interrupted",
+    "signals_handled",
+]
 
 T = TypeVar("T")
 #: seconds between the first signal and the forced exit

@@ -117,7 +117,9 @@ def _range(value: int, lo: int, hi: int, what: str) -> None:
 
 def _text(value: str, limit: int, what: str) -> None:
     if len(value) > limit or _CONTROL.search(value):
-        raise IntegrityError(f"{what} {value!r:.80}: over {limit} characters or a control character")
+        raise IntegrityError(
+            f"{what} {value!r:.80}: over {limit} characters or a control character"
+        )
 
 
 def _field(doc: dict[str, Any], key: str, typ: type, what: str, default: Any = _MISSING) -> Any:
@@ -128,7 +130,9 @@ def _field(doc: dict[str, Any], key: str, typ: type, what: str, default: Any = _
         return default
     value = doc[key]
     if type(value) is not typ:
-        raise IntegrityError(f"{what}: field {key!r} must be {typ.__name__}, not {type(value).__name__}")
+        raise IntegrityError(
+            f"{what}: field {key!r} must be {typ.__name__}, not {type(value).__name__}"
+        )
     return value
 
 
@@ -229,7 +233,9 @@ class TreeEntry:
             if self.target is not None:
                 raise IntegrityError(f"tree entry '{self.name}': only a symlink has a target")
         if self.target is not None and len(self.target) > MAX_TARGET:
-            raise IntegrityError(f"tree entry '{self.name}': symlink target longer than {MAX_TARGET}")
+            raise IntegrityError(
+                f"tree entry '{self.name}': symlink target longer than {MAX_TARGET}"
+            )
         _range(self.size, 0, INT64_MAX, f"tree entry '{self.name:.80}': size")
         _range(self.mtime_ns, INT64_MIN, INT64_MAX, f"tree entry '{self.name:.80}': mtime_ns")
 
@@ -358,7 +364,9 @@ class Commit:
         summary: dict[str, Any] = _field(doc, "summary", dict, what, {})
         for key, value in summary.items():
             if type(value) is not int:
-                raise IntegrityError(f"commit summary {key!r:.40} must be int, not {type(value).__name__}")
+                raise IntegrityError(
+                    f"commit summary {key!r:.40} must be int, not {type(value).__name__}"
+                )
         return cls(
             tree=id_from_hex(_field(doc, "tree", str, what)),
             parents=tuple(id_from_hex(p) for p in _list(doc, "parents", MAX_PARENTS, what)),
@@ -374,7 +382,9 @@ class Commit:
 _MANIFEST_KEYS = frozenset({"t", "chunks", "size"})
 _ENTRY_KEYS = frozenset({"n", "k", "m", "id", "s", "x", "l"})
 _TREE_KEYS = frozenset({"t", "e"})
-_COMMIT_KEYS = frozenset({"t", "tree", "parents", "seq", "device", "author", "time_ns", "summary", "message"})
+_COMMIT_KEYS = frozenset(
+    {"t", "tree", "parents", "seq", "device", "author", "time_ns", "summary", "message"}
+)
 
 _DECODERS = {
     ObjectKind.FILE: ("file", FileManifest.from_doc),
@@ -383,7 +393,9 @@ _DECODERS = {
 }
 
 
-def decode_object(kind: ObjectKind, data: bytes, oid: bytes | None = None) -> FileManifest | Tree | Commit:
+def decode_object(
+    kind: ObjectKind, data: bytes, oid: bytes | None = None
+) -> FileManifest | Tree | Commit:
     """Parse a decrypted metadata object, refusing anything malformed or mistyped, in
     one line that names the object by its short id when ``oid`` is given."""
     named = f"{kind.name.lower()} object" + (f" {short_id(oid)}" if oid is not None else "")

@@ -24,11 +24,25 @@ from pathlib import Path
 from .config import Credential, FolderConfig, FolderPaths, token_keeper
 from .crypto import keyslots
 from .errors import ChunksyncError, UserError
-from .folder import PASSPHRASE_SLOT, create_folder_state, open_master_key, remove_folder_state, wrap_new_key
+from .folder import (
+    PASSPHRASE_SLOT,
+    create_folder_state,
+    open_master_key,
+    remove_folder_state,
+    wrap_new_key,
+)
 from .transport.http import HttpClient
 
-__all__ = ["check_joined_key", "check_local_dir", "check_passphrase", "create_remote", "join_key",
-           "new_local_state", "resume_remote", "resuming"]
+__all__ = [
+    "check_joined_key",
+    "check_local_dir",
+    "check_passphrase",
+    "create_remote",
+    "join_key",
+    "new_local_state",
+    "resume_remote",
+    "resuming",
+]
 
 
 def check_local_dir(root: Path) -> None:
@@ -45,7 +59,9 @@ def check_local_dir(root: Path) -> None:
             raise UserError(f"cannot create {root}: {parent} is not writable")
     for parent in root.parents:
         if FolderPaths(parent).config.exists():
-            raise UserError(f"{root} is inside the synced folder {parent}; choose another directory")
+            raise UserError(
+                f"{root} is inside the synced folder {parent}; choose another directory"
+            )
 
 
 def resuming(root: Path, config: FolderConfig) -> bool:
@@ -56,7 +72,9 @@ def resuming(root: Path, config: FolderConfig) -> bool:
         return False
     existing = FolderConfig.load(paths)
     if (existing.folder, existing.server) != (config.folder, config.server):
-        raise UserError(f"{root} is already synced as folder {existing.folder!r} of {existing.server}")
+        raise UserError(
+            f"{root} is already synced as folder {existing.folder!r} of {existing.server}"
+        )
     return True
 
 
@@ -69,8 +87,9 @@ def _client(cred: Credential) -> HttpClient:
     return HttpClient(cred.server, ca_file=cred.ca_file, tokens=token_keeper(cred))
 
 
-async def create_remote(cred: Credential, root: Path, config: FolderConfig, master: bytes,
-                        slot: bytes) -> None:
+async def create_remote(
+    cred: Credential, root: Path, config: FolderConfig, master: bytes, slot: bytes
+) -> None:
     """Step 2 of a new ``init``; undoes the local state if the name is taken."""
     paths = FolderPaths(root.resolve())
     client = _client(cred)
@@ -85,7 +104,9 @@ async def create_remote(cred: Credential, root: Path, config: FolderConfig, mast
         await client.aclose()
 
 
-async def resume_remote(cred: Credential, root: Path, config: FolderConfig, passphrase: str) -> None:
+async def resume_remote(
+    cred: Credential, root: Path, config: FolderConfig, passphrase: str
+) -> None:
     """Step 2 of an interrupted ``init``: create what the server still lacks."""
     master = FolderConfig.load_key(FolderPaths(root.resolve()))
     client = _client(cred)
@@ -101,7 +122,9 @@ async def resume_remote(cred: Credential, root: Path, config: FolderConfig, pass
             slot = keyslots.wrap_master_key(master, passphrase, params=keyslots.DEFAULT_PARAMS)
             await store.put_keyslot(PASSPHRASE_SLOT, slot)
         elif open_master_key(slots, passphrase) != master:
-            raise UserError(f"folder {config.folder!r} on the server is not the one {root} was set up for")
+            raise UserError(
+                f"folder {config.folder!r} on the server is not the one {root} was set up for"
+            )
     finally:
         await client.aclose()
 
@@ -127,4 +150,6 @@ def new_local_state(root: Path, config: FolderConfig, passphrase: str) -> tuple[
 
 def check_joined_key(root: Path, master: bytes) -> None:
     if FolderConfig.load_key(FolderPaths(root.resolve())) != master:
-        raise ChunksyncError(f"{root} holds another key than this folder's; set it up in a new directory")
+        raise ChunksyncError(
+            f"{root} holds another key than this folder's; set it up in a new directory"
+        )

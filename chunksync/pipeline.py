@@ -92,8 +92,9 @@ class Sealer:
         self._batch_plain = 0
         self._queue: queue.Queue[tuple[list[tuple[ObjectId, bytes]], int] | None] = queue.Queue()
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="chunksync-seal")
-        self._sink_thread = threading.Thread(target=self._run_sink, name="chunksync-sink",
-                                             daemon=True)
+        self._sink_thread = threading.Thread(
+            target=self._run_sink, name="chunksync-sink", daemon=True
+        )
         self._sink_thread.start()
         self._closed = False
 
@@ -113,8 +114,9 @@ class Sealer:
         """``on_chunk`` adapter: submit a chunk."""
         self.submit(oid, data)
 
-    def submit(self, oid: ObjectId, data: bytes | memoryview,
-               kind: ObjectKind = ObjectKind.CHUNK) -> bool:
+    def submit(
+        self, oid: ObjectId, data: bytes | memoryview, kind: ObjectKind = ObjectKind.CHUNK
+    ) -> bool:
         """Queue one object for sealing; False if it was a duplicate or skipped."""
         self._raise_if_failed()
         if self._closed:
@@ -186,7 +188,7 @@ class Sealer:
             return
         try:
             blob = self._seal(self._keys, kind, oid, data, level=self._level)
-        except BaseException as exc:  # noqa: BLE001 - surfaced by submit/close
+        except BaseException as exc:
             self._release(len(data))
             self._fail(exc)
             return
@@ -218,7 +220,7 @@ class Sealer:
             try:
                 if self._error is None:
                     self._sink(batch)
-            except BaseException as exc:  # noqa: BLE001 - surfaced by submit/close
+            except BaseException as exc:
                 self._fail(exc)
             finally:
                 self._release(plain)

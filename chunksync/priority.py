@@ -45,7 +45,12 @@ class Priority:
         return self.nice >= DAEMON_NICE or self.io_class == "idle"
 
     def to_json(self) -> dict[str, object]:
-        return {"nice": self.nice, "io_class": self.io_class, "io_level": self.io_level, "low": self.low}
+        return {
+            "nice": self.nice,
+            "io_class": self.io_class,
+            "io_level": self.io_level,
+            "low": self.low,
+        }
 
 
 def current_priority(pid: int | None = None) -> Priority:
@@ -55,8 +60,12 @@ def current_priority(pid: int | None = None) -> Priority:
     io_class, io_level = "unsupported", None
     if hasattr(proc, "ionice"):
         io = proc.ionice()
-        names = {psutil.IOPRIO_CLASS_NONE: "none", psutil.IOPRIO_CLASS_RT: "realtime",
-                 psutil.IOPRIO_CLASS_BE: "best-effort", psutil.IOPRIO_CLASS_IDLE: "idle"}
+        names = {
+            psutil.IOPRIO_CLASS_NONE: "none",
+            psutil.IOPRIO_CLASS_RT: "realtime",
+            psutil.IOPRIO_CLASS_BE: "best-effort",
+            psutil.IOPRIO_CLASS_IDLE: "idle",
+        }
         io_class, io_level = names.get(io.ioclass, str(io.ioclass)), io.value
     return Priority(nice, io_class, io_level)
 

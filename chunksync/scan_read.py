@@ -63,7 +63,11 @@ class _Read:
 
 def _same_stat(a: os.stat_result | _Stat, b: os.stat_result | _Stat) -> bool:
     return (a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino, a.st_mode) == (
-        b.st_size, b.st_mtime_ns, b.st_ctime_ns, b.st_ino, b.st_mode,
+        b.st_size,
+        b.st_mtime_ns,
+        b.st_ctime_ns,
+        b.st_ino,
+        b.st_mode,
     )
 
 
@@ -127,8 +131,13 @@ class _Reader:
             if _same_stat(before, after) and size == after.st_size:
                 manifest = FileManifest(size, tuple(refs)).encode()
                 state = FileState(
-                    job.rel, size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino,
-                    after.st_mode, self.keys.meta_id(manifest),
+                    job.rel,
+                    size,
+                    after.st_mtime_ns,
+                    after.st_ctime_ns,
+                    after.st_ino,
+                    after.st_mode,
+                    self.keys.meta_id(manifest),
                     racy=after.st_mtime_ns >= self.now - RACY_NS,
                 )
                 return _Read(state, manifest, total)

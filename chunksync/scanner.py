@@ -58,11 +58,11 @@ from .scanjobs import read_all as _read_all
 from .scanstates import ScanStates
 from .storage.index import FileState, Index, IndexWriter
 from .trampoline import Walk
-from .treecache import TREES
 from .trampoline import run as run_walk
+from .treecache import TREES
 from .treediff import walk_tree
 
-__all__ = ["READ_ATTEMPTS", "RACY_NS", "ScanResult", "scan"]
+__all__ = ["RACY_NS", "READ_ATTEMPTS", "ScanResult", "scan"]
 
 _BATCH_OPS = 5000
 _META_IGNORE = "scan.ignore_digest"
@@ -71,6 +71,7 @@ _META_ROOT = "scan.root"
 #: ``hold(rel, stat)``: True keeps a changed file's previous state this time (still being
 #: written, see :mod:`chunksync.settle`)
 Hold = Callable[[str, os.stat_result], bool]
+
 
 class _StaleCache(Exception):
     """A cached tree refers to an object missing from the index: walk in full."""
@@ -95,13 +96,18 @@ class ScanResult:
 
 def _matches(state: FileState, st: os.stat_result) -> bool:
     return not state.racy and (
-        state.size, state.mtime_ns, state.ctime_ns, state.inode, state.mode
+        state.size,
+        state.mtime_ns,
+        state.ctime_ns,
+        state.inode,
+        state.mode,
     ) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
 
 
 def _file_entry(name: str, state: FileState) -> TreeEntry:
-    return TreeEntry(name, "file", state.manifest_id, state.size, state.mtime_ns,
-                     bool(state.mode & 0o111))
+    return TreeEntry(
+        name, "file", state.manifest_id, state.size, state.mtime_ns, bool(state.mode & 0o111)
+    )
 
 
 def _join(parent: str, name: str) -> str:
@@ -111,8 +117,15 @@ def _join(parent: str, name: str) -> str:
 class _Scan:
     """State of one scan: walk (phase 1), read (phase 2), build trees (phase 3)."""
 
-    def __init__(self, root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
-                 dirty: set[str] | None, hold: Hold | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        keys: FolderKeys,
+        index: Index,
+        ignore: IgnoreRules,
+        dirty: set[str] | None,
+        hold: Hold | None = None,
+    ) -> None:
         self.root, self.keys, self.index, self.ignore, self.dirty = root, keys, index, ignore, dirty
         self.states = ScanStates(index, dirty)  # rows read as far as the scan reaches
         self.failed: list[FailedItem] = []
@@ -174,7 +187,11 @@ class _Scan:
         if self.ignore.is_ignored(rel, is_dir):
             return None
         if name in seen:
-            self._fail("nfc-twin", _join(parent, item.name), "two names normalize to the same NFC name, one skipped")
+            self._fail(
+                "nfc-twin",
+                _join(parent, item.name),
+                "two names normalize to the same NFC name, one skipped",
+            )
             return None
         seen.add(name)
         problem = portability_warning(name)
@@ -205,8 +222,9 @@ class _Scan:
         except (OSError, UnicodeError):
             self._fail("unreadable", rel, "unreadable symlink skipped")
             return
-        pending.append((name, "entry", TreeEntry(name, "symlink", None, 0, st.st_mtime_ns,
-                                                 target=target)))
+        pending.append(
+            (name, "entry", TreeEntry(name, "symlink", None, 0, st.st_mtime_ns, target=target))
+        )
 
     def _fail(self, kind: str, rel: str, reason: str) -> None:
         self.failed.append(FailedItem.of(kind, rel, reason))
@@ -304,8 +322,14 @@ def _listing_order(item: os.DirEntry[str]) -> tuple[str, bool]:
     return nfc, nfc != name
 
 
-def _walk(root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
-          dirty: set[str] | None, hold: Hold | None) -> _Scan:
+def _walk(
+    root: Path,
+    keys: FolderKeys,
+    index: Index,
+    ignore: IgnoreRules,
+    dirty: set[str] | None,
+    hold: Hold | None,
+) -> _Scan:
     run = _Scan(root, keys, index, ignore, dirty, hold)
     try:
         found = run_walk(run.walk("", os.fspath(root)))
@@ -317,8 +341,13 @@ def _walk(root: Path, keys: FolderKeys, index: Index, ignore: IgnoreRules,
     return run
 
 
-def _ops(run: _Scan, results: dict[str, _Read], entries: dict[str, TreeEntry],
-         changed: set[str], old_dirtrees: dict[str, ObjectId]) -> Iterator[Callable[[IndexWriter], None]]:
+def _ops(
+    run: _Scan,
+    results: dict[str, _Read],
+    entries: dict[str, TreeEntry],
+    changed: set[str],
+    old_dirtrees: dict[str, ObjectId],
+) -> Iterator[Callable[[IndexWriter], None]]:
     """The scan's index writes, in order: objects, then stat rows (made lazily, so only
     one transaction's worth exists at a time)."""
     written: set[ObjectId] = set()
@@ -339,9 +368,14 @@ def _ops(run: _Scan, results: dict[str, _Read], entries: dict[str, TreeEntry],
             yield lambda w, p=path: w.delete_state(p)
 
 
-def _persist(index: Index, run: _Scan, results: dict[str, _Read],
-             entries: dict[str, TreeEntry], old_dirtrees: dict[str, ObjectId],
-             ignore: IgnoreRules) -> None:
+def _persist(
+    index: Index,
+    run: _Scan,
+    results: dict[str, _Read],
+    entries: dict[str, TreeEntry],
+    old_dirtrees: dict[str, ObjectId],
+    ignore: IgnoreRules,
+) -> None:
     """Write objects, then stat rows, then dirtrees, in batches of a few thousand ops."""
     changed = {rel for rel, tid in run.tree_ids.items() if old_dirtrees.get(rel) != tid}
     ops = _ops(run, results, entries, changed, old_dirtrees)
@@ -395,5 +429,7 @@ def scan(
         warnings=tuple(f.describe() for f in run.failed),
         entries=entries,
         read_manifests=frozenset(r.state.manifest_id for r in results.values() if r.state),
-        failed=tuple(run.failed), listed=frozenset(run.listed), settling=tuple(run.settling),
+        failed=tuple(run.failed),
+        listed=frozenset(run.listed),
+        settling=tuple(run.settling),
     )

@@ -19,7 +19,14 @@ from xml.sax.saxutils import escape  # nosec B406  # escape() writes XML, parses
 from .errors import UserError
 from .fsops import atomic_write_bytes
 
-__all__ = ["LAUNCHD_LABEL", "UNIT_NAME", "install_service", "launchd_plist", "service_path", "systemd_unit"]
+__all__ = [
+    "LAUNCHD_LABEL",
+    "UNIT_NAME",
+    "install_service",
+    "launchd_plist",
+    "service_path",
+    "systemd_unit",
+]
 
 UNIT_NAME = "chunksync.service"
 LAUNCHD_LABEL = "org.chunksync.daemon"
@@ -58,7 +65,8 @@ def launchd_plist(command: list[str], log_dir: Path, home: str | None = None) ->
     env = (
         "  <key>EnvironmentVariables</key>\n  <dict>\n"
         f"    <key>CHUNKSYNC_HOME</key><string>{escape(home)}</string>\n  </dict>\n"
-        if home else ""
+        if home
+        else ""
     )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -83,10 +91,14 @@ def service_path(platform: str = sys.platform, home: Path | None = None) -> Path
     if platform.startswith("linux"):
         config = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
         return config / "systemd" / "user" / UNIT_NAME
-    raise UserError(f"--install-service supports Linux (systemd) and macOS (launchd), not {platform}")
+    raise UserError(
+        f"--install-service supports Linux (systemd) and macOS (launchd), not {platform}"
+    )
 
 
-def install_service(directories: list[Path], *, platform: str = sys.platform, home: Path | None = None) -> str:
+def install_service(
+    directories: list[Path], *, platform: str = sys.platform, home: Path | None = None
+) -> str:
     """Write the service file for the current user; returns what to run next."""
     executable = shutil.which("chunksync") or sys.argv[0]
     command = daemon_command(os.path.abspath(executable), directories)

@@ -83,7 +83,7 @@ class Settle:
             return False  # every writer closed it: complete
         with self._lock:
             look = self._looks.get(rel)
-            if 0 <= now - st.st_mtime_ns and now - st.st_mtime_ns >= quiet_ns:
+            if now - st.st_mtime_ns >= 0 and now - st.st_mtime_ns >= quiet_ns:
                 self._looks.pop(rel, None)
                 self._release(rel)
                 return False  # not written for a whole window
@@ -120,8 +120,13 @@ class Settle:
         return out
 
 
-def busy_for(root: Path, dirs: Iterable[str], quiet: float, now_ns: int | None = None,
-             opens: OpenFiles | None = None) -> float:
+def busy_for(
+    root: Path,
+    dirs: Iterable[str],
+    quiet: float,
+    now_ns: int | None = None,
+    opens: OpenFiles | None = None,
+) -> float:
     """Seconds until every file directly in ``dirs`` (relative to ``root``) has an mtime
     older than ``quiet``; 0 when they all do. Files whose open/close events ``opens``
     tracks count as quiet (the scan holds such a file while it is open, and reads it at
@@ -138,8 +143,11 @@ def busy_for(root: Path, dirs: Iterable[str], quiet: float, now_ns: int | None =
                         if entry.is_file(follow_symlinks=False):
                             st = entry.stat(follow_symlinks=False)
                             mtime = st.st_mtime_ns
-                            if opens is not None and now - mtime < quiet_ns and \
-                                    opens.tracked(f"{rel}/{entry.name}" if rel else entry.name):
+                            if (
+                                opens is not None
+                                and now - mtime < quiet_ns
+                                and opens.tracked(f"{rel}/{entry.name}" if rel else entry.name)
+                            ):
                                 continue
                             if mtime <= now:
                                 newest = max(newest, mtime)

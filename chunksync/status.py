@@ -28,7 +28,16 @@ from .paths import validate_relpath
 from .storage.index import Index
 from .sync.engine import BASE, HIGH_SEQ, PENDING
 
-__all__ = ["clear_revoked", "mark_revoked", "control", "list_conflicts", "list_events", "read_status", "resolve_conflict", "ask_daemon"]
+__all__ = [
+    "ask_daemon",
+    "clear_revoked",
+    "control",
+    "list_conflicts",
+    "list_events",
+    "mark_revoked",
+    "read_status",
+    "resolve_conflict",
+]
 
 
 REVOKED = "revoked"  # marker file in .chunksync/
@@ -158,17 +167,19 @@ def _copies_on_disk(index: Index, recorded: list[dict[str, Any]]) -> list[dict[s
         copy = parse_conflict_copy(state.path)
         if copy is None or copy.path in known:
             continue
-        found.append({
-            "path": copy.original,
-            "copy_path": copy.path,
-            "kind": "conflicted-copy",
-            "policy": "keep-both",
-            "device": copy.device,
-            "explanation": (
-                f"{copy.path} is the version {copy.device} had when both sides changed "
-                f"{copy.original} ({copy.made}); compare them, then keep one or both"
-            ),
-        })
+        found.append(
+            {
+                "path": copy.original,
+                "copy_path": copy.path,
+                "kind": "conflicted-copy",
+                "policy": "keep-both",
+                "device": copy.device,
+                "explanation": (
+                    f"{copy.path} is the version {copy.device} had when both sides changed "
+                    f"{copy.original} ({copy.made}); compare them, then keep one or both"
+                ),
+            }
+        )
     return found
 
 
@@ -191,8 +202,9 @@ def list_conflicts(directory: Path) -> list[dict[str, Any]]:
                 f" {row['snapshot']} {shlex.quote(row['path'])} --to SOMEWHERE"
             )
         copy = row.get("copy_path")
-        if (row.get("policy") in ("manual", "last-write-wins")
-                or (copy and fsops.lstat_at(paths.root, copy) is not None)):
+        if row.get("policy") in ("manual", "last-write-wins") or (
+            copy and fsops.lstat_at(paths.root, copy) is not None
+        ):
             shown.append(row)
     return shown
 
@@ -206,14 +218,15 @@ def resolve_conflict(directory: Path, path: str, keep: str) -> str:
     """
     path = validate_relpath(path.strip("/"))
     matches = [
-        row for row in list_conflicts(directory)
-        if path in (row["path"], row.get("copy_path"))
+        row for row in list_conflicts(directory) if path in (row["path"], row.get("copy_path"))
     ]
     if not matches:
         raise UserError(f"no conflict for {path}: see 'chunksync conflicts {directory}'")
     if len(matches) > 1 and keep == "mine":
         copies = ", ".join(f"'{row.get('copy_path')}'" for row in matches)
-        raise UserError(f"{path} has {len(matches)} conflicted copies ({copies}): name the copy to keep")
+        raise UserError(
+            f"{path} has {len(matches)} conflicted copies ({copies}): name the copy to keep"
+        )
     paths = _paths(directory)
     with Index.open(paths.index) as index:
         for record in matches:
@@ -227,5 +240,7 @@ def resolve_conflict(directory: Path, path: str, keep: str) -> str:
                 w.delete_conflict(record["path"])
                 if keep == "both" and copy:
                     w.put_conflict(copy, {"dismissed": True, "copy_path": copy})
-    kept = {"theirs": "the version at the name", "mine": "your version", "both": "both versions"}[keep]
+    kept = {"theirs": "the version at the name", "mine": "your version", "both": "both versions"}[
+        keep
+    ]
     return f"resolved {matches[0]['path']}: kept {kept}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .objects import ObjectId, Tree, TreeEntry
 
-__all__ = ["Difference", "diff_trees", "walk_tree", "join"]
+__all__ = ["Difference", "diff_trees", "join", "walk_tree"]
 
 TreeLoader = Callable[[ObjectId], Tree]
 
@@ -81,7 +81,9 @@ def _diff_level(
             yield Difference(path, a, b)
 
 
-def walk_tree(root: ObjectId, load: TreeLoader, prefix: str = "") -> Iterator[tuple[str, TreeEntry]]:
+def walk_tree(
+    root: ObjectId, load: TreeLoader, prefix: str = ""
+) -> Iterator[tuple[str, TreeEntry]]:
     """Every (path, entry) below a tree, parents before children (depth first, in
     entry order, with an explicit stack: any depth works)."""
     stack: list[tuple[str, Iterator[TreeEntry]]] = [(prefix, iter(load(root).entries))]

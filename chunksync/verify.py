@@ -71,15 +71,17 @@ async def verify_folder(folder: SyncFolder) -> list[str]:
             for start in range(0, len(refs), CHUNK_BATCH):
                 batch = refs[start : start + CHUNK_BATCH]
                 try:
-                    chunks = await reader.fetch_blobs(ObjectKind.CHUNK, list(dict.fromkeys(r.id for r in batch)))
+                    chunks = await reader.fetch_blobs(
+                        ObjectKind.CHUNK, list(dict.fromkeys(r.id for r in batch))
+                    )
                 except IntegrityError as exc:
                     problems.append(f"{path}: {exc.message}")
                     break
                 for ref in batch:
                     if os.pread(f.fileno(), ref.size, offset) != chunks[ref.id]:
-                        problems.append(f"content differs locally: {path} at byte {offset} (chunk {short_id(ref.id)})")
+                        problems.append(
+                            f"content differs locally: {path} at byte {offset} (chunk {short_id(ref.id)})"
+                        )
                         break
                     offset += ref.size
     return problems
-
-

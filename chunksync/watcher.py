@@ -45,7 +45,14 @@ from .fsops import STATE_DIR_NAME
 from .objects import normalize_name
 from .openfiles import OpenFiles
 
-__all__ = ["DEFAULT_MAX_DELAY", "DEFAULT_QUIET", "Batch", "Debouncer", "FolderWatcher", "dirty_dirs"]
+__all__ = [
+    "DEFAULT_MAX_DELAY",
+    "DEFAULT_QUIET",
+    "Batch",
+    "Debouncer",
+    "FolderWatcher",
+    "dirty_dirs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +153,13 @@ class Debouncer:
         if self.quiet < 0 or self.max_delay < self.quiet:
             raise ValueError("Debouncer needs 0 <= quiet <= max_delay")
 
-    def add(self, now: float, dirs: Iterable[str] = (), subtrees: Iterable[str] = (),
-            closed: bool = False) -> None:
+    def add(
+        self,
+        now: float,
+        dirs: Iterable[str] = (),
+        subtrees: Iterable[str] = (),
+        closed: bool = False,
+    ) -> None:
         """Record directories an event made dirty; any event restarts the quiet period.
         ``closed``: the event closed the last handle of a written file (a finished save),
         so the batch is due after ``closed_quiet`` unless another event follows."""
@@ -195,14 +207,18 @@ class Debouncer:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, root: str, sink: Callable[[set[str], set[str], bool], None], opens: OpenFiles) -> None:
+    def __init__(
+        self, root: str, sink: Callable[[set[str], set[str], bool], None], opens: OpenFiles
+    ) -> None:
         self.root, self.sink, self.opens = root, sink, opens
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         closed = False
         if not event.is_directory:
             rel = relative_dir(self.root, os.fsdecode(event.src_path))
-            dest = relative_dir(self.root, os.fsdecode(event.dest_path)) if event.dest_path else None
+            dest = (
+                relative_dir(self.root, os.fsdecode(event.dest_path)) if event.dest_path else None
+            )
             if rel is not None or dest is not None:
                 self.opens.event(event.event_type, rel or "", dest)
             if event.event_type == "closed" and rel is not None:
@@ -256,7 +272,9 @@ class FolderWatcher:
         self.opens.overflow()  # events before this observer are unknown
         observer = Observer()
         self.opens.enabled = "inotify" in type(observer).__name__.lower()  # open/close events
-        observer.schedule(_Handler(self.root, self._threadsafe_add, self.opens), self.root, recursive=True)
+        observer.schedule(
+            _Handler(self.root, self._threadsafe_add, self.opens), self.root, recursive=True
+        )
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -288,7 +306,9 @@ class FolderWatcher:
             except RuntimeError:
                 pass
 
-    def add(self, dirs: Iterable[str] = (), subtrees: Iterable[str] = (), closed: bool = False) -> None:
+    def add(
+        self, dirs: Iterable[str] = (), subtrees: Iterable[str] = (), closed: bool = False
+    ) -> None:
         self.debouncer.add(self.clock(), dirs, subtrees, closed)
         self._wake.set()
 

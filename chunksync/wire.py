@@ -31,35 +31,35 @@ API = "/v1"
 # --- routes (aiohttp route syntax) ---------------------------------------------------
 HEALTHZ = "/healthz"
 METRICS = "/metrics"
-LOGIN = f"{API}/login"                                    # POST
-LOGOUT = f"{API}/logout"                                  # POST (revokes the calling token)
-TOKEN_ROTATE = f"{API}/token/rotate"                      # POST
-WHOAMI = f"{API}/whoami"                                  # GET
-TOTP_ENROLL = f"{API}/totp"                               # POST (enrol), DELETE (disable)
-FOLDERS = f"{API}/folders"                                # GET list, POST create
-FOLDER = f"{API}/folders/{{folder}}"                      # GET
-KEYSLOTS = f"{API}/folders/{{folder}}/keyslots"           # GET
-KEYSLOT = f"{API}/folders/{{folder}}/keyslots/{{slot}}"   # PUT
-MISSING = f"{API}/folders/{{folder}}/objects/missing"     # POST {"ids": [...]}
-OBJECTS = f"{API}/folders/{{folder}}/objects"             # POST batch upload (framed)
-OBJECTS_FETCH = f"{API}/folders/{{folder}}/objects/fetch" # POST {"ids": [...]} -> framed
-OBJECT = f"{API}/folders/{{folder}}/objects/{{oid}}"      # PUT single upload, GET single
-HEAD = f"{API}/folders/{{folder}}/head"                   # GET, PUT (compare-and-swap)
-HEAD_LOG = f"{API}/folders/{{folder}}/log"                # GET ?after=SEQ&limit=N
-EVENTS = f"{API}/folders/{{folder}}/events"               # GET -> WebSocket of head moves
+LOGIN = f"{API}/login"  # POST
+LOGOUT = f"{API}/logout"  # POST (revokes the calling token)
+TOKEN_ROTATE = f"{API}/token/rotate"  # POST
+WHOAMI = f"{API}/whoami"  # GET
+TOTP_ENROLL = f"{API}/totp"  # POST (enrol), DELETE (disable)
+FOLDERS = f"{API}/folders"  # GET list, POST create
+FOLDER = f"{API}/folders/{{folder}}"  # GET
+KEYSLOTS = f"{API}/folders/{{folder}}/keyslots"  # GET
+KEYSLOT = f"{API}/folders/{{folder}}/keyslots/{{slot}}"  # PUT
+MISSING = f"{API}/folders/{{folder}}/objects/missing"  # POST {"ids": [...]}
+OBJECTS = f"{API}/folders/{{folder}}/objects"  # POST batch upload (framed)
+OBJECTS_FETCH = f"{API}/folders/{{folder}}/objects/fetch"  # POST {"ids": [...]} -> framed
+OBJECT = f"{API}/folders/{{folder}}/objects/{{oid}}"  # PUT single upload, GET single
+HEAD = f"{API}/folders/{{folder}}/head"  # GET, PUT (compare-and-swap)
+HEAD_LOG = f"{API}/folders/{{folder}}/log"  # GET ?after=SEQ&limit=N
+EVENTS = f"{API}/folders/{{folder}}/events"  # GET -> WebSocket of head moves
 
 # --- headers and media types -----------------------------------------------------------
 AUTHORIZATION = "Authorization"
-DIGEST_HEADER = "X-Chunksync-Digest"   # hex BLAKE3 of the blob on single uploads
+DIGEST_HEADER = "X-Chunksync-Digest"  # hex BLAKE3 of the blob on single uploads
 BATCH_TYPE = "application/x-chunksync-batch"
 BLOB_TYPE = "application/octet-stream"
 
 # --- limits ----------------------------------------------------------------------------
-MAX_BLOB_SIZE = 8 * 1024 * 1024          # a sealed 4 MiB chunk, padded, fits easily
-MAX_BATCH_BYTES = 64 * 1024 * 1024       # one batch upload request body
-MAX_BATCH_OBJECTS = 10_000               # frames in one batch upload or fetch
-MAX_MISSING_IDS = 100_000                # ids in one "which are missing" query
-MAX_JSON_BYTES = 8 * 1024 * 1024         # any JSON request body (100k ids ≈ 6.6 MB)
+MAX_BLOB_SIZE = 8 * 1024 * 1024  # a sealed 4 MiB chunk, padded, fits easily
+MAX_BATCH_BYTES = 64 * 1024 * 1024  # one batch upload request body
+MAX_BATCH_OBJECTS = 10_000  # frames in one batch upload or fetch
+MAX_MISSING_IDS = 100_000  # ids in one "which are missing" query
+MAX_JSON_BYTES = 8 * 1024 * 1024  # any JSON request body (100k ids ≈ 6.6 MB)
 MAX_KEYSLOT_BYTES = 64 * 1024
 MAX_SLOTS = 32
 
@@ -124,7 +124,7 @@ class HeadLogEntry:
     seq: int
     head: str
     previous: str | None
-    time: float           # server time, seconds since the epoch
+    time: float  # server time, seconds since the epoch
     device: str
     user: str
 

@@ -2,6 +2,7 @@
 # Create .venv with chunksync and its test dependencies installed (idempotent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+./scripts/setup_system.sh
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chunksync.chunker import Chunker  # noqa: E402
-from chunksync.crypto.folder_keys import FolderKeys  # noqa: E402
+from chunksync.chunker import Chunker
+from chunksync.crypto.folder_keys import FolderKeys
 
 
 def timed(fn) -> float:  # type: ignore[no-untyped-def]
@@ -55,17 +55,21 @@ def main() -> None:
         "copy (baseline)": timed(copy),
         "cut whole buffer": timed(lambda: sizes.extend(len(v) for v in chunker.cut_buffer(data))),
         "stream iter_chunks": timed(lambda: sum(1 for _ in chunker.iter_chunks(io.BytesIO(data)))),
-        "blake3 ids only": timed(lambda: [keys.chunk_id(data[i:i + (1 << 20)])
-                                          for i in range(0, len(data), 1 << 20)]),
+        "blake3 ids only": timed(
+            lambda: [keys.chunk_id(data[i : i + (1 << 20)]) for i in range(0, len(data), 1 << 20)]
+        ),
         "stream + ids, 1 thread": timed(lambda: stream_hash(data)),
     }
-    parts = [data[i::args.threads] for i in range(args.threads)]  # same total bytes
+    parts = [data[i :: args.threads] for i in range(args.threads)]  # same total bytes
     with ThreadPoolExecutor(args.threads) as pool:
         results[f"stream + ids, {args.threads} threads"] = timed(
-            lambda: list(pool.map(stream_hash, parts)))
+            lambda: list(pool.map(stream_hash, parts))
+        )
     base = results["copy (baseline)"]
-    print(f"{args.mib} MiB random data; mean chunk {sum(sizes) / len(sizes) / 2**20:.2f} MiB "
-          f"({len(sizes)} chunks, max {max(sizes) / 2**20:.2f} MiB)")
+    print(
+        f"{args.mib} MiB random data; mean chunk {sum(sizes) / len(sizes) / 2**20:.2f} MiB "
+        f"({len(sizes)} chunks, max {max(sizes) / 2**20:.2f} MiB)"
+    )
     for name, seconds in results.items():
         print(f"  {name:28s} {mb / seconds:8.0f} MB/s   {seconds / base:6.2f}x copy time")
     one = results["stream + ids, 1 thread"]

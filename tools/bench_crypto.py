@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import zstandard  # noqa: E402
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
+import zstandard
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chunksync.crypto.folder_keys import FolderKeys  # noqa: E402
-from chunksync.crypto.seal import open_blob, seal  # noqa: E402
-from chunksync.crypto.xaes import XAES256GCM  # noqa: E402
-from chunksync.objects import ObjectKind  # noqa: E402
+from chunksync.crypto.folder_keys import FolderKeys
+from chunksync.crypto.seal import open_blob, seal
+from chunksync.crypto.xaes import XAES256GCM
+from chunksync.objects import ObjectKind
 
 MIB = 1024 * 1024
 CHUNK = ObjectKind.CHUNK
@@ -120,7 +120,9 @@ def main() -> None:
             "zstd decompress (base)": lambda i: zd().decompress(packed[i % 8]),
         }
         results = {
-            (name, th): throughput(op, th, args.seconds) for name, op in ops.items() for th in (1, 2)
+            (name, th): throughput(op, th, args.seconds)
+            for name, op in ops.items()
+            for th in (1, 2)
         }
         print(f"  {'operation':24} {'1 thread':>10} {'2 threads':>10} {'speedup':>8}")
         for name in ops:

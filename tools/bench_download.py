@@ -42,13 +42,24 @@ async def _engine(server: str, token: str, folder: str, root: Path, device: str)
     client = HttpClient(server, token)
     try:
         with Index.open(state / "index") as index:
-            engine = SyncEngine(root, FolderKeys(KEY), index, client.folder(folder),
-                                device=device, author="bench", tmpdir=state / "tmp")
+            engine = SyncEngine(
+                root,
+                FolderKeys(KEY),
+                index,
+                client.folder(folder),
+                device=device,
+                author="bench",
+                tmpdir=state / "tmp",
+            )
             start = time.perf_counter()
             result = await engine.sync()
             took = time.perf_counter() - start
-            return {"seconds": took, "files_read": result.scan.files_read,
-                    "bytes_read": result.scan.bytes_read, "applied": result.applied}
+            return {
+                "seconds": took,
+                "files_read": result.scan.files_read,
+                "bytes_read": result.scan.bytes_read,
+                "applied": result.applied,
+            }
     finally:
         await client.aclose()
 
@@ -87,8 +98,9 @@ def child(args: list[str]) -> None:
 def run_child(code: Path, *args: str) -> dict:
     """Run one step in a child using ``code``; returns its figures plus its peak RSS."""
     env = {**os.environ, "PYTHONPATH": str(code)}
-    proc = subprocess.Popen([sys.executable, __file__, "--child", *args], env=env,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", *args], env=env, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)  # reap here: wait4 gives this child's rusage
@@ -107,11 +119,18 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float, float]:
+def measure(
+    cmd: list[str], env: dict[str, str], cwd: Path | None = None
+) -> tuple[float, float, float]:
     """Seconds, peak RSS (MiB) and CPU seconds of one external command."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
@@ -153,6 +172,7 @@ def main() -> None:
         rows.setdefault((what, who), []).append(value)
 
     with ServerProcess(work / "server") as server:
+
         async def token(device: str) -> str:
             async with aiohttp.ClientSession() as session:
                 creds = await login(session, server.base_url, DEFAULT_USER, device_name=device)
@@ -182,8 +202,11 @@ def main() -> None:
             else:
                 first = run_child(code, "sync", server.base_url, tok, f"init{i}", str(src), "dev1")
             note("initial sync", f"{i}:{code.name}", first["seconds"])
-            note("initial sync CPU s (client+server)", f"{i}:{code.name}",
-                 first["cpu"] + cpu_of(server.proc.pid) - server_cpu)
+            note(
+                "initial sync CPU s (client+server)",
+                f"{i}:{code.name}",
+                first["cpu"] + cpu_of(server.proc.pid) - server_cpu,
+            )
             note("initial sync peak RSS MiB", f"{i}:{code.name}", first["rss_mib"])
             shutil.rmtree(src)
             if restic and i == 0:
@@ -191,8 +214,10 @@ def main() -> None:
                 note("initial sync CPU s (client+server)", "restic backup", cpu)
                 note("initial sync", "restic backup", t)
                 note("initial sync peak RSS MiB", "restic backup", rss)
-            print(f"initial sync {code.name}: {first['seconds']:.1f} s, peak RSS {first['rss_mib']:.0f} MiB",
-                  flush=True)
+            print(
+                f"initial sync {code.name}: {first['seconds']:.1f} s, peak RSS {first['rss_mib']:.0f} MiB",
+                flush=True,
+            )
         for r in range(args.rounds):
             for i, code in enumerate(codes):
                 who = f"{i}:{code.name}"
@@ -201,7 +226,11 @@ def main() -> None:
                 jroot.mkdir()
                 server_cpu = cpu_of(server.proc.pid)
                 j = run_child(code, "sync", server.base_url, tok, "bench", str(jroot), dev)
-                note("join CPU s (client+server)", who, j["cpu"] + cpu_of(server.proc.pid) - server_cpu)
+                note(
+                    "join CPU s (client+server)",
+                    who,
+                    j["cpu"] + cpu_of(server.proc.pid) - server_cpu,
+                )
                 again = run_child(code, "sync", server.base_url, tok, "bench", str(jroot), dev)
                 note("join", who, j["seconds"])
                 note("join peak RSS MiB", who, j["rss_mib"])
@@ -215,18 +244,38 @@ def main() -> None:
                     shutil.rmtree(out)
                 out = work / f"restore-{dev}"
                 server_cpu = cpu_of(server.proc.pid)
-                rs = run_child(code, "restore", server.base_url, tok, "bench", str(work / f"st-{dev}"), str(out))
+                rs = run_child(
+                    code,
+                    "restore",
+                    server.base_url,
+                    tok,
+                    "bench",
+                    str(work / f"st-{dev}"),
+                    str(out),
+                )
                 note("restore", who, rs["seconds"])
-                note("restore CPU s (client+server)", who, rs["cpu"] + cpu_of(server.proc.pid) - server_cpu)
+                note(
+                    "restore CPU s (client+server)",
+                    who,
+                    rs["cpu"] + cpu_of(server.proc.pid) - server_cpu,
+                )
                 shutil.rmtree(out)
                 shutil.rmtree(work / f"st-{dev}")
-                print(f"round {r} {who}: join {j['seconds']:.1f} s (next sync read {again['bytes_read']} B), "
-                      f"restore {rs['seconds']:.1f} s"
-                      + (f", restic restore {rows[('restic restore', 'restic')][-1]:.1f} s" if restic else ""),
-                      flush=True)
+                print(
+                    f"round {r} {who}: join {j['seconds']:.1f} s (next sync read {again['bytes_read']} B), "
+                    f"restore {rs['seconds']:.1f} s"
+                    + (
+                        f", restic restore {rows[('restic restore', 'restic')][-1]:.1f} s"
+                        if restic
+                        else ""
+                    ),
+                    flush=True,
+                )
     print("\n| step | code | median | runs |\n| --- | --- | --- | --- |")
     for (what, who), vals in rows.items():
-        print(f"| {what} | {who} | {statistics.median(vals):.2f} | {', '.join(f'{v:.2f}' for v in vals)} |")
+        print(
+            f"| {what} | {who} | {statistics.median(vals):.2f} | {', '.join(f'{v:.2f}' for v in vals)} |"
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 

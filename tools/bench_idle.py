@@ -23,10 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from chunksync.crypto import keyslots  # noqa: E402
-from tests.helpers.cli_setup import CliWorld  # noqa: E402
-from tests.helpers.daemons import DaemonProcess  # noqa: E402
-from tests.helpers.server import DEFAULT_USER, ServerProcess, create_user  # noqa: E402
+from chunksync.crypto import keyslots
+from tests.helpers.cli_setup import CliWorld
+from tests.helpers.daemons import DaemonProcess
+from tests.helpers.server import DEFAULT_USER, ServerProcess, create_user
 
 TICKS = os.sysconf("SC_CLK_TCK")
 BARE_WATCHER = """
@@ -85,7 +85,9 @@ def main() -> None:
             w.run("laptop", "init", str(root), "--folder", "docs")
             init_s = time.monotonic() - t0
 
-            bare = subprocess.Popen([sys.executable, "-c", BARE_WATCHER, str(root)], stdout=subprocess.PIPE)
+            bare = subprocess.Popen(
+                [sys.executable, "-c", BARE_WATCHER, str(root)], stdout=subprocess.PIPE
+            )
             assert bare.stdout is not None and bare.stdout.readline().strip() == b"ready"
             with DaemonProcess(w, "laptop") as d:
                 t0 = time.monotonic()
@@ -96,10 +98,16 @@ def main() -> None:
                 bare_cpu, bare_rss = sample(bare.pid, min(args.seconds, 10))
             bare.kill()
             bare.wait()
-    print(f"{args.files} files: init (first sync) {init_s:.1f} s; daemon start to first sync {start_s:.1f} s")
-    print(f"idle daemon over {args.seconds:.0f} s: CPU {cpu:.2f} %, RSS {rss:.0f} MiB   [goal: CPU < 1 %]")
-    print(f"baseline bare watchdog observer: CPU {bare_cpu:.2f} %, RSS {bare_rss:.0f} MiB "
-          f"-> RSS ratio {rss / max(bare_rss, 1):.1f}x")
+    print(
+        f"{args.files} files: init (first sync) {init_s:.1f} s; daemon start to first sync {start_s:.1f} s"
+    )
+    print(
+        f"idle daemon over {args.seconds:.0f} s: CPU {cpu:.2f} %, RSS {rss:.0f} MiB   [goal: CPU < 1 %]"
+    )
+    print(
+        f"baseline bare watchdog observer: CPU {bare_cpu:.2f} %, RSS {bare_rss:.0f} MiB "
+        f"-> RSS ratio {rss / max(bare_rss, 1):.1f}x"
+    )
 
 
 if __name__ == "__main__":

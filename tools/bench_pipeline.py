@@ -28,24 +28,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import zstandard  # noqa: E402
+import zstandard
 
-from chunksync.chunker import Chunker  # noqa: E402
-from chunksync.crypto.folder_keys import FolderKeys  # noqa: E402
-from chunksync.crypto.seal import ZSTD_LEVEL, seal  # noqa: E402
-from chunksync.objects import ObjectKind  # noqa: E402
-from chunksync.pipeline import Sealer  # noqa: E402
-from chunksync.scanner import scan  # noqa: E402
-from chunksync.storage.index import Index  # noqa: E402
-from tests.helpers.corpus import make_corpus  # noqa: E402
-from tools.gen_corpus import parse_size  # noqa: E402
+from chunksync.chunker import Chunker
+from chunksync.crypto.folder_keys import FolderKeys
+from chunksync.crypto.seal import ZSTD_LEVEL, seal
+from chunksync.objects import ObjectKind
+from chunksync.pipeline import Sealer
+from chunksync.scanner import scan
+from chunksync.storage.index import Index
+from tests.helpers.corpus import make_corpus
+from tools.gen_corpus import parse_size
 
 KEYS = FolderKeys(bytes(range(32)))
 
 
 def files_of(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()
-                  and ".chunksync" not in p.parts)
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink() and ".chunksync" not in p.parts
+    )
 
 
 def read_all(files: list[Path]) -> None:
@@ -103,20 +106,31 @@ def main() -> None:
         "read (baseline)": stage(lambda: read_all(files)),
         "+chunk": stage(lambda: per_chunk(files, chunker, lambda v: None)),
         "+hash": stage(lambda: per_chunk(files, chunker, KEYS.chunk_id)),
-        "+zstd": stage(lambda: per_chunk(files, chunker,
-                                         lambda v: (KEYS.chunk_id(v), zc.compress(v)))),
-        "+seal (1 thread)": stage(lambda: per_chunk(files, chunker, lambda v: seal(
-            KEYS, ObjectKind.CHUNK, KEYS.chunk_id(v), v, level=args.level))),
+        "+zstd": stage(
+            lambda: per_chunk(files, chunker, lambda v: (KEYS.chunk_id(v), zc.compress(v)))
+        ),
+        "+seal (1 thread)": stage(
+            lambda: per_chunk(
+                files,
+                chunker,
+                lambda v: seal(KEYS, ObjectKind.CHUNK, KEYS.chunk_id(v), v, level=args.level),
+            )
+        ),
     }
     out = [0]
     results[f"pipeline ({args.workers} workers)"] = stage(
-        lambda: out.__setitem__(0, run_pipeline(root, args.workers, args.level)[1]))
+        lambda: out.__setitem__(0, run_pipeline(root, args.workers, args.level)[1])
+    )
     base = results["read (baseline)"]
-    print(f"corpus {root}: {len(files)} files, {total / 2**20:.0f} MiB; zstd level "
-          f"{args.level}; cpus {os.cpu_count()}; load {os.getloadavg()[0]:.1f}")
+    print(
+        f"corpus {root}: {len(files)} files, {total / 2**20:.0f} MiB; zstd level "
+        f"{args.level}; cpus {os.cpu_count()}; load {os.getloadavg()[0]:.1f}"
+    )
     for name, seconds in results.items():
-        print(f"  {name:24s} {total / seconds / 1e6:8.0f} MB/s   "
-              f"{(total / seconds) / (total / base):5.2f}x read throughput")
+        print(
+            f"  {name:24s} {total / seconds / 1e6:8.0f} MB/s   "
+            f"{(total / seconds) / (total / base):5.2f}x read throughput"
+        )
     print(f"  sealed output {out[0] / 2**20:.0f} MiB ({out[0] / total:.2f} of input)")
     if tmp is not None:
         tmp.cleanup()

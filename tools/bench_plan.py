@@ -29,10 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chunksync.conflict import classify  # noqa: E402
-from chunksync.crypto.folder_keys import FolderKeys  # noqa: E402
-from chunksync.objects import ObjectId, Tree, TreeEntry  # noqa: E402
-from chunksync.sync.plan import plan_merge  # noqa: E402
+from chunksync.conflict import classify
+from chunksync.crypto.folder_keys import FolderKeys
+from chunksync.objects import ObjectId, Tree, TreeEntry
+from chunksync.sync.plan import plan_merge
 
 KEYS = FolderKeys(bytes(32))
 Edits = dict[tuple[int, int], bytes]

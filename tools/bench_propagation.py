@@ -23,8 +23,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,11 +33,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from chunksync.crypto import keyslots  # noqa: E402
-from tests.helpers import daemons  # noqa: E402
-from tests.helpers.cli_setup import CliWorld  # noqa: E402
-from tests.helpers.corpus import make_small_tree  # noqa: E402
-from tests.helpers.server import DEFAULT_USER, ServerProcess, create_user  # noqa: E402
+from chunksync.crypto import keyslots
+from tests.helpers import daemons
+from tests.helpers.cli_setup import CliWorld
+from tests.helpers.corpus import make_small_tree
+from tests.helpers.server import DEFAULT_USER, ServerProcess, create_user
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -45,7 +45,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 class BenchDaemon(daemons.DaemonProcess):
     """A daemon started from ``repo`` (PYTHONPATH and cwd), optionally under cProfile."""
 
-    def __init__(self, world: CliWorld, device: str, repo: Path, profile: Path | None, *args: str) -> None:
+    def __init__(
+        self, world: CliWorld, device: str, repo: Path, profile: Path | None, *args: str
+    ) -> None:
         super().__init__(world, device, *args)
         self.repo, self.profile = repo, profile
 
@@ -54,8 +56,20 @@ class BenchDaemon(daemons.DaemonProcess):
         env = {**self.env(), "PYTHONPATH": str(self.repo)}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, *prof, "-m", "chunksync.cli", "daemon", str(self.root), *self.args],
-                cwd=self.repo, env=env, stdout=subprocess.DEVNULL, stderr=log)
+                [
+                    sys.executable,
+                    *prof,
+                    "-m",
+                    "chunksync.cli",
+                    "daemon",
+                    str(self.root),
+                    *self.args,
+                ],
+                cwd=self.repo,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         return self
 
     def cpu(self) -> float:
@@ -93,22 +107,43 @@ def edit_big(path: Path, offset: int) -> bytes:
 EDIT_DIRS = ("small", "src/pkg003/mod07")
 
 
-def run_edits(w: CliWorld, repo: Path, n: int, tag: str, profile: Path | None) -> tuple[list[float], list[float]]:
+def run_edits(
+    w: CliWorld, repo: Path, n: int, tag: str, profile: Path | None
+) -> tuple[list[float], list[float]]:
     a, b = w.folder("laptop"), w.folder("desktop")
     name = repo.name or "repo"
     args = ("--poll-interval", "30")
     prof = (lambda dev: profile / f"{name}-{dev}.prof") if profile else (lambda dev: None)
     lat, cpu = [], []
-    with BenchDaemon(w, "laptop", repo, prof("laptop"), *args) as da, \
-            BenchDaemon(w, "desktop", repo, prof("desktop"), *args) as db:
+    with (
+        BenchDaemon(w, "laptop", repo, prof("laptop"), *args) as da,
+        BenchDaemon(w, "desktop", repo, prof("desktop"), *args) as db,
+    ):
         da.wait_ready(300)
         db.wait_ready(300)
         da.wait_at_head(60)
         db.wait_at_head(60)
-        spies = [subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
-                                   "-o", str(profile / f"{name}-{d.device}.spy"), "-p", str(d.proc.pid)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for d in (da, db)] if profile else []
+        spies = (
+            [
+                subprocess.Popen(
+                    [
+                        str(Path(sys.executable).parent / "py-spy"),
+                        "record",
+                        "--format",
+                        "raw",
+                        "-o",
+                        str(profile / f"{name}-{d.device}.spy"),
+                        "-p",
+                        str(d.proc.pid),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for d in (da, db)
+            ]
+            if profile
+            else []
+        )
         for i in range(n):
             rel = f"{EDIT_DIRS[i % 2 if (a / EDIT_DIRS[1]).is_dir() else 0]}/{tag}-{i % 5}.txt"
             (a / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -129,9 +164,11 @@ def run_edits(w: CliWorld, repo: Path, n: int, tag: str, profile: Path | None) -
 
 
 def summary(label: str, lat: list[float], cpu: list[float]) -> str:
-    return (f"{label}: n={len(lat)} median {statistics.median(lat) * 1000:.0f} ms, "
-            f"p90 {pct(lat, 0.9) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms, "
-            f"CPU/propagation (both daemons) median {statistics.median(cpu) * 1000:.0f} ms")
+    return (
+        f"{label}: n={len(lat)} median {statistics.median(lat) * 1000:.0f} ms, "
+        f"p90 {pct(lat, 0.9) * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms, "
+        f"CPU/propagation (both daemons) median {statistics.median(cpu) * 1000:.0f} ms"
+    )
 
 
 def main() -> None:
@@ -139,7 +176,9 @@ def main() -> None:
     ap.add_argument("--edits", type=int, default=20, help="edits per round and checkout")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--corpus-files", type=int, default=0)
-    ap.add_argument("--repo", type=Path, action="append", default=[], help="another checkout to compare")
+    ap.add_argument(
+        "--repo", type=Path, action="append", default=[], help="another checkout to compare"
+    )
     ap.add_argument("--profile", type=Path)
     ap.add_argument("--baseline", action="store_true")
     args = ap.parse_args()
@@ -160,7 +199,10 @@ def main() -> None:
                 make_small_tree(w.folder("laptop") / "src", args.corpus_files)
             a = w.init("laptop")
             w.join("desktop")
-            print(f"setup ({args.corpus_files} corpus files): {time.monotonic() - started:.1f} s", flush=True)
+            print(
+                f"setup ({args.corpus_files} corpus files): {time.monotonic() - started:.1f} s",
+                flush=True,
+            )
             for rnd in range(args.rounds):
                 for k, repo in enumerate(repos):
                     lat, cpu = run_edits(w, repo, args.edits, f"r{rnd}c{k}", args.profile)
@@ -177,7 +219,9 @@ def main() -> None:
                     w.sync("laptop")
                     w.sync("desktop")
                     base_lat.append(wait_content(b / f"base-{i}.txt", data) - t0)
-                print(f"baseline 'sync A; sync B': median {statistics.median(base_lat) * 1000:.0f} ms")
+                print(
+                    f"baseline 'sync A; sync B': median {statistics.median(base_lat) * 1000:.0f} ms"
+                )
     for repo, (lat, cpu) in results.items():
         print(summary(f"{repo}", lat, cpu))
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chunksync.crypto.folder_keys import FolderKeys  # noqa: E402
-from chunksync.scanner import scan  # noqa: E402
-from chunksync.storage.index import Index  # noqa: E402
-from tests.helpers.corpus import make_small_tree  # noqa: E402
+from chunksync.crypto.folder_keys import FolderKeys
+from chunksync.scanner import scan
+from chunksync.storage.index import Index
+from tests.helpers.corpus import make_small_tree
 
 
 def bare_walk(root: Path) -> int:
@@ -62,15 +62,20 @@ def main() -> None:
             walk_s, entries = best_of(args.repeat, lambda: bare_walk(root))
             full_s, full = best_of(args.repeat, lambda: scan(root, keys, index))
             some_dir = next((p for p, e in first.entries.items() if e.kind == "dir"), "")
-            dirty_s, dirty = best_of(args.repeat, lambda: scan(root, keys, index,
-                                                              dirty={some_dir}))
-    print(f"tree: {first.files} files, {first.dirs} dirs; initial scan {initial:.2f} s "
-          f"({first.files_read} files read); load {os.getloadavg()[0]:.1f}")
+            dirty_s, dirty = best_of(args.repeat, lambda: scan(root, keys, index, dirty={some_dir}))
+    print(
+        f"tree: {first.files} files, {first.dirs} dirs; initial scan {initial:.2f} s "
+        f"({first.files_read} files read); load {os.getloadavg()[0]:.1f}"
+    )
     print(f"  bare walk + lstat (baseline) {walk_s * 1000:7.0f} ms  ({entries} entries)")
-    print(f"  full rescan                  {full_s * 1000:7.0f} ms  {full_s / walk_s:5.1f}x "
-          f"baseline, files read {full.files_read}")
-    print(f"  rescan, 1 dirty dir          {dirty_s * 1000:7.0f} ms  {dirty_s / walk_s:5.1f}x "
-          f"baseline, files read {dirty.files_read}")
+    print(
+        f"  full rescan                  {full_s * 1000:7.0f} ms  {full_s / walk_s:5.1f}x "
+        f"baseline, files read {full.files_read}"
+    )
+    print(
+        f"  rescan, 1 dirty dir          {dirty_s * 1000:7.0f} ms  {dirty_s / walk_s:5.1f}x "
+        f"baseline, files read {dirty.files_read}"
+    )
 
 
 if __name__ == "__main__":

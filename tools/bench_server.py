@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the chunk server on loopback, with durability on, against side-by-side baselines.
 
-Starts ``python -m server serve --port 0`` in a temporary data directory (a separate
+Starts ``python -m chunksync_server serve --port 0`` in a temporary data directory (a separate
 process, as in production), logs in, and measures:
 
 * large: N concurrent aiohttp clients uploading 1 MiB objects in batches;
@@ -34,9 +34,9 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from chunksync import wire  # noqa: E402
-from server import admin  # noqa: E402
-from server.config import Argon2Params  # noqa: E402
+from chunksync import wire
+from chunksync_server import admin
+from chunksync_server.config import Argon2Params
 
 MiB = 1024 * 1024
 
@@ -77,9 +77,21 @@ def baseline_hash(bodies: list[bytes]) -> float:
 def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     port_file = data.parent / "port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--data", str(data), "--port", "0",
-         "--port-file", str(port_file)],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "serve",
+            "--data",
+            str(data),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -89,7 +101,9 @@ def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{int(port_file.read_text())}"
 
 
-async def upload_all(base: str, token: str, folder: str, bodies: list[bytes], clients: int) -> float:
+async def upload_all(
+    base: str, token: str, folder: str, bodies: list[bytes], clients: int
+) -> float:
     url = f"{base}/v1/folders/{folder}/objects"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": wire.BATCH_TYPE}
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -122,7 +136,9 @@ async def run(args: argparse.Namespace) -> None:
         proc, base = start_server(data)
         try:
             async with aiohttp.ClientSession() as s:
-                async with s.post(f"{base}/v1/login", json={"user": "bench", "password": "bench-password"}) as r:
+                async with s.post(
+                    f"{base}/v1/login", json={"user": "bench", "password": "bench-password"}
+                ) as r:
                     token = (await r.json())["token"]
                 h = {"Authorization": f"Bearer {token}"}
                 for name in ("large", "small"):
@@ -139,27 +155,38 @@ async def run(args: argparse.Namespace) -> None:
             async with aiohttp.ClientSession(headers=h) as s:
                 for _ in range(5):
                     start = time.perf_counter()
-                    body = json.dumps({"ids": ids}).encode()      # client-side encoding
+                    body = json.dumps({"ids": ids}).encode()  # client-side encoding
                     encode.append(time.perf_counter() - start)
                     start = time.perf_counter()
-                    async with s.post(f"{base}/v1/folders/small/objects/missing", data=body,
-                                      headers={"Content-Type": "application/json"}) as r:
+                    async with s.post(
+                        f"{base}/v1/folders/small/objects/missing",
+                        data=body,
+                        headers={"Content-Type": "application/json"},
+                    ) as r:
                         missing = json.loads(await r.read())["missing"]
                     latencies.append(time.perf_counter() - start)
         finally:
             proc.terminate()
             proc.wait()
         mb = n_large * MiB / 1e6
-        print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; {args.clients} clients")
-        print(f"large 1 MiB x {n_large}: {mb / t_large:8.1f} MB/s  {n_large / t_large:8.1f} obj/s"
-              f"   | baseline disk+fsync {mb / disk_l:8.1f} MB/s (ratio {disk_l / t_large:.2f})"
-              f"   blake3 {mb / hash_l:8.1f} MB/s")
-        print(f"small 4 KiB x {args.small}: {args.small / t_small:8.1f} obj/s"
-              f"  {args.small * 4096 / 1e6 / t_small:6.1f} MB/s"
-              f"   | baseline disk+fsync {args.small / disk_s:8.1f} obj/s (ratio {disk_s / t_small:.2f})")
-        print(f"missing 100,000 ids ({len(missing)} missing): request+response+parse median "
-              f"{statistics.median(latencies) * 1e3:.1f} ms  min {min(latencies) * 1e3:.1f} ms"
-              f"  (goal < 200 ms); client JSON encoding {statistics.median(encode) * 1e3:.1f} ms more")
+        print(
+            f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; {args.clients} clients"
+        )
+        print(
+            f"large 1 MiB x {n_large}: {mb / t_large:8.1f} MB/s  {n_large / t_large:8.1f} obj/s"
+            f"   | baseline disk+fsync {mb / disk_l:8.1f} MB/s (ratio {disk_l / t_large:.2f})"
+            f"   blake3 {mb / hash_l:8.1f} MB/s"
+        )
+        print(
+            f"small 4 KiB x {args.small}: {args.small / t_small:8.1f} obj/s"
+            f"  {args.small * 4096 / 1e6 / t_small:6.1f} MB/s"
+            f"   | baseline disk+fsync {args.small / disk_s:8.1f} obj/s (ratio {disk_s / t_small:.2f})"
+        )
+        print(
+            f"missing 100,000 ids ({len(missing)} missing): request+response+parse median "
+            f"{statistics.median(latencies) * 1e3:.1f} ms  min {min(latencies) * 1e3:.1f} ms"
+            f"  (goal < 200 ms); client JSON encoding {statistics.median(encode) * 1e3:.1f} ms more"
+        )
 
 
 def _frames(body: bytes) -> list[tuple[bytes, bytes]]:
@@ -167,7 +194,7 @@ def _frames(body: bytes) -> list[tuple[bytes, bytes]]:
     while pos < len(body):
         oid, _, length = hdr.unpack_from(body, pos)
         pos += hdr.size
-        out.append((oid, body[pos: pos + length]))
+        out.append((oid, body[pos : pos + length]))
         pos += length
     return out
 

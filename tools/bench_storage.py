@@ -34,8 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from server.storage import PackObjectStore, StorageError
-from server.storage import packs as packs_module
+from chunksync_server.storage import PackObjectStore, StorageError
+from chunksync_server.storage import packs as packs_module
 
 Batch = list[tuple[bytes, bytes]]
 PutMany = Callable[[str, Batch], int]
@@ -78,7 +78,7 @@ def run_threads(name: str, put: PutMany, work: list[list[Batch]]) -> Result:
         try:
             for batch in batches:
                 put("bench", batch)
-        except Exception as exc:  # noqa: BLE001 - surfaced after join
+        except Exception as exc:
             errors.append(exc)
 
     pool = [threading.Thread(target=worker, args=(batches,)) for batches in work]

@@ -24,19 +24,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp  # noqa: E402
+import aiohttp
 
-from chunksync.crypto.folder_keys import FolderKeys  # noqa: E402
-from chunksync.storage.index import Index  # noqa: E402
-from chunksync.sync.engine import SyncEngine  # noqa: E402
-from chunksync.transport.http import HttpClient  # noqa: E402
-from tests.helpers.corpus import make_corpus, make_small_tree  # noqa: E402
-from tests.helpers.server import DEFAULT_USER, ServerProcess, create_user, login  # noqa: E402
+from chunksync.crypto.folder_keys import FolderKeys
+from chunksync.storage.index import Index
+from chunksync.sync.engine import SyncEngine
+from chunksync.transport.http import HttpClient
+from tests.helpers.corpus import make_corpus, make_small_tree
+from tests.helpers.server import DEFAULT_USER, ServerProcess, create_user, login
 
 
 def parse_size(text: str) -> int:
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1].upper() in units else int(text)
+    return (
+        int(float(text[:-1]) * units[text[-1].upper()]) if text[-1].upper() in units else int(text)
+    )
 
 
 def tree_bytes(root: Path) -> tuple[int, int]:
@@ -58,7 +60,9 @@ def read_all(root: Path) -> float:
     return time.perf_counter() - start
 
 
-async def device_sync(server: ServerProcess, folder: str, root: Path, state: Path, device: str) -> tuple[float, object]:
+async def device_sync(
+    server: ServerProcess, folder: str, root: Path, state: Path, device: str
+) -> tuple[float, object]:
     async with aiohttp.ClientSession() as session:
         creds = await login(session, server.base_url, DEFAULT_USER, device_name=device)
     client = HttpClient(server.base_url, creds["token"])
@@ -68,8 +72,15 @@ async def device_sync(server: ServerProcess, folder: str, root: Path, state: Pat
         (state / "tmp").mkdir(parents=True, exist_ok=True)
         (root / ".chunksync").mkdir(exist_ok=True)
         with Index.open(state / "index") as index:
-            engine = SyncEngine(root, FolderKeys(bytes(range(32))), index, client.folder(folder),
-                                device=device, author="bench", tmpdir=state / "tmp")
+            engine = SyncEngine(
+                root,
+                FolderKeys(bytes(range(32))),
+                index,
+                client.folder(folder),
+                device=device,
+                author="bench",
+                tmpdir=state / "tmp",
+            )
             start = time.perf_counter()
             result = await engine.sync()
             return time.perf_counter() - start, result
@@ -79,8 +90,13 @@ async def device_sync(server: ServerProcess, folder: str, root: Path, state: Pat
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env={**os.environ, **(env or {})})
+    subprocess.run(
+        cmd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
     return time.perf_counter() - start
 
 
@@ -112,10 +128,14 @@ def main() -> None:
         folder_root = work / "corpus-folder"
         shutil.copytree(corpus, folder_root, symlinks=True)
         read_all(folder_root)
-        t_sync, result = asyncio.run(device_sync(server, "bench", folder_root, folder_root / ".chunksync", "dev1"))
-        print(f"chunksync initial sync: {t_sync:.1f} s, {mb / t_sync:.0f} MB/s "
-              f"({result.uploaded_objects} objects, {result.uploaded_bytes / 1e6:.0f} MB sent); "
-              f"ratio to plain read {t_read / t_sync:.2f}")
+        t_sync, result = asyncio.run(
+            device_sync(server, "bench", folder_root, folder_root / ".chunksync", "dev1")
+        )
+        print(
+            f"chunksync initial sync: {t_sync:.1f} s, {mb / t_sync:.0f} MB/s "
+            f"({result.uploaded_objects} objects, {result.uploaded_bytes / 1e6:.0f} MB sent); "
+            f"ratio to plain read {t_read / t_sync:.2f}"
+        )
         rows = [("chunksync", t_sync)]
 
         small = base / "small-20k"
@@ -126,11 +146,15 @@ def main() -> None:
         asyncio.run(device_sync(server, "small", small_root, small_root / ".chunksync", "dev2"))
         times = []
         for _ in range(args.repeat):
-            t, r = asyncio.run(device_sync(server, "small", small_root, small_root / ".chunksync", "dev2"))
+            t, r = asyncio.run(
+                device_sync(server, "small", small_root, small_root / ".chunksync", "dev2")
+            )
             assert not r.changed
             times.append(t)
-        print(f"chunksync no-change sync of {args.small_files} files: median {statistics.median(times) * 1000:.0f} ms "
-              f"(runs: {', '.join(f'{t * 1000:.0f}' for t in times)})")
+        print(
+            f"chunksync no-change sync of {args.small_files} files: median {statistics.median(times) * 1000:.0f} ms "
+            f"(runs: {', '.join(f'{t * 1000:.0f}' for t in times)})"
+        )
 
     if shutil.which("restic"):
         repo = work / "restic-repo"
@@ -139,15 +163,21 @@ def main() -> None:
         t_restic = timed(["restic", "backup", "--quiet", str(corpus)], env)
         t_restic_again = timed(["restic", "backup", "--quiet", str(small)], env)
         t_restic_nochange = timed(["restic", "backup", "--quiet", str(small)], env)
-        print(f"restic backup (same corpus): {t_restic:.1f} s, {mb / t_restic:.0f} MB/s; "
-              f"chunksync/restic speed ratio {t_restic / t_sync:.2f}")
-        print(f"restic unchanged backup of {args.small_files} files: {t_restic_nochange * 1000:.0f} ms "
-              f"(first {t_restic_again:.1f} s)")
+        print(
+            f"restic backup (same corpus): {t_restic:.1f} s, {mb / t_restic:.0f} MB/s; "
+            f"chunksync/restic speed ratio {t_restic / t_sync:.2f}"
+        )
+        print(
+            f"restic unchanged backup of {args.small_files} files: {t_restic_nochange * 1000:.0f} ms "
+            f"(first {t_restic_again:.1f} s)"
+        )
         rows.append(("restic", t_restic))
     if shutil.which("rsync"):
         t_rsync = timed(["rsync", "-a", f"{corpus}/", str(work / "rsync-copy")])
-        print(f"rsync -a local copy: {t_rsync:.1f} s, {mb / t_rsync:.0f} MB/s; "
-              f"chunksync/rsync speed ratio {t_rsync / t_sync:.2f}")
+        print(
+            f"rsync -a local copy: {t_rsync:.1f} s, {mb / t_rsync:.0f} MB/s; "
+            f"chunksync/rsync speed ratio {t_rsync / t_sync:.2f}"
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -30,10 +30,10 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chunksync import wire  # noqa: E402
-from chunksync.objects import ObjectId  # noqa: E402
-from chunksync.transport import HttpClient  # noqa: E402
-from tests.helpers.server import serve_in_process  # noqa: E402
+from chunksync import wire
+from chunksync.objects import ObjectId
+from chunksync.transport import HttpClient
+from tests.helpers.server import serve_in_process
 
 Items = list[tuple[ObjectId, bytes]]
 
@@ -52,16 +52,18 @@ async def timed(fn: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - start
 
 
-async def naive_put(session: aiohttp.ClientSession, url: str, headers: dict[str, str],
-                    items: Items) -> None:
+async def naive_put(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], items: Items
+) -> None:
     for oid, blob in items:
         h = {**headers, wire.DIGEST_HEADER: wire.blob_digest(blob).hex()}
         async with session.put(url.format(oid=oid.hex()), data=blob, headers=h) as resp:
             assert resp.status in (200, 201), resp.status
 
 
-async def naive_get(session: aiohttp.ClientSession, url: str, headers: dict[str, str],
-                    items: Items) -> None:
+async def naive_get(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], items: Items
+) -> None:
     for oid, blob in items:
         async with session.get(url.format(oid=oid.hex()), headers=headers) as resp:
             assert await resp.read() == blob
@@ -72,10 +74,14 @@ async def run(args: argparse.Namespace) -> None:
         async with serve_in_process(Path(tmp) / "server") as srv:
             client = HttpClient(srv.base_url, srv.token)
             headers = srv.headers()
-            sets = {"small": corpus(args.small, args.small_size),
-                    "large": corpus(args.large, args.large_size)}
-            print(f"{'corpus':7} {'variant':8} {'up obj/s':>10} {'up MB/s':>8} "
-                  f"{'down obj/s':>10} {'down MB/s':>9} {'up x':>6} {'down x':>6}")
+            sets = {
+                "small": corpus(args.small, args.small_size),
+                "large": corpus(args.large, args.large_size),
+            }
+            print(
+                f"{'corpus':7} {'variant':8} {'up obj/s':>10} {'up MB/s':>8} "
+                f"{'down obj/s':>10} {'down MB/s':>9} {'up x':>6} {'down x':>6}"
+            )
             async with aiohttp.ClientSession() as session:
                 for name, items in sets.items():
                     total = sum(len(b) for _, b in items) / 1e6
@@ -94,9 +100,11 @@ async def run(args: argparse.Namespace) -> None:
                             up = await timed(lambda: store.put_many(items))
                             down = await timed(lambda: store.get_many(ids))
                         base = base or (up, down)
-                        print(f"{name:7} {variant:8} {len(items) / up:10.0f} {total / up:8.1f} "
-                              f"{len(items) / down:10.0f} {total / down:9.1f} "
-                              f"{base[0] / up:6.2f} {base[1] / down:6.2f}")
+                        print(
+                            f"{name:7} {variant:8} {len(items) / up:10.0f} {total / up:8.1f} "
+                            f"{len(items) / down:10.0f} {total / down:9.1f} "
+                            f"{base[0] / up:6.2f} {base[1] / down:6.2f}"
+                        )
             store = client.folder("small-batch4")
             many = [ObjectId(os.urandom(32)) for _ in range(args.missing)]
             secs = await timed(lambda: store.missing(many))

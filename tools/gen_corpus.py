@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers.corpus import make_corpus  # noqa: E402
+from tests.helpers.corpus import make_corpus
 
 _UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
@@ -40,8 +40,10 @@ def main() -> None:
     counts = make_corpus(args.dir, parse_size(args.size), seed=args.seed)
     total = counts["small_bytes"] + counts["medium_bytes"] + counts["large_bytes"]
     files = counts["small_files"] + counts["medium_files"] + counts["large_files"]
-    print(f"{files} files, {total / 2**20:.0f} MiB in {time.perf_counter() - started:.1f} s: "
-          + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    print(
+        f"{files} files, {total / 2**20:.0f} MiB in {time.perf_counter() - started:.1f} s: "
+        + ", ".join(f"{k}={v}" for k, v in counts.items())
+    )
 
 
 if __name__ == "__main__":

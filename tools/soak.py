@@ -71,7 +71,11 @@ def index_figures(root: Path) -> tuple[int, int, int]:
             st = txn.stat(env.open_db(b"objects", txn=txn, create=False))
     finally:
         env.close()
-    return size, st["entries"], st["psize"] * (st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"])
+    return (
+        size,
+        st["entries"],
+        st["psize"] * (st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]),
+    )
 
 
 def rss_of(daemon: DaemonProcess) -> int:
@@ -145,12 +149,16 @@ def verdict(samples: list[Sample], warmup: float) -> str:
             peak = max(get(s, i) for s in first)
             end = max(get(s, i) for s in last)
             per_hour = slope([(s.t, get(s, i)) for s in after]) * 3600
-            parts.append(f"{name} {device} {peak / MB:.1f}->{end / MB:.1f} MB ({per_hour / MB:+.1f} MB/h)")
+            parts.append(
+                f"{name} {device} {peak / MB:.1f}->{end / MB:.1f} MB ({per_hour / MB:+.1f} MB/h)"
+            )
             if end > peak * 1.10 + slack:
                 grew.append(f"{name} {device}")
     head = "FLAT" if not grew else "GROWING (" + ", ".join(grew) + ")"
-    return (f"verdict: {head}: after {warmup / 60:.0f} min of warm-up, peak of the first third -> "
-            "last third: " + "; ".join(parts))
+    return (
+        f"verdict: {head}: after {warmup / 60:.0f} min of warm-up, peak of the first third -> "
+        "last third: " + "; ".join(parts)
+    )
 
 
 def parse_table(text: str) -> list[Sample]:
@@ -165,24 +173,33 @@ def parse_table(text: str) -> list[Sample]:
         if len(cols) != 4:
             continue
         ib, ob, cb, rb = ([float(x) for x in c] for c in cols)
-        sample = Sample(float(head[0]) * 60, int(head[1]), (int(ib[0] * MB), int(ib[1] * MB)),
-                        (int(ob[0]), int(ob[1])), (int(cb[0] * MB), int(cb[1] * MB)),
-                        (int(rb[0] * MB), int(rb[1] * MB)))
+        sample = Sample(
+            float(head[0]) * 60,
+            int(head[1]),
+            (int(ib[0] * MB), int(ib[1] * MB)),
+            (int(ob[0]), int(ob[1])),
+            (int(cb[0] * MB), int(cb[1] * MB)),
+            (int(rb[0] * MB), int(rb[1] * MB)),
+        )
         if not out or sample.t > out[-1].t:
             out.append(sample)
     return out
 
 
-HEADER = (f"{'min':>6} {'edits':>7} | {'index MB (A/B)':>15} {'objects (A/B)':>15} "
-          f"{'cache MB (A/B)':>15} {'RSS MB (A/B)':>15}")
+HEADER = (
+    f"{'min':>6} {'edits':>7} | {'index MB (A/B)':>15} {'objects (A/B)':>15} "
+    f"{'cache MB (A/B)':>15} {'RSS MB (A/B)':>15}"
+)
 
 
 def row(s: Sample) -> str:
-    return (f"{s.t / 60:6.1f} {s.edits:7d} | "
-            f"{s.index_bytes[0] / MB:7.1f}/{s.index_bytes[1] / MB:<7.1f} "
-            f"{s.objects[0]:7d}/{s.objects[1]:<7d} "
-            f"{s.object_bytes[0] / MB:7.1f}/{s.object_bytes[1] / MB:<7.1f} "
-            f"{s.rss[0] / MB:7.1f}/{s.rss[1] / MB:<7.1f}")
+    return (
+        f"{s.t / 60:6.1f} {s.edits:7d} | "
+        f"{s.index_bytes[0] / MB:7.1f}/{s.index_bytes[1] / MB:<7.1f} "
+        f"{s.objects[0]:7d}/{s.objects[1]:<7d} "
+        f"{s.object_bytes[0] / MB:7.1f}/{s.object_bytes[1] / MB:<7.1f} "
+        f"{s.rss[0] / MB:7.1f}/{s.rss[1] / MB:<7.1f}"
+    )
 
 
 def print_table(samples: list[Sample]) -> None:
@@ -196,14 +213,26 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--dirs", type=int, default=1)
-    ap.add_argument("--rate", type=float, default=3.0, help="edits per second, both devices together")
+    ap.add_argument(
+        "--rate", type=float, default=3.0, help="edits per second, both devices together"
+    )
     ap.add_argument("--sample", type=float, default=15.0, help="seconds between samples")
-    ap.add_argument("--warmup-minutes", type=float, default=5.0,
-                    help="minutes the cache takes to fill up to its bound, left out of the verdict")
+    ap.add_argument(
+        "--warmup-minutes",
+        type=float,
+        default=5.0,
+        help="minutes the cache takes to fill up to its bound, left out of the verdict",
+    )
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temp dir)")
-    ap.add_argument("--verdict-from", type=Path, metavar="LOG",
-                    help="only judge the table printed by an earlier run (its saved output)")
+    ap.add_argument(
+        "--keep", type=Path, help="work in this directory and keep it (default: a temp dir)"
+    )
+    ap.add_argument(
+        "--verdict-from",
+        type=Path,
+        metavar="LOG",
+        help="only judge the table printed by an earlier run (its saved output)",
+    )
     args = ap.parse_args()
     if args.verdict_from:
         samples = parse_table(args.verdict_from.read_text())
@@ -226,12 +255,20 @@ def main() -> None:
             started = time.monotonic()
             w.run("laptop", "init", str(a), "--folder", "docs")
             b = w.join("desktop")
-            print(f"set up {args.files} files in {args.dirs} dir(s) on two devices in "
-                  f"{time.monotonic() - started:.0f} s; editing {args.rate}/s for {args.minutes} min", flush=True)
-            editors = [Editor(a, names[0::2], "a", random.Random(rng.random())),
-                       Editor(b, names[1::2], "b", random.Random(rng.random()))]
+            print(
+                f"set up {args.files} files in {args.dirs} dir(s) on two devices in "
+                f"{time.monotonic() - started:.0f} s; editing {args.rate}/s for {args.minutes} min",
+                flush=True,
+            )
+            editors = [
+                Editor(a, names[0::2], "a", random.Random(rng.random())),
+                Editor(b, names[1::2], "b", random.Random(rng.random())),
+            ]
             daemon_args = ("--quiet-ms", "150", "--max-delay-ms", "1000", "--poll-interval", "5")
-            with DaemonProcess(w, "laptop", *daemon_args) as da, DaemonProcess(w, "desktop", *daemon_args) as db:
+            with (
+                DaemonProcess(w, "laptop", *daemon_args) as da,
+                DaemonProcess(w, "desktop", *daemon_args) as db,
+            ):
                 daemons = (da, db)
                 da.wait_ready(300)
                 db.wait_ready(300)
@@ -244,9 +281,16 @@ def main() -> None:
                 while (now := time.monotonic()) < end:
                     if now >= next_sample:
                         figs = [index_figures(d) for d in (a, b)]
-                        samples.append(Sample(now - t0, edits, (figs[0][0], figs[1][0]),
-                                              (figs[0][1], figs[1][1]), (figs[0][2], figs[1][2]),
-                                              (rss_of(da), rss_of(db))))
+                        samples.append(
+                            Sample(
+                                now - t0,
+                                edits,
+                                (figs[0][0], figs[1][0]),
+                                (figs[0][1], figs[1][1]),
+                                (figs[0][2], figs[1][2]),
+                                (rss_of(da), rss_of(db)),
+                            )
+                        )
                         if len(samples) == 1:
                             print(HEADER)
                         print(row(samples[-1]), flush=True)
@@ -259,9 +303,15 @@ def main() -> None:
                 print(f"edits done ({edits}); waiting for convergence", flush=True)
                 converged = True
                 try:
-                    wait_until(lambda: tree_of(a, mtimes=False) == tree_of(b, mtimes=False)
-                               and all(d.status()["at_head"] for d in daemons), timeout=300, interval=1.0,
-                               what="convergence")
+                    wait_until(
+                        lambda: (
+                            tree_of(a, mtimes=False) == tree_of(b, mtimes=False)
+                            and all(d.status()["at_head"] for d in daemons)
+                        ),
+                        timeout=300,
+                        interval=1.0,
+                        what="convergence",
+                    )
                 except AssertionError as exc:
                     converged = False
                     print(f"NOT CONVERGED: {exc}")
@@ -270,12 +320,18 @@ def main() -> None:
                 last_gc = [d.events("index_upkeep")[-1:] for d in daemons]
         print()
         print_table(samples)
-        print(f"index upkeep passes (A/B): {upkeep[0]}/{upkeep[1]}; error lines: {errors[0]}/{errors[1]}")
+        print(
+            f"index upkeep passes (A/B): {upkeep[0]}/{upkeep[1]}; error lines: {errors[0]}/{errors[1]}"
+        )
         for device, gc in zip(DEVICES, last_gc, strict=True):
             if gc:
-                print(f"last upkeep on {device}: {json.dumps({k: v for k, v in gc[0].items() if k != 'time'})}")
+                print(
+                    f"last upkeep on {device}: {json.dumps({k: v for k, v in gc[0].items() if k != 'time'})}"
+                )
         files = sum(1 for d in tree_of(a).values() if d[0] == "file")
-        print(f"converged: {'yes' if converged else 'NO'} ({files} files, {edits} edits in {args.minutes} min)")
+        print(
+            f"converged: {'yes' if converged else 'NO'} ({files} files, {edits} edits in {args.minutes} min)"
+        )
         print(verdict(samples, args.warmup_minutes * 60))
         if not converged:
             sys.exit(1)

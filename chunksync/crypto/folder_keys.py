@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..objects import ObjectId, ObjectKind
 
-__all__ = ["FolderKeys", "MASTER_KEY_SIZE"]
+__all__ = ["MASTER_KEY_SIZE", "FolderKeys"]
 
 MASTER_KEY_SIZE = 32
 

@@ -55,12 +55,12 @@ from .xaes import NONCE_SIZE, TAG_SIZE, XAES256GCM
 
 __all__ = [
     "ALG_XAES_256_GCM",
-    "BlobHeader",
     "FLAG_ZSTD",
     "FORMAT_VERSION",
     "HEADER_SIZE",
     "MAGIC",
     "MAX_PLAINTEXT",
+    "BlobHeader",
     "open_blob",
     "padme",
     "parse_header",
@@ -253,9 +253,7 @@ def _decode_body(body: memoryview, flags: int, cap: int, where: str) -> bytes:
     return plaintext
 
 
-def open_blob(
-    keys: FolderKeys, kind: ObjectKind, oid: ObjectId, blob: bytes | memoryview
-) -> bytes:
+def open_blob(keys: FolderKeys, kind: ObjectKind, oid: ObjectId, blob: bytes | memoryview) -> bytes:
     """Decrypt, decompress and verify one blob; its plaintext, or ``IntegrityError``."""
     kind = ObjectKind(kind)
     where = f"object {short_id(oid)}"

@@ -99,7 +99,9 @@ def plan_retention(
     return Retention(frozenset(keep), evict, live_bytes, cached, tuple(roots))
 
 
-def remember(ring: Sequence[ObjectId], roots: Iterable[ObjectId], cap: int = RECENT_ROOTS) -> tuple[ObjectId, ...]:
+def remember(
+    ring: Sequence[ObjectId], roots: Iterable[ObjectId], cap: int = RECENT_ROOTS
+) -> tuple[ObjectId, ...]:
     """The ring of recent roots with ``roots`` added in front (newest first, no repeats)."""
     front = list(dict.fromkeys(roots))
     return tuple(dict.fromkeys([*front, *ring]))[:cap]

@@ -28,11 +28,25 @@ from .records import RecordDamaged
 __all__ = ["DAMAGE", "DAMAGED_MARK", "UNUSABLE", "mark_path", "marked_by_other", "move_aside"]
 
 #: what LMDB raises at open for a file it cannot use at all
-UNUSABLE = (lmdb.InvalidError, lmdb.CorruptedError, lmdb.VersionMismatchError,
-            lmdb.BadRslotError, lmdb.PageNotFoundError)
+UNUSABLE = (
+    lmdb.InvalidError,
+    lmdb.CorruptedError,
+    lmdb.VersionMismatchError,
+    lmdb.BadRslotError,
+    lmdb.PageNotFoundError,
+)
 #: what a read or write of an opened index raises when what is on disk is damaged
-DAMAGE = (*UNUSABLE, lmdb.PanicError, lmdb.IncompatibleError, lmdb.BadTxnError, lmdb.BadChecksumError,
-          lmdb.ProblemError, RecordDamaged, struct.error, UnicodeError)
+DAMAGE = (
+    *UNUSABLE,
+    lmdb.PanicError,
+    lmdb.IncompatibleError,
+    lmdb.BadTxnError,
+    lmdb.BadChecksumError,
+    lmdb.ProblemError,
+    RecordDamaged,
+    struct.error,
+    UnicodeError,
+)
 DAMAGED_MARK = ".damaged"  # "index.damaged", beside the index directory: the marker's pid
 
 

@@ -122,7 +122,9 @@ class Index:
             return cls._open(path, map_size)
         except UNUSABLE as exc:
             aside = move_aside(path)
-            log.warning("index at %s could not be read (%s): moved to %s and rebuilt", path, exc, aside)
+            log.warning(
+                "index at %s could not be read (%s): moved to %s and rebuilt", path, exc, aside
+            )
             return cls._open(path, map_size)
 
     @classmethod
@@ -178,7 +180,9 @@ class Index:
             aside = move_aside(self.path)
             self._env = _open_env(self.path, self._map_size)
             self._dbs = {name: self._env.open_db(name.encode()) for name in _DBS}
-        log.warning("index at %s was damaged (%s): moved to %s and rebuilt", self.path, reason, aside)
+        log.warning(
+            "index at %s was damaged (%s): moved to %s and rebuilt", self.path, reason, aside
+        )
 
     # -- reads ---------------------------------------------------------------------
 
@@ -212,7 +216,11 @@ class Index:
         while True:
             batch: list[tuple[bytes, bytes]] = []
             done = False
-            with self._checked(f"reading {db}"), self._read() as txn, txn.cursor(db=self._dbs[db]) as cur:
+            with (
+                self._checked(f"reading {db}"),
+                self._read() as txn,
+                txn.cursor(db=self._dbs[db]) as cur,
+            ):
                 if not (cur.set_range(key) if key else cur.first()):
                     return
                 for k, v in cur:
@@ -231,7 +239,9 @@ class Index:
                 return
             key, skip_first = batch[-1][0], True
 
-    def _decoded(self, db: str, items: Iterable[tuple[bytes, bytes]], decode: Callable[..., Any]) -> Iterator[Any]:
+    def _decoded(
+        self, db: str, items: Iterable[tuple[bytes, bytes]], decode: Callable[..., Any]
+    ) -> Iterator[Any]:
         for k, v in items:
             try:  # (not _checked: a context manager per record would double the cost)
                 item = decode(k, v)
@@ -252,7 +262,9 @@ class Index:
         447 bytes come in hash order."""
         pre = prefix.encode()[:KEEP]
         items = self._scan("stat", pre, lambda k: not k.startswith(pre))
-        for state in self._decoded("stat", items, lambda k, v: FileState.decode(*decode_path_record("stat", k, v))):
+        for state in self._decoded(
+            "stat", items, lambda k, v: FileState.decode(*decode_path_record("stat", k, v))
+        ):
             if state.path.startswith(prefix):
                 yield state
 
@@ -266,7 +278,9 @@ class Index:
     def object_damaged(self, oid: ObjectId, why: str) -> NoReturn:
         """A cached object whose plaintext does not match its id (checked by those who
         hold the keys): the index is damaged."""
-        self._mark_damaged("reading objects", RecordDamaged(f"object {bytes(oid).hex()[:12]} {why}"))
+        self._mark_damaged(
+            "reading objects", RecordDamaged(f"object {bytes(oid).hex()[:12]} {why}")
+        )
 
     def known(self, oid: ObjectId) -> bool:
         return self._get("known", bytes(oid)) is not None
@@ -302,7 +316,9 @@ class Index:
         yield from self._decoded("events", items, decode_event)
 
     def iter_conflicts(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        yield from self._decoded("conflicts", self._scan("conflicts", b"", lambda k: False), decode_conflict)
+        yield from self._decoded(
+            "conflicts", self._scan("conflicts", b"", lambda k: False), decode_conflict
+        )
 
     # -- writes --------------------------------------------------------------------
 

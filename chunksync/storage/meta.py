@@ -28,15 +28,15 @@ __all__ = [
     "meta_problem",
 ]
 
-BASE = "base"                # commit id (hex) this device last synced
-BASE_ROOT = "base_root"      # root tree id (raw) of that commit
-LOCAL_ROOT = "local_root"    # root tree id of the disk as last seen (journal diffing)
-PENDING = "pending"          # b"1" while local changes wait for a sync
-HIGH_SEQ = "high_seq"        # sequence number of the base commit (rollback guard)
+BASE = "base"  # commit id (hex) this device last synced
+BASE_ROOT = "base_root"  # root tree id (raw) of that commit
+LOCAL_ROOT = "local_root"  # root tree id of the disk as last seen (journal diffing)
+PENDING = "pending"  # b"1" while local changes wait for a sync
+HIGH_SEQ = "high_seq"  # sequence number of the base commit (rollback guard)
 BASE_SERVER_SEQ = "base_server_seq"  # the server's head-log position of the base
 CHECKED_EPOCH = "checked_epoch"  # storage epoch under which the head's objects were checked
-ROLE = "role"                # this account's role in the folder, as last asked
-IGNORED_BY = "ignored_by"    # the ignore rules of the last synced round (see sync/unignore.py)
+ROLE = "role"  # this account's role in the folder, as last asked
+IGNORED_BY = "ignored_by"  # the ignore rules of the last synced round (see sync/unignore.py)
 SCAN_IGNORE_DIGEST = "scan.ignore_digest"  # the ignore rules of the last scan (scanner.py)
 
 _HEX_ID = re.compile(rb"[0-9a-f]{%d}" % (2 * ID_SIZE))

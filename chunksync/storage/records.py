@@ -158,4 +158,6 @@ class FileState:
             raise RecordDamaged(f"stat record: {len(raw)} bytes, not {_STATE.size}") from None
         if size < 0 or flags & ~_FLAG_RACY:
             raise RecordDamaged("stat record: impossible size or flags")
-        return cls(path, size, mtime, ctime, inode, mode, ObjectId(manifest), bool(flags & _FLAG_RACY))
+        return cls(
+            path, size, mtime, ctime, inode, mode, ObjectId(manifest), bool(flags & _FLAG_RACY)
+        )

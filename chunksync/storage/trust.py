@@ -34,7 +34,12 @@ def load_trust(state_dir: Path) -> Trust | None:
         head, seq = doc["head"], doc["seq"]
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    if not isinstance(head, str) or not is_hex_id(head) or type(seq) is not int or not 0 <= seq <= INT64_MAX:
+    if (
+        not isinstance(head, str)
+        or not is_hex_id(head)
+        or type(seq) is not int
+        or not 0 <= seq <= INT64_MAX
+    ):
         return None
     return Trust(head, seq)
 

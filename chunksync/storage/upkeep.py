@@ -77,7 +77,9 @@ def db_bytes(index: Index, name: str) -> tuple[int, int]:
     """(entries, bytes of pages) of one sub-database: cheap, no iteration."""
     with index._read() as txn:
         st = txn.stat(index._dbs[name])
-    return st["entries"], st["psize"] * (st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"])
+    return st["entries"], st["psize"] * (
+        st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"]
+    )
 
 
 class _Graph:
@@ -100,7 +102,9 @@ class _Graph:
             except IntegrityError:
                 obj = None
             if isinstance(obj, Tree):
-                out = tuple(e.id for e in obj.entries if e.id is not None and e.kind in ("dir", "file"))
+                out = tuple(
+                    e.id for e in obj.entries if e.id is not None and e.kind in ("dir", "file")
+                )
             elif isinstance(obj, Commit):
                 out = (obj.tree,)
             elif isinstance(obj, FileManifest):
@@ -108,7 +112,9 @@ class _Graph:
         self.kids[oid] = out
         return out
 
-    def closure(self, roots: Iterable[ObjectId], present: Callable[[ObjectId], bool]) -> set[ObjectId]:
+    def closure(
+        self, roots: Iterable[ObjectId], present: Callable[[ObjectId], bool]
+    ) -> set[ObjectId]:
         """Every present object reachable from ``roots`` (roots included if present)."""
         seen: set[ObjectId] = set()
         stack = [r for r in roots if present(r)]
@@ -146,7 +152,11 @@ class IndexKeeper:
 
     def _roots(self) -> tuple[list[ObjectId], list[ObjectId]]:
         """(live tree roots, live commits) named by the index's meta keys."""
-        trees = [ObjectId(v) for k in _LIVE_TREE_META if len(v := self.index.get_meta(k) or b"") == ID_SIZE]
+        trees = [
+            ObjectId(v)
+            for k in _LIVE_TREE_META
+            if len(v := self.index.get_meta(k) or b"") == ID_SIZE
+        ]
         commits = []
         for key in _LIVE_COMMIT_META:
             value = (self.index.get_meta(key) or b"").decode(errors="replace")
@@ -188,11 +198,17 @@ class IndexKeeper:
         live.update(s.manifest_id for s in index.iter_states() if s.manifest_id in sizes)
         for oid in list(live):
             graph.children(oid)  # decode live manifests too: their chunks stay "known"
-        recent = [(root, graph.closure([root], present)) for root in self.ring if root not in live_roots]
+        recent = [
+            (root, graph.closure([root], present)) for root in self.ring if root not in live_roots
+        ]
         plan = cache_policy.plan_retention(sizes, live, recent, self.budget)
         live_chunks = {c for oid in live for c in graph.chunks.get(oid, ())}
         known_keep = plan.keep | live_chunks
-        drop_known = [k for k, _ in index._scan("known", b"", lambda k: False) if ObjectId(k) not in known_keep]
+        drop_known = [
+            k
+            for k, _ in index._scan("known", b"", lambda k: False)
+            if ObjectId(k) not in known_keep
+        ]
         kept_ring = [r for r in self.ring if r in live_roots or r in plan.cached_roots]
         with index.write() as w:
             if read_pins(index.path) != pins:
@@ -208,9 +224,13 @@ class IndexKeeper:
         with index.write() as w:
             w.set_meta(AFTER_META, str(self._after).encode())
         return GcReport(
-            objects_before=count_before, objects_after=count_before - len(plan.evict),
-            bytes_before=bytes_before, bytes_after=self._after, live_bytes=plan.live_bytes,
-            cached_bytes=plan.cached_bytes, known_dropped=len(drop_known),
+            objects_before=count_before,
+            objects_after=count_before - len(plan.evict),
+            bytes_before=bytes_before,
+            bytes_after=self._after,
+            live_bytes=plan.live_bytes,
+            cached_bytes=plan.cached_bytes,
+            known_dropped=len(drop_known),
             events_dropped=dropped,
         )
 
@@ -315,4 +335,3 @@ def compact_if_bloated(path: Path, *, force: bool = False) -> bool:
     shutil.rmtree(copy, ignore_errors=True)
     log.info("index compacted: %d -> %d bytes", before.st_size, (path / "data.mdb").stat().st_size)
     return True
-

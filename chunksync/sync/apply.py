@@ -195,7 +195,9 @@ class Applier:
             kept = fsops.move_out(self.root, action.path, self.tmpdir, f"del-{uuid.uuid4().hex}")
             moved = os.lstat(kept)
             if (moved.st_ino, moved.st_size, moved.st_mtime_ns) != (
-                current.st_ino, current.st_size, current.st_mtime_ns
+                current.st_ino,
+                current.st_size,
+                current.st_mtime_ns,
             ):
                 fsops.move_back(kept, self.root, action.path)
                 raise fsops.LocalChanged(f"{action.path} changed while syncing; rescanning")

@@ -15,13 +15,17 @@ from ..treediff import diff_trees, walk_tree
 __all__ = ["count_files", "deleted_files"]
 
 
-def _files_below(path: str, entry: TreeEntry | None, load: Callable[[ObjectId], Tree]) -> list[tuple[str, ObjectId]]:
+def _files_below(
+    path: str, entry: TreeEntry | None, load: Callable[[ObjectId], Tree]
+) -> list[tuple[str, ObjectId]]:
     if entry is None or entry.id is None:
         return []
     if entry.kind == "file":
         return [(path, entry.id)]
     if entry.kind == "dir":
-        return [(f"{path}/{p}", e.id) for p, e in walk_tree(entry.id, load) if e.kind == "file" and e.id]
+        return [
+            (f"{path}/{p}", e.id) for p, e in walk_tree(entry.id, load) if e.kind == "file" and e.id
+        ]
     return []
 
 

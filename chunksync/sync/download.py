@@ -110,8 +110,10 @@ class BatchWriter:
         self._open, self._open_bytes = [], 0
         wanted = {
             ref.id: None
-            for job in batch.jobs if not job.streamed
-            for ref in job.manifest.chunks if ref.id not in self.applier.sources
+            for job in batch.jobs
+            if not job.streamed
+            for ref in job.manifest.chunks
+            if ref.id not in self.applier.sources
         }
         if wanted:
             batch.fetch = self._fetch(list(wanted))
@@ -180,8 +182,12 @@ class BatchWriter:
         entry = job.action.entry
         assert entry is not None  # nosec B101  # invariant for the type checker
         tmpname, written = fsops.write_temp(
-            self.applier.tmpdir, job.action.path, self._blocks(job, sealed),
-            executable=entry.executable, mtime_ns=entry.mtime_ns, durable=durable,
+            self.applier.tmpdir,
+            job.action.path,
+            self._blocks(job, sealed),
+            executable=entry.executable,
+            mtime_ns=entry.mtime_ns,
+            durable=durable,
         )
         self._temps.add(tmpname)
         return tmpname, written
@@ -190,8 +196,10 @@ class BatchWriter:
         applier, progress = self.applier, self.applier.reader.progress
         with Barrier(applier.root, applier.tmpdir, self.pool) as barrier:
             sealed = batch.fetch.result() if batch.fetch is not None else {}
-            futures = [self.pool.submit(self._write, job, sealed, not barrier.grouped)
-                       for job in batch.jobs]
+            futures = [
+                self.pool.submit(self._write, job, sealed, not barrier.grouped)
+                for job in batch.jobs
+            ]
             written = [f.result() for f in futures]
             del sealed
             barrier.files([])  # the grouped barrier; per-file fsyncs already ran otherwise
@@ -200,8 +208,13 @@ class BatchWriter:
             for job, (tmpname, stat_) in zip(batch.jobs, written, strict=True):
                 path = job.action.path
                 new_stat = fsops.install_temp(
-                    applier.root, applier.tmpdir, tmpname, path, stat_,  # type: ignore[arg-type]
-                    check=applier.check(path, job.action.expect), sync_dir=False,
+                    applier.root,
+                    applier.tmpdir,
+                    tmpname,
+                    path,
+                    stat_,  # type: ignore[arg-type]
+                    check=applier.check(path, job.action.expect),
+                    sync_dir=False,
                 )
                 self._temps.discard(tmpname)
                 parents.add(fsops.split(path)[0])
@@ -211,7 +224,9 @@ class BatchWriter:
             entry = job.action.entry
             # B101: invariant for the type checker
             assert entry is not None and entry.id is not None  # nosec B101
-            self.outcome.states[job.action.path] = applier.state_of(job.action.path, new_stat, entry.id)
+            self.outcome.states[job.action.path] = applier.state_of(
+                job.action.path, new_stat, entry.id
+            )
             self.outcome.written += 1
             self._paths.discard(job.action.path)
         progress.files_done(len(installed))

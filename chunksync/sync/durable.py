@@ -66,7 +66,9 @@ class Barrier:
     """The two barriers of one batch written under ``tmpdir`` and renamed into ``root``
     (same filesystem). Use as a context manager; the descriptor is opened on entry."""
 
-    def __init__(self, root: Path, tmpdir: Path, pool: Executor, *, use_syncfs: bool = True) -> None:
+    def __init__(
+        self, root: Path, tmpdir: Path, pool: Executor, *, use_syncfs: bool = True
+    ) -> None:
         self.root = root
         self.tmpdir = tmpdir
         self.pool = pool

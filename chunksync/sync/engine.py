@@ -34,7 +34,15 @@ from typing import Protocol
 from .. import fsops
 from ..conflict import Conflict, ConflictPolicies
 from ..crypto.folder_keys import FolderKeys
-from ..errors import AuthError, ChunksyncError, HeldError, IndexDamaged, RefConflict, RollbackError, TransportError
+from ..errors import (
+    AuthError,
+    ChunksyncError,
+    HeldError,
+    IndexDamaged,
+    RefConflict,
+    RollbackError,
+    TransportError,
+)
 from ..ignore import IgnoreRules
 from ..objects import Commit, ObjectId, ObjectKind, Tree, id_from_hex
 from ..paths import unwritable_here
@@ -43,12 +51,20 @@ from ..progress import NoProgress, Progress
 from ..scanner import ScanResult, scan
 from ..storage.index import Index
 from ..storage.meta import (  # the meta keys; status and daemon import them from here
-    BASE, BASE_ROOT, BASE_SERVER_SEQ, CHECKED_EPOCH, HIGH_SEQ, IGNORED_BY, LOCAL_ROOT, PENDING, ROLE,
+    BASE,
+    BASE_ROOT,
+    BASE_SERVER_SEQ,
+    CHECKED_EPOCH,
+    HIGH_SEQ,
+    IGNORED_BY,
+    LOCAL_ROOT,
+    PENDING,
+    ROLE,
 )
 from ..storage.trust import Trust, load_trust, save_trust
 from ..transport.base import ChunkStore
-from ..wire import HeadState
 from ..treediff import diff_trees
+from ..wire import HeadState
 from .apply import Applier, ApplyOutcome
 from .deletions import count_files, deleted_files
 from .graft import graft_ignored
@@ -161,15 +177,26 @@ class SyncEngine:
         return self.ignore or IgnoreRules.load(self.root)
 
     def scan_local(
-        self, dirty: Collection[str] | None = None, on_chunk: Callable[[ObjectId, memoryview], None] | None = None
+        self,
+        dirty: Collection[str] | None = None,
+        on_chunk: Callable[[ObjectId, memoryview], None] | None = None,
     ) -> ScanResult:
         """Scan the folder and journal what changed since the previous scan (works offline)."""
         if not (self.root / fsops.STATE_DIR_NAME).is_dir():
-            raise ChunksyncError(f"{self.root}: the folder marker .chunksync is gone; refusing to sync")
+            raise ChunksyncError(
+                f"{self.root}: the folder marker .chunksync is gone; refusing to sync"
+            )
         self.on_status("scanning")
         ignore = self._ignore_rules()
-        result = scan(self.root, self.keys, self.index, ignore=ignore, dirty=dirty, on_chunk=on_chunk,
-                      hold=self.settle)  # type: ignore[arg-type]
+        result = scan(
+            self.root,
+            self.keys,
+            self.index,
+            ignore=ignore,
+            dirty=dirty,
+            on_chunk=on_chunk,
+            hold=self.settle,
+        )  # type: ignore[arg-type]
         previous = self.index.get_meta(LOCAL_ROOT)
         previous_root = ObjectId(previous) if previous else None
         reader = ObjectReader(self.keys, self.index, self.store)
@@ -219,12 +246,22 @@ class SyncEngine:
             return head, None
         commit = await reader.commit(id_from_hex(head.head))
         if accepted is not None and not accept_history:
-            await verify_descent(reader, head.head, commit, accepted, head_server_seq=head.seq,
-                                 root_hint=shlex.quote(str(self.root)))
+            await verify_descent(
+                reader,
+                head.head,
+                commit,
+                accepted,
+                head_server_seq=head.seq,
+                root_hint=shlex.quote(str(self.root)),
+            )
         return head, commit
 
     def _guard_mass_delete(
-        self, plan: Plan, scan_result: ScanResult, remote_root: ObjectId | None, load: Callable[[ObjectId], Tree]
+        self,
+        plan: Plan,
+        scan_result: ScanResult,
+        remote_root: ObjectId | None,
+        load: Callable[[ObjectId], Tree],
     ) -> None:
         """Hold a sync that would delete many files, on either side.
 
@@ -274,7 +311,9 @@ class SyncEngine:
             except IndexDamaged:
                 if rebuilt:
                     raise
-                rebuilt = rebuild_index(self.index, state_dir)  # then the round again, on an empty index
+                rebuilt = rebuild_index(
+                    self.index, state_dir
+                )  # then the round again, on an empty index
                 continue
             except AuthError:
                 if await self._became_read_only():
@@ -319,7 +358,9 @@ class SyncEngine:
         except ChunksyncError:
             return False
 
-    async def _put_missing(self, batch: list[tuple[ObjectId, bytes]]) -> list[tuple[ObjectId, bytes]]:
+    async def _put_missing(
+        self, batch: list[tuple[ObjectId, bytes]]
+    ) -> list[tuple[ObjectId, bytes]]:
         """Upload what the server lacks of ``batch`` (after an interrupted first sync
         it already holds much of it); returns what was sent."""
         missing = await self.store.missing([oid for oid, _ in batch])
@@ -341,8 +382,10 @@ class SyncEngine:
         if self._scan_only:
             offline.set()  # receive-only: nothing is uploaded
 
-        def done(batch: list[tuple[ObjectId, bytes]],
-                 future: concurrent.futures.Future[list[tuple[ObjectId, bytes]]]) -> None:
+        def done(
+            batch: list[tuple[ObjectId, bytes]],
+            future: concurrent.futures.Future[list[tuple[ObjectId, bytes]]],
+        ) -> None:
             slots.release()
             if future.cancelled() or future.exception() is not None:
                 offline.set()
@@ -389,8 +432,13 @@ class SyncEngine:
         if base_root is not None and previous is not None:
             was = IgnoreRules(tuple(previous.decode().split("\n")) if previous else ())
             if was.digest != ignore.digest:
-                base_root = forget_unignored(base_root, was.is_ignored, ignore.is_ignored,
-                                             reader.load_tree, reader.store_tree)
+                base_root = forget_unignored(
+                    base_root,
+                    was.is_ignored,
+                    ignore.is_ignored,
+                    reader.load_tree,
+                    reader.store_tree,
+                )
         if accept_history:
             base_root = None  # merge without a base: nothing is deleted on either side
         local_root = scan_result.root_id
@@ -408,7 +456,9 @@ class SyncEngine:
                 return True
             return ignore.is_ignored(path, is_dir)
 
-        local_root = graft_ignored(local_root, remote_root, left_out, reader.load_tree, reader.store_tree)
+        local_root = graft_ignored(
+            local_root, remote_root, left_out, reader.load_tree, reader.store_tree
+        )
         plan = plan_merge(
             base_root,
             local_root,
@@ -423,7 +473,9 @@ class SyncEngine:
         for tid, tree in plan.new_trees.items():
             reader.pending[tid] = (ObjectKind.TREE, tree.encode())
         if not allow_mass_delete:
-            self._guard_mass_delete(plan, scan_result, None if receive_only else remote_root, reader.load_tree)
+            self._guard_mass_delete(
+                plan, scan_result, None if receive_only else remote_root, reader.load_tree
+            )
         writes = [a.entry for a in plan.actions if a.op == "write" and a.entry and a.entry.id]
         await reader.ensure(ObjectKind.FILE, [e.id for e in writes if e.id])
         self.progress.expect("down", sum(e.size for e in writes))
@@ -431,7 +483,9 @@ class SyncEngine:
         healed = HealReport()
         checked_epoch = self.index.get_meta(CHECKED_EPOCH)
         epoch = remote_state.epoch
-        if not receive_only and (self.verify_server or epoch is None or checked_epoch != epoch.encode()):
+        if not receive_only and (
+            self.verify_server or epoch is None or checked_epoch != epoch.encode()
+        ):
             head_id = id_from_hex(remote_head) if remote_head else None
             healed = await heal_closure(head_id, reader, uploader, self.index)
             uploader.trust_known = False
@@ -441,8 +495,16 @@ class SyncEngine:
         kept_in_history: str | None = None
         if any(c.policy == "last-write-wins" and c.kept == "remote" for c in plan.conflicts):
             # the local loser is replaced on disk below: first keep it in history
-            side = await self._commit(uploader, reader, local_root, parents, seq + 1, {},
-                                      "local versions that lost under last-write-wins", remote_root)
+            side = await self._commit(
+                uploader,
+                reader,
+                local_root,
+                parents,
+                seq + 1,
+                {},
+                "local versions that lost under last-write-wins",
+                remote_root,
+            )
             parents, seq = (*parents, side), seq + 1
             kept_in_history = side.hex()
         self._forget_listings(plan)
@@ -451,7 +513,12 @@ class SyncEngine:
         try:
             if not receive_only and (plan.push_needed or len(parents) > 1):
                 commit_id = await self._commit(
-                    uploader, reader, plan.merged_root, parents, seq + 1, plan.summary,
+                    uploader,
+                    reader,
+                    plan.merged_root,
+                    parents,
+                    seq + 1,
+                    plan.summary,
                     remote_root=remote_root,
                 )
                 record_intent(self.index, commit_id)  # if the answer is lost: sync/intent.py
@@ -465,8 +532,13 @@ class SyncEngine:
             # receive-only: the base is the server's tree, so local changes stay local changes
             base_after = remote_root if receive_only and remote_root else plan.merged_root
             self._record(
-                plan, outcome, reader, uploader, new_head if synced else None,
-                Accepted(new_head or "", head_seq, server_seq, remote_state.epoch), kept_in_history,
+                plan,
+                outcome,
+                reader,
+                uploader,
+                new_head if synced else None,
+                Accepted(new_head or "", head_seq, server_seq, remote_state.epoch),
+                kept_in_history,
                 base_after,
             )
             if synced and new_head is not None:
@@ -527,8 +599,16 @@ class SyncEngine:
     ) -> ObjectId:
         """Upload the objects below ``tree`` and a commit of it; returns the commit id."""
         await uploader.push_tree(tree, remote_root)
-        commit = Commit(tree=tree, parents=parents, seq=seq, device=self.device, author=self.author,
-                        time_ns=self.clock.time_ns(), summary=summary, message=message)
+        commit = Commit(
+            tree=tree,
+            parents=parents,
+            seq=seq,
+            device=self.device,
+            author=self.author,
+            time_ns=self.clock.time_ns(),
+            summary=summary,
+            message=message,
+        )
         encoded = commit.encode()
         commit_id = self.keys.meta_id(encoded)
         reader.pending[commit_id] = (ObjectKind.COMMIT, encoded)
@@ -583,6 +663,11 @@ class SyncEngine:
                         },
                     )
                     w.append_event(
-                        {"time_ns": now, "path": conflict.path, "change": "conflict", "device": self.device,
-                         "detail": conflict.explanation}
+                        {
+                            "time_ns": now,
+                            "path": conflict.path,
+                            "change": "conflict",
+                            "device": self.device,
+                            "detail": conflict.explanation,
+                        }
                     )

@@ -48,8 +48,8 @@ class HealReport:
 @dataclass
 class _Closure:
     trees: list[ObjectId]
-    manifests: dict[ObjectId, str]          # manifest id -> a path holding it
-    chunks: dict[ObjectId, ObjectId]        # chunk id -> a manifest containing it
+    manifests: dict[ObjectId, str]  # manifest id -> a path holding it
+    chunks: dict[ObjectId, ObjectId]  # chunk id -> a manifest containing it
     commits: list[ObjectId] = field(default_factory=list)
 
     def ids(self) -> list[ObjectId]:
@@ -118,11 +118,13 @@ async def heal_closure(
     if batch:
         await uploader._put(batch)
         restored += len(batch)
-    metadata = ((ObjectKind.FILE, closure.manifests), (ObjectKind.TREE, closure.trees),
-                (ObjectKind.COMMIT, closure.commits))
+    metadata = (
+        (ObjectKind.FILE, closure.manifests),
+        (ObjectKind.TREE, closure.trees),
+        (ObjectKind.COMMIT, closure.commits),
+    )
     for kind, ids in metadata:
         held = [oid for oid in ids if oid in missing and reader.plaintext(oid) is not None]
         await uploader.put_metadata(kind, held)
         restored += len(held)
     return HealReport(len(missing), restored)
-

@@ -36,7 +36,7 @@ from .objects_io import ObjectReader
 __all__ = ["Accepted", "check_timeline", "verify_descent"]
 
 MAX_WALK = 1_000_000  # commits; far beyond any real gap, so a forged chain cannot spin us
-PREFETCH_PAGES = 20   # head-log pages of 1,000 used to batch-fetch a long chain
+PREFETCH_PAGES = 20  # head-log pages of 1,000 used to batch-fetch a long chain
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,9 @@ class ObjectReader:
             if found is None:
                 raise KeyError(oid)
             if found[0] != kind:
-                raise IntegrityError(f"object {short_id(oid)}: is a {found[0].name}, not a {kind.name}")
+                raise IntegrityError(
+                    f"object {short_id(oid)}: is a {found[0].name}, not a {kind.name}"
+                )
             obj = decode_object(kind, found[1], oid)
             self._decoded[oid] = obj
         return obj

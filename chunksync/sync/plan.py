@@ -236,7 +236,9 @@ class _Merger:
         merged: dict[str, TreeEntry] = {}
         taken = set(me) | set(te)
         for name in sorted(be.keys() | me.keys() | te.keys()):
-            yield self.merge_entry(path, name, be.get(name), me.get(name), te.get(name), merged, taken)
+            yield self.merge_entry(
+                path, name, be.get(name), me.get(name), te.get(name), merged, taken
+            )
         self.report_name_clashes(path, me, te, merged)
         if not merged:
             return None
@@ -414,7 +416,7 @@ def plan_merge(
     tree_id: Callable[[Tree], ObjectId],
     device: str,
     now: datetime,
-    policies: ConflictPolicies = ConflictPolicies(),  # noqa: B008 - frozen, immutable
+    policies: ConflictPolicies = ConflictPolicies(),
     remote_device: str | None = None,
     strict_portable: bool = False,
 ) -> Plan:

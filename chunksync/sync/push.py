@@ -33,7 +33,7 @@ from ..transport.base import ChunkStore
 from ..treediff import join
 from .objects_io import ObjectReader
 
-__all__ = ["Uploader", "UploadStats"]
+__all__ = ["UploadStats", "Uploader"]
 
 BATCH_BYTES = 16 << 20
 
@@ -173,7 +173,9 @@ class Uploader:
             raise LocalChanged(f"{src.path} changed since it was scanned; rescanning")
         return oid, seal(self.keys, ObjectKind.CHUNK, oid, data)
 
-    def _batches(self, chunks: dict[ObjectId, _ChunkSource]) -> Iterator[list[tuple[ObjectId, _ChunkSource]]]:
+    def _batches(
+        self, chunks: dict[ObjectId, _ChunkSource]
+    ) -> Iterator[list[tuple[ObjectId, _ChunkSource]]]:
         batch: list[tuple[ObjectId, _ChunkSource]] = []
         size = 0
         # read files in path/offset order: sequential I/O
@@ -194,7 +196,10 @@ class Uploader:
             pending: asyncio.Task[None] | None = None
             for batch in self._batches(chunks):
                 sealed = await asyncio.gather(
-                    *(loop.run_in_executor(pool, self._read_and_seal, oid, src) for oid, src in batch)
+                    *(
+                        loop.run_in_executor(pool, self._read_and_seal, oid, src)
+                        for oid, src in batch
+                    )
                 )
                 if pending is not None:
                     await pending

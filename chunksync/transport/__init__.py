@@ -17,14 +17,19 @@ if TYPE_CHECKING:
     from .memory import MemoryChunkStore
 
 # aiohttp takes a large part of the CLI's start-up: load the implementations on first use
-_LAZY = {"HttpChunkStore": "http", "HttpClient": "http", "LoginResult": "http",
-         "MemoryChunkStore": "memory"}
+_LAZY = {
+    "HttpChunkStore": "http",
+    "HttpClient": "http",
+    "LoginResult": "http",
+    "MemoryChunkStore": "memory",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ChunkStore",

@@ -101,8 +101,7 @@ class ChunkStore(Protocol):
         """Fetch blobs by id; raises ObjectNotFound naming the first missing id."""
         ...
 
-    async def get_head(self) -> HeadState:
-        ...
+    async def get_head(self) -> HeadState: ...
 
     async def cas_head(self, expected: str | None, new: str) -> HeadState:
         """Move the head from ``expected`` to ``new`` or raise RefConflict.
@@ -116,22 +115,19 @@ class ChunkStore(Protocol):
         """Head moves with ``seq > after``, oldest first, at most ``limit`` of them."""
         ...
 
-    async def get_keyslots(self) -> dict[str, bytes]:
-        ...
+    async def get_keyslots(self) -> dict[str, bytes]: ...
 
     async def role(self) -> str:
         """This account's role in the folder: one of ``wire.ROLES``."""
         ...
 
-    async def put_keyslot(self, name: str, blob: bytes) -> None:
-        ...
+    async def put_keyslot(self, name: str, blob: bytes) -> None: ...
 
     def watch(self) -> AsyncIterator[HeadState]:
         """Current head, then every later head (possibly coalesced) until closed."""
         ...
 
-    async def aclose(self) -> None:
-        ...
+    async def aclose(self) -> None: ...
 
 
 def check_id(oid: object) -> ObjectId:
@@ -220,13 +216,12 @@ async def run_bounded(jobs: Iterable[Callable[[], Awaitable[T]]], limit: int) ->
 
 # --- validation of server answers (shared by every networked transport) ----------------
 
+
 class ByteReader(Protocol):
     async def readexactly(self, n: int) -> bytes: ...
 
 
-async def read_frames(
-    reader: ByteReader, asked: dict[str, ObjectId]
-) -> dict[ObjectId, bytes]:
+async def read_frames(reader: ByteReader, asked: dict[str, ObjectId]) -> dict[ObjectId, bytes]:
     """Parse download frames from a stream: only asked ids, each once, all of them."""
     wanted = set(asked.values())
     out: dict[ObjectId, bytes] = {}
@@ -270,8 +265,13 @@ def check_log(entries: list[HeadLogEntry], after: int, limit: int) -> list[HeadL
         raise ProtocolError("head log: more entries than asked for")
     prev = after
     for e in entries:
-        if e.seq <= prev or not wire.HEX_ID.match(e.head) or not (
-            e.previous is None or (isinstance(e.previous, str) and wire.HEX_ID.match(e.previous))
+        if (
+            e.seq <= prev
+            or not wire.HEX_ID.match(e.head)
+            or not (
+                e.previous is None
+                or (isinstance(e.previous, str) and wire.HEX_ID.match(e.previous))
+            )
         ):
             raise ProtocolError(f"head log: malformed or out-of-order entry {e.seq}")
         prev = e.seq

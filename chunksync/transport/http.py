@@ -200,8 +200,11 @@ class HttpClient:
         if not fresh or len(fresh) > 512 or not fresh.isascii() or not fresh.isprintable():
             raise ProtocolError("rotate: malformed token")
         expires = doc.get("expires_at")
-        return TokenState(fresh, expires if isinstance(expires, int | float) else None,
-                          renew_at(expires, time.time()))
+        return TokenState(
+            fresh,
+            expires if isinstance(expires, int | float) else None,
+            renew_at(expires, time.time()),
+        )
 
     @asynccontextmanager
     async def exchange(
@@ -220,15 +223,24 @@ class HttpClient:
             sent = self.token
             try:
                 async with self._ensure_session().request(
-                    method, self.base_url + path, headers=self._headers(),
-                    allow_redirects=False, **kw,
+                    method,
+                    self.base_url + path,
+                    headers=self._headers(),
+                    allow_redirects=False,
+                    **kw,
                 ) as resp:
                     if resp.status not in ok:
                         body = await read_bounded(resp, 64 * 1024, truncate=True)
-                        if (resp.status == 401 and renew and attempt == 1
-                                and await self.adopt_newer_token(sent)):
+                        if (
+                            resp.status == 401
+                            and renew
+                            and attempt == 1
+                            and await self.adopt_newer_token(sent)
+                        ):
                             continue
-                        raise refusal(status_error(resp.status, resp.reason or "", body, what), sent)
+                        raise refusal(
+                            status_error(resp.status, resp.reason or "", body, what), sent
+                        )
                     yield resp
                     return
             except ChunksyncError:
@@ -303,8 +315,10 @@ class HttpChunkStore:
         self._c = client
         self.folder = folder
         self._fetch_group = max(1, min(fetch_group, wire.MAX_BATCH_OBJECTS))
-        self._batch = (min(batch_bytes, wire.MAX_BATCH_BYTES),
-                       min(batch_objects, wire.MAX_BATCH_OBJECTS))
+        self._batch = (
+            min(batch_bytes, wire.MAX_BATCH_BYTES),
+            min(batch_objects, wire.MAX_BATCH_OBJECTS),
+        )
         self._sockets: set[aiohttp.ClientWebSocketResponse] = set()
         self._closed = False
 
@@ -321,8 +335,10 @@ class HttpChunkStore:
     async def missing(self, ids: Sequence[ObjectId]) -> set[ObjectId]:
         wanted = unique(ids)
         parts = await run_bounded(
-            (lambda g=g: self._retry(lambda: self._missing_once(g), "missing")
-             for g in split(wanted, wire.MAX_MISSING_IDS)),
+            (
+                lambda g=g: self._retry(lambda: self._missing_once(g), "missing")
+                for g in split(wanted, wire.MAX_MISSING_IDS)
+            ),
             self._c.concurrency,
         )
         return set().union(*parts)
@@ -357,8 +373,10 @@ class HttpChunkStore:
     async def get_many(self, ids: Sequence[ObjectId]) -> dict[ObjectId, bytes]:
         out: dict[ObjectId, bytes] = {}
         parts = await run_bounded(
-            (lambda g=g: self._retry(lambda: self._fetch_once(g), "fetch")
-             for g in split(unique(ids), self._fetch_group)),
+            (
+                lambda g=g: self._retry(lambda: self._fetch_once(g), "fetch")
+                for g in split(unique(ids), self._fetch_group)
+            ),
             self._c.concurrency,
         )
         for part in parts:
@@ -411,7 +429,9 @@ class HttpChunkStore:
 
     # --- membership -----------------------------------------------------------------------
     async def role(self) -> str:
-        doc = await self._retry(lambda: self._c.request_json("GET", self._path(wire.FOLDER)), "folder")
+        doc = await self._retry(
+            lambda: self._c.request_json("GET", self._path(wire.FOLDER)), "folder"
+        )
         role = field_of(doc, "role", str)
         if role not in wire.ROLES:
             raise ProtocolError("folder: unknown role")
@@ -464,8 +484,9 @@ class HttpChunkStore:
             if self._closed:
                 return
             policy = self._c.retry
-            await policy.sleep(backoff_delay(attempt, policy.base_delay, policy.max_delay,
-                                             policy.rand()))
+            await policy.sleep(
+                backoff_delay(attempt, policy.base_delay, policy.max_delay, policy.rand())
+            )
             attempt += 1
 
     @asynccontextmanager
@@ -473,7 +494,9 @@ class HttpChunkStore:
         path = self._path(wire.EVENTS)
         try:
             ws = await self._c._ensure_session().ws_connect(
-                self._c.base_url + path, headers=self._c._headers(), heartbeat=30,
+                self._c.base_url + path,
+                headers=self._c._headers(),
+                heartbeat=30,
                 max_msg_size=64 * 1024,
             )
         except aiohttp.WSServerHandshakeError as exc:
@@ -497,7 +520,9 @@ class HttpChunkStore:
             await ws.close()
 
 
-async def read_bounded(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool = False) -> bytes:
+async def read_bounded(
+    resp: aiohttp.ClientResponse, limit: int, *, truncate: bool = False
+) -> bytes:
     """Read a body of at most ``limit`` bytes (or its first ``limit`` if ``truncate``)."""
     data = bytearray()
     while chunk := await resp.content.read(65536):
@@ -535,7 +560,9 @@ def check_base_url(url: str) -> str:
     if parsed.user or parsed.password:
         raise ConfigError("server URL must not contain credentials")
     if parsed.scheme == "http" and not is_loopback(host):
-        raise ConfigError(f"plain http:// is only allowed to loopback hosts, not {host!r}; use https")
+        raise ConfigError(
+            f"plain http:// is only allowed to loopback hosts, not {host!r}; use https"
+        )
     return str(parsed.with_fragment(None)).rstrip("/")
 
 

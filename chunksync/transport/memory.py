@@ -22,7 +22,14 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 
 from .. import wire
-from ..errors import AuthError, ChunksyncError, NetworkError, ObjectNotFound, ProtocolError, RefConflict
+from ..errors import (
+    AuthError,
+    ChunksyncError,
+    NetworkError,
+    ObjectNotFound,
+    ProtocolError,
+    RefConflict,
+)
 from ..objects import ObjectId
 from .base import HeadLogEntry, HeadState, check_blob, check_id, plan_batches, unique
 
@@ -49,7 +56,7 @@ class MemoryChunkStore:
         self._faults: list[tuple[Callable[[], ChunksyncError], frozenset[str] | None]] = []
         self.calls: Counter[str] = Counter()
         #: the storage epoch GET head reports; a test that loses objects changes it, as
-        #: a real server does when it restarts or repairs storage (server/epoch.py)
+        #: a real server does when it restarts or repairs storage (chunksync_server/epoch.py)
         self.epoch = "memory"
         #: this account's role; a read-only one is refused every write, as by the server
         self.role_name = "owner"
@@ -171,7 +178,9 @@ class MemoryChunkStore:
         last = -1
         while not self._closed:
             async with self._changed:
-                await self._changed.wait_for(lambda: self._closed or self._head.seq > last)
+                await self._changed.wait_for(
+                    lambda last=last: self._closed or self._head.seq > last
+                )
             if self._closed:
                 return
             state = self._head

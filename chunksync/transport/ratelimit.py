@@ -30,7 +30,14 @@ from ..objects import ObjectId
 from ..wire import HeadLogEntry, HeadState
 from .base import ChunkStore
 
-__all__ = ["BandwidthLimits", "Limiter", "RateLimitedChunkStore", "TokenBucket", "effective", "limited"]
+__all__ = [
+    "BandwidthLimits",
+    "Limiter",
+    "RateLimitedChunkStore",
+    "TokenBucket",
+    "effective",
+    "limited",
+]
 
 KIB = 1024
 MIN_PIECE = 64 * KIB  # an upload piece is at least this, at most one second's worth
@@ -105,7 +112,9 @@ class TokenBucket:
 class RateLimitedChunkStore:
     """A ChunkStore whose blob transfers pass through token buckets."""
 
-    def __init__(self, inner: ChunkStore, *, up: Sequence[TokenBucket] = (), down: Sequence[TokenBucket] = ()) -> None:
+    def __init__(
+        self, inner: ChunkStore, *, up: Sequence[TokenBucket] = (), down: Sequence[TokenBucket] = ()
+    ) -> None:
         self.inner = inner
         self.up = tuple(up)
         self.down = tuple(down)
@@ -118,7 +127,9 @@ class RateLimitedChunkStore:
         for bucket in buckets:
             await bucket.take(n)
 
-    def _pieces(self, items: Sequence[tuple[ObjectId, bytes]]) -> list[list[tuple[ObjectId, bytes]]]:
+    def _pieces(
+        self, items: Sequence[tuple[ObjectId, bytes]]
+    ) -> list[list[tuple[ObjectId, bytes]]]:
         limit = max(MIN_PIECE, int(min(b.rate for b in self.up)))
         out: list[list[tuple[ObjectId, bytes]]] = []
         piece: list[tuple[ObjectId, bytes]] = []
@@ -207,7 +218,10 @@ def limited(store: ChunkStore, *limiters: Limiter) -> ChunkStore:
 
 def effective(*limits: BandwidthLimits) -> BandwidthLimits:
     """The limits that bind when all of ``limits`` apply (the smallest nonzero each way)."""
+
     def least(values: list[int]) -> int:
         return min((v for v in values if v), default=0)
 
-    return BandwidthLimits(least([lim.upload_kib for lim in limits]), least([lim.download_kib for lim in limits]))
+    return BandwidthLimits(
+        least([lim.upload_kib for lim in limits]), least([lim.download_kib for lim in limits])
+    )

@@ -136,8 +136,10 @@ class TokenKeeper:
                     self.store.save(fresh)  # first: once sent, the server retires the old one
                 except OSError as exc:  # unsaved, it must never be used: keep the old one
                     self._back_off()
-                    log.warning("could not save the renewed device token (will retry): %s",
-                                exc.strerror or exc)
+                    log.warning(
+                        "could not save the renewed device token (will retry): %s",
+                        exc.strerror or exc,
+                    )
                     return False
                 self.state = fresh
                 log.info("device token renewed")

@@ -1,6 +1,6 @@
 """bandit and pip-audit, run by the README's test command (and so by CI).
 
-* ``bandit -r chunksync server`` must be clean: each finding is fixed, or justified in
+* ``bandit -r chunksync chunksync_server`` must be clean: each finding is fixed, or justified in
   place with ``# nosec Bxxx`` and the reason on the same line or the line above.
 * ``pip-audit`` audits the installed environment (``-l``: this virtualenv). Where the
   per-release vulnerability endpoint it queries cannot be reached (some package mirrors
@@ -35,8 +35,14 @@ ACCEPTED: dict[str, str] = {}
 
 
 def test_bandit_is_clean() -> None:
-    run = subprocess.run([str(BIN / "bandit"), "-r", "chunksync", "server", "-q", "-f", "txt"], check=False,
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [str(BIN / "bandit"), "-r", "chunksync", "chunksync_server", "-q", "-f", "txt"],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, f"bandit found issues:\n{run.stdout[-8000:]}"
 
 
@@ -57,27 +63,46 @@ def _fallback(name: str, version: str) -> list[str]:
         if _held_back(name, latest):  # not ours to upgrade: a dependency caps it
             return []
         return [f"{name} {version}: cannot audit (not the latest release {latest}); upgrade it"]
-    return [f"{name} {version}: {v['id']} (fixed in {', '.join(v.get('fixed_in') or ['?'])})"
-            for v in doc.get("vulnerabilities") or []
-            if not v.get("withdrawn") and v["id"] not in ACCEPTED]
+    return [
+        f"{name} {version}: {v['id']} (fixed in {', '.join(v.get('fixed_in') or ['?'])})"
+        for v in doc.get("vulnerabilities") or []
+        if not v.get("withdrawn") and v["id"] not in ACCEPTED
+    ]
 
 
 def test_pip_audit_finds_no_known_vulnerability() -> None:
     run = subprocess.run(
-        [str(BIN / "pip-audit"), "-l", "--skip-editable", "-f", "json",
-         "--progress-spinner", "off"],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+        [
+            str(BIN / "pip-audit"),
+            "-l",
+            "--skip-editable",
+            "-f",
+            "json",
+            "--progress-spinner",
+            "off",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     try:
         report = json.loads(run.stdout)
     except ValueError:
         pytest.fail(f"pip-audit did not run (exit {run.returncode}):\n{run.stderr[-4000:]}")
     versions = {_canonical(d["name"]): d.get("version") for d in report["dependencies"]}
-    found = [f"{d['name']} {d['version']}: {v['id']} (fixed in {', '.join(v['fix_versions'])})"
-             for d in report["dependencies"] for v in d.get("vulns", [])
-             if v["id"] not in ACCEPTED]
-    skipped = [d["name"] for d in report["dependencies"]
-               if "skip_reason" in d and d["name"].lower() != "chunksync"]  # this checkout
+    found = [
+        f"{d['name']} {d['version']}: {v['id']} (fixed in {', '.join(v['fix_versions'])})"
+        for d in report["dependencies"]
+        for v in d.get("vulns", [])
+        if v["id"] not in ACCEPTED
+    ]
+    skipped = [
+        d["name"]
+        for d in report["dependencies"]
+        if "skip_reason" in d and d["name"].lower() != "chunksync"
+    ]  # this checkout
     if skipped:
         installed = _installed()
         for name in skipped:

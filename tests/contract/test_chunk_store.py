@@ -18,7 +18,6 @@ from chunksync.crypto.folder_keys import FolderKeys
 from chunksync.errors import AuthError, NetworkError, ObjectNotFound, RefConflict
 from chunksync.objects import ObjectId
 from chunksync.transport import ChunkStore, HttpClient, MemoryChunkStore
-
 from tests.helpers.server import serve_in_process
 
 
@@ -53,7 +52,9 @@ class ChunkStoreContract:
         await store.put_many(items + items[:2])  # again, with duplicates inside one call
         assert await store.get_many([oid for oid, _ in items]) == dict(items)
 
-    async def test_duplicate_ids_in_queries(self, store: ChunkStore, folder_keys: FolderKeys) -> None:
+    async def test_duplicate_ids_in_queries(
+        self, store: ChunkStore, folder_keys: FolderKeys
+    ) -> None:
         oid, blob = blob_of(folder_keys)
         await store.put_many([(oid, blob)])
         assert await store.missing([oid, oid]) == set()

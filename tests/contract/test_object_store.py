@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from chunksync.errors import ObjectNotFound, UserError
-from server.storage import (
+from chunksync_server.storage import (
     Damage,
     MemoryObjectStore,
     ObjectStore,
@@ -155,7 +155,7 @@ class ObjectStoreContract:
             try:
                 start.wait()
                 counts.append(store.put_many("f1", batch))
-            except Exception as exc:  # noqa: BLE001 - reported below, in the test thread
+            except Exception as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=put, args=(b,)) for b in batches]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from server.storage import Damage, PackObjectStore, StorageError
-from server.storage import packfiles as packfiles_module
+from chunksync_server.storage import Damage, PackObjectStore, StorageError
+from chunksync_server.storage import packfiles as packfiles_module
 from tests.helpers.stores import make_items
 
 
@@ -180,4 +180,3 @@ class TestPackObjectStore:
             assert (tmp_path / "objects" / "writer.lock").stat().st_mode & 0o077 == 0
         finally:
             store.close()
-

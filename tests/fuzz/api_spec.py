@@ -21,11 +21,15 @@ __all__ = ["BLOB", "FOLDER", "LIVE", "STORED", "TIMEOUT", "populate", "schema"]
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 FOLDER = "fuzzed"
 BLOB = b"sealed bytes the server cannot read"
-STORED = "ab" * 32   # an id of a stored object (the server cannot check ids)
-TIMEOUT = 10.0   # seconds per request: a hang fails the test instead of stalling CI
+STORED = "ab" * 32  # an id of a stored object (the server cannot check ids)
+TIMEOUT = 10.0  # seconds per request: a hang fails the test instead of stalling CI
 #: routes whose success revokes or reconfigures the calling account
-SELF_CHANGING = {(wire.LOGOUT, "POST"), (wire.TOKEN_ROTATE, "POST"), (wire.TOTP_ENROLL, "POST"),
-                 (wire.TOTP_ENROLL, "DELETE")}
+SELF_CHANGING = {
+    (wire.LOGOUT, "POST"),
+    (wire.TOKEN_ROTATE, "POST"),
+    (wire.TOTP_ENROLL, "POST"),
+    (wire.TOTP_ENROLL, "DELETE"),
+}
 #: where a schema-valid request is still refused, for a reason the schema cannot express
 SEMANTIC_REFUSALS = {
     wire.HEAD: ("400", "the new head must be an object stored in the folder"),
@@ -34,13 +38,21 @@ SEMANTIC_REFUSALS = {
     wire.EVENTS: ("400", "a plain GET, without a WebSocket upgrade, is refused"),
 }
 ACCEPTED = ["2xx", "401", "403", "404", "409", "429"]
-CONFIG = schemathesis.Config.from_dict({
-    "operations": [
-        {"include-path": path, "checks": {"positive_data_acceptance": {
-            "expected-statuses": [*ACCEPTED, *statuses.split()]}}}
-        for path, (statuses, _why) in SEMANTIC_REFUSALS.items()
-    ],
-})
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "operations": [
+            {
+                "include-path": path,
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": [*ACCEPTED, *statuses.split()]
+                    }
+                },
+            }
+            for path, (statuses, _why) in SEMANTIC_REFUSALS.items()
+        ],
+    }
+)
 # the batch body is bytes: send what hypothesis generates for "format: binary" as it is
 schemathesis.serializer.alias(wire.BATCH_TYPE, "application/octet-stream")
 schema = schemathesis.openapi.from_path(str(SPEC), config=CONFIG)
@@ -67,13 +79,24 @@ def populate(server: LiveServer) -> None:
     base = server.base_url
     steps = [
         requests.post(base + wire.FOLDERS, json={"name": FOLDER}, headers=auth, timeout=TIMEOUT),
-        requests.put(base + wire.OBJECT.format(folder=FOLDER, oid=STORED), data=BLOB,
-                     headers={**auth, wire.DIGEST_HEADER: wire.blob_digest(BLOB).hex()},
-                     timeout=TIMEOUT),
-        requests.put(base + wire.HEAD.format(folder=FOLDER), json={"expected": None, "new": STORED},
-                     headers=auth, timeout=TIMEOUT),
-        requests.put(base + wire.KEYSLOT.format(folder=FOLDER, slot="device1"),
-                     json={"blob": "c2xvdA=="}, headers=auth, timeout=TIMEOUT),
+        requests.put(
+            base + wire.OBJECT.format(folder=FOLDER, oid=STORED),
+            data=BLOB,
+            headers={**auth, wire.DIGEST_HEADER: wire.blob_digest(BLOB).hex()},
+            timeout=TIMEOUT,
+        ),
+        requests.put(
+            base + wire.HEAD.format(folder=FOLDER),
+            json={"expected": None, "new": STORED},
+            headers=auth,
+            timeout=TIMEOUT,
+        ),
+        requests.put(
+            base + wire.KEYSLOT.format(folder=FOLDER, slot="device1"),
+            json={"blob": "c2xvdA=="},
+            headers=auth,
+            timeout=TIMEOUT,
+        ),
     ]
     for resp in steps:
         assert resp.status_code in (200, 201), (resp.status_code, resp.text)

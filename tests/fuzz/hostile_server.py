@@ -34,8 +34,9 @@ def hostile_server() -> Iterator[tuple[str, Answer]]:
 
     async def reply(request: web.Request) -> web.Response:
         await request.read()
-        return web.Response(status=answer.status, body=answer.body,
-                            headers={"Content-Type": answer.content_type})
+        return web.Response(
+            status=answer.status, body=answer.body, headers={"Content-Type": answer.content_type}
+        )
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", reply)

@@ -22,8 +22,12 @@ from chunksync.errors import ChunksyncError
 __all__ = ["FUZZ", "json_values", "mutations", "only_project_errors", "wild_json"]
 
 #: bounded and reproducible in CI: derandomized, no deadline on a loaded machine
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def only_project_errors(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -36,14 +40,34 @@ def only_project_errors(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> An
 
 
 #: JSON scalars including the awkward ones: huge ints, floats, non-ASCII and lone surrogates
-scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=2**63 - 2)
-           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=80)
-           | st.sampled_from(["", "0" * 64, "ab" * 32, "AB" * 32, "file", "dir", "symlink",
-                              "tree", "commit", "head", "hello"]))
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=80)
+    | st.sampled_from(
+        [
+            "",
+            "0" * 64,
+            "ab" * 32,
+            "AB" * 32,
+            "file",
+            "dir",
+            "symlink",
+            "tree",
+            "commit",
+            "head",
+            "hello",
+        ]
+    )
+)
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=12), inner,
-                                                                max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=12), inner, max_size=6)
+    ),
     max_leaves=12,
 )
 
@@ -53,11 +77,23 @@ def _dumps(value: Any) -> bytes:
 
 
 #: bytes a server could send as a JSON body: valid JSON of any shape, deep nesting, junk
-wild_json = (json_values.map(_dumps)
-             | st.integers(1, 100_000).map(lambda n: b"[" * n)
-             | st.sampled_from([b"1e400", b"-1e400", b"NaN", b"Infinity", b"9" * 5000,
-                                b'"\\ud800"', b"\xff\xfe", b"{\"a\":" * 3000])
-             | st.binary(max_size=200))
+wild_json = (
+    json_values.map(_dumps)
+    | st.integers(1, 100_000).map(lambda n: b"[" * n)
+    | st.sampled_from(
+        [
+            b"1e400",
+            b"-1e400",
+            b"NaN",
+            b"Infinity",
+            b"9" * 5000,
+            b'"\\ud800"',
+            b"\xff\xfe",
+            b'{"a":' * 3000,
+        ]
+    )
+    | st.binary(max_size=200)
+)
 
 
 @st.composite
@@ -70,7 +106,7 @@ def mutations(draw: st.DrawFn, valid: bytes, others: tuple[bytes, ...] = ()) -> 
         if how == "flip" and data:
             data[pos] ^= 1 << draw(st.integers(0, 7))
         elif how == "cut":
-            data = data[:pos] + data[pos + draw(st.integers(1, 16)):]
+            data = data[:pos] + data[pos + draw(st.integers(1, 16)) :]
         elif how == "insert":
             data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
         elif how == "set" and data:

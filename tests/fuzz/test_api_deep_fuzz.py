@@ -33,10 +33,15 @@ from .live_server import LiveServer
 
 pytestmark = pytest.mark.integration
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
-                suppress_health_check=list(HealthCheck))
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+FUZZ = settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 
 blobs = st.binary(max_size=2048)
 ids = st.binary(min_size=32, max_size=32)
@@ -48,8 +53,9 @@ def fresh_id(blob: bytes) -> bytes:
     return wire.blob_digest(next(_serial).to_bytes(8, "big") + blob)
 
 
-def send(server: LiveServer, session: requests.Session, path: str, method: str,
-         **case_fields: object) -> requests.Response:
+def send(
+    server: LiveServer, session: requests.Session, path: str, method: str, **case_fields: object
+) -> requests.Response:
     """Send one explicit case and check the answer against the spec."""
     case = schema[path][method].Case(**case_fields)  # type: ignore[arg-type]
     response = case.call(base_url=server.base_url, session=session, timeout=TIMEOUT)
@@ -79,10 +85,10 @@ def batches(draw: st.DrawFn) -> tuple[bytes, int | None]:
             raw[32 + draw(st.integers(0, 31))] ^= 1 << draw(st.integers(0, 7))
         elif how == "cut":
             raw = raw[: draw(st.integers(1, len(raw) - 1))]
-            encoded = encoded[: bad + 1]   # a cut frame ends the body
+            encoded = encoded[: bad + 1]  # a cut frame ends the body
         else:
             raw[64:68] = (len(frames[bad][1]) + 1).to_bytes(4, "big")
-            encoded = encoded[: bad + 1]   # its blob now reads past the end
+            encoded = encoded[: bad + 1]  # its blob now reads past the end
         encoded[bad] = bytes(raw)
     return b"".join(encoded), bad
 
@@ -93,9 +99,16 @@ def test_batch_upload_keeps_exactly_the_frames_before_a_bad_one(
     body: tuple[bytes, int | None], server: LiveServer, session: requests.Session
 ) -> None:
     data, bad = body
-    resp = send(server, session, "/v1/folders/{folder}/objects", "POST",
-                path_parameters={"folder": FOLDER}, body=data, media_type=wire.BATCH_TYPE,
-                headers=auth(server))
+    resp = send(
+        server,
+        session,
+        "/v1/folders/{folder}/objects",
+        "POST",
+        path_parameters={"folder": FOLDER},
+        body=data,
+        media_type=wire.BATCH_TYPE,
+        headers=auth(server),
+    )
     if bad is None:
         assert resp.status_code == 200, resp.text
     else:
@@ -110,18 +123,37 @@ def test_single_upload_stores_only_what_its_digest_names(
 ) -> None:
     oid = fresh_id(blob)
     digest = wire.blob_digest(blob if honest else blob + b"!").hex()
-    resp = send(server, session, "/v1/folders/{folder}/objects/{oid}", "PUT",
-                path_parameters={"folder": FOLDER, "oid": oid.hex()}, body=blob,
-                media_type=wire.BLOB_TYPE, headers={**auth(server), wire.DIGEST_HEADER: digest})
+    resp = send(
+        server,
+        session,
+        "/v1/folders/{folder}/objects/{oid}",
+        "PUT",
+        path_parameters={"folder": FOLDER, "oid": oid.hex()},
+        body=blob,
+        media_type=wire.BLOB_TYPE,
+        headers={**auth(server), wire.DIGEST_HEADER: digest},
+    )
     assert resp.status_code == (201 if honest else 400), resp.text
     if honest and again:  # idempotent: the same upload again stores nothing new
-        resp = send(server, session, "/v1/folders/{folder}/objects/{oid}", "PUT",
-                    path_parameters={"folder": FOLDER, "oid": oid.hex()}, body=blob,
-                    media_type=wire.BLOB_TYPE,
-                    headers={**auth(server), wire.DIGEST_HEADER: digest})
+        resp = send(
+            server,
+            session,
+            "/v1/folders/{folder}/objects/{oid}",
+            "PUT",
+            path_parameters={"folder": FOLDER, "oid": oid.hex()},
+            body=blob,
+            media_type=wire.BLOB_TYPE,
+            headers={**auth(server), wire.DIGEST_HEADER: digest},
+        )
         assert resp.status_code == 200 and resp.json() == {"stored": 0}, resp.text
-    got = send(server, session, "/v1/folders/{folder}/objects/{oid}", "GET",
-               path_parameters={"folder": FOLDER, "oid": oid.hex()}, headers=auth(server))
+    got = send(
+        server,
+        session,
+        "/v1/folders/{folder}/objects/{oid}",
+        "GET",
+        path_parameters={"folder": FOLDER, "oid": oid.hex()},
+        headers=auth(server),
+    )
     assert got.status_code == (200 if honest else 404)
     if honest:
         assert got.content == blob
@@ -133,16 +165,37 @@ def test_head_moves_only_from_the_current_head_to_a_stored_object(
     blob: bytes, stale: bool, stored: bool, server: LiveServer, session: requests.Session
 ) -> None:
     folder = {"folder": FOLDER}
-    current = send(server, session, "/v1/folders/{folder}/head", "GET", path_parameters=folder,
-                   headers=auth(server)).json()
-    new = fresh_id(blob)   # any 32 bytes do: the server cannot check ids
+    current = send(
+        server,
+        session,
+        "/v1/folders/{folder}/head",
+        "GET",
+        path_parameters=folder,
+        headers=auth(server),
+    ).json()
+    new = fresh_id(blob)  # any 32 bytes do: the server cannot check ids
     if stored:
-        send(server, session, "/v1/folders/{folder}/objects", "POST", path_parameters=folder,
-             body=frame(new, blob), media_type=wire.BATCH_TYPE, headers=auth(server))
+        send(
+            server,
+            session,
+            "/v1/folders/{folder}/objects",
+            "POST",
+            path_parameters=folder,
+            body=frame(new, blob),
+            media_type=wire.BATCH_TYPE,
+            headers=auth(server),
+        )
     expected = "00" * 32 if stale else current["head"]
-    resp = send(server, session, "/v1/folders/{folder}/head", "PUT", path_parameters=folder,
-                body={"expected": expected, "new": new.hex()}, media_type="application/json",
-                headers=auth(server))
+    resp = send(
+        server,
+        session,
+        "/v1/folders/{folder}/head",
+        "PUT",
+        path_parameters=folder,
+        body={"expected": expected, "new": new.hex()},
+        media_type="application/json",
+        headers=auth(server),
+    )
     if not stored:
         assert resp.status_code == 400, resp.text
     elif stale:
@@ -151,12 +204,17 @@ def test_head_moves_only_from_the_current_head_to_a_stored_object(
         assert resp.status_code == 200 and resp.json()["head"] == new.hex(), resp.text
 
 
-@given(user=st.sampled_from(["alice", "nobody"]) | st.text(max_size=20),
-       password=st.sampled_from([DEFAULT_PASSWORD]) | st.text(max_size=40),
-       device=st.none() | st.text(max_size=70))
+@given(
+    user=st.sampled_from(["alice", "nobody"]) | st.text(max_size=20),
+    password=st.sampled_from([DEFAULT_PASSWORD]) | st.text(max_size=40),
+    device=st.none() | st.text(max_size=70),
+)
 @settings(FUZZ, max_examples=25)
 def test_login_gives_a_token_only_for_the_right_password(
-    user: str, password: str, device: str | None, server: LiveServer,
+    user: str,
+    password: str,
+    device: str | None,
+    server: LiveServer,
     session: requests.Session,
 ) -> None:
     body = {"user": user, "password": password}
@@ -182,8 +240,15 @@ def test_totp_disable_needs_a_current_code(
     assert enrolled.status_code == 200, enrolled.text
     totp = pyotp.TOTP(enrolled.json()["secret"])
     sent = totp.now() if right else code
-    resp = send(server, session, "/v1/totp", "DELETE", body={"totp": sent},
-                media_type="application/json", headers=auth(server, token))
+    resp = send(
+        server,
+        session,
+        "/v1/totp",
+        "DELETE",
+        body={"totp": sent},
+        media_type="application/json",
+        headers=auth(server, token),
+    )
     if right:
         assert resp.status_code == 204, resp.text
     elif not totp.verify(sent, valid_window=1):
@@ -194,9 +259,15 @@ def test_regression_log_refuses_unknown_query_parameters(
     server: LiveServer, session: requests.Session
 ) -> None:
     """Found by the fuzzer: ``?after=0&=`` was answered 200 (unknown parameters ignored)."""
-    resp = send(server, session, "/v1/folders/{folder}/log", "GET",
-                path_parameters={"folder": FOLDER}, query={"after": "0", "afetr": "5"},
-                headers=auth(server))
+    resp = send(
+        server,
+        session,
+        "/v1/folders/{folder}/log",
+        "GET",
+        path_parameters={"folder": FOLDER},
+        query={"after": "0", "afetr": "5"},
+        headers=auth(server),
+    )
     assert resp.status_code == 400 and "afetr" in resp.json()["error"]
 
 
@@ -204,6 +275,12 @@ def test_regression_events_without_upgrade_says_why(
     server: LiveServer, session: requests.Session
 ) -> None:
     """Found by the fuzzer: a plain GET got aiohttp's bare "Bad Request"."""
-    resp = send(server, session, "/v1/folders/{folder}/events", "GET",
-                path_parameters={"folder": FOLDER}, headers=auth(server))
+    resp = send(
+        server,
+        session,
+        "/v1/folders/{folder}/events",
+        "GET",
+        path_parameters={"folder": FOLDER},
+        headers=auth(server),
+    )
     assert resp.status_code == 400 and "WebSocket" in resp.json()["error"]

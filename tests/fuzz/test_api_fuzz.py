@@ -38,24 +38,35 @@ EXAMPLES = int(os.environ.get("CHUNKSYNC_API_FUZZ_EXAMPLES", "60"))
 #: statuses seen per operation, checked at the end: the fuzzer must get past auth
 SEEN: dict[str, set[int]] = {}
 #: operations whose success random schema-valid data cannot reach (see the module doc)
-DEEP = {f"GET {wire.EVENTS}", f"POST {wire.LOGIN}", f"DELETE {wire.TOTP_ENROLL}",
-        f"POST {wire.OBJECTS}", f"PUT {wire.OBJECT}", f"PUT {wire.HEAD}"}
+DEEP = {
+    f"GET {wire.EVENTS}",
+    f"POST {wire.LOGIN}",
+    f"DELETE {wire.TOTP_ENROLL}",
+    f"POST {wire.OBJECTS}",
+    f"PUT {wire.OBJECT}",
+    f"PUT {wire.HEAD}",
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
 def every_route_succeeded() -> Iterator[None]:
     yield
-    never = sorted(op for op, statuses in SEEN.items()
-                   if op not in DEEP and not any(200 <= s < 300 for s in statuses))
+    never = sorted(
+        op
+        for op, statuses in SEEN.items()
+        if op not in DEEP and not any(200 <= s < 300 for s in statuses)
+    )
     assert not never, f"fuzzing never got a 2xx from {never}: statuses seen {SEEN}"
 
 
 @schema.parametrize()
 @schema.given(aim=st.sampled_from(["as generated", "real folder", "real folder and object"]))
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
-def test_api_matches_spec(case: schemathesis.Case, aim: str, server: LiveServer,
-                          session: requests.Session) -> None:
+@settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
+def test_api_matches_spec(
+    case: schemathesis.Case, aim: str, server: LiveServer, session: requests.Session
+) -> None:
     params = case.path_parameters or {}
     negative_path = case.meta is not None and case.meta.is_negative_at(ParameterLocation.PATH)
     if aim != "as generated" and "folder" in params and not negative_path:

@@ -95,5 +95,6 @@ def test_key_slot_parsers_take_any_bytes(data: bytes) -> None:
     params = only_project_errors(keyslots.slot_params, data)
     # the KDF runs only when the parameters are cheap (mutations keep the test cost)
     if params is not None and params.memory_kib <= 1024 and params.iterations <= 2:
-        only_project_errors(keyslots.unwrap_master_key, data, "pass",
-                            min_params=keyslots.TEST_PARAMS)
+        only_project_errors(
+            keyslots.unwrap_master_key, data, "pass", min_params=keyslots.TEST_PARAMS
+        )

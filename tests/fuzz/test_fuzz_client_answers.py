@@ -47,15 +47,40 @@ CALLS: dict[str, Call] = {
     "get_keyslots": lambda c, s: s.get_keyslots(),
     "put_keyslot": lambda c, s: s.put_keyslot("device1", b"slot"),
 }
-KEYS = ["token", "device_id", "expires_at", "folders", "name", "missing", "head", "seq",
-        "epoch", "entries", "role", "slots", "error", "code", "current", "retry_after"]
-values = (json_values | st.sampled_from([HEAD, ID.hex(), "owner", [ID.hex()], {"device1": "c2xvdA=="}])
-          | st.lists(st.fixed_dictionaries({}, optional={k: json_values for k in
-                                                         ("seq", "head", "previous", "time",
-                                                          "device", "user", "name")}),
-                     max_size=3))
-documents = st.fixed_dictionaries({}, optional={k: values for k in KEYS}).map(
-    lambda d: json.dumps(d, allow_nan=True).encode("utf-8", "surrogatepass"))
+KEYS = [
+    "token",
+    "device_id",
+    "expires_at",
+    "folders",
+    "name",
+    "missing",
+    "head",
+    "seq",
+    "epoch",
+    "entries",
+    "role",
+    "slots",
+    "error",
+    "code",
+    "current",
+    "retry_after",
+]
+values = (
+    json_values
+    | st.sampled_from([HEAD, ID.hex(), "owner", [ID.hex()], {"device1": "c2xvdA=="}])
+    | st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional=dict.fromkeys(
+                ("seq", "head", "previous", "time", "device", "user", "name"), json_values
+            ),
+        ),
+        max_size=3,
+    )
+)
+documents = st.fixed_dictionaries({}, optional=dict.fromkeys(KEYS, values)).map(
+    lambda d: json.dumps(d, allow_nan=True).encode("utf-8", "surrogatepass")
+)
 FRAMES = wire.encode_download_frames([(ID, b"one")])
 bodies = documents | wild_json | mutations(FRAMES)
 statuses = st.sampled_from([200, 201, 204, 400, 401, 403, 404, 409, 413, 429, 500, 503, 507])

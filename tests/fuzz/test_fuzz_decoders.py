@@ -37,8 +37,13 @@ pytestmark = pytest.mark.unit
 ID, ID2 = ObjectId(bytes(range(32))), ObjectId(bytes(range(1, 33)))
 VALID = {
     ObjectKind.FILE: FileManifest(10, (ChunkRef(ID, 4), ChunkRef(ID2, 6))).encode(),
-    ObjectKind.TREE: Tree((TreeEntry("a", "file", ID, 3, 5), TreeEntry("b", "dir", ID2),
-                           TreeEntry("c", "symlink", None, 0, 1, target="a"))).encode(),
+    ObjectKind.TREE: Tree(
+        (
+            TreeEntry("a", "file", ID, 3, 5),
+            TreeEntry("b", "dir", ID2),
+            TreeEntry("c", "symlink", None, 0, 1, target="a"),
+        )
+    ).encode(),
     ObjectKind.COMMIT: Commit(ID, (ID2,), 7, "laptop", "alice", 1, {"added": 2}, "m").encode(),
 }
 METADATA = st.sampled_from([ObjectKind.FILE, ObjectKind.TREE, ObjectKind.COMMIT])
@@ -48,8 +53,10 @@ HEX = st.sampled_from(["ab" * 32, "00" * 32, "AB" * 32, "xyz"]) | st.text(max_si
 def _replace_values(doc: object, draw: st.DrawFn) -> object:
     """The same document shape with some values swapped for arbitrary JSON."""
     if isinstance(doc, dict):
-        return {k: draw(json_values) if draw(st.integers(0, 4)) == 0 else _replace_values(v, draw)
-                for k, v in doc.items()}
+        return {
+            k: draw(json_values) if draw(st.integers(0, 4)) == 0 else _replace_values(v, draw)
+            for k, v in doc.items()
+        }
     if isinstance(doc, list):
         return [_replace_values(v, draw) for v in doc]
     return draw(json_values) if draw(st.integers(0, 3)) == 0 else doc
@@ -76,24 +83,45 @@ def test_metadata_decoder_takes_near_misses(kind: ObjectKind, data: st.DataObjec
     only_project_errors(decode_object, kind, data.draw(near_documents(VALID[kind])), ID)
 
 
-@given(doc=json_values | st.fixed_dictionaries({"head": HEX | st.none(), "seq": json_values},
-                                               optional={"epoch": json_values}))
+@given(
+    doc=json_values
+    | st.fixed_dictionaries(
+        {"head": HEX | st.none(), "seq": json_values}, optional={"epoch": json_values}
+    )
+)
 @FUZZ
 def test_head_state_decoder(doc: object) -> None:
     only_project_errors(wire.HeadState.from_wire, doc)
 
 
 entries = st.fixed_dictionaries(
-    {"seq": json_values, "head": HEX, "previous": HEX | st.none(), "time": json_values,
-     "device": json_values, "user": json_values})
+    {
+        "seq": json_values,
+        "head": HEX,
+        "previous": HEX | st.none(),
+        "time": json_values,
+        "device": json_values,
+        "user": json_values,
+    }
+)
 
 
-@given(doc=json_values | st.fixed_dictionaries({"entries": st.lists(entries | json_values,
-                                                                      max_size=4)}),
-       after=st.integers(0, 5), limit=st.integers(1, 5))
+@given(
+    doc=json_values
+    | st.fixed_dictionaries({"entries": st.lists(entries | json_values, max_size=4)}),
+    after=st.integers(0, 5),
+    limit=st.integers(1, 5),
+)
 @example(doc={"entries": [{"seq": float("inf")}]}, after=0, limit=1)  # was OverflowError
-@example(doc={"entries": [{"seq": 1, "head": "", "previous": None, "time": 10**400,
-                           "device": "", "user": ""}]}, after=0, limit=1)  # OverflowError
+@example(
+    doc={
+        "entries": [
+            {"seq": 1, "head": "", "previous": None, "time": 10**400, "device": "", "user": ""}
+        ]
+    },
+    after=0,
+    limit=1,
+)  # OverflowError
 @FUZZ
 def test_head_log_decoder(doc: object, after: int, limit: int) -> None:
     def decode() -> list[wire.HeadLogEntry]:
@@ -110,13 +138,23 @@ def test_json_body_parser(data: bytes) -> None:
     only_project_errors(base.parse_json, data, "GET /x")
 
 
-error_docs = st.fixed_dictionaries({}, optional={
-    "error": json_values, "head": HEX, "seq": json_values, "code": json_values,
-    "current": json_values})
+error_docs = st.fixed_dictionaries(
+    {},
+    optional={
+        "error": json_values,
+        "head": HEX,
+        "seq": json_values,
+        "code": json_values,
+        "current": json_values,
+    },
+)
 
 
-@given(status=st.integers(100, 599), body=wild_json | error_docs.map(
-    lambda d: json.dumps(d, allow_nan=True).encode("utf-8", "surrogatepass")))
+@given(
+    status=st.integers(100, 599),
+    body=wild_json
+    | error_docs.map(lambda d: json.dumps(d, allow_nan=True).encode("utf-8", "surrogatepass")),
+)
 @example(status=400, body=b"[" * 100_000)  # was RecursionError
 @FUZZ
 def test_error_answers_become_project_errors(status: int, body: bytes) -> None:
@@ -124,17 +162,36 @@ def test_error_answers_become_project_errors(status: int, body: bytes) -> None:
     assert "\n" not in error.message
 
 
-@given(doc=json_values | st.fixed_dictionaries({"slots": st.dictionaries(
-    st.text(max_size=70), st.text(max_size=40) | json_values, max_size=4)}))
+@given(
+    doc=json_values
+    | st.fixed_dictionaries(
+        {
+            "slots": st.dictionaries(
+                st.text(max_size=70), st.text(max_size=40) | json_values, max_size=4
+            )
+        }
+    )
+)
 @FUZZ
 def test_key_slot_list_decoder(doc: object) -> None:
     only_project_errors(base.parse_keyslots, doc)
 
 
-@given(text=st.text(max_size=200) | wild_json.map(lambda b: b.decode("utf-8", "replace"))
-       | st.builds(lambda d: json.dumps(d), st.fixed_dictionaries(
-           {"type": st.sampled_from(["hello", "head", "x"]), "folder": st.just("f"),
-            "head": HEX | st.none(), "seq": json_values})))
+@given(
+    text=st.text(max_size=200)
+    | wild_json.map(lambda b: b.decode("utf-8", "replace"))
+    | st.builds(
+        lambda d: json.dumps(d),
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["hello", "head", "x"]),
+                "folder": st.just("f"),
+                "head": HEX | st.none(),
+                "seq": json_values,
+            }
+        ),
+    )
+)
 @example(text="[" * 100_000)  # was RecursionError
 @FUZZ
 def test_event_decoder(text: str) -> None:

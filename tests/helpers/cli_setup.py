@@ -37,8 +37,14 @@ class CliWorld:
     def folder(self, device: str) -> Path:
         return self.base / "folders" / device
 
-    def run(self, device: str, *args: str, ok: bool = True, passphrase: str = PASSPHRASE,
-            new_passphrase: str | None = None) -> Result:
+    def run(
+        self,
+        device: str,
+        *args: str,
+        ok: bool = True,
+        passphrase: str = PASSPHRASE,
+        new_passphrase: str | None = None,
+    ) -> Result:
         env = {
             "CHUNKSYNC_HOME": str(self.home(device)),
             "CHUNKSYNC_PASSWORD": DEFAULT_PASSWORD,
@@ -48,7 +54,9 @@ class CliWorld:
             env["CHUNKSYNC_NEW_PASSPHRASE"] = new_passphrase
         result = self.runner.invoke(main, list(args), env=env, catch_exceptions=False)
         if ok and result.exit_code != 0:
-            raise AssertionError(f"chunksync {' '.join(args)} failed ({result.exit_code}): {result.output}")
+            raise AssertionError(
+                f"chunksync {' '.join(args)} failed ({result.exit_code}): {result.output}"
+            )
         return result
 
     def login(self, device: str) -> None:

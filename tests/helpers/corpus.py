@@ -29,11 +29,53 @@ __all__ = [
 FIXED_MTIME_NS = 1_700_000_000 * 10**9  # 2023-11-14: far enough in the past
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
-_WORDS = (
-    "def class return import from self None True False for while if else elif try except "
-    "with as yield lambda async await value result index buffer chunk tree file path name "
-    "size offset count error state config client server request response data bytes str int"
-).split()
+_WORDS = [
+    "def",
+    "class",
+    "return",
+    "import",
+    "from",
+    "self",
+    "None",
+    "True",
+    "False",
+    "for",
+    "while",
+    "if",
+    "else",
+    "elif",
+    "try",
+    "except",
+    "with",
+    "as",
+    "yield",
+    "lambda",
+    "async",
+    "await",
+    "value",
+    "result",
+    "index",
+    "buffer",
+    "chunk",
+    "tree",
+    "file",
+    "path",
+    "name",
+    "size",
+    "offset",
+    "count",
+    "error",
+    "state",
+    "config",
+    "client",
+    "server",
+    "request",
+    "response",
+    "data",
+    "bytes",
+    "str",
+    "int",
+]
 
 
 @dataclass(frozen=True)
@@ -94,8 +136,14 @@ def _small_file(rng: random.Random, seed: int) -> bytes:
     return compressible_bytes(rng.randrange(200, 6000), seed)
 
 
-def make_small_tree(root: Path, n_files: int = 20_000, *, per_dir: int = 40, seed: int = 0,
-                    mtime_ns: int = FIXED_MTIME_NS) -> int:
+def make_small_tree(
+    root: Path,
+    n_files: int = 20_000,
+    *,
+    per_dir: int = 40,
+    seed: int = 0,
+    mtime_ns: int = FIXED_MTIME_NS,
+) -> int:
     """``n_files`` tiny files, ``per_dir`` per directory, nested two levels; returns bytes."""
     rng = random.Random(seed)
     total = 0

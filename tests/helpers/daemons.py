@@ -25,12 +25,23 @@ from tests.helpers.cli_setup import CliWorld
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
-FAST = ("--quiet-ms", "100", "--max-delay-ms", "1000", "--poll-interval", "2", "--backoff-max", "1",
-        "--settle-ms", "400")
+FAST = (
+    "--quiet-ms",
+    "100",
+    "--max-delay-ms",
+    "1000",
+    "--poll-interval",
+    "2",
+    "--backoff-max",
+    "1",
+    "--settle-ms",
+    "400",
+)
 
 
-def wait_until(check: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
-               what: str = "condition") -> T:
+def wait_until(
+    check: Callable[[], T], timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+) -> T:
     """Poll ``check`` until it returns something truthy; AssertionError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -58,13 +69,20 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(REPO), "CHUNKSYNC_HOME": str(self.world.home(self.device))}
+        return {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "CHUNKSYNC_HOME": str(self.world.home(self.device)),
+        }
 
     def start(self) -> DaemonProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "chunksync.cli", "daemon", str(self.root), *self.args],
-                cwd=REPO, env=self.env(), stdout=subprocess.DEVNULL, stderr=log,
+                cwd=REPO,
+                env=self.env(),
+                stdout=subprocess.DEVNULL,
+                stderr=log,
             )
         return self
 
@@ -80,15 +98,20 @@ class DaemonProcess:
         def ready() -> dict[str, Any] | None:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise AssertionError(f"daemon {self.device} exited {self.proc.returncode}: {self.log_tail()}")
+                raise AssertionError(
+                    f"daemon {self.device} exited {self.proc.returncode}: {self.log_tail()}"
+                )
             reply = self.ask("status")
             return reply if reply and reply.get("last_sync") else None
 
         return wait_until(ready, timeout, what=f"daemon {self.device} to finish its first sync")
 
     def wait_at_head(self, timeout: float = 20.0) -> dict[str, Any]:
-        return wait_until(lambda: (s := self.status()) and s["at_head"] and s["state"] == "idle" and s,
-                          timeout, what=f"daemon {self.device} at head")
+        return wait_until(
+            lambda: (s := self.status()) and s["at_head"] and s["state"] == "idle" and s,
+            timeout,
+            what=f"daemon {self.device} at head",
+        )
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         out = []

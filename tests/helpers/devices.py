@@ -49,8 +49,14 @@ class Device:
 
     def engine(self) -> SyncEngine:
         return SyncEngine(
-            self.root, self.keys, self.index, self.store,
-            device=self.name, author="alice", clock=self.clock, tmpdir=self.root / STATE / "tmp",
+            self.root,
+            self.keys,
+            self.index,
+            self.store,
+            device=self.name,
+            author="alice",
+            clock=self.clock,
+            tmpdir=self.root / STATE / "tmp",
             policies=self.policies,
         )
 

@@ -69,8 +69,17 @@ class FaultyDaemon(DaemonProcess):
         env = {**self.env(), ENV: json.dumps(self.faults)}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from tests.helpers.fault_hooks import main; main()",
-                 "daemon", str(self.root), *self.args],
-                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log,
+                [
+                    sys.executable,
+                    "-c",
+                    "from tests.helpers.fault_hooks import main; main()",
+                    "daemon",
+                    str(self.root),
+                    *self.args,
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
             )
         return self

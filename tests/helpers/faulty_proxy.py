@@ -151,6 +151,7 @@ class FaultyProxy:
 
     async def wait_requests(self, n: int, match: str | None = None) -> None:
         """Wait until ``n`` requests (whose line contains ``match``) have arrived."""
+
         def enough() -> bool:
             return sum(1 for r in self.requests if match is None or match in r) >= n
 

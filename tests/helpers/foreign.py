@@ -18,7 +18,9 @@ from chunksync.sync.objects_io import ObjectReader
 LONG_NAME = "é" * 150  # 300 bytes of UTF-8: fine on APFS (255 UTF-16 units), not on ext4
 
 
-def push_foreign_file(folder: Path, home: Path, name: str = LONG_NAME, data: bytes = b"from a mac") -> None:
+def push_foreign_file(
+    folder: Path, home: Path, name: str = LONG_NAME, data: bytes = b"from a mac"
+) -> None:
     """A new head on the server: the current one plus ``name`` at the top level."""
     old = os.environ.get("CHUNKSYNC_HOME")
     os.environ["CHUNKSYNC_HOME"] = str(home)
@@ -46,12 +48,14 @@ async def _push(folder: Path, name: str, data: bytes) -> None:
         tid = keys.meta_id(tree)
         new = Commit(tid, (bytes.fromhex(head),), commit.seq + 1, "mac", "alice", 2).encode()
         nid = keys.meta_id(new)
-        await store.put_many([
-            (cid, seal(keys, ObjectKind.CHUNK, cid, data)),
-            (mid, seal(keys, ObjectKind.FILE, mid, manifest)),
-            (tid, seal(keys, ObjectKind.TREE, tid, tree)),
-            (nid, seal(keys, ObjectKind.COMMIT, nid, new)),
-        ])
+        await store.put_many(
+            [
+                (cid, seal(keys, ObjectKind.CHUNK, cid, data)),
+                (mid, seal(keys, ObjectKind.FILE, mid, manifest)),
+                (tid, seal(keys, ObjectKind.TREE, tid, tree)),
+                (nid, seal(keys, ObjectKind.COMMIT, nid, new)),
+            ]
+        )
         await store.cas_head(head, nid.hex())
 
 

@@ -6,7 +6,7 @@ Two ways, same result (:class:`RunningServer`: base URL, data dir, credentials):
   fixture :func:`chunk_server` (import it into your test module or conftest). Runs
   ``make_app`` under ``aiohttp.test_utils.TestServer`` on port 0, with the real SQLite
   metadata and the real object store in the tmp data dir.
-* subprocess — ``with ServerProcess(data_dir) as proc:`` runs ``python -m server serve
+* subprocess — ``with ServerProcess(data_dir) as proc:`` runs ``python -m chunksync_server serve
   --port 0 --port-file F`` and waits for its "listening on" line; ``proc.kill()`` is a
   SIGKILL, ``proc.restart()`` starts it again on the same data dir.
 
@@ -31,9 +31,9 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
 from chunksync import wire
-from server import admin
-from server.app import make_app
-from server.config import Argon2Params, ServerConfig
+from chunksync_server import admin
+from chunksync_server.app import make_app
+from chunksync_server.config import Argon2Params, ServerConfig
 
 __all__ = [
     "DEFAULT_PASSWORD",
@@ -42,9 +42,9 @@ __all__ = [
     "ServerProcess",
     "chunk_server",
     "create_user",
+    "fast_config",
     "login",
     "serve_in_process",
-    "fast_config",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,19 +54,24 @@ DEFAULT_PASSWORD = "correct horse battery"
 
 def fast_config(data_dir: Path, **changes: Any) -> ServerConfig:
     """Production settings, except a cheap KDF and a fast revocation poll."""
-    base = ServerConfig(data_dir=data_dir, port=0, argon2=Argon2Params.fast(),
-                        revocation_poll=0.05)
+    base = ServerConfig(data_dir=data_dir, port=0, argon2=Argon2Params.fast(), revocation_poll=0.05)
     return base.with_changes(**changes) if changes else base
 
 
-def create_user(data_dir: Path, name: str, password: str = DEFAULT_PASSWORD,
-                *, admin_user: bool = False) -> None:
+def create_user(
+    data_dir: Path, name: str, password: str = DEFAULT_PASSWORD, *, admin_user: bool = False
+) -> None:
     admin.add_user(data_dir, name, password, admin=admin_user, params=Argon2Params.fast())
 
 
-async def login(session: aiohttp.ClientSession, base_url: str, user: str,
-                password: str = DEFAULT_PASSWORD, device_name: str = "test-device",
-                totp: str | None = None) -> dict[str, Any]:
+async def login(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    user: str,
+    password: str = DEFAULT_PASSWORD,
+    device_name: str = "test-device",
+    totp: str | None = None,
+) -> dict[str, Any]:
     """POST /v1/login; returns {"token","device_id","expires_at"} or raises on non-200."""
     body: dict[str, Any] = {"user": user, "password": password, "device_name": device_name}
     if totp is not None:
@@ -86,7 +91,7 @@ class RunningServer:
     password: str
     token: str = field(repr=False)
     device_id: str
-    app: Any = None          # the aiohttp Application when in-process
+    app: Any = None  # the aiohttp Application when in-process
 
     def headers(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.token}"}
@@ -97,8 +102,12 @@ class RunningServer:
 
 @asynccontextmanager
 async def serve_in_process(
-    data_dir: Path, *, user: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD,
-    store: Any | None = None, **config_changes: Any,
+    data_dir: Path,
+    *,
+    user: str = DEFAULT_USER,
+    password: str = DEFAULT_PASSWORD,
+    store: Any | None = None,
+    **config_changes: Any,
 ) -> AsyncIterator[RunningServer]:
     """A running in-process server with ``user`` created and logged in once."""
     create_user(data_dir, user, password)
@@ -109,8 +118,7 @@ async def serve_in_process(
         base = str(server.make_url("")).rstrip("/")
         async with aiohttp.ClientSession() as session:
             creds = await login(session, base, user, password)
-        yield RunningServer(base, data_dir, user, password, creds["token"],
-                            creds["device_id"], app)
+        yield RunningServer(base, data_dir, user, password, creds["token"], creds["device_id"], app)
     finally:
         await server.close()
 
@@ -123,7 +131,7 @@ async def chunk_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
 
 
 class ServerProcess:
-    """``python -m server serve --port 0`` as a child process (see module docstring)."""
+    """``python -m chunksync_server serve --port 0`` as a child process (see module docstring)."""
 
     def __init__(self, data_dir: Path, *extra_args: str, startup_timeout: float = 20.0) -> None:
         self.data_dir = data_dir
@@ -141,9 +149,23 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--data", str(self.data_dir),
-             "--port", "0", "--port-file", str(self.port_file), *self.extra_args],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "serve",
+                "--data",
+                str(self.data_dir),
+                "--port",
+                "0",
+                "--port-file",
+                str(self.port_file),
+                *self.extra_args,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         line = self._read_line()
         if not line.startswith(b"listening on"):

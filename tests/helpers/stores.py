@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 import sqlite3
 
-from server.storage import MemoryObjectStore, ObjectStore, PackObjectStore
-from server.storage.packindex import INDEX_FILE
+from chunksync_server.storage import MemoryObjectStore, ObjectStore, PackObjectStore
+from chunksync_server.storage.packindex import INDEX_FILE
 
 __all__ = ["Items", "damage", "make_items"]
 
@@ -37,4 +37,3 @@ def damage(store: ObjectStore, ns: str, oid: bytes) -> None:
         byte = f.read(1)
         f.seek(offset)
         f.write(bytes([byte[0] ^ 1]))
-

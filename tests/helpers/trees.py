@@ -36,7 +36,7 @@ class Link:
 
 
 Spec = dict[str, Union[bytes, File, Link, "Spec"]]
-Shown = Union[bytes, File, Link, str]
+Shown = bytes | File | Link | str
 
 
 def fake_id(kind: str, data: bytes) -> ObjectId:

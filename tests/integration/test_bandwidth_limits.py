@@ -78,7 +78,9 @@ def test_bad_limits_are_refused() -> None:
 
 
 def test_effective_limits_are_the_tightest_of_each_direction() -> None:
-    assert effective(BandwidthLimits(100, 0), BandwidthLimits(50, 0), BandwidthLimits(0, 7)) == BandwidthLimits(50, 7)
+    assert effective(
+        BandwidthLimits(100, 0), BandwidthLimits(50, 0), BandwidthLimits(0, 7)
+    ) == BandwidthLimits(50, 7)
     assert effective() == BandwidthLimits(0, 0)
 
 
@@ -95,14 +97,18 @@ def blobs(keys: FolderKeys, n: int, size: int) -> list[tuple[ObjectId, bytes]]:
     return out
 
 
-async def test_a_limit_throttles_a_real_upload_and_download(tmp_path: Path, folder_keys: FolderKeys) -> None:
+async def test_a_limit_throttles_a_real_upload_and_download(
+    tmp_path: Path, folder_keys: FolderKeys
+) -> None:
     limit = 64 * KIB
     async with serve_in_process(tmp_path / "server") as srv:
         client = HttpClient(srv.base_url, srv.token)
         await client.create_folder("docs")
         inner = client.folder("docs")
         up_clock, down_clock = FakeClock(), FakeClock()
-        store = RateLimitedChunkStore(inner, up=[bucket(up_clock, limit)], down=[bucket(down_clock, limit)])
+        store = RateLimitedChunkStore(
+            inner, up=[bucket(up_clock, limit)], down=[bucket(down_clock, limit)]
+        )
         items = blobs(folder_keys, 40, 16 * KIB)  # 640 KiB: ten seconds' worth
         total = sum(len(b) for _, b in items)
         try:
@@ -121,12 +127,15 @@ async def test_a_limit_throttles_a_real_upload_and_download(tmp_path: Path, fold
             await client.aclose()
 
 
-def test_limits_are_kept_per_folder_and_shown_by_status(cli_world: CliWorld) -> None:  # noqa: F811
+def test_limits_are_kept_per_folder_and_shown_by_status(cli_world: CliWorld) -> None:
     world = cli_world
     world.login("a")
     root = world.folder("a")
     world.run("a", "init", str(root), "--folder", "docs", "--limit-download", "300")
-    assert json.loads(world.run("a", "limit", str(root), "--json").output) == {"upload_kib": 0, "download_kib": 300}
+    assert json.loads(world.run("a", "limit", str(root), "--json").output) == {
+        "upload_kib": 0,
+        "download_kib": 300,
+    }
     out = world.run("a", "limit", str(root), "--upload", "200", "--json").output
     assert json.loads(out) == {"upload_kib": 200, "download_kib": 300}
     config = json.loads((root / ".chunksync" / "config.json").read_text())
@@ -138,6 +147,9 @@ def test_limits_are_kept_per_folder_and_shown_by_status(cli_world: CliWorld) -> 
     world.login("b")
     world.run("b", "join", str(world.folder("b")), "--folder", "docs", "--limit-upload", "50")
     assert (world.folder("b") / "note.txt").read_text() == "limited but synced\n"
-    assert json.loads(world.run("b", "limit", str(world.folder("b")), "--json").output)["upload_kib"] == 50
+    assert (
+        json.loads(world.run("b", "limit", str(world.folder("b")), "--json").output)["upload_kib"]
+        == 50
+    )
     bad = world.run("a", "limit", str(root), "--upload", "-5", ok=False)
     assert bad.exit_code != 0

@@ -12,7 +12,6 @@ import pytest
 from chunksync.config import load_credential
 from chunksync.crypto.folder_keys import FolderKeys
 from chunksync.transport import http
-
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
 from tests.helpers.devices import tree_of
 
@@ -124,7 +123,9 @@ def test_unreachable_server_fails_in_one_line_and_keeps_files(cli_world: CliWorl
     status = json.loads(w.run("laptop", "status", str(a), "--json").output)
     assert status["local_changes_pending"] is True
     journal = json.loads(w.run("laptop", "log", str(a), "--events", "--json").output)
-    assert {"path": "draft.txt", "change": "added", "device": "laptop"}.items() <= journal[-1].items()
+    assert {"path": "draft.txt", "change": "added", "device": "laptop"}.items() <= journal[
+        -1
+    ].items()
 
 
 def test_revoked_device_is_refused(cli_world: CliWorld) -> None:
@@ -132,15 +133,36 @@ def test_revoked_device_is_refused(cli_world: CliWorld) -> None:
     a = w.init("laptop")
     (a / "keep.txt").write_text("mine")
     listing = subprocess.run(
-        [sys.executable, "-m", "server", "device", "list", "--data", str(w.server.data_dir), "--json"],
-        capture_output=True, check=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "device",
+            "list",
+            "--data",
+            str(w.server.data_dir),
+            "--json",
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
     )
     devices = json.loads(listing.stdout)
     laptop = [d for d in devices if d["name"] == "laptop"]
     assert laptop
     subprocess.run(
-        [sys.executable, "-m", "server", "device", "revoke", str(laptop[0]["id"]), "--data", str(w.server.data_dir)],
-        capture_output=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "device",
+            "revoke",
+            str(laptop[0]["id"]),
+            "--data",
+            str(w.server.data_dir),
+        ],
+        capture_output=True,
+        check=True,
     )
     line = _one_line_failure(w.run("laptop", "sync", str(a), ok=False))
     assert "revoked" in line or "401" in line or "token" in line
@@ -161,7 +183,9 @@ def test_verify_reports_a_local_difference(cli_world: CliWorld) -> None:
     assert "content differs locally: data.bin" in result.output
 
 
-def test_secrets_are_private_and_never_printed(cli_world: CliWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_are_private_and_never_printed(
+    cli_world: CliWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     w = cli_world
     a = w.init("laptop")
     creds = w.home("laptop") / "credentials.json"
@@ -206,18 +230,29 @@ def test_change_passphrase(cli_world: CliWorld) -> None:
     a = w.init("laptop")
     (a / "f.txt").write_text("data")
     w.sync("laptop")
-    bad = w.run("laptop", "change-passphrase", str(a), ok=False, passphrase="not it", new_passphrase="x")
+    bad = w.run(
+        "laptop", "change-passphrase", str(a), ok=False, passphrase="not it", new_passphrase="x"
+    )
     assert bad.exit_code != 0 and "wrong passphrase" in bad.output
     w.run("laptop", "change-passphrase", str(a), new_passphrase="brand new phrase")
     w.login("desktop")
     old = w.run("desktop", "join", str(w.folder("desktop")), "--folder", "docs", ok=False)
     assert "wrong passphrase" in old.output
-    w.run("desktop", "join", str(w.folder("desktop")), "--folder", "docs", passphrase="brand new phrase")
+    w.run(
+        "desktop",
+        "join",
+        str(w.folder("desktop")),
+        "--folder",
+        "docs",
+        passphrase="brand new phrase",
+    )
     assert (w.folder("desktop") / "f.txt").read_text() == "data"
     assert "in sync" in w.sync("laptop").output  # the laptop's local key still works
 
 
-def test_unexpected_failures_are_one_line_too(cli_world: CliWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unexpected_failures_are_one_line_too(
+    cli_world: CliWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     w = cli_world
     a = w.init("laptop")
 
@@ -228,7 +263,9 @@ def test_unexpected_failures_are_one_line_too(cli_world: CliWorld, monkeypatch: 
     result = w.run("laptop", "status", str(a), ok=False)
     assert result.exit_code == 70
     assert result.output.strip().splitlines() == [
-        "chunksync: internal error (RuntimeError: boom); run again with CHUNKSYNC_DEBUG=1 for details"]
+        "chunksync: internal error (RuntimeError: boom); run again with CHUNKSYNC_DEBUG=1 for details"
+    ]
+
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(a / "unreadable"))
 

@@ -25,8 +25,11 @@ def test_sync_over_tls_with_a_pinned_ca(tmp_path: Path, monkeypatch: pytest.Monk
     runner = CliRunner()
 
     def run(device: str, *args: str) -> tuple[int, str]:
-        env = {"CHUNKSYNC_HOME": str(tmp_path / device), "CHUNKSYNC_PASSWORD": DEFAULT_PASSWORD,
-               "CHUNKSYNC_PASSPHRASE": "tls test passphrase"}
+        env = {
+            "CHUNKSYNC_HOME": str(tmp_path / device),
+            "CHUNKSYNC_PASSWORD": DEFAULT_PASSWORD,
+            "CHUNKSYNC_PASSPHRASE": "tls test passphrase",
+        }
         result = runner.invoke(main, list(args), env=env, catch_exceptions=False)
         return result.exit_code, result.output
 
@@ -35,8 +38,17 @@ def test_sync_over_tls_with_a_pinned_ca(tmp_path: Path, monkeypatch: pytest.Monk
         code, out = run("a", "login", url, "--user", DEFAULT_USER, "--device-name", "a")
         assert code != 0 and len(out.strip().splitlines()) == 1 and "certificate" in out.lower()
         for device in ("a", "b"):
-            code, out = run(device, "login", url, "--user", DEFAULT_USER, "--device-name", device,
-                            "--ca-file", str(cert))
+            code, out = run(
+                device,
+                "login",
+                url,
+                "--user",
+                DEFAULT_USER,
+                "--device-name",
+                device,
+                "--ca-file",
+                str(cert),
+            )
             assert code == 0, out
         (tmp_path / "A").mkdir()
         (tmp_path / "A" / "secret.txt").write_text("over TLS")

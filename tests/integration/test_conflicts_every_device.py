@@ -26,7 +26,10 @@ def test_conflicts_are_listed_on_the_device_that_kept_the_name(cli_world: CliWor
     a, b = _conflict_between(cli_world)
     rows = json.loads(cli_world.run("laptop", "conflicts", str(a), "--json").output)
     assert len(rows) == 1 and rows[0]["path"] == "notes.txt"
-    assert rows[0]["device"] == "desktop" and (a / rows[0]["copy_path"]).read_text() == "desktop's edit"
+    assert (
+        rows[0]["device"] == "desktop"
+        and (a / rows[0]["copy_path"]).read_text() == "desktop's edit"
+    )
     assert "no conflicts" not in cli_world.run("laptop", "conflicts", str(a)).output
 
 

@@ -45,12 +45,17 @@ def test_edits_propagate_both_ways_without_echo_snapshots(cli_world: CliWorld) -
         (a / "notes").mkdir()
         (a / "notes" / "one.txt").write_text("from the laptop")
         (a / "top.txt").write_text("top")
-        wait_until(lambda: read_or_none(b / "notes" / "one.txt") == b"from the laptop", what="one.txt on B")
+        wait_until(
+            lambda: read_or_none(b / "notes" / "one.txt") == b"from the laptop", what="one.txt on B"
+        )
         wait_until(lambda: read_or_none(b / "top.txt") == b"top", what="top.txt on B")
 
         (b / "notes" / "one.txt").write_text("edited on the desktop")
         (b / "notes" / "one.txt.bak").write_text("x")
-        wait_until(lambda: read_or_none(a / "notes" / "one.txt") == b"edited on the desktop", what="edit on A")
+        wait_until(
+            lambda: read_or_none(a / "notes" / "one.txt") == b"edited on the desktop",
+            what="edit on A",
+        )
         wait_until(lambda: (a / "notes" / "one.txt.bak").exists(), what="new file on A")
 
         (a / "top.txt").unlink()
@@ -74,7 +79,11 @@ def test_edits_propagate_both_ways_without_echo_snapshots(cli_world: CliWorld) -
         # one daemon per folder
         second = subprocess.run(
             [sys.executable, "-m", "chunksync.cli", "daemon", str(a)],
-            cwd=REPO, env=da.env(), capture_output=True, text=True, timeout=30,
+            cwd=REPO,
+            env=da.env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert second.returncode == 2
         assert second.stderr.count("\n") == 1 and "already running" in second.stderr

@@ -32,13 +32,14 @@ def thread_nices(pid: int) -> list[int]:
     return out
 
 
-def test_the_daemon_runs_at_low_priority_and_shows_its_limits(cli_world: CliWorld) -> None:  # noqa: F811
+def test_the_daemon_runs_at_low_priority_and_shows_its_limits(cli_world: CliWorld) -> None:
     w = cli_world
     a = w.init("laptop")
     w.run("laptop", "limit", str(a), "--download", "512")
     base_nice = os.getpriority(os.PRIO_PROCESS, 0)
-    with DaemonProcess(w, "laptop", "--quiet-ms", "100", "--poll-interval", "2",
-                       "--limit-upload", "256") as d:
+    with DaemonProcess(
+        w, "laptop", "--quiet-ms", "100", "--poll-interval", "2", "--limit-upload", "256"
+    ) as d:
         status = d.wait_ready()
         assert d.proc is not None
         nices = thread_nices(d.proc.pid)
@@ -53,7 +54,7 @@ def test_the_daemon_runs_at_low_priority_and_shows_its_limits(cli_world: CliWorl
         wait_until(lambda: d.status()["head"] != status["head"], what="a synced edit")
 
 
-def test_normal_priority_keeps_the_priority(cli_world: CliWorld) -> None:  # noqa: F811
+def test_normal_priority_keeps_the_priority(cli_world: CliWorld) -> None:
     w = cli_world
     w.init("laptop")
     base_nice = os.getpriority(os.PRIO_PROCESS, 0)
@@ -64,7 +65,7 @@ def test_normal_priority_keeps_the_priority(cli_world: CliWorld) -> None:  # noq
         assert status["priority"] == "normal"
 
 
-def test_a_bloated_index_is_compacted_when_the_daemon_starts(cli_world: CliWorld) -> None:  # noqa: F811
+def test_a_bloated_index_is_compacted_when_the_daemon_starts(cli_world: CliWorld) -> None:
     w = cli_world
     a = w.init("laptop")
     (a / "keep.txt").write_text("kept through the compaction")

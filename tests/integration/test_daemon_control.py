@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from chunksync.config import FolderPaths
-from chunksync.control import ControlServer, FolderStatus, GatedChunkStore, TransfersPaused, parse_request
+from chunksync.control import (
+    ControlServer,
+    FolderStatus,
+    GatedChunkStore,
+    TransfersPaused,
+    parse_request,
+)
 from chunksync.daemon import clock_skew, reconnect_delay
 from chunksync.service import install_service, launchd_plist, systemd_unit
 from chunksync.status import ask_daemon
@@ -113,7 +119,9 @@ def test_pause_resume_and_sync_now(cli_world: CliWorld) -> None:
             pass
         out = w.run("laptop", "pause", str(a)).output
         assert "paused" in out
-        wait_until(lambda: not da.status()["round_active"], 1.0, interval=0.02, what="round to stop")
+        wait_until(
+            lambda: not da.status()["round_active"], 1.0, interval=0.02, what="round to stop"
+        )
         status = da.status()
         assert status["state"] == "paused" and status["transfers_in_flight"] == 0
         (a / "while-paused.txt").write_text("queued")
@@ -125,9 +133,11 @@ def test_pause_resume_and_sync_now(cli_world: CliWorld) -> None:
         assert da.status()["head"] == head  # nothing pushed while paused
 
         assert "resumed" in w.run("laptop", "resume", str(a)).output
-        wait_until(lambda: read_or_none(b / "while-paused.txt") == b"queued", what="queued file on B")
+        wait_until(
+            lambda: read_or_none(b / "while-paused.txt") == b"queued", what="queued file on B"
+        )
         wait_until(lambda: read_or_none(b / "big.bin") == big, 60, what="big file on B")
-        del big
+        big = b""  # free the 48 MiB
 
         # sync-now forces a round even when nothing told the daemon about a change
         before = db.status()["last_sync"]

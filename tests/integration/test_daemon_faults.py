@@ -34,15 +34,21 @@ def test_offline_edits_on_both_sides_converge_after_the_server_returns(cli_world
         (a / "shared.txt").write_text("A's offline edit")
         (b / "shared.txt").write_text("B's offline edit")
         for d in (da, db):
-            status = wait_until(lambda d=d: (s := d.status())["state"] == "offline" and s, what="offline")
+            status = wait_until(
+                lambda d=d: (s := d.status())["state"] == "offline" and s, what="offline"
+            )
             assert status["last_error"] and not status["at_head"]
 
         w.server.extra_args = ("--port", str(port))
         w.server.start()
-        wait_until(lambda: (b / "only-a.txt").exists() and (a / "only-b.txt").exists(), 30, what="exchange")
+        wait_until(
+            lambda: (b / "only-a.txt").exists() and (a / "only-b.txt").exists(), 30, what="exchange"
+        )
         da.wait_at_head(30)
         db.wait_at_head(30)
-        wait_until(lambda: tree_of(a, mtimes=False) == tree_of(b, mtimes=False), what="identical trees")
+        wait_until(
+            lambda: tree_of(a, mtimes=False) == tree_of(b, mtimes=False), what="identical trees"
+        )
         tree = tree_of(a, mtimes=False)
         contents = sorted(v[1] for v in tree.values())
         # nothing lost: both offline edits survive, one under the name, one as a conflicted copy
@@ -67,8 +73,12 @@ def test_sigkill_in_mid_sync_then_restart_converges(cli_world: CliWorld) -> None
         da.wait_at_head(60)
         db = DaemonProcess(w, "desktop").start()
         try:
-            wait_until(lambda: db.ask("status") is not None and db.status()["state"] == "syncing",
-                       30, interval=0.01, what="B mid-sync")
+            wait_until(
+                lambda: db.ask("status") is not None and db.status()["state"] == "syncing",
+                30,
+                interval=0.01,
+                what="B mid-sync",
+            )
             db.kill()
             # no partial file is ever visible under a final name
             assert read_or_none(b / "big.bin") in (None, big)
@@ -92,7 +102,7 @@ def snapshot_versions(root: Path, path: str, out: Path) -> list[bytes]:
                 target = out / str(i)
                 try:
                     await history.restore(reader, snap, [path], target)
-                except Exception:  # noqa: BLE001 - a snapshot without the file
+                except Exception:
                     continue
                 if (target / path).exists():
                     found.append((target / path).read_bytes())
@@ -111,7 +121,10 @@ def test_growing_file_snapshots_only_hold_prefixes(
     a = w.init("laptop")
     b = w.join("desktop")
     no_settle = (*FAST, "--settle-ms", "0")
-    with DaemonProcess(w, "laptop", *no_settle) as da, DaemonProcess(w, "desktop", *no_settle) as db:
+    with (
+        DaemonProcess(w, "laptop", *no_settle) as da,
+        DaemonProcess(w, "desktop", *no_settle) as db,
+    ):
         da.wait_ready()
         db.wait_ready()
         final = b""

@@ -35,7 +35,11 @@ def test_a_daemon_stuck_in_a_read_still_stops_on_sigterm_and_at_once_on_a_second
         assert daemon.proc.wait(timeout=20) == 0
         assert "Traceback" not in daemon.log_tail(100_000)
         last = daemon.events()[-1]
-        assert last["event"] == "stopped" and last["forced"] is True and "still running" in last["message"]
+        assert (
+            last["event"] == "stopped"
+            and last["forced"] is True
+            and "still running" in last["message"]
+        )
         assert not (a / ".chunksync" / "control.sock").exists()
         before = len(daemon.events("stopping"))
 

@@ -6,8 +6,17 @@ from __future__ import annotations
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
 from tests.helpers.devices import tree_of
 
-LEFTOVERS = (".DS_Store", "docs/Thumbs.db", "desktop.ini", "docs/.~lock.plan.odt#", "docs/~$plan.docx",
-             "docs/.plan.md.swp", "film.mkv.crdownload", ".Trash-1000/old.txt", ".nfs00001")
+LEFTOVERS = (
+    ".DS_Store",
+    "docs/Thumbs.db",
+    "desktop.ini",
+    "docs/.~lock.plan.odt#",
+    "docs/~$plan.docx",
+    "docs/.plan.md.swp",
+    "film.mkv.crdownload",
+    ".Trash-1000/old.txt",
+    ".nfs00001",
+)
 
 
 def test_os_and_editor_leftovers_are_not_synced_unless_re_included(cli_world: CliWorld) -> None:
@@ -29,7 +38,12 @@ def test_os_and_editor_leftovers_are_not_synced_unless_re_included(cli_world: Cl
     w.sync("laptop")
     assert (a / "iso.part").read_text() == "kept on purpose"
     assert set(tree_of(b, mtimes=False)) == {
-        ".chunksyncignore", "docs", "docs/plan.md", "docs/plan.md~", "iso.part"}
+        ".chunksyncignore",
+        "docs",
+        "docs/plan.md",
+        "docs/plan.md~",
+        "iso.part",
+    }
     # and back: the desktop's own leftovers stay there, its edits travel
     (b / "docs" / ".DS_Store").write_text("desktop junk")
     (b / "docs" / "plan.md").write_text("the plan, v2")

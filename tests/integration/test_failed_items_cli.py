@@ -86,18 +86,48 @@ def _faulty(names: Callable[[Faults], set[str]], name: str) -> Callable[[Path, F
 
 
 CASES = [
-    Case("unreadable", "secret.txt", _faulty(lambda f: f.deny, "secret.txt"),
-         lambda a, f: f.deny.clear(), "Permission denied"),
-    Case("not-utf8", "bad\udcff.txt", _bad_utf8,
-         lambda a, f: os.rename(os.fsencode(a) + b"/bad\xff.txt", a / "bad.txt"), "not UTF-8"),
-    Case("nfc-twin", "cafe\u0301.txt", _twins,  # the NFC spelling syncs, its NFD twin is skipped
-         lambda a, f: (a / "cafe\u0301.txt").rename(a / "cafe-2.txt"), "same NFC name"),
-    Case("special", "pipe", lambda a, f: os.mkfifo(a / "pipe"),
-         lambda a, f: (a / ".chunksyncignore").write_text("pipe\n"), "special file"),
-    Case("vanished", "flaky.txt", _faulty(lambda f: f.vanish, "flaky.txt"),
-         lambda a, f: f.vanish.clear(), "vanished"),
-    Case("being-written", "busy.log", _faulty(lambda f: f.grow, "busy.log"),
-         lambda a, f: f.grow.clear(), "kept changing"),
+    Case(
+        "unreadable",
+        "secret.txt",
+        _faulty(lambda f: f.deny, "secret.txt"),
+        lambda a, f: f.deny.clear(),
+        "Permission denied",
+    ),
+    Case(
+        "not-utf8",
+        "bad\udcff.txt",
+        _bad_utf8,
+        lambda a, f: os.rename(os.fsencode(a) + b"/bad\xff.txt", a / "bad.txt"),
+        "not UTF-8",
+    ),
+    Case(
+        "nfc-twin",
+        "cafe\u0301.txt",
+        _twins,  # the NFC spelling syncs, its NFD twin is skipped
+        lambda a, f: (a / "cafe\u0301.txt").rename(a / "cafe-2.txt"),
+        "same NFC name",
+    ),
+    Case(
+        "special",
+        "pipe",
+        lambda a, f: os.mkfifo(a / "pipe"),
+        lambda a, f: (a / ".chunksyncignore").write_text("pipe\n"),
+        "special file",
+    ),
+    Case(
+        "vanished",
+        "flaky.txt",
+        _faulty(lambda f: f.vanish, "flaky.txt"),
+        lambda a, f: f.vanish.clear(),
+        "vanished",
+    ),
+    Case(
+        "being-written",
+        "busy.log",
+        _faulty(lambda f: f.grow, "busy.log"),
+        lambda a, f: f.grow.clear(),
+        "kept changing",
+    ),
 ]
 
 
@@ -153,14 +183,21 @@ def test_sync_text_names_each_item_and_what_to_do(cli_world: CliWorld) -> None:
     assert result.exit_code == EXIT_SKIPPED
     lines = result.output.splitlines()
     assert lines[0] == f"2 items not synced (see 'chunksync status {a}'):"
-    assert any(line.startswith("  bad\\udcff.txt: name is not UTF-8") and "convmv" in line for line in lines)
-    assert any(line.startswith("  pipe: special file") and ".chunksyncignore" in line for line in lines)
+    assert any(
+        line.startswith("  bad\\udcff.txt: name is not UTF-8") and "convmv" in line
+        for line in lines
+    )
+    assert any(
+        line.startswith("  pipe: special file") and ".chunksyncignore" in line for line in lines
+    )
     # a name other systems cannot hold is synced, and said, but is not a skipped item
     assert any(line.startswith("  a:b.txt: ") and "Windows" in line for line in lines)
     assert json.loads(w.run("laptop", "status", str(a), "--json").stdout)["failed_items"] == 2
 
 
-def test_a_server_entry_this_device_cannot_create_is_a_failed_item_here(cli_world: CliWorld) -> None:
+def test_a_server_entry_this_device_cannot_create_is_a_failed_item_here(
+    cli_world: CliWorld,
+) -> None:
     w = cli_world
     a = w.init("laptop")
     (a / "plain.txt").write_text("plain")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from server import admin
-from server.storage.packs import INDEX_FILE
+from chunksync_server import admin
+from chunksync_server.storage.packs import INDEX_FILE
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
 from tests.helpers.devices import tree_of
 
@@ -26,8 +26,10 @@ def _lose_all_but_commits(world: CliWorld) -> int:
     with sqlite3.connect(index) as conn:
         rows = conn.execute("SELECT COUNT(*) FROM objects").fetchone()[0]
         # keep one object: the head commit is the last one written
-        conn.execute("DELETE FROM objects WHERE oid NOT IN "
-                     "(SELECT oid FROM objects ORDER BY pack DESC, offset DESC LIMIT 1)")
+        conn.execute(
+            "DELETE FROM objects WHERE oid NOT IN "
+            "(SELECT oid FROM objects ORDER BY pack DESC, offset DESC LIMIT 1)"
+        )
         left = conn.execute("SELECT COUNT(*) FROM objects").fetchone()[0]
     world.server.extra_args = ("--port", str(port))
     world.server.start()

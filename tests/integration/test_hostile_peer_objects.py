@@ -44,14 +44,18 @@ async def _commit_out_of_range_mtime(folder: Path) -> ObjectId:
         object.__setattr__(entry, "mtime_ns", 10**30)  # the constructor itself refuses it now
         tree = Tree.of([*reader.load_tree(parent.tree).entries, entry]).encode()
         tid = keys.meta_id(tree)
-        commit = Commit(tid, (id_from_hex(head.head),), parent.seq + 1, "laptop", "alice", 1).encode()
+        commit = Commit(
+            tid, (id_from_hex(head.head),), parent.seq + 1, "laptop", "alice", 1
+        ).encode()
         coid = keys.meta_id(commit)
-        await store.put_many([
-            (cid, seal(keys, ObjectKind.CHUNK, cid, data)),
-            (mid, seal(keys, ObjectKind.FILE, mid, manifest)),
-            (tid, seal(keys, ObjectKind.TREE, tid, tree)),
-            (coid, seal(keys, ObjectKind.COMMIT, coid, commit)),
-        ])
+        await store.put_many(
+            [
+                (cid, seal(keys, ObjectKind.CHUNK, cid, data)),
+                (mid, seal(keys, ObjectKind.FILE, mid, manifest)),
+                (tid, seal(keys, ObjectKind.TREE, tid, tree)),
+                (coid, seal(keys, ObjectKind.COMMIT, coid, commit)),
+            ]
+        )
         await store.cas_head(head.head, coid.hex())
         return tid
 

@@ -45,11 +45,21 @@ def small_files(root: Path, count: int = FILES) -> None:
 
 
 def start_cli(w: CliWorld, device: str, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CHUNKSYNC_HOME": str(w.home(device)),
-           "CHUNKSYNC_PASSPHRASE": PASSPHRASE, "CHUNKSYNC_PASSWORD": DEFAULT_PASSWORD}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "CHUNKSYNC_HOME": str(w.home(device)),
+        "CHUNKSYNC_PASSPHRASE": PASSPHRASE,
+        "CHUNKSYNC_PASSWORD": DEFAULT_PASSWORD,
+    }
     env.pop("CHUNKSYNC_DEBUG", None)
-    return subprocess.Popen([sys.executable, "-m", "chunksync.cli", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "chunksync.cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def count_files(root: Path) -> int:
@@ -86,8 +96,12 @@ def test_sigint_stops_a_join_within_a_second_and_the_next_join_completes(world: 
     w.login("desktop")
     b = w.folder("desktop")
     proc = start_cli(w, "desktop", "join", str(b), "--folder", "docs")
-    wait_until(lambda: count_files(b) >= 20 or proc.poll() is not None, 60, interval=0.02,
-               what="the join to start writing files")
+    wait_until(
+        lambda: count_files(b) >= 20 or proc.poll() is not None,
+        60,
+        interval=0.02,
+        what="the join to start writing files",
+    )
     elapsed, rc, err = interrupt(proc)
     assert elapsed < 1.0, f"took {elapsed:.2f} s to stop"
     assert rc == 130 and "Traceback" not in err and err.strip().endswith("interrupted"), err
@@ -106,15 +120,19 @@ def test_second_sigint_exits_at_once(world: CliWorld) -> None:
     small_files(a)
     w.login("laptop")
     proc = start_cli(w, "laptop", "init", str(a), "--folder", "docs")
-    wait_until(lambda: (a / ".chunksync" / "index").exists() or proc.poll() is not None, 60,
-               interval=0.02, what="init to start")
+    wait_until(
+        lambda: (a / ".chunksync" / "index").exists() or proc.poll() is not None,
+        60,
+        interval=0.02,
+        what="init to start",
+    )
     proc.send_signal(signal.SIGINT)
     elapsed, rc, err = interrupt(proc)
     assert elapsed < 1.0 and rc == 130 and "Traceback" not in err, err
 
 
 def server_objects(w: CliWorld) -> int:
-    from server import admin
+    from chunksync_server import admin
 
     return admin.stats(w.server.data_dir).objects
 
@@ -125,8 +143,12 @@ def test_interrupted_init_continues_and_uploads_only_what_the_server_lacks(world
     small_files(a)
     w.login("laptop")
     proc = start_cli(w, "laptop", "init", str(a), "--folder", "docs")
-    wait_until(lambda: server_objects(w) >= 200 or proc.poll() is not None, 120, interval=0.02,
-               what="init to upload some objects")
+    wait_until(
+        lambda: server_objects(w) >= 200 or proc.poll() is not None,
+        120,
+        interval=0.02,
+        what="init to upload some objects",
+    )
     _, rc, err = interrupt(proc)
     assert rc == 130 and "Traceback" not in err, err
     before = server_objects(w)
@@ -141,7 +163,10 @@ def test_interrupted_init_continues_and_uploads_only_what_the_server_lacks(world
     assert uploaded == server_objects(w) - before  # nothing the server held was sent again
     b = w.join("desktop")
     assert tree_of(a, mtimes=False) == tree_of(b, mtimes=False)
-    assert json.loads(w.run("laptop", "status", str(a), "--json").output)["local_changes_pending"] is False
+    assert (
+        json.loads(w.run("laptop", "status", str(a), "--json").output)["local_changes_pending"]
+        is False
+    )
 
 
 def test_init_refuses_a_bad_directory_before_creating_the_server_folder(world: CliWorld) -> None:
@@ -151,10 +176,12 @@ def test_init_refuses_a_bad_directory_before_creating_the_server_folder(world: C
     not_a_dir.write_text("x")
     result = w.run("laptop", "init", str(not_a_dir / "sub"), "--folder", "docs", ok=False)
     assert result.exit_code == 2
-    result = w.run("laptop", "init", str(w.folder("laptop")), "--folder", "docs", passphrase="", ok=False)
+    result = w.run(
+        "laptop", "init", str(w.folder("laptop")), "--folder", "docs", passphrase="", ok=False
+    )
     assert result.exit_code == 2 and "passphrase" in result.output
     assert server_objects(w) == 0
-    from server import admin
+    from chunksync_server import admin
 
     assert admin.list_folders(w.server.data_dir) == []
     w.run("laptop", "init", str(w.folder("laptop")), "--folder", "docs")  # the name is still free

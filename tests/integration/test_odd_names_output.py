@@ -49,7 +49,9 @@ def _run(w: CliWorld, device: str, *args: str, ok: bool = True) -> Result:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="names that are not UTF-8 exist on Linux only")
-def test_every_command_escapes_odd_names_and_json_keeps_them(cli_world: CliWorld, tmp_path: Path) -> None:
+def test_every_command_escapes_odd_names_and_json_keeps_them(
+    cli_world: CliWorld, tmp_path: Path
+) -> None:
     w = cli_world
     a = w.init("laptop")
     for name in ODD:
@@ -99,8 +101,18 @@ def test_every_command_escapes_odd_names_and_json_keeps_them(cli_world: CliWorld
     out = tmp_path / "restored"
     _run(w, "laptop", "restore", str(a), "--snapshot", head, "ctl\x01.txt", "--to", str(out))
     assert (out / "ctl\x01.txt").read_text() == "content of ctl\x01.txt"
-    missing = _run(w, "laptop", "restore", str(a), "--snapshot", head, "gone\x1b[2J.txt",
-                   "--to", str(tmp_path / "r2"), ok=False)
+    missing = _run(
+        w,
+        "laptop",
+        "restore",
+        str(a),
+        "--snapshot",
+        head,
+        "gone\x1b[2J.txt",
+        "--to",
+        str(tmp_path / "r2"),
+        ok=False,
+    )
     assert missing.exit_code != 0 and display("gone\x1b[2J.txt") in missing.stderr
     refused = _run(w, "laptop", "resolve", str(a), "nope\x01\x1b[31m", "--keep", "mine", ok=False)
     assert refused.exit_code == 2 and display("nope\x01\x1b[31m") in refused.stderr
@@ -117,13 +129,22 @@ def test_daemon_lines_and_log_records_are_escaped() -> None:
     line = stream.getvalue()
     assert line.count("\n") == 1 and not RAW.search(line)
     assert json.loads(line)["path"] == RED and json.loads(line)["copy_path"] == "bad\udcff.txt"
-    record = logging.LogRecord("chunksync.x", logging.WARNING, __file__, 1, "index at %s rebuilt",
-                               ("/home/u/odd\x1b[31m\ndir",), None)
+    record = logging.LogRecord(
+        "chunksync.x",
+        logging.WARNING,
+        __file__,
+        1,
+        "index at %s rebuilt",
+        ("/home/u/odd\x1b[31m\ndir",),
+        None,
+    )
     shown = DisplayFormatter("%(message)s").format(record)
     assert "\n" not in shown and not RAW.search(shown) and "odd\\x1b[31m" in shown
 
 
-def test_status_from_a_daemon_shows_odd_names_escaped_and_exact_in_json(cli_world: CliWorld) -> None:
+def test_status_from_a_daemon_shows_odd_names_escaped_and_exact_in_json(
+    cli_world: CliWorld,
+) -> None:
     """The control socket's answer (JSON) and ``status`` built from it."""
     import asyncio
     import threading

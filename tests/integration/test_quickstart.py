@@ -22,11 +22,21 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_quickstart_sets_up_server_user_and_synced_folder(tmp_path: Path) -> None:
     demo = tmp_path / "demo"
-    env = {**os.environ, "CHUNKSYNC_DEMO": str(demo), "CHUNKSYNC_PORT": str(_free_port()),
-           "CHUNKSYNC_QUICKSTART_NO_DAEMON": "1"}
+    env = {
+        **os.environ,
+        "CHUNKSYNC_DEMO": str(demo),
+        "CHUNKSYNC_PORT": str(_free_port()),
+        "CHUNKSYNC_QUICKSTART_NO_DAEMON": "1",
+    }
     for run in range(2):  # a second run reuses what the first one made
-        proc = subprocess.run([str(REPO / "scripts" / "quickstart.sh")], env=env, cwd=REPO,
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [str(REPO / "scripts" / "quickstart.sh")],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         assert "Add a second device" in proc.stdout
     assert (demo / "Sync" / ".chunksync" / "config.json").exists()

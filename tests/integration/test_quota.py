@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from chunksync.errors import QuotaExceeded
 from chunksync.transport.http import HttpClient
-from server import admin
-from server.__main__ import main as server_main
+from chunksync_server import admin
+from chunksync_server.__main__ import main as server_main
 from tests.helpers.devices import Device, tree_of
 from tests.helpers.server import login, serve_in_process
 
@@ -26,8 +26,9 @@ async def test_quota_refuses_then_allows(tmp_path: Path, folder_keys) -> None:
         client = HttpClient(srv.base_url, creds["token"])
         device = Device("laptop", tmp_path / "laptop", client.folder("docs"), folder_keys)
         try:
-            result = CliRunner().invoke(server_main, ["user", "quota", srv.user, "300K",
-                                                      "--data", str(srv.data_dir)])
+            result = CliRunner().invoke(
+                server_main, ["user", "quota", srv.user, "300K", "--data", str(srv.data_dir)]
+            )
             assert result.exit_code == 0, result.output
             device.write("small.bin", os.urandom(50_000))
             await device.sync()

@@ -11,8 +11,8 @@ import aiohttp
 from click.testing import CliRunner
 
 from chunksync import wire
-from server import admin
-from server.__main__ import main
+from chunksync_server import admin
+from chunksync_server.__main__ import main
 from tests.helpers.server import RunningServer, login, serve_in_process
 
 
@@ -70,11 +70,11 @@ async def test_new_rows_after_a_truncation_do_not_hide_it(tmp_path: Path) -> Non
         await some_activity(srv)
         rows = admin.verify_audit(data).rows
         delete_rows(data, f"id > {rows - 3}")
-        async with aiohttp.ClientSession() as s:   # the server goes on appending
+        async with aiohttp.ClientSession() as s:  # the server goes on appending
             for i in range(5):
                 await login(s, srv.base_url, srv.user, device_name=f"d{i}")
     result = admin.verify_audit(data)
-    assert not result.ok and result.first_bad == rows   # the recorded head row differs
+    assert not result.ok and result.first_bad == rows  # the recorded head row differs
     assert "recorded chain head" in result.reason
 
 
@@ -91,7 +91,7 @@ def denied_rows(data: Path) -> list[dict[str, object]]:
 
 
 async def test_a_revoked_device_retrying_writes_one_audit_row_per_window(tmp_path: Path) -> None:
-    from server.app import DENIALS
+    from chunksync_server.app import DENIALS
 
     async with serve_in_process(tmp_path / "srv") as srv:
         async with aiohttp.ClientSession() as s:
@@ -104,12 +104,13 @@ async def test_a_revoked_device_retrying_writes_one_audit_row_per_window(tmp_pat
                 for _ in range(times):
                     async with s.get(srv.url(wire.WHOAMI), headers=srv.headers(old["token"])) as r:
                         assert r.status == 401
+
             await retry(20)
             assert len(denied_rows(srv.data_dir)) == 1
-            async with s.get(srv.url(wire.WHOAMI)) as r:   # another caller: its own row
+            async with s.get(srv.url(wire.WHOAMI)) as r:  # another caller: its own row
                 assert r.status == 401
             assert len(denied_rows(srv.data_dir)) == 2
-            clock[0] += 601                                # the window has passed
+            clock[0] += 601  # the window has passed
             await retry(3)
     rows = denied_rows(srv.data_dir)
     assert len(rows) == 3 and rows[-1]["suppressed"] == 19 and "suppressed" not in rows[0]

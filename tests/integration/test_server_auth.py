@@ -13,17 +13,30 @@ import pytest
 import pytest_asyncio
 
 from chunksync import wire
-from server import admin
+from chunksync_server import admin
 from tests.helpers.server import RunningServer, create_user, login, serve_in_process
 
 F = "shared"
 ALL_ENDPOINTS: list[tuple[str, str]] = [
-    ("POST", wire.LOGOUT), ("POST", wire.TOKEN_ROTATE), ("GET", wire.WHOAMI),
-    ("POST", wire.TOTP_ENROLL), ("DELETE", wire.TOTP_ENROLL), ("GET", wire.FOLDERS),
-    ("POST", wire.FOLDERS), ("GET", wire.FOLDER), ("GET", wire.KEYSLOTS), ("PUT", wire.KEYSLOT),
-    ("POST", wire.MISSING), ("POST", wire.OBJECTS_FETCH), ("POST", wire.OBJECTS),
-    ("PUT", wire.OBJECT), ("GET", wire.OBJECT), ("GET", wire.HEAD), ("PUT", wire.HEAD),
-    ("GET", wire.HEAD_LOG), ("GET", wire.EVENTS),
+    ("POST", wire.LOGOUT),
+    ("POST", wire.TOKEN_ROTATE),
+    ("GET", wire.WHOAMI),
+    ("POST", wire.TOTP_ENROLL),
+    ("DELETE", wire.TOTP_ENROLL),
+    ("GET", wire.FOLDERS),
+    ("POST", wire.FOLDERS),
+    ("GET", wire.FOLDER),
+    ("GET", wire.KEYSLOTS),
+    ("PUT", wire.KEYSLOT),
+    ("POST", wire.MISSING),
+    ("POST", wire.OBJECTS_FETCH),
+    ("POST", wire.OBJECTS),
+    ("PUT", wire.OBJECT),
+    ("GET", wire.OBJECT),
+    ("GET", wire.HEAD),
+    ("PUT", wire.HEAD),
+    ("GET", wire.HEAD_LOG),
+    ("GET", wire.EVENTS),
 ]
 FOLDER_ENDPOINTS = [(m, r) for m, r in ALL_ENDPOINTS if "{folder}" in r]
 WRITES = [("PUT", wire.KEYSLOT), ("POST", wire.OBJECTS), ("PUT", wire.OBJECT), ("PUT", wire.HEAD)]
@@ -70,11 +83,15 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             h = srv.headers()
             async with s.post(srv.url(wire.FOLDERS), json={"name": F}, headers=h) as r:
                 assert r.status == 201
-            async with s.put(srv.url(wire.OBJECT, folder=F, oid=oid), data=blob,
-                             headers={**h, wire.DIGEST_HEADER: wire.blob_digest(blob).hex()}) as r:
+            async with s.put(
+                srv.url(wire.OBJECT, folder=F, oid=oid),
+                data=blob,
+                headers={**h, wire.DIGEST_HEADER: wire.blob_digest(blob).hex()},
+            ) as r:
                 assert r.status == 201
-            async with s.put(srv.url(wire.HEAD, folder=F), json={"expected": None, "new": oid},
-                             headers=h) as r:
+            async with s.put(
+                srv.url(wire.HEAD, folder=F), json={"expected": None, "new": oid}, headers=h
+            ) as r:
                 assert r.status == 200
         admin.add_member(data, F, "carol", "read-only")
         admin.revoke_device(data, revoked["device_id"])
@@ -85,8 +102,9 @@ def denied_count(data: Path) -> int:
     return sum(1 for e in admin.read_audit(data) if e.action == "request.denied")
 
 
-async def status_of(s: aiohttp.ClientSession, w: World, method: str, route: str,
-                    auth: str | None) -> tuple[int, dict[str, Any]]:
+async def status_of(
+    s: aiohttp.ClientSession, w: World, method: str, route: str, auth: str | None
+) -> tuple[int, dict[str, Any]]:
     kw = w.request_args(method, route)
     headers = dict(kw.pop("headers", {}))
     if auth is not None:
@@ -128,8 +146,13 @@ async def test_read_only_member_cannot_write(world: World) -> None:
         for method, route in WRITES:
             status, _ = await status_of(s, world, method, route, carol)
             assert status == 403, (method, route)
-        for method, route in [("GET", wire.HEAD), ("GET", wire.OBJECT), ("GET", wire.KEYSLOTS),
-                              ("POST", wire.MISSING), ("GET", wire.HEAD_LOG)]:
+        for method, route in [
+            ("GET", wire.HEAD),
+            ("GET", wire.OBJECT),
+            ("GET", wire.KEYSLOTS),
+            ("POST", wire.MISSING),
+            ("GET", wire.HEAD_LOG),
+        ]:
             status, _ = await status_of(s, world, method, route, carol)
             assert status == 200, (method, route)
     assert denied_count(world.srv.data_dir) - before == len(WRITES)
@@ -139,15 +162,20 @@ async def test_rewinding_cas_is_409_with_current_head(world: World) -> None:
     srv, other = world.srv, os.urandom(40)
     other_id = wire.blob_digest(other).hex()
     async with aiohttp.ClientSession(headers=srv.headers()) as s:
-        async with s.put(srv.url(wire.OBJECT, folder=F, oid=other_id), data=other,
-                         headers={wire.DIGEST_HEADER: other_id}) as r:
+        async with s.put(
+            srv.url(wire.OBJECT, folder=F, oid=other_id),
+            data=other,
+            headers={wire.DIGEST_HEADER: other_id},
+        ) as r:
             assert r.status == 201
-        async with s.put(srv.url(wire.HEAD, folder=F),
-                         json={"expected": world.oid, "new": other_id}) as r:
+        async with s.put(
+            srv.url(wire.HEAD, folder=F), json={"expected": world.oid, "new": other_id}
+        ) as r:
             assert r.status == 200
-        for expected in (world.oid, None):   # back to the old head, or from scratch
-            async with s.put(srv.url(wire.HEAD, folder=F),
-                             json={"expected": expected, "new": world.oid}) as r:
+        for expected in (world.oid, None):  # back to the old head, or from scratch
+            async with s.put(
+                srv.url(wire.HEAD, folder=F), json={"expected": expected, "new": world.oid}
+            ) as r:
                 assert r.status == 409
                 doc = await r.json()
                 assert wire.HeadState.from_wire(doc) == wire.HeadState(other_id, 2)
@@ -166,7 +194,9 @@ async def test_login_rate_limit(world: World) -> None:
     async with aiohttp.ClientSession() as s:
         statuses = []
         for _ in range(7):
-            async with s.post(srv.url(wire.LOGIN), json={"user": "bob", "password": "nope-nope"}) as r:
+            async with s.post(
+                srv.url(wire.LOGIN), json={"user": "bob", "password": "nope-nope"}
+            ) as r:
                 statuses.append(r.status)
         async with s.post(srv.url(wire.LOGIN), json={"user": "bob", "password": srv.password}) as r:
             statuses.append(r.status)

@@ -1,4 +1,4 @@
-"""The admin CLI through click's CliRunner (and ``python -m server`` for ``serve``), and a
+"""The admin CLI through click's CliRunner (and ``python -m chunksync_server`` for ``serve``), and a
 kill -9 of a server subprocess in the middle of uploads."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from chunksync import wire
-from server.__main__ import main
-from server.config import ServerConfig, ssl_context
+from chunksync_server.__main__ import main
+from chunksync_server.config import ServerConfig, ssl_context
 from tests.helpers.server import (
     DEFAULT_PASSWORD,
     ServerProcess,
@@ -38,19 +38,27 @@ async def test_admin_commands(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("s3cret-password\n")
     cli(data, "user", "add", "root", "--password-file", str(pw), "--admin")
-    err = CliRunner().invoke(main, ["user", "add", "root", "--password-file", str(pw),
-                                    "--data", str(data)])
-    assert err.exit_code == 2 and err.stderr.strip() == "chunksync-server: user 'root' already exists"
+    err = CliRunner().invoke(
+        main, ["user", "add", "root", "--password-file", str(pw), "--data", str(data)]
+    )
+    assert (
+        err.exit_code == 2 and err.stderr.strip() == "chunksync-server: user 'root' already exists"
+    )
     async with serve_in_process(data) as srv:
         async with aiohttp.ClientSession(headers=srv.headers()) as s:
             async with s.post(srv.url(wire.FOLDERS), json={"name": "docs"}) as r:
                 assert r.status == 201
             blob = os.urandom(100)
             oid = wire.blob_digest(blob).hex()
-            async with s.put(srv.url(wire.OBJECT, folder="docs", oid=oid), data=blob,
-                             headers={wire.DIGEST_HEADER: oid}) as r:
+            async with s.put(
+                srv.url(wire.OBJECT, folder="docs", oid=oid),
+                data=blob,
+                headers={wire.DIGEST_HEADER: oid},
+            ) as r:
                 assert r.status == 201
-            async with s.put(srv.url(wire.HEAD, folder="docs"), json={"expected": None, "new": oid}) as r:
+            async with s.put(
+                srv.url(wire.HEAD, folder="docs"), json={"expected": None, "new": oid}
+            ) as r:
                 assert r.status == 200
         # admin commands while the server runs
         users = cli(data, "user", "list")
@@ -70,7 +78,9 @@ async def test_admin_commands(tmp_path: Path) -> None:
         cli(data, "device", "revoke", "nope", code=2)
         cli(data, "user", "disable", "root")
         async with aiohttp.ClientSession() as s:
-            async with s.post(srv.url(wire.LOGIN), json={"user": "root", "password": "s3cret-password"}) as r:
+            async with s.post(
+                srv.url(wire.LOGIN), json={"user": "root", "password": "s3cret-password"}
+            ) as r:
                 assert r.status == 403
     log = json.loads(cli(data, "audit", "--folder", "docs", "--json"))
     assert [e["action"] for e in log] == ["folder.create", "head.move", "admin.folder.member"]
@@ -87,15 +97,21 @@ async def test_admin_commands(tmp_path: Path) -> None:
     assert CliRunner().invoke(main, ["stats", "--data", str(tmp_path / "none")]).exit_code == 2
 
 
-async def upload_batches(base: str, token: str, batches: list[list[tuple[bytes, bytes]]],
-                         done: asyncio.Event | None = None) -> int:
+async def upload_batches(
+    base: str,
+    token: str,
+    batches: list[list[tuple[bytes, bytes]]],
+    done: asyncio.Event | None = None,
+) -> int:
     ok = 0
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
         for batch in batches:
             try:
-                async with s.post(f"{base}/v1/folders/crash/objects",
-                                  data=io.BytesIO(wire.encode_upload_frames(batch)),
-                                  headers={"Content-Type": wire.BATCH_TYPE}) as r:
+                async with s.post(
+                    f"{base}/v1/folders/crash/objects",
+                    data=io.BytesIO(wire.encode_upload_frames(batch)),
+                    headers={"Content-Type": wire.BATCH_TYPE},
+                ) as r:
                     assert r.status == 200
                     ok += 1
                     if done is not None and ok == 2:
@@ -109,20 +125,27 @@ async def upload_batches(base: str, token: str, batches: list[list[tuple[bytes, 
 async def test_kill9_during_uploads(tmp_path: Path) -> None:
     data = tmp_path / "srv"
     create_user(data, "alice")
-    batches = [[(wire.blob_digest(b), b) for b in (os.urandom(256 * 1024) for _ in range(8))]
-               for _ in range(12)]
+    batches = [
+        [(wire.blob_digest(b), b) for b in (os.urandom(256 * 1024) for _ in range(8))]
+        for _ in range(12)
+    ]
     proc = ServerProcess(data).start()
     try:
         async with aiohttp.ClientSession() as s:
             token = (await login(s, proc.base_url, "alice", DEFAULT_PASSWORD))["token"]
-            async with s.post(f"{proc.base_url}{wire.FOLDERS}", json={"name": "crash"},
-                              headers={"Authorization": f"Bearer {token}"}) as r:
+            async with s.post(
+                f"{proc.base_url}{wire.FOLDERS}",
+                json={"name": "crash"},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as r:
                 assert r.status == 201
         two_done = asyncio.Event()
-        uploads = [asyncio.create_task(upload_batches(proc.base_url, token, batches[i::3], two_done))
-                   for i in range(3)]
+        uploads = [
+            asyncio.create_task(upload_batches(proc.base_url, token, batches[i::3], two_done))
+            for i in range(3)
+        ]
         await asyncio.wait_for(two_done.wait(), 30)
-        proc.kill()                                   # SIGKILL mid-upload
+        proc.kill()  # SIGKILL mid-upload
         await asyncio.gather(*uploads)
         proc.start()
         result = CliRunner().invoke(main, ["check", "--data", str(data)])
@@ -131,7 +154,9 @@ async def test_kill9_during_uploads(tmp_path: Path) -> None:
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
             fetch = f"{proc.base_url}/v1/folders/crash/objects/fetch"
             ids = [oid.hex() for oid, _ in all_items]
-            async with s.post(f"{proc.base_url}/v1/folders/crash/objects/missing", json={"ids": ids}) as r:
+            async with s.post(
+                f"{proc.base_url}/v1/folders/crash/objects/missing", json={"ids": ids}
+            ) as r:
                 absent = set((await r.json())["missing"])
             present = [(oid, blob) for oid, blob in all_items if oid.hex() not in absent]
             assert present, "the two acknowledged batches must have survived"
@@ -139,7 +164,9 @@ async def test_kill9_during_uploads(tmp_path: Path) -> None:
                 assert list(wire.iter_download_frames(await r.read())) == present
         assert await upload_batches(proc.base_url, token, batches) == len(batches)  # retry
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
-            async with s.post(f"{proc.base_url}/v1/folders/crash/objects/missing", json={"ids": ids}) as r:
+            async with s.post(
+                f"{proc.base_url}/v1/folders/crash/objects/missing", json={"ids": ids}
+            ) as r:
                 assert (await r.json())["missing"] == []
     finally:
         proc.stop()

@@ -11,7 +11,7 @@ import sqlite3
 import aiohttp
 
 from chunksync import wire
-from server import admin
+from chunksync_server import admin
 from tests.helpers.server import RunningServer, chunk_server, login
 
 __all__ = ["chunk_server"]
@@ -25,8 +25,11 @@ async def setup_folder(s: aiohttp.ClientSession, srv: RunningServer, n: int) -> 
         assert r.status == 201
     blobs = [os.urandom(32) for _ in range(n)]
     items = [(wire.blob_digest(b), b) for b in blobs]
-    async with s.post(srv.url(wire.OBJECTS, folder=F), data=wire.encode_upload_frames(items),
-                      headers={"Content-Type": wire.BATCH_TYPE}) as r:
+    async with s.post(
+        srv.url(wire.OBJECTS, folder=F),
+        data=wire.encode_upload_frames(items),
+        headers={"Content-Type": wire.BATCH_TYPE},
+    ) as r:
         assert r.status == 200
     return [oid.hex() for oid, _ in items]
 
@@ -43,8 +46,9 @@ async def test_concurrent_cas_has_one_winner_per_base(chunk_server: RunningServe
                 async with s.get(srv.url(wire.HEAD, folder=F)) as r:
                     base = wire.HeadState.from_wire(await r.json()).head
                 new = ids[k * ATTEMPTS + attempt]
-                async with s.put(srv.url(wire.HEAD, folder=F),
-                                 json={"expected": base, "new": new}) as r:
+                async with s.put(
+                    srv.url(wire.HEAD, folder=F), json={"expected": base, "new": new}
+                ) as r:
                     assert r.status in (200, 409), await r.text()
                     if r.status == 200:
                         wins.append((base, new))
@@ -59,7 +63,7 @@ async def test_concurrent_cas_has_one_winner_per_base(chunk_server: RunningServe
             final = wire.HeadState.from_wire(await r.json())
     assert len(log) == len(wins) and [e.seq for e in log] == list(range(1, len(log) + 1))
     prev = None
-    for entry in log:                       # one chain: each previous is the prior head
+    for entry in log:  # one chain: each previous is the prior head
         assert entry.previous == prev
         prev = entry.head
     assert (final.head, final.seq) == (prev, len(log))
@@ -77,13 +81,16 @@ async def test_websocket_pushes_head_and_closes_on_revoke(chunk_server: RunningS
     async with aiohttp.ClientSession(headers=srv.headers()) as s:
         ids = await setup_folder(s, srv, 2)
         second = await login(s, srv.base_url, srv.user, device_name="laptop")
-        async with s.ws_connect(srv.url(wire.EVENTS, folder=F),
-                                headers=srv.headers(second["token"])) as ws:
+        async with s.ws_connect(
+            srv.url(wire.EVENTS, folder=F), headers=srv.headers(second["token"])
+        ) as ws:
             hello = await next_json(ws)
             assert hello == {"type": "hello", "folder": F, "head": None, "seq": 0}
             loop = asyncio.get_running_loop()
             start = loop.time()
-            async with s.put(srv.url(wire.HEAD, folder=F), json={"expected": None, "new": ids[0]}) as r:
+            async with s.put(
+                srv.url(wire.HEAD, folder=F), json={"expected": None, "new": ids[0]}
+            ) as r:
                 assert r.status == 200
             event = await next_json(ws)
             assert loop.time() - start < 0.5
@@ -116,7 +123,7 @@ async def test_audit_chain_verifies_and_detects_tampering(chunk_server: RunningS
             raise AssertionError("the trigger should refuse updates")
         except sqlite3.DatabaseError as exc:
             assert "append-only" in str(exc)
-        conn.execute("DROP TRIGGER audit_no_update")   # an attacker with file access
+        conn.execute("DROP TRIGGER audit_no_update")  # an attacker with file access
         conn.execute("UPDATE audit SET user = 'mallory' WHERE id = 3")
         conn.commit()
     finally:

@@ -47,9 +47,18 @@ async def missing(s: aiohttp.ClientSession, srv: RunningServer, ids: list[bytes]
         return list((await r.json())["missing"])
 
 
-@pytest.mark.parametrize("ids", [
-    ["AB" * 32], ["ab" * 31], ["zz" * 32], [1234], "notalist", [None], ["ab" * 32 + "\n"],
-])
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["AB" * 32],
+        ["ab" * 31],
+        ["zz" * 32],
+        [1234],
+        "notalist",
+        [None],
+        ["ab" * 32 + "\n"],
+    ],
+)
 async def test_malformed_ids(srv: RunningServer, ids: Any) -> None:
     async with aiohttp.ClientSession(headers=srv.headers()) as s:
         for route in (wire.MISSING, wire.OBJECTS_FETCH):
@@ -59,17 +68,26 @@ async def test_malformed_ids(srv: RunningServer, ids: Any) -> None:
             await expect_error(r, 400)
 
 
-@pytest.mark.parametrize("body,status", [
-    (b"{not json", 400), (b"[1,2]", 400), (b'{"ids": [], "extra": 1}', 400),
-    (b'{"ids": 5}', 400), (b"\xff\xfe", 400), (b'{"ids": ["' + b"a" * 20000 + b'"]}', 413),
-])
+@pytest.mark.parametrize(
+    "body,status",
+    [
+        (b"{not json", 400),
+        (b"[1,2]", 400),
+        (b'{"ids": [], "extra": 1}', 400),
+        (b'{"ids": 5}', 400),
+        (b"\xff\xfe", 400),
+        (b'{"ids": ["' + b"a" * 20000 + b'"]}', 413),
+    ],
+)
 async def test_bad_json(srv: RunningServer, body: bytes, status: int) -> None:
     async with aiohttp.ClientSession(headers=srv.headers()) as s:
-        async with s.post(srv.url(wire.MISSING, folder=F), data=body,
-                          headers={"Content-Type": "application/json"}) as r:
+        async with s.post(
+            srv.url(wire.MISSING, folder=F), data=body, headers={"Content-Type": "application/json"}
+        ) as r:
             await expect_error(r, status)
-        async with s.put(srv.url(wire.HEAD, folder=F), json={"expected": None, "new": "ab" * 32,
-                                                           "force": True}) as r:
+        async with s.put(
+            srv.url(wire.HEAD, folder=F), json={"expected": None, "new": "ab" * 32, "force": True}
+        ) as r:
             assert "force" in await expect_error(r, 400)
 
 
@@ -80,9 +98,11 @@ async def test_single_upload_digest_mismatch_and_oversize(srv: RunningServer) ->
         async with s.put(url, data=blob, headers={wire.DIGEST_HEADER: "00" * 32}) as r:
             await expect_error(r, 400)
         async with s.put(url, data=blob) as r:
-            await expect_error(r, 400)            # no digest header
+            await expect_error(r, 400)  # no digest header
         big = os.urandom(CAPS["max_blob_size"] + 1)
-        async with s.put(url, data=big, headers={wire.DIGEST_HEADER: wire.blob_digest(big).hex()}) as r:
+        async with s.put(
+            url, data=big, headers={wire.DIGEST_HEADER: wire.blob_digest(big).hex()}
+        ) as r:
             await expect_error(r, 413)
         assert await missing(s, srv, [digest]) == [digest.hex()]
 
@@ -95,8 +115,9 @@ async def test_batch_digest_mismatch_keeps_only_frames_before(srv: RunningServer
     tampered[-1] ^= 1
     body += bytes(tampered) + wire.encode_upload_frames(good[2:])
     async with aiohttp.ClientSession(headers=srv.headers()) as s:
-        async with s.post(srv.url(wire.OBJECTS, folder=F), data=body,
-                          headers={"Content-Type": wire.BATCH_TYPE}) as r:
+        async with s.post(
+            srv.url(wire.OBJECTS, folder=F), data=body, headers={"Content-Type": wire.BATCH_TYPE}
+        ) as r:
             await expect_error(r, 400)
         ids = [g[0] for g in good] + [bad_digest]
         assert await missing(s, srv, ids) == [good[2][0].hex(), bad_digest.hex()]
@@ -108,8 +129,9 @@ async def test_truncated_batch(srv: RunningServer, cut: int) -> None:
     body = wire.encode_upload_frames([first, second])
     body = body[: len(body) - (68 + 1000) + cut]
     async with aiohttp.ClientSession(headers=srv.headers()) as s:
-        async with s.post(srv.url(wire.OBJECTS, folder=F), data=body,
-                          headers={"Content-Type": wire.BATCH_TYPE}) as r:
+        async with s.post(
+            srv.url(wire.OBJECTS, folder=F), data=body, headers={"Content-Type": wire.BATCH_TYPE}
+        ) as r:
             assert "truncated" in await expect_error(r, 400)
         assert await missing(s, srv, [first[0], second[0]]) == [second[0].hex()]
 
@@ -125,7 +147,9 @@ async def test_batch_caps(srv: RunningServer) -> None:
             await expect_error(r, 415)
 
 
-async def raw_request(srv: RunningServer, head: str, body_chunks: int, chunk: bytes) -> tuple[int, int]:
+async def raw_request(
+    srv: RunningServer, head: str, body_chunks: int, chunk: bytes
+) -> tuple[int, int]:
     """Send a raw HTTP request; returns (status, body bytes the server let us write)."""
     host, port = srv.base_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -148,9 +172,11 @@ async def raw_request(srv: RunningServer, head: str, body_chunks: int, chunk: by
 
 
 async def test_oversized_content_length_refused_before_reading(srv: RunningServer) -> None:
-    head = (f"POST {wire.OBJECTS.format(folder=F)} HTTP/1.1\r\nHost: x\r\n"
-            f"Authorization: Bearer {srv.token}\r\nContent-Type: {wire.BATCH_TYPE}\r\n"
-            f"Content-Length: {10**12}\r\n\r\n")
+    head = (
+        f"POST {wire.OBJECTS.format(folder=F)} HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {srv.token}\r\nContent-Type: {wire.BATCH_TYPE}\r\n"
+        f"Content-Length: {10**12}\r\n\r\n"
+    )
     status, _ = await raw_request(srv, head, 0, b"")
     assert status == 413
 
@@ -158,17 +184,21 @@ async def test_oversized_content_length_refused_before_reading(srv: RunningServe
 async def test_chunked_body_over_cap_is_cut_off(srv: RunningServer) -> None:
     digest, blob = obj(60_000)
     frame = wire.encode_upload_frames([(digest, blob)])
-    head = (f"POST {wire.OBJECTS.format(folder=F)} HTTP/1.1\r\nHost: x\r\n"
-            f"Authorization: Bearer {srv.token}\r\nContent-Type: {wire.BATCH_TYPE}\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n")
-    total_chunks = 100_000           # ~6 GB if the server kept reading
+    head = (
+        f"POST {wire.OBJECTS.format(folder=F)} HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {srv.token}\r\nContent-Type: {wire.BATCH_TYPE}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
+    total_chunks = 100_000  # ~6 GB if the server kept reading
     status, sent = await raw_request(srv, head, total_chunks, frame)
     assert status == 413
-    assert sent < 200 * len(frame)    # the server stopped reading long before the end
+    assert sent < 200 * len(frame)  # the server stopped reading long before the end
     # single uploads are capped the same way
-    head = (f"PUT {wire.OBJECT.format(folder=F, oid=digest.hex())} HTTP/1.1\r\nHost: x\r\n"
-            f"Authorization: Bearer {srv.token}\r\n{wire.DIGEST_HEADER}: {digest.hex()}\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n")
+    head = (
+        f"PUT {wire.OBJECT.format(folder=F, oid=digest.hex())} HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {srv.token}\r\n{wire.DIGEST_HEADER}: {digest.hex()}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    )
     status, sent = await raw_request(srv, head, total_chunks, blob)
     assert status == 413 and sent < 200 * len(blob)
 

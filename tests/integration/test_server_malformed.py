@@ -61,8 +61,13 @@ def routes(srv: RunningServer) -> list[tuple[str, str]]:
 
 
 async def send(
-    s: aiohttp.ClientSession, srv: RunningServer, token: str, method: str, template: str,
-    query: str, body: bytes,
+    s: aiohttp.ClientSession,
+    srv: RunningServer,
+    token: str,
+    method: str,
+    template: str,
+    query: str,
+    body: bytes,
 ) -> tuple[int, str]:
     url = srv.base_url + template.format(**PARAMS) + "?" + query
     headers = {**srv.headers(token), "Content-Type": "application/json"}
@@ -76,7 +81,9 @@ async def test_malformed_requests_never_get_a_5xx(srv: RunningServer) -> None:
     failures = []
     async with aiohttp.ClientSession() as s:
         for method, template in table:
-            cases = [(q, b) for q in QUERIES for b in BODIES[:1]] + [(QUERIES[0], b) for b in BODIES]
+            cases = [(q, b) for q in QUERIES for b in BODIES[:1]] + [
+                (QUERIES[0], b) for b in BODIES
+            ]
             for query, body in cases:
                 token = srv.token
                 if template in TOKEN_ENDING:
@@ -101,9 +108,10 @@ async def test_log_with_huge_or_garbage_ints_is_400(srv: RunningServer, query: s
 async def test_deep_or_out_of_range_json_is_400(srv: RunningServer, body: bytes) -> None:
     async with aiohttp.ClientSession(headers=srv.headers()) as s:
         for route in (wire.MISSING, wire.OBJECTS_FETCH):
-            async with s.post(srv.url(route, folder=F), data=body,
-                              headers={"Content-Type": "application/json"}) as r:
+            async with s.post(
+                srv.url(route, folder=F), data=body, headers={"Content-Type": "application/json"}
+            ) as r:
                 assert r.status == 400, await r.text()
                 assert (await r.json())["error"]
         async with s.post(srv.base_url + wire.LOGIN, data=body) as r:
-            assert r.status in (400, 413), await r.text()   # login caps bodies at 64 KiB
+            assert r.status in (400, 413), await r.text()  # login caps bodies at 64 KiB

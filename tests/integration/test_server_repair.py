@@ -24,10 +24,10 @@ from chunksync import wire
 from chunksync.errors import ObjectNotFound
 from chunksync.objects import ObjectId
 from chunksync.transport import HttpClient
-from server import admin
-from server.epoch import REPAIR_MARK
-from server.handlers.common import METRICS
-from server.storage.packindex import INDEX_FILE
+from chunksync_server import admin
+from chunksync_server.epoch import REPAIR_MARK
+from chunksync_server.handlers.common import METRICS
+from chunksync_server.storage.packindex import INDEX_FILE
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
 from tests.helpers.devices import tree_of
 from tests.helpers.server import REPO, RunningServer, serve_in_process
@@ -36,15 +36,22 @@ F = "f"
 
 
 def server_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "server", *args], cwd=REPO, text=True,
-                          capture_output=True, timeout=60, check=False,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        cwd=REPO,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def index_rows(data: Path) -> list[tuple[bytes, str, int, int, int]]:
     with sqlite3.connect(data / "objects" / INDEX_FILE) as db:
-        rows = db.execute("SELECT oid, ns, pack, offset, length FROM objects "
-                          "ORDER BY ns, pack, offset").fetchall()
+        rows = db.execute(
+            "SELECT oid, ns, pack, offset, length FROM objects ORDER BY ns, pack, offset"
+        ).fetchall()
     db.close()
     return rows
 
@@ -67,19 +74,19 @@ def test_check_repair_quarantines_damage_and_devices_reupload(cli_world: CliWorl
     w.server.stop()
     rows = index_rows(data)
     oid, ns, pack, offset, length = max(rows, key=lambda r: r[4])
-    flip(data, ns, pack, offset + length // 2)                 # bit rot in one object
+    flip(data, ns, pack, offset + length // 2)  # bit rot in one object
     last = max(rows, key=lambda r: (r[2], r[3]))
     with open(data / "objects" / last[1] / "packs" / f"{last[2]}.pack", "r+b") as f:
-        f.truncate(last[3] + 1)                                 # and a pack cut short
+        f.truncate(last[3] + 1)  # and a pack cut short
     plain = server_cli("check", "--data", str(data))
     assert plain.returncode == 1 and "digest mismatch" in plain.stdout
     assert not (data / REPAIR_MARK).exists()
 
     repaired = server_cli("check", "--repair", "--data", str(data))
-    assert repaired.returncode == 1, repaired.stderr               # the data is still missing
+    assert repaired.returncode == 1, repaired.stderr  # the data is still missing
     assert "repair: 2 object(s) quarantined" in repaired.stdout, repaired.stdout
     assert oid.hex() in repaired.stdout and "Traceback" not in repaired.stderr
-    assert (data / REPAIR_MARK).exists()                         # clients will re-check
+    assert (data / REPAIR_MARK).exists()  # clients will re-check
     remaining = {r[0] for r in index_rows(data)}
     assert oid not in remaining and last[0] not in remaining
     actions = [e.action for e in admin.read_audit(data)]
@@ -122,10 +129,12 @@ def damaged_metric(srv: RunningServer) -> float:
 async def test_damage_is_counted_logged_once_and_changes_the_epoch(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="server.storage")
+    caplog.set_level(logging.WARNING, logger="chunksync_server.storage")
     async with serve_in_process(tmp_path / "srv") as srv:
-        async with aiohttp.ClientSession(headers=srv.headers()) as s, \
-                s.post(srv.url(wire.FOLDERS), json={"name": F}) as r:
+        async with (
+            aiohttp.ClientSession(headers=srv.headers()) as s,
+            s.post(srv.url(wire.FOLDERS), json={"name": F}) as r,
+        ):
             assert r.status == 201
         client = HttpClient(srv.base_url, srv.token)
         try:
@@ -133,18 +142,21 @@ async def test_damage_is_counted_logged_once_and_changes_the_epoch(
             items = [(ObjectId(bytes([n]) * 32), bytes([n]) * 5000) for n in range(1, 4)]
             await store.put_many(items)
             epoch = (await store.get_head()).epoch
-            oid, ns, pack, offset, _ = next(r for r in index_rows(srv.data_dir)
-                                            if r[0] == items[1][0])
+            oid, ns, pack, offset, _ = next(
+                r for r in index_rows(srv.data_dir) if r[0] == items[1][0]
+            )
             flip(srv.data_dir, ns, pack, offset + 10)
             for _ in range(3):  # asked for again and again: found once, never served
                 with pytest.raises(ObjectNotFound, match=oid.hex()):
                     await store.get_many([oid for oid, _ in items])
-            assert set(await store.get_many([items[0][0], items[2][0]])) == {items[0][0],
-                                                                            items[2][0]}
+            assert set(await store.get_many([items[0][0], items[2][0]])) == {
+                items[0][0],
+                items[2][0],
+            }
             assert damaged_metric(srv) == 1.0
-            assert (await store.get_head()).epoch != epoch     # clients re-check, unasked
+            assert (await store.get_head()).epoch != epoch  # clients re-check, unasked
             assert await store.missing([oid]) == {oid}
-            await store.put_many([items[1]])                   # a re-upload heals it
+            await store.put_many([items[1]])  # a re-upload heals it
             assert (await store.get_many([oid]))[oid] == items[1][1]
             async with aiohttp.ClientSession() as s, s.get(srv.url(wire.METRICS)) as r:
                 assert "chunksync_storage_damaged_objects_total 1.0" in await r.text()

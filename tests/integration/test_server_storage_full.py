@@ -27,9 +27,9 @@ from chunksync.errors import QuotaExceeded, ServerStorageFull
 from chunksync.objects import ObjectId
 from chunksync.transport import HttpClient, RetryPolicy
 from chunksync.transport.base import status_error
-from server import admin
-from server.handlers.common import DB, METRICS
-from server.storage import packio
+from chunksync_server import admin
+from chunksync_server.handlers.common import DB, METRICS
+from chunksync_server.storage import packio
 from tests.helpers.server import RunningServer, serve_in_process
 
 F = "f"
@@ -39,8 +39,9 @@ F = "f"
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                          capture_output=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.decode().strip()}")
     yield mnt
@@ -88,12 +89,12 @@ async def test_full_server_disk_answers_507_storage_full_not_500(
             kept = blobs(4, 10_000)
             await store.put_many(kept)
             with pytest.raises(ServerStorageFull, match="server storage is full") as err:
-                await store.put_many(blobs(40, 100_000))   # 4 MB into a 2 MB disk
+                await store.put_many(blobs(40, 100_000))  # 4 MB into a 2 MB disk
             assert "\n" not in str(err.value) and "Internal Server Error" not in str(err.value)
-            assert waits == []                       # not retried at once
+            assert waits == []  # not retried at once
             assert requests_with(srv, "507") == 1
             assert requests_with(srv, "500") == 0
-            small = blobs(2, 1000)                   # the failed append was rolled back
+            small = blobs(2, 1000)  # the failed append was rolled back
             await store.put_many(small)
             assert await store.missing([oid for oid, _ in kept + small]) == set()
         finally:
@@ -143,11 +144,18 @@ async def test_metadata_write_failure_answers_507_not_500(
 
 
 def test_client_tells_full_server_disk_from_quota() -> None:
-    full = status_error(507, "Insufficient Storage",
-                        b'{"error": "server storage is full", "code": "storage_full"}', "upload")
-    quota = status_error(507, "Insufficient Storage",
-                         b'{"error": "storage quota exceeded: alice", "code": "quota_exceeded"}',
-                         "upload")
+    full = status_error(
+        507,
+        "Insufficient Storage",
+        b'{"error": "server storage is full", "code": "storage_full"}',
+        "upload",
+    )
+    quota = status_error(
+        507,
+        "Insufficient Storage",
+        b'{"error": "storage quota exceeded: alice", "code": "quota_exceeded"}',
+        "upload",
+    )
     legacy_quota = status_error(507, "", b'{"error": "storage quota exceeded"}', "upload")
     assert isinstance(full, ServerStorageFull) and not full.retryable
     assert str(full) == "upload: server storage is full (HTTP 507)"

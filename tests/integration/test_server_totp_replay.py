@@ -33,10 +33,10 @@ async def test_a_totp_code_is_accepted_once(tmp_path: Path) -> None:
             totp = await enrol(s, srv)
             code = totp.now()
             assert await login_status(s, srv, code) == 200
-            assert await login_status(s, srv, code) == 401       # replayed
-            previous = totp.at(time.time() - totp.interval)       # an older step: also spent
+            assert await login_status(s, srv, code) == 401  # replayed
+            previous = totp.at(time.time() - totp.interval)  # an older step: also spent
             assert await login_status(s, srv, previous) == 401
-            later = totp.at(time.time() + totp.interval)          # next step, within skew
+            later = totp.at(time.time() + totp.interval)  # next step, within skew
             assert await login_status(s, srv, later) == 200
 
 
@@ -55,10 +55,12 @@ async def test_a_used_code_cannot_disable_totp(tmp_path: Path) -> None:
             totp = await enrol(s, srv)
             code = totp.now()
             assert await login_status(s, srv, code) == 200
-            async with s.delete(srv.url(wire.TOTP_ENROLL), json={"totp": code},
-                                headers=srv.headers()) as r:
+            async with s.delete(
+                srv.url(wire.TOTP_ENROLL), json={"totp": code}, headers=srv.headers()
+            ) as r:
                 assert r.status == 403
             fresh = totp.at(time.time() + totp.interval)
-            async with s.delete(srv.url(wire.TOTP_ENROLL), json={"totp": fresh},
-                                headers=srv.headers()) as r:
+            async with s.delete(
+                srv.url(wire.TOTP_ENROLL), json={"totp": fresh}, headers=srv.headers()
+            ) as r:
                 assert r.status == 204

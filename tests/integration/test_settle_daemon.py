@@ -13,8 +13,18 @@ from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
 from tests.helpers.corpus import random_bytes
 from tests.helpers.daemons import DaemonProcess, read_or_none, wait_until
 
-ARGS = ("--quiet-ms", "100", "--max-delay-ms", "1000", "--poll-interval", "2", "--backoff-max", "1",
-        "--settle-ms", "2000")
+ARGS = (
+    "--quiet-ms",
+    "100",
+    "--max-delay-ms",
+    "1000",
+    "--poll-interval",
+    "2",
+    "--backoff-max",
+    "1",
+    "--settle-ms",
+    "2000",
+)
 WRITER = r"""
 import sys, time
 src, dst, pieces, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
@@ -44,13 +54,19 @@ def test_a_file_written_over_seconds_makes_one_snapshot_and_never_arrives_partia
     with DaemonProcess(w, "laptop", *ARGS) as da, DaemonProcess(w, "desktop", *ARGS) as db:
         da.wait_ready()
         db.wait_ready()
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(source), str(a / "big.bin"), "20", "6"])
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(source), str(a / "big.bin"), "20", "6"]
+        )
         seen_on_b: set[str | None] = set()
         waiting_seen = False
         while writer.poll() is None:
             seen_on_b.add(digest(read_or_none(b / "big.bin")))
             status = da.status()
-            waiting_seen = waiting_seen or status["state"] == "waiting" or "big.bin" in status["waiting_for_writes"]
+            waiting_seen = (
+                waiting_seen
+                or status["state"] == "waiting"
+                or "big.bin" in status["waiting_for_writes"]
+            )
         assert writer.returncode == 0
 
         def arrived() -> bool:
@@ -79,14 +95,20 @@ def test_a_file_that_never_settles_is_synced_at_the_cap_and_said(cli_world: CliW
     with DaemonProcess(w, "laptop", *capped) as da, DaemonProcess(w, "desktop", *ARGS) as db:
         da.wait_ready()
         db.wait_ready()
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(source), str(a / "app.log"), "100", "10"])
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(source), str(a / "app.log"), "100", "10"]
+        )
         seen_during_write: set[bytes] = set()
         while writer.poll() is None:
             data = read_or_none(b / "app.log")
             if data is not None:
                 seen_during_write.add(data)
         assert writer.returncode == 0
-        wait_until(lambda: read_or_none(b / "app.log") == final, 60, what="the final log on the other device")
+        wait_until(
+            lambda: read_or_none(b / "app.log") == final,
+            60,
+            what="the final log on the other device",
+        )
         assert seen_during_write, "a file that never settles must still sync (the cap)"
         assert all(final.startswith(v) for v in seen_during_write)  # consistent reads only
         assert any(e["path"] == "app.log" for e in da.events("still_being_written"))

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from server.storage import PackObjectStore
-from server.storage.packs import INDEX_FILE
+from chunksync_server.storage import PackObjectStore
+from chunksync_server.storage.packs import INDEX_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "f1"
@@ -38,7 +38,7 @@ CHILD = f"""
 import os, random, signal, sys
 sys.path.insert(0, {str(REPO)!r})
 from pathlib import Path
-from server.storage import PackObjectStore
+from chunksync_server.storage import PackObjectStore
 
 {inspect.getsource(batch)}
 

@@ -36,8 +36,8 @@ import pytest
 
 from chunksync import wire
 from chunksync.transport import http as http_transport
-from server import admin
-from server.storage.packindex import INDEX_FILE
+from chunksync_server import admin
+from chunksync_server.storage.packindex import INDEX_FILE
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
 from tests.helpers.devices import tree_of
 
@@ -225,7 +225,7 @@ def test_kill_9_during_uploads_heals(cli_world: CliWorld, monkeypatch: pytest.Mo
         # what a kill between a batch's pack sync and its index commit leaves: a tail
         # of blobs no index row names (made certain here, whatever the kill hit)
         packs = sorted(pack_path(w, 0).parent.glob("*.pack"), key=lambda p: int(p.stem))
-        with open(packs[-1], "ab") as f:  # noqa: ASYNC230 - the crash may block the loop
+        with open(packs[-1], "ab") as f:
             f.write(os.urandom(70_000))
         restart_on_same_port(w)
         return await sent

@@ -41,7 +41,9 @@ def problems(*daemons: DaemonProcess) -> list[dict[str, object]]:
     return [e for d in daemons for e in d.events() if e["event"] in ("offline", "revoked", "error")]
 
 
-def test_daemons_sharing_one_login_keep_syncing_across_token_expiries(short_token_world: CliWorld) -> None:
+def test_daemons_sharing_one_login_keep_syncing_across_token_expiries(
+    short_token_world: CliWorld,
+) -> None:
     w = short_token_world
     a = w.init("laptop")
     # a second folder under the same login: two daemons renew one credentials file
@@ -62,11 +64,17 @@ def test_daemons_sharing_one_login_keep_syncing_across_token_expiries(short_toke
             n += 1
             (a / f"edit-{n}.txt").write_text(f"edit {n} from the laptop")
             (second / f"note-{n}.txt").write_text(f"note {n}")
-            wait_until(lambda n=n: read_or_none(b / f"edit-{n}.txt") == f"edit {n} from the laptop".encode(),
-                       what=f"edit {n} on the desktop")
+            wait_until(
+                lambda n=n: (
+                    read_or_none(b / f"edit-{n}.txt") == f"edit {n} from the laptop".encode()
+                ),
+                what=f"edit {n} on the desktop",
+            )
             time.sleep(1.0)  # let the clock run across several token lifetimes
         (b / "reply.txt").write_text("from the desktop")
-        wait_until(lambda: read_or_none(a / "reply.txt") == b"from the desktop", what="reply on the laptop")
+        wait_until(
+            lambda: read_or_none(a / "reply.txt") == b"from the desktop", what="reply on the laptop"
+        )
         notes.wait_at_head()
         for d in (da, db, notes):
             assert d.status()["state"] in ("idle", "syncing", "scanning", "waiting"), d.log_tail()
@@ -82,8 +90,20 @@ def test_revoked_device_says_revoked_and_the_daemon_stops(short_token_world: Cli
     with DaemonProcess(w, "laptop") as da:
         da.wait_ready()
         subprocess.run(
-            [sys.executable, "-m", "server", "device", "revoke", str(device_id), "--data", str(w.server.data_dir)],
-            cwd=REPO, check=True, capture_output=True, timeout=30,
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "device",
+                "revoke",
+                str(device_id),
+                "--data",
+                str(w.server.data_dir),
+            ],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
         (a / "after.txt").write_text("written after the revocation")
         assert da.proc is not None

@@ -34,14 +34,18 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 async def status_with(srv: RunningServer, token: str) -> int:
-    async with aiohttp.ClientSession() as s, \
-            s.get(srv.url(wire.WHOAMI), headers=srv.headers(token)) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(srv.url(wire.WHOAMI), headers=srv.headers(token)) as r,
+    ):
         return r.status
 
 
 async def rotate_with(srv: RunningServer, token: str) -> str:
-    async with aiohttp.ClientSession() as s, \
-            s.post(srv.url(wire.TOKEN_ROTATE), headers=srv.headers(token)) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(srv.url(wire.TOKEN_ROTATE), headers=srv.headers(token)) as r,
+    ):
         assert r.status == 200, await r.text()
         return str((await r.json())["token"])
 
@@ -50,23 +54,34 @@ async def test_a_lost_rotation_answer_keeps_the_device_syncing(
     tmp_path: Path, home: Path, folder_keys: FolderKeys
 ) -> None:
     async with serve_in_process(tmp_path / "server", token_ttl=LIFETIME) as srv:
-        async with aiohttp.ClientSession(headers=srv.headers()) as s, \
-                s.post(srv.url(wire.FOLDERS), json={"name": "docs"}) as r:
+        async with (
+            aiohttp.ClientSession(headers=srv.headers()) as s,
+            s.post(srv.url(wire.FOLDERS), json={"name": "docs"}) as r,
+        ):
             assert r.status == 201
         port = int(srv.base_url.rsplit(":", 1)[1])
         async with FaultyProxy("127.0.0.1", port) as proxy:
             proxy.cut_response(0, match=wire.TOKEN_ROTATE)  # rotated, but never told
             old = srv.token
-            save_credential(Credential(proxy.url, srv.user, old, srv.device_id, "laptop",
-                                       expires_at=time.time() + LIFETIME,
-                                       renew_after=time.time() - 1))  # due now
+            save_credential(
+                Credential(
+                    proxy.url,
+                    srv.user,
+                    old,
+                    srv.device_id,
+                    "laptop",
+                    expires_at=time.time() + LIFETIME,
+                    renew_after=time.time() - 1,
+                )
+            )  # due now
             client = HttpClient(proxy.url, tokens=token_keeper(load_credential()))
             async with aiohttp.ClientSession() as s:
                 creds = await login(s, srv.base_url, srv.user, device_name="desktop")
             other_client = HttpClient(srv.base_url, creds["token"])
             laptop = Device("laptop", tmp_path / "laptop", client.folder("docs"), folder_keys)
-            desktop = Device("desktop", tmp_path / "desktop", other_client.folder("docs"),
-                             folder_keys)
+            desktop = Device(
+                "desktop", tmp_path / "desktop", other_client.folder("docs"), folder_keys
+            )
             try:
                 laptop.write("first.txt", "written before the lost answer")
                 await laptop.sync()
@@ -101,13 +116,13 @@ async def test_a_lost_rotation_answer_keeps_the_device_syncing(
 async def test_the_old_token_dies_at_the_new_ones_first_use(tmp_path: Path) -> None:
     async with serve_in_process(tmp_path / "server") as srv:
         old = srv.token
-        lost = await rotate_with(srv, old)       # an answer the client never saw
+        lost = await rotate_with(srv, old)  # an answer the client never saw
         assert await status_with(srv, old) == 200
-        new = await rotate_with(srv, old)        # so it rotates again with the old token
-        assert await status_with(srv, lost) == 401   # the unused successor is revoked
+        new = await rotate_with(srv, old)  # so it rotates again with the old token
+        assert await status_with(srv, lost) == 401  # the unused successor is revoked
         assert await status_with(srv, old) == 200
         assert await status_with(srv, new) == 200
-        assert await status_with(srv, old) == 401    # a stolen old token is useless now
+        assert await status_with(srv, old) == 401  # a stolen old token is useless now
         assert await status_with(srv, new) == 200
         with pytest.raises(AssertionError):
             await rotate_with(srv, old)
@@ -116,8 +131,10 @@ async def test_the_old_token_dies_at_the_new_ones_first_use(tmp_path: Path) -> N
 async def test_logout_with_the_old_token_revokes_its_unused_successor(tmp_path: Path) -> None:
     async with serve_in_process(tmp_path / "server") as srv:
         successor = await rotate_with(srv, srv.token)
-        async with aiohttp.ClientSession() as s, \
-                s.post(srv.url(wire.LOGOUT), headers=srv.headers()) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(srv.url(wire.LOGOUT), headers=srv.headers()) as r,
+        ):
             assert r.status == 204
         assert await status_with(srv, successor) == 401
         assert await status_with(srv, srv.token) == 401

@@ -13,7 +13,7 @@ from chunksync.config import Credential, load_credential, save_credential, token
 from chunksync.errors import DeviceRevoked
 from chunksync.transport.http import HttpClient
 from chunksync.transport.tokens import renew_at
-from server import admin
+from chunksync_server import admin
 from tests.helpers.server import serve_in_process
 
 
@@ -28,10 +28,21 @@ def _client() -> HttpClient:
     return HttpClient(cred.server, ca_file=cred.ca_file, tokens=token_keeper(cred))
 
 
-async def test_token_rotated_by_another_client_is_reread_after_401(tmp_path: Path, home: Path) -> None:
+async def test_token_rotated_by_another_client_is_reread_after_401(
+    tmp_path: Path, home: Path
+) -> None:
     async with serve_in_process(tmp_path / "server", token_ttl=3600.0) as srv:
-        save_credential(Credential(srv.base_url, srv.user, srv.token, srv.device_id, "laptop",
-                                   expires_at=time.time() + 3600, renew_after=time.time() - 1))
+        save_credential(
+            Credential(
+                srv.base_url,
+                srv.user,
+                srv.token,
+                srv.device_id,
+                "laptop",
+                expires_at=time.time() + 3600,
+                renew_after=time.time() - 1,
+            )
+        )
         first, second = _client(), _client()
         try:
             assert await first.renew_if_due()  # due: rotates, revoking the token `second` holds
@@ -49,7 +60,9 @@ async def test_token_rotated_by_another_client_is_reread_after_401(tmp_path: Pat
             await second.aclose()
 
 
-async def test_old_credentials_without_expiry_renew_on_first_use(tmp_path: Path, home: Path) -> None:
+async def test_old_credentials_without_expiry_renew_on_first_use(
+    tmp_path: Path, home: Path
+) -> None:
     async with serve_in_process(tmp_path / "server", token_ttl=90.0) as srv:
         save_credential(Credential(srv.base_url, srv.user, srv.token, srv.device_id, "laptop"))
         client = _client()
@@ -63,10 +76,21 @@ async def test_old_credentials_without_expiry_renew_on_first_use(tmp_path: Path,
             await client.aclose()
 
 
-async def test_revoked_device_is_device_revoked_after_one_reread(tmp_path: Path, home: Path) -> None:
+async def test_revoked_device_is_device_revoked_after_one_reread(
+    tmp_path: Path, home: Path
+) -> None:
     async with serve_in_process(tmp_path / "server") as srv:
-        save_credential(Credential(srv.base_url, srv.user, srv.token, srv.device_id, "laptop",
-                                   expires_at=time.time() + 3600, renew_after=time.time() + 3000))
+        save_credential(
+            Credential(
+                srv.base_url,
+                srv.user,
+                srv.token,
+                srv.device_id,
+                "laptop",
+                expires_at=time.time() + 3600,
+                renew_after=time.time() + 3000,
+            )
+        )
         admin.revoke_device(srv.data_dir, srv.device_id)
         client = _client()
         try:

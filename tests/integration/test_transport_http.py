@@ -22,7 +22,12 @@ import pytest
 from chunksync import wire
 from chunksync.crypto.folder_keys import FolderKeys
 from chunksync.errors import (
-    AuthError, ConfigError, NetworkError, ObjectNotFound, ProtocolError, TransportTimeout,
+    AuthError,
+    ConfigError,
+    NetworkError,
+    ObjectNotFound,
+    ProtocolError,
+    TransportTimeout,
     UserError,
 )
 from chunksync.objects import ObjectId
@@ -82,15 +87,31 @@ def count(proxy: FaultyProxy, needle: str) -> int:
 
 
 # --- configuration -------------------------------------------------------------------------
-@pytest.mark.parametrize("url", ["http://example.com", "http://10.0.0.1:8400", "ftp://127.0.0.1",
-                                 "http://user:pw@127.0.0.1", "not a url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com",
+        "http://10.0.0.1:8400",
+        "ftp://127.0.0.1",
+        "http://user:pw@127.0.0.1",
+        "not a url",
+    ],
+)
 def test_refuses_unsafe_urls(url: str) -> None:
     with pytest.raises(ConfigError):
         HttpClient(url)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8400/", "http://127.8.9.1", "http://[::1]:1",
-                                 "http://localhost:8400", "https://sync.example.com/base"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8400/",
+        "http://127.8.9.1",
+        "http://[::1]:1",
+        "http://localhost:8400",
+        "https://sync.example.com/base",
+    ],
+)
 def test_accepts_tls_and_loopback_urls(url: str) -> None:
     assert HttpClient(url).base_url == url.rstrip("/")
 
@@ -331,8 +352,14 @@ async def flaky(failures: list[Exception], result: str = "ok") -> str:
 
 async def test_retry_full_jitter_windows_double_up_to_the_cap() -> None:
     fake = FakeTime()
-    policy = RetryPolicy(attempts=6, base_delay=1, max_delay=5, sleep=fake.sleep,
-                         rand=lambda: 0.999, clock=lambda: fake.now)
+    policy = RetryPolicy(
+        attempts=6,
+        base_delay=1,
+        max_delay=5,
+        sleep=fake.sleep,
+        rand=lambda: 0.999,
+        clock=lambda: fake.now,
+    )
     errors: list[Exception] = [NetworkError("x") for _ in range(5)]
     assert await call_with_retry(lambda: flaky(errors), policy) == "ok"
     assert [round(w) for w in fake.waits] == [1, 2, 4, 5, 5]
@@ -350,8 +377,15 @@ async def test_retry_never_repeats_permanent_errors(error: Exception) -> None:
 
 async def test_retry_stops_at_the_deadline() -> None:
     fake = FakeTime()
-    policy = RetryPolicy(attempts=100, base_delay=10, max_delay=10, deadline=25,
-                         sleep=fake.sleep, rand=lambda: 0.9, clock=lambda: fake.now)
+    policy = RetryPolicy(
+        attempts=100,
+        base_delay=10,
+        max_delay=10,
+        deadline=25,
+        sleep=fake.sleep,
+        rand=lambda: 0.9,
+        clock=lambda: fake.now,
+    )
     errors: list[Exception] = [TransportTimeout("t") for _ in range(100)]
     with pytest.raises(TransportTimeout):
         await call_with_retry(lambda: flaky(errors), policy)

@@ -53,9 +53,14 @@ def assert_base_closure_held(index: Index) -> None:
             assert index.get_object(entry.id) is not None, f"manifest of {_path} was evicted"
 
 
-async def test_many_rounds_of_edits_keep_the_cache_bounded_and_the_base_whole(tmp_path, folder_keys) -> None:
+async def test_many_rounds_of_edits_keep_the_cache_bounded_and_the_base_whole(
+    tmp_path, folder_keys
+) -> None:
     store = CountingStore()
-    a, b = Device("a", tmp_path / "a", store, folder_keys), Device("b", tmp_path / "b", store, folder_keys)
+    a, b = (
+        Device("a", tmp_path / "a", store, folder_keys),
+        Device("b", tmp_path / "b", store, folder_keys),
+    )
     rng = random.Random(11)
     names = [f"d{i % 4}/f{i:03}.txt" for i in range(160)]
     for name in names:

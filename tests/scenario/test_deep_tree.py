@@ -35,7 +35,7 @@ def deep_roots(tmp_path: Path) -> Iterator[list[Path]]:
 
 
 def test_directory_nested_2000_levels_syncs_both_ways(
-    cli_world: CliWorld, deep_roots: list[Path], tmp_path: Path  # noqa: F811 - fixture
+    cli_world: CliWorld, deep_roots: list[Path], tmp_path: Path
 ) -> None:
     assert sys.getrecursionlimit() < DEPTH  # the default limit: nothing raised it
     w = cli_world

@@ -116,7 +116,9 @@ async def test_join_of_a_populated_folder_matches_everything(make_device, n_file
     assert tree_of(a.root) == tree_of(b.root)
 
 
-async def test_flaky_network_mid_sync_loses_nothing(tmp_path: Path, server: RunningServer, folder_keys) -> None:
+async def test_flaky_network_mid_sync_loses_nothing(
+    tmp_path: Path, server: RunningServer, folder_keys
+) -> None:
     """Uploads and downloads cut half-way, a dropped head update and a 503: the sync
     retries what is safe to retry, and the devices still converge byte for byte."""
     from yarl import URL
@@ -140,7 +142,9 @@ async def test_flaky_network_mid_sync_loses_nothing(tmp_path: Path, server: Runn
             proxy.cut_request(100_000, match="/objects HTTP", count=2)
             proxy.respond(503, b'{"error": "busy"}', match="/objects/missing", count=1)
             await a.sync()
-            uploads = [r for r in proxy.requests if r.startswith("POST /v1/folders/docs/objects HTTP")]
+            uploads = [
+                r for r in proxy.requests if r.startswith("POST /v1/folders/docs/objects HTTP")
+            ]
             assert len(uploads) >= 3  # two cut off, then retried through
             assert sum("/objects/missing" in r for r in proxy.requests) >= 2
             proxy.cut_response(50_000, match="/objects/fetch", count=2)

@@ -39,7 +39,9 @@ class _Recorder:
         self.done += count
 
 
-async def test_many_files_come_in_few_requests_and_the_next_sync_reads_nothing(memory_pair, monkeypatch):
+async def test_many_files_come_in_few_requests_and_the_next_sync_reads_nothing(
+    memory_pair, monkeypatch
+):
     a, b, store = memory_pair
     _fill(a, 300)
     await a.sync()
@@ -62,13 +64,19 @@ async def test_many_files_come_in_few_requests_and_the_next_sync_reads_nothing(m
 
 
 @pytest.mark.parametrize("grouped", [True, False])
-async def test_barriers_come_before_renames_and_before_files_are_reported(memory_pair, monkeypatch, grouped):
+async def test_barriers_come_before_renames_and_before_files_are_reported(
+    memory_pair, monkeypatch, grouped
+):
     a, b, _ = memory_pair
     _fill(a, 40, dirs=3)
     await a.sync()
     events: list[str] = []
     monkeypatch.setattr(download, "BATCH_FILES", 16)  # several batches, pipelined
-    real_init, real_files, real_dirs = durable.Barrier.__init__, durable.Barrier.files, durable.Barrier.dirs
+    real_init, real_files, real_dirs = (
+        durable.Barrier.__init__,
+        durable.Barrier.files,
+        durable.Barrier.dirs,
+    )
     real_write, real_install = fsops.write_temp, fsops.install_temp
 
     def init(self, *args, **kw):
@@ -99,8 +107,16 @@ async def test_barriers_come_before_renames_and_before_files_are_reported(memory
     await b.sync()
     assert tree_of(a.root) == tree_of(b.root)
     # per batch: all writes (fsynced each unless grouped), one barrier, renames, one barrier
-    batches = "".join({"write": "w", "write+fsync": "w", "files-barrier": "F", "rename": "r",
-                       "dirs-barrier": "D"}[e] for e in events)
+    batches = "".join(
+        {
+            "write": "w",
+            "write+fsync": "w",
+            "files-barrier": "F",
+            "rename": "r",
+            "dirs-barrier": "D",
+        }[e]
+        for e in events
+    )
     import re
 
     assert re.fullmatch(r"(w+Fr+D)+", batches), batches
@@ -125,7 +141,9 @@ async def test_a_tampered_chunk_stops_the_batch_and_leaves_nothing_behind(memory
 def _chunks(device):
     """Every chunk id the device's files are made of."""
     for path, state in ((p, device.index.get_state(p)) for p in ("d0/f0000.txt", "d1/f0001.txt")):
-        manifest = ObjectReader(device.keys, device.index, device.store).load_manifest(state.manifest_id)
+        manifest = ObjectReader(device.keys, device.index, device.store).load_manifest(
+            state.manifest_id
+        )
         for ref in manifest.chunks:
             yield ref.id, ObjectKind.CHUNK
 

@@ -131,7 +131,9 @@ async def test_partial_scan_after_applying_remote_files_keeps_them(devices):
     result = await b.engine().sync(dirty={"other"})
     assert result.pushed
     await a.sync()
-    assert (a.root / "docs" / "two.txt").exists() and (a.root / "docs" / "sub" / "three.txt").exists()
+    assert (a.root / "docs" / "two.txt").exists() and (
+        a.root / "docs" / "sub" / "three.txt"
+    ).exists()
     assert tree_of(a.root) == tree_of(b.root)
 
 
@@ -175,7 +177,8 @@ async def test_files_spelled_nfd_on_disk_are_updated_in_place(devices):
     assert result.rounds == 1
     assert a.read(nfd) == b"v2 from b"
     assert os.listdir(a.root / unicodedata.normalize("NFD", "Ärger")) == [
-        unicodedata.normalize("NFD", "Übersicht.txt")]
+        unicodedata.normalize("NFD", "Übersicht.txt")
+    ]
     (b.root / "Ärger" / "Übersicht.txt").unlink()
     await b.sync()
     await a.sync()

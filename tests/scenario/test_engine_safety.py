@@ -24,7 +24,10 @@ def store() -> MemoryChunkStore:
 
 @pytest.fixture
 def pair(tmp_path, store, folder_keys):
-    a, b = Device("a", tmp_path / "a", store, folder_keys), Device("b", tmp_path / "b", store, folder_keys)
+    a, b = (
+        Device("a", tmp_path / "a", store, folder_keys),
+        Device("b", tmp_path / "b", store, folder_keys),
+    )
     yield a, b
     a.close()
     b.close()
@@ -120,12 +123,14 @@ async def _push_hostile_tree(store, keys, entries) -> None:
     tid = keys.meta_id(tree.encode())
     commit = Commit(tid, (), 1, "mallory", "mallory", 1)
     coid = keys.meta_id(commit.encode())
-    await store.put_many([
-        (cid, seal(keys, ObjectKind.CHUNK, cid, data)),
-        (mid, seal(keys, ObjectKind.FILE, mid, manifest.encode())),
-        (tid, seal(keys, ObjectKind.TREE, tid, tree.encode())),
-        (coid, seal(keys, ObjectKind.COMMIT, coid, commit.encode())),
-    ])
+    await store.put_many(
+        [
+            (cid, seal(keys, ObjectKind.CHUNK, cid, data)),
+            (mid, seal(keys, ObjectKind.FILE, mid, manifest.encode())),
+            (tid, seal(keys, ObjectKind.TREE, tid, tree.encode())),
+            (coid, seal(keys, ObjectKind.COMMIT, coid, commit.encode())),
+        ]
+    )
     await store.cas_head(None, coid.hex())
 
 
@@ -189,7 +194,9 @@ async def test_local_edit_during_sync_is_never_overwritten(pair, store, monkeypa
 def tiny_disk(tmp_path):
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.decode().strip()}")
     yield mnt
@@ -284,6 +291,7 @@ async def test_edit_between_check_and_replace_is_kept_beside(pair, store, monkey
                 raced.append(True)
                 with open(self.root / path, "a") as f:
                     f.write(" + b's last-moment edit")
+
         return check
 
     monkeypatch.setattr(apply.Applier, "check", check_then_race)

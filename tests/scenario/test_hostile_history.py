@@ -25,14 +25,16 @@ from chunksync.sync.objects_io import ObjectReader
 from chunksync.transport.http import HttpClient
 from tests.helpers.devices import Device, tree_of
 from tests.helpers.faulty_proxy import FaultyProxy, Response
-from tests.helpers.server import RunningServer, login, serve_in_process
+from tests.helpers.server import login, serve_in_process
 
 HEAD_GET = "GET /v1/folders/docs/head HTTP"
 LOG_GET = "GET /v1/folders/docs/log?"
 
 
 @pytest_asyncio.fixture
-async def world(tmp_path: Path, folder_keys: FolderKeys) -> AsyncIterator[tuple[Device, Device, FaultyProxy]]:
+async def world(
+    tmp_path: Path, folder_keys: FolderKeys
+) -> AsyncIterator[tuple[Device, Device, FaultyProxy]]:
     async with serve_in_process(tmp_path / "server") as srv:
         async with aiohttp.ClientSession() as session:
             await session.post(srv.url("/v1/folders"), json={"name": "docs"}, headers=srv.headers())
@@ -97,7 +99,9 @@ async def test_forked_head_deletes_no_synced_local_file(world, folder_keys) -> N
     before = tree_of(a.root)
     old = commit_of(a, heads[1])
     # b's commit made on top of an old head, with sequence numbers that still increase
-    forked = Commit(old.tree, (bytes.fromhex(heads[1]),), old.seq + 5, "b", "alice", 1, {"modified": 1})
+    forked = Commit(
+        old.tree, (bytes.fromhex(heads[1]),), old.seq + 5, "b", "alice", 1, {"modified": 1}
+    )
     fork_id = await upload_commit(b, folder_keys, forked)
     show_head(proxy, fork_id, 99)
     with pytest.raises(RollbackError, match="forked") as caught:
@@ -139,7 +143,9 @@ async def test_head_from_another_folder_changes_nothing(world, other_folder_keys
     await history(a, b)
     before = tree_of(a.root)
     alien = Commit(bytes(32), (), 50, "mallory", "mallory", 1)
-    alien_id = await upload_commit(b, other_folder_keys, alien)  # sealed under another folder's keys
+    alien_id = await upload_commit(
+        b, other_folder_keys, alien
+    )  # sealed under another folder's keys
     show_head(proxy, alien_id, 50)
     with pytest.raises(IntegrityError):
         await a.sync()
@@ -166,7 +172,9 @@ async def test_reordered_log_is_refused(world) -> None:
     assert tree_of(a.root) == before
 
 
-async def test_accepting_a_restored_server_history_keeps_every_local_file(world, folder_keys) -> None:
+async def test_accepting_a_restored_server_history_keeps_every_local_file(
+    world, folder_keys
+) -> None:
     """The way forward after a refusal: merge without a base, so nothing is deleted."""
     a, b, proxy = world
     heads = await history(a, b)

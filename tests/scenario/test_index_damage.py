@@ -102,7 +102,9 @@ def _assert_nothing_lost(a: Device, b: Device) -> None:
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE), ids=list(DAMAGE))
-async def test_a_damaged_record_is_rebuilt_during_the_sync_that_finds_it(pair, caplog, damage) -> None:
+async def test_a_damaged_record_is_rebuilt_during_the_sync_that_finds_it(
+    pair, caplog, damage
+) -> None:
     a, b = await _synced_pair_with_offline_edits(pair)
     _poke(b, DAMAGE[damage])
     with caplog.at_level(logging.WARNING):

@@ -22,14 +22,18 @@ from tests.helpers.corpus import write_tree
 from tests.helpers.devices import Device, tree_of
 
 
-async def _push_nested_state_tree(store: MemoryChunkStore, keys: FolderKeys, state_name: str) -> None:
+async def _push_nested_state_tree(
+    store: MemoryChunkStore, keys: FolderKeys, state_name: str
+) -> None:
     """A device holding the key publishes ``sub/<state_name>/key`` plus a harmless file."""
     data = b"attacker's key"
     cid = keys.chunk_id(data)
     manifest = FileManifest(len(data), (ChunkRef(cid, len(data)),))
     mid = keys.meta_id(manifest.encode())
-    blobs = [(cid, seal(keys, ObjectKind.CHUNK, cid, data)),
-             (mid, seal(keys, ObjectKind.FILE, mid, manifest.encode()))]
+    blobs = [
+        (cid, seal(keys, ObjectKind.CHUNK, cid, data)),
+        (mid, seal(keys, ObjectKind.FILE, mid, manifest.encode())),
+    ]
 
     def put_tree(entries: list[TreeEntry]) -> ObjectId:
         tree = Tree.of(entries)
@@ -38,7 +42,9 @@ async def _push_nested_state_tree(store: MemoryChunkStore, keys: FolderKeys, sta
         return tid
 
     state = put_tree([TreeEntry("key", "file", mid, len(data))])
-    sub = put_tree([TreeEntry(state_name, "dir", state), TreeEntry("ok.txt", "file", mid, len(data))])
+    sub = put_tree(
+        [TreeEntry(state_name, "dir", state), TreeEntry("ok.txt", "file", mid, len(data))]
+    )
     root = put_tree([TreeEntry("sub", "dir", sub)])
     commit = Commit(root, (), 1, "mallory", "mallory", 1)
     coid = keys.meta_id(commit.encode())
@@ -67,10 +73,17 @@ async def test_nested_chunksync_from_the_server_is_never_written(
 
 def test_nested_chunksync_on_disk_is_not_synced(tmp_path: Path, folder_keys: FolderKeys) -> None:
     root = tmp_path / "f"
-    write_tree(root, {
-        "sub": {".chunksync": {"key": "other folder's key"}, ".ChunkSync": {"x": "x"}, "a.txt": "a"},
-        "deep": {"er": {".CHUNKSYNC": {"index": {"data.mdb": "db"}}}},
-    })
+    write_tree(
+        root,
+        {
+            "sub": {
+                ".chunksync": {"key": "other folder's key"},
+                ".ChunkSync": {"x": "x"},
+                "a.txt": "a",
+            },
+            "deep": {"er": {".CHUNKSYNC": {"index": {"data.mdb": "db"}}}},
+        },
+    )
     with Index.open(tmp_path / "idx") as index:
         result = scan(root, folder_keys, index)
     assert set(result.entries) == {"sub", "sub/a.txt", "deep", "deep/er"}

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from chunksync.crypto.seal import seal
-from chunksync.objects import ChunkRef, Commit, FileManifest, ObjectKind, Tree, TreeEntry, decode_object
+from chunksync.objects import (
+    ChunkRef,
+    Commit,
+    FileManifest,
+    ObjectKind,
+    Tree,
+    TreeEntry,
+    decode_object,
+)
 
 
 @pytest.fixture
@@ -43,12 +51,14 @@ async def test_a_name_this_device_cannot_create_is_skipped_here_alone(pair, fold
     tid = folder_keys.meta_id(tree.encode())
     new = Commit(tid, (bytes.fromhex(head),), commit.seq + 1, "mac", "alice", 2)
     nid = folder_keys.meta_id(new.encode())
-    await store.put_many([
-        (cid, seal(folder_keys, ObjectKind.CHUNK, cid, data)),
-        (mid, seal(folder_keys, ObjectKind.FILE, mid, manifest.encode())),
-        (tid, seal(folder_keys, ObjectKind.TREE, tid, tree.encode())),
-        (nid, seal(folder_keys, ObjectKind.COMMIT, nid, new.encode())),
-    ])
+    await store.put_many(
+        [
+            (cid, seal(folder_keys, ObjectKind.CHUNK, cid, data)),
+            (mid, seal(folder_keys, ObjectKind.FILE, mid, manifest.encode())),
+            (tid, seal(folder_keys, ObjectKind.TREE, tid, tree.encode())),
+            (nid, seal(folder_keys, ObjectKind.COMMIT, nid, new.encode())),
+        ]
+    )
     await store.cas_head(head, nid.hex())
     result = await b.sync()
     assert b.read("plain.txt") == b"plain"
@@ -56,5 +66,7 @@ async def test_a_name_this_device_cannot_create_is_skipped_here_alone(pair, fold
     b.write("more.txt", "b goes on")
     await b.sync()
     after = decode_object(ObjectKind.COMMIT, b.index.get_object(bytes.fromhex(store._head.head))[1])
-    names = [e.name for e in decode_object(ObjectKind.TREE, b.index.get_object(after.tree)[1]).entries]
+    names = [
+        e.name for e in decode_object(ObjectKind.TREE, b.index.get_object(after.tree)[1]).entries
+    ]
     assert long_name in names and "more.txt" in names  # kept on the server, never deleted

@@ -9,13 +9,15 @@ import aiohttp
 import pytest_asyncio
 
 from chunksync.transport.http import HttpClient
-from server import admin
+from chunksync_server import admin
 from tests.helpers.devices import Device
 from tests.helpers.server import DEFAULT_PASSWORD, create_user, login, serve_in_process
 
 
 @pytest_asyncio.fixture
-async def owner_and_reader(tmp_path: Path, folder_keys) -> AsyncIterator[tuple[Device, Device, Path]]:
+async def owner_and_reader(
+    tmp_path: Path, folder_keys
+) -> AsyncIterator[tuple[Device, Device, Path]]:
     async with serve_in_process(tmp_path / "server") as srv:
         create_user(srv.data_dir, "bob")
         async with aiohttp.ClientSession() as session:
@@ -35,7 +37,9 @@ async def owner_and_reader(tmp_path: Path, folder_keys) -> AsyncIterator[tuple[D
                 await client.aclose()
 
 
-async def test_read_only_member_receives_changes_instead_of_failing_with_403(owner_and_reader) -> None:
+async def test_read_only_member_receives_changes_instead_of_failing_with_403(
+    owner_and_reader,
+) -> None:
     owner, reader, _ = owner_and_reader
     owner.write("report.txt", "v1")
     owner.write("notes/a.txt", "a")

@@ -99,7 +99,12 @@ async def test_seeded_simulation(tmp_path: Path, folder_keys, seed: int) -> None
                 _edit(rng, device, written, counter)
                 continue
             if rng.random() < 0.25:
-                store.fail_next(1, methods={rng.choice(["get_head", "put_many", "get_many", "cas_head", "missing"])})
+                store.fail_next(
+                    1,
+                    methods={
+                        rng.choice(["get_head", "put_many", "get_many", "cas_head", "missing"])
+                    },
+                )
             before = set(_contents(device.root).values())
             try:
                 await device.sync(allow_mass_delete=True)

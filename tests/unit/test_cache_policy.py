@@ -42,7 +42,9 @@ def test_recent_closures_are_kept_whole_newest_first_within_the_budget() -> None
 
 
 def test_a_closure_is_never_split() -> None:
-    plan = plan_retention(SIZES, live=set(), recent=[(oid(1), {oid(1), oid(2), oid(3)})], budget=250)
+    plan = plan_retention(
+        SIZES, live=set(), recent=[(oid(1), {oid(1), oid(2), oid(3)})], budget=250
+    )
     assert plan.keep == frozenset()
     assert plan.cached_roots == ()
 
@@ -55,7 +57,9 @@ def test_shared_objects_are_counted_once() -> None:
 
 
 def test_ids_not_in_the_cache_are_ignored() -> None:
-    plan = plan_retention({oid(1): 5}, live={oid(1), oid(99)}, recent=[(oid(7), {oid(7)})], budget=10)
+    plan = plan_retention(
+        {oid(1): 5}, live={oid(1), oid(99)}, recent=[(oid(7), {oid(7)})], budget=10
+    )
     assert plan.keep == {oid(1)} and plan.live_bytes == 5 and not plan.evict
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import random
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def test_stream_boundaries_equal_whole_buffer_small_params() -> None:
     whole = [bytes(v) for v in chunker.cut_buffer(data)]
     assert [c for _, c in streamed] == whole
     assert streamed[0][0] == 0
-    assert all(a + len(c) == b for (a, c), (b, _) in zip(streamed, streamed[1:], strict=False))
+    assert all(a + len(c) == b for (a, c), (b, _) in itertools.pairwise(streamed))
 
 
 def test_stream_boundaries_equal_whole_buffer_default_params(folder_keys: FolderKeys) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -123,8 +123,8 @@ NAMES = [
     ("résumé.pdf", f"résumé ({TAG}).pdf"),
     ("日本語.txt", f"日本語 ({TAG}).txt"),
     (f"report ({TAG}).docx", f"report ({TAG}).docx"),
-    (f"report (conflicted copy 2025-01-02 030405 from desk 3).docx", f"report ({TAG}).docx"),
-    (f"d/.bashrc (conflicted copy 2025-01-02 030405 from desk)", f"d/.bashrc ({TAG})"),
+    ("report (conflicted copy 2025-01-02 030405 from desk 3).docx", f"report ({TAG}).docx"),
+    ("d/.bashrc (conflicted copy 2025-01-02 030405 from desk)", f"d/.bashrc ({TAG})"),
 ]
 
 
@@ -151,7 +151,7 @@ def test_conflict_name_cleans_device_names() -> None:
 
 
 def test_conflict_name_uses_the_given_time_as_is() -> None:
-    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert conflict_name("a", "pc", when, ()) == "a (conflicted copy 2026-01-02 030405 from pc)"
 
 

@@ -7,7 +7,7 @@ default limit (1,000); they now keep their pending levels on explicit stacks.
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from chunksync.objects import ObjectId, Tree, TreeEntry
 from chunksync.sync.graft import graft_ignored
@@ -17,10 +17,12 @@ from chunksync.treediff import diff_trees, walk_tree
 from tests.helpers.trees import TreeStore, fake_id
 
 DEPTH = 2000
-NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
-def deep_tree(store: TreeStore, depth: int, leaf: bytes, extra: TreeEntry | None = None) -> ObjectId:
+def deep_tree(
+    store: TreeStore, depth: int, leaf: bytes, extra: TreeEntry | None = None
+) -> ObjectId:
     """``d/d/.../d/bottom.txt`` (``depth`` directories), built bottom up without recursion."""
     fid = fake_id("file", leaf)
     store.contents[fid] = leaf
@@ -44,15 +46,26 @@ def test_default_recursion_limit_is_below_the_depth() -> None:
 def test_plan_merge_of_2000_level_trees_with_a_change_at_the_bottom() -> None:
     store = TreeStore()
     base = deep_tree(store, DEPTH, b"v1")
-    local = deep_tree(store, DEPTH, b"v1", TreeEntry("mine.txt", "file", id=fake_id("file", b"m"), size=1))
+    local = deep_tree(
+        store, DEPTH, b"v1", TreeEntry("mine.txt", "file", id=fake_id("file", b"m"), size=1)
+    )
     store.contents[fake_id("file", b"m")] = b"m"
     remote = deep_tree(store, DEPTH, b"v2")
-    plan = plan_merge(base, local, remote, load_tree=store.load_tree, tree_id=store.tree_id,
-                      device="laptop", now=NOW)
+    plan = plan_merge(
+        base,
+        local,
+        remote,
+        load_tree=store.load_tree,
+        tree_id=store.tree_id,
+        device="laptop",
+        now=NOW,
+    )
     assert [(a.op, a.path) for a in plan.actions] == [("write", bottom())]
     assert plan.push_needed and plan.summary == {"added": 1, "modified": 0, "deleted": 0}
     store.absorb(plan)
-    expected = deep_tree(store, DEPTH, b"v2", TreeEntry("mine.txt", "file", id=fake_id("file", b"m"), size=1))
+    expected = deep_tree(
+        store, DEPTH, b"v2", TreeEntry("mine.txt", "file", id=fake_id("file", b"m"), size=1)
+    )
     assert plan.merged_root == expected
 
 
@@ -60,12 +73,26 @@ def test_plan_merge_creates_and_removes_a_2000_level_tree() -> None:
     store = TreeStore()
     empty = store.put(Tree.of([]))
     deep = deep_tree(store, DEPTH, b"v1")
-    create = plan_merge(empty, empty, deep, load_tree=store.load_tree, tree_id=store.tree_id,
-                        device="laptop", now=NOW)
+    create = plan_merge(
+        empty,
+        empty,
+        deep,
+        load_tree=store.load_tree,
+        tree_id=store.tree_id,
+        device="laptop",
+        now=NOW,
+    )
     assert [a.op for a in create.actions] == ["mkdir"] * DEPTH + ["write"]
     assert create.actions[-1].path == bottom()
-    remove = plan_merge(deep, deep, empty, load_tree=store.load_tree, tree_id=store.tree_id,
-                        device="laptop", now=NOW)
+    remove = plan_merge(
+        deep,
+        deep,
+        empty,
+        load_tree=store.load_tree,
+        tree_id=store.tree_id,
+        device="laptop",
+        now=NOW,
+    )
     assert [a.op for a in remove.actions] == ["delete"] + ["rmdir"] * DEPTH
     assert remove.actions[0].path == bottom() and remove.actions[-1].path == "d"
     assert not remove.push_needed  # the merge is the remote tree: nothing to count
@@ -86,7 +113,9 @@ def test_graft_of_an_ignored_file_at_the_bottom_of_2000_levels() -> None:
     store.contents[fake_id("file", b"i")] = b"i"
     ignored = TreeEntry("cache.tmp", "file", id=fake_id("file", b"i"), size=1)
     local, remote = deep_tree(store, DEPTH, b"v1"), deep_tree(store, DEPTH, b"v1", ignored)
-    grafted = graft_ignored(local, remote, lambda p, _d: p.endswith(".tmp"), store.load_tree, store.put)
+    grafted = graft_ignored(
+        local, remote, lambda p, _d: p.endswith(".tmp"), store.load_tree, store.put
+    )
     assert grafted == remote
 
 

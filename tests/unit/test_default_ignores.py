@@ -10,13 +10,37 @@ import pytest
 from chunksync.ignore import IgnoreRules
 
 JUNK = [
-    ".DS_Store", "sub/.DS_Store", "Thumbs.db", "thumbs.db", "ehthumbs.db", "desktop.ini", "Desktop.ini",
-    ".~lock.report.odt#", "~$report.docx", "a/~$budget.xlsx", ".#notes.org", ".notes.txt.swp",
-    "x.swo", "film.mkv.part", "setup.exe.crdownload", "big.iso.download", ".fuse_hidden0000001",
-    ".nfs000000001", "deep/er/.nfs1234",
+    ".DS_Store",
+    "sub/.DS_Store",
+    "Thumbs.db",
+    "thumbs.db",
+    "ehthumbs.db",
+    "desktop.ini",
+    "Desktop.ini",
+    ".~lock.report.odt#",
+    "~$report.docx",
+    "a/~$budget.xlsx",
+    ".#notes.org",
+    ".notes.txt.swp",
+    "x.swo",
+    "film.mkv.part",
+    "setup.exe.crdownload",
+    "big.iso.download",
+    ".fuse_hidden0000001",
+    ".nfs000000001",
+    "deep/er/.nfs1234",
 ]
-KEPT = ["notes.txt", "draft.txt~", "report.docx", "lock.txt", "partial.txt", "thumbs.dbx", "~tilde.txt",
-        "swp", "a/b/c.md"]
+KEPT = [
+    "notes.txt",
+    "draft.txt~",
+    "report.docx",
+    "lock.txt",
+    "partial.txt",
+    "thumbs.dbx",
+    "~tilde.txt",
+    "swp",
+    "a/b/c.md",
+]
 
 
 @pytest.mark.parametrize("path", JUNK)

@@ -39,7 +39,9 @@ def test_since_survives_re_judging_and_remote_items_are_replaced_per_round() -> 
     assert [i.path for i in out] == ["a/x"]  # the round completed without skipping it
 
 
-def test_record_persists_and_reports_new_and_cleared_once(tmp_path: Path, folder_keys: FolderKeys) -> None:
+def test_record_persists_and_reports_new_and_cleared_once(
+    tmp_path: Path, folder_keys: FolderKeys
+) -> None:
     root = tmp_path / "f"
     write_tree(root, {"ok.txt": "x"})
     os.mkfifo(root / "pipe")
@@ -47,7 +49,9 @@ def test_record_persists_and_reports_new_and_cleared_once(tmp_path: Path, folder
         first = record(index, scan(root, folder_keys, index))
         assert [(i.path, i.kind) for i in first.new] == [("pipe", "special")] and first.skipped == 1
         again = record(index, scan(root, folder_keys, index))
-        assert again.new == () and again.cleared == () and again.items[0].since == first.items[0].since
+        assert (
+            again.new == () and again.cleared == () and again.items[0].since == first.items[0].since
+        )
         (root / "pipe").unlink()
         fixed = record(index, scan(root, folder_keys, index))
         assert [i.path for i in fixed.cleared] == ["pipe"] and fixed.items == ()

@@ -20,8 +20,9 @@ def _oid(n: int) -> ObjectId:
 
 
 def _state(path: str, n: int = 1) -> FileState:
-    return FileState(path, size=n, mtime_ns=n * 10, ctime_ns=n * 20, inode=n, mode=0o100644,
-                     manifest_id=_oid(n))
+    return FileState(
+        path, size=n, mtime_ns=n * 10, ctime_ns=n * 20, inode=n, mode=0o100644, manifest_id=_oid(n)
+    )
 
 
 def _event(change: str, path: str = "p", **extra: object) -> dict[str, object]:

@@ -47,7 +47,9 @@ def test_a_mark_left_by_a_live_process_is_left_to_it(tmp_path: Path) -> None:
     assert (tmp_path / "index.damaged").exists()
 
 
-def test_damage_found_while_writing_marks_the_index_and_rebuild_starts_afresh(tmp_path: Path) -> None:
+def test_damage_found_while_writing_marks_the_index_and_rebuild_starts_afresh(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "index"
     Index.open(path).close()
     env = lmdb.open(os.fspath(path), max_dbs=10)
@@ -57,7 +59,9 @@ def test_damage_found_while_writing_marks_the_index_and_rebuild_starts_afresh(tm
     with Index.open(path) as index:
         with pytest.raises(IndexDamaged, match="events"), index.write() as w:
             w.append_event({"time_ns": 1, "path": "p", "change": "add", "device": "d"})
-        assert index.damaged and (tmp_path / "index.damaged").read_text().strip() == str(os.getpid())
+        assert index.damaged and (tmp_path / "index.damaged").read_text().strip() == str(
+            os.getpid()
+        )
         index.rebuild()
         assert index.damaged is None and not (tmp_path / "index.damaged").exists()
         with index.write() as w:

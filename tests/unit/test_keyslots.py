@@ -95,9 +95,7 @@ def test_tampered_nonce_or_ciphertext_fail(slot: bytes, offset: int) -> None:
         unwrap_master_key(bytes(tampered), PASS, **FAST)
 
 
-def test_downgraded_slot_refused_before_kdf(
-    master: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_downgraded_slot_refused_before_kdf(master: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     strong = wrap_master_key(master, PASS, params=MIN_PARAMS)
     weakened = bytearray(strong)
     struct.pack_into(">I", weakened, MEMORY, 64)

@@ -45,8 +45,15 @@ def _manifest(**changes: Any) -> dict[str, Any]:
 
 def _commit(**changes: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "t": "commit", "tree": H, "parents": [H2], "seq": 2, "device": "laptop", "author": "alice",
-        "time_ns": 1_764_000_000_000_000_000, "summary": {"added": 1}, "message": "",
+        "t": "commit",
+        "tree": H,
+        "parents": [H2],
+        "seq": 2,
+        "device": "laptop",
+        "author": "alice",
+        "time_ns": 1_764_000_000_000_000_000,
+        "summary": {"added": 1},
+        "message": "",
     }
     doc.update(changes)
     return {k: v for k, v in doc.items() if v is not _DROP}
@@ -79,12 +86,24 @@ MALFORMED: list[tuple[str, ObjectKind, Any, str]] = [
     ("id malformed", ObjectKind.TREE, _tree(_entry(id="AB" * 32)), "malformed object id"),
     ("file with a target", ObjectKind.TREE, _tree(_entry(l="x")), "only a symlink has a target"),
     ("dir with a size", ObjectKind.TREE, _tree(_entry(k="dir")), "only a file has a size"),
-    ("symlink with an id", ObjectKind.TREE,
-     _tree(_entry(k="symlink", s=_DROP, x=_DROP, l="t")), "symlink needs a target, no id"),
-    ("symlink target too long", ObjectKind.TREE,
-     _tree(_entry(k="symlink", id=_DROP, s=_DROP, x=_DROP, l="t" * 4097)), "longer than 4096"),
-    ("symlink target not a string", ObjectKind.TREE,
-     _tree(_entry(k="symlink", id=_DROP, s=_DROP, x=_DROP, l=["t"])), "'l' must be str"),
+    (
+        "symlink with an id",
+        ObjectKind.TREE,
+        _tree(_entry(k="symlink", s=_DROP, x=_DROP, l="t")),
+        "symlink needs a target, no id",
+    ),
+    (
+        "symlink target too long",
+        ObjectKind.TREE,
+        _tree(_entry(k="symlink", id=_DROP, s=_DROP, x=_DROP, l="t" * 4097)),
+        "longer than 4096",
+    ),
+    (
+        "symlink target not a string",
+        ObjectKind.TREE,
+        _tree(_entry(k="symlink", id=_DROP, s=_DROP, x=_DROP, l=["t"])),
+        "'l' must be str",
+    ),
     ("entries unsorted", ObjectKind.TREE, _tree(_entry(n="b"), _entry(n="a")), "sorted"),
     # file manifests
     ("chunks not a list", ObjectKind.FILE, _manifest(chunks="x"), "must be list"),
@@ -92,9 +111,18 @@ MALFORMED: list[tuple[str, ObjectKind, Any, str]] = [
     ("chunk a string", ObjectKind.FILE, _manifest(chunks=[H]), r"\[id, size\]"),
     ("chunk size a float", ObjectKind.FILE, _manifest(chunks=[[H, 3.0]]), r"\[id, size\]"),
     ("chunk size a bool", ObjectKind.FILE, _manifest(chunks=[[H, True]], size=1), r"\[id, size\]"),
-    ("chunk size zero", ObjectKind.FILE, _manifest(chunks=[[H, 0]], size=0), "chunk size 0 out of range"),
-    ("chunk size too big", ObjectKind.FILE,
-     _manifest(chunks=[[H, MAX_CHUNK_SIZE + 1]], size=MAX_CHUNK_SIZE + 1), "chunk size .* out of range"),
+    (
+        "chunk size zero",
+        ObjectKind.FILE,
+        _manifest(chunks=[[H, 0]], size=0),
+        "chunk size 0 out of range",
+    ),
+    (
+        "chunk size too big",
+        ObjectKind.FILE,
+        _manifest(chunks=[[H, MAX_CHUNK_SIZE + 1]], size=MAX_CHUNK_SIZE + 1),
+        "chunk size .* out of range",
+    ),
     ("file size a string", ObjectKind.FILE, _manifest(size="3"), "'size' must be int"),
     ("sizes do not add up", ObjectKind.FILE, _manifest(size=4), "do not add up"),
     ("unknown manifest field", ObjectKind.FILE, _manifest(extra=[]), "unknown field"),
@@ -110,22 +138,35 @@ MALFORMED: list[tuple[str, ObjectKind, Any, str]] = [
     ("device not a string", ObjectKind.COMMIT, _commit(device=1), "'device' must be str"),
     ("device too long", ObjectKind.COMMIT, _commit(device="d" * 300), "over 256 characters"),
     ("device with a newline", ObjectKind.COMMIT, _commit(device="a\nb"), "control character"),
-    ("author with an escape", ObjectKind.COMMIT, _commit(author="\x1b[31mred"), "control character"),
+    (
+        "author with an escape",
+        ObjectKind.COMMIT,
+        _commit(author="\x1b[31mred"),
+        "control character",
+    ),
     ("message too long", ObjectKind.COMMIT, _commit(message="m" * 5000), "over 4096 characters"),
     ("summary a list", ObjectKind.COMMIT, _commit(summary=[1]), "'summary' must be dict"),
     ("summary value a string", ObjectKind.COMMIT, _commit(summary={"added": "1"}), "must be int"),
     ("summary value negative", ObjectKind.COMMIT, _commit(summary={"added": -1}), "out of range"),
     ("summary key odd", ObjectKind.COMMIT, _commit(summary={"Added Files!": 1}), "invalid key"),
-    ("summary too many keys", ObjectKind.COMMIT,
-     _commit(summary={f"k{i}": 1 for i in range(17)}), "number of keys"),
+    (
+        "summary too many keys",
+        ObjectKind.COMMIT,
+        _commit(summary={f"k{i}": 1 for i in range(17)}),
+        "number of keys",
+    ),
     ("tree missing", ObjectKind.COMMIT, _commit(tree=_DROP), "missing field 'tree'"),
     ("unknown commit field", ObjectKind.COMMIT, _commit(extra=1), "unknown field"),
     ("wrong type tag", ObjectKind.COMMIT, {**_commit(), "t": "tree"}, "not a commit"),
 ]
 
 
-@pytest.mark.parametrize(("kind", "doc", "reason"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
-def test_out_of_range_or_mistyped_fields_are_refused_in_one_line(kind: ObjectKind, doc: Any, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "doc", "reason"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED]
+)
+def test_out_of_range_or_mistyped_fields_are_refused_in_one_line(
+    kind: ObjectKind, doc: Any, reason: str
+) -> None:
     data = json.dumps(doc).encode()
     with pytest.raises(IntegrityError, match=reason) as info:
         decode_object(kind, data, bytes.fromhex("0123456789ab" + "00" * 26))
@@ -134,7 +175,9 @@ def test_out_of_range_or_mistyped_fields_are_refused_in_one_line(kind: ObjectKin
     assert "0123456789ab" in message  # names the object
 
 
-@pytest.mark.parametrize("junk", [b"[" * 100_000 + b"]" * 100_000, b'{"t":"tree","e":[NaN]}', b"1e999"])
+@pytest.mark.parametrize(
+    "junk", [b"[" * 100_000 + b"]" * 100_000, b'{"t":"tree","e":[NaN]}', b"1e999"]
+)
 def test_pathological_json_is_an_integrity_error(junk: bytes) -> None:
     with pytest.raises(IntegrityError):
         decode_object(ObjectKind.TREE, junk)
@@ -143,7 +186,9 @@ def test_pathological_json_is_an_integrity_error(junk: bytes) -> None:
 def test_well_formed_docs_of_the_table_decode() -> None:
     """The table's base documents are valid, so each row tests exactly its one change."""
     assert isinstance(decode_object(ObjectKind.TREE, json.dumps(_tree(_entry())).encode()), Tree)
-    assert isinstance(decode_object(ObjectKind.FILE, json.dumps(_manifest()).encode()), FileManifest)
+    assert isinstance(
+        decode_object(ObjectKind.FILE, json.dumps(_manifest()).encode()), FileManifest
+    )
     commit = decode_object(ObjectKind.COMMIT, json.dumps(_commit()).encode())
     assert isinstance(commit, Commit) and commit.seq == 2
     edge = _tree(_entry(m=INT64_MAX), _entry(n="b", m=-(2**63), s=INT64_MAX))

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from chunksync.crypto.seal import open_blob, seal
 from chunksync.errors import IntegrityError
 from chunksync.objects import (
+    MAX_CHUNK_SIZE,
     ChunkRef,
     Commit,
-    MAX_CHUNK_SIZE,
     FileManifest,
     ObjectId,
     ObjectKind,
@@ -32,21 +32,31 @@ def _json_canonical(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-@given(st.lists(st.tuples(st.binary(min_size=32, max_size=32), st.integers(1, MAX_CHUNK_SIZE)), max_size=20))
+@given(
+    st.lists(
+        st.tuples(st.binary(min_size=32, max_size=32), st.integers(1, MAX_CHUNK_SIZE)), max_size=20
+    )
+)
 def test_manifest_encoding_is_canonical_json(chunks):
-    manifest = FileManifest(sum(s for _, s in chunks), tuple(ChunkRef(ObjectId(i), s) for i, s in chunks))
+    manifest = FileManifest(
+        sum(s for _, s in chunks), tuple(ChunkRef(ObjectId(i), s) for i, s in chunks)
+    )
     data = manifest.encode()
     assert data == _json_canonical(json.loads(data))
     assert decode_object(ObjectKind.FILE, data) == manifest
 
 
 def _objects():
-    tree = Tree.of([
-        TreeEntry("zeta.txt", "file", ID, 10, 123, executable=True),
-        TreeEntry("Ärger", "dir", ID2),
-        TreeEntry("link", "symlink", None, 0, 5, target="zeta.txt"),
-    ])
-    commit = Commit(ID, (ID2,), 7, "laptop", "alice", 1_764_000_000_000_000_000, {"added": 2}, "msg")
+    tree = Tree.of(
+        [
+            TreeEntry("zeta.txt", "file", ID, 10, 123, executable=True),
+            TreeEntry("Ärger", "dir", ID2),
+            TreeEntry("link", "symlink", None, 0, 5, target="zeta.txt"),
+        ]
+    )
+    commit = Commit(
+        ID, (ID2,), 7, "laptop", "alice", 1_764_000_000_000_000_000, {"added": 2}, "msg"
+    )
     manifest = FileManifest(10, (ChunkRef(ID, 4), ChunkRef(ID2, 6)))
     return [(ObjectKind.TREE, tree), (ObjectKind.COMMIT, commit), (ObjectKind.FILE, manifest)]
 
@@ -57,7 +67,10 @@ def test_every_object_type_round_trips_in_the_clear_and_sealed(kind, obj, folder
     assert data == _json_canonical(json.loads(data)), "encoding must be canonical"
     assert decode_object(kind, data) == obj
     oid = folder_keys.meta_id(data)
-    assert decode_object(kind, open_blob(folder_keys, kind, oid, seal(folder_keys, kind, oid, data))) == obj
+    assert (
+        decode_object(kind, open_blob(folder_keys, kind, oid, seal(folder_keys, kind, oid, data)))
+        == obj
+    )
 
 
 @pytest.mark.parametrize(("kind", "obj"), _objects())
@@ -125,4 +138,9 @@ def test_diff_visits_only_subtrees_whose_ids_differ(folder_keys):
     assert diffs == {("sub/x", "modified"), ("sub/y", "added")}
     assert same not in loaded
     assert sorted(p for p, _ in walk_tree(new, store.__getitem__)) == [
-        "same", *[f"same/f{i}" for i in range(5)], "sub", "sub/x", "sub/y"]
+        "same",
+        *[f"same/f{i}" for i in range(5)],
+        "sub",
+        "sub/x",
+        "sub/y",
+    ]

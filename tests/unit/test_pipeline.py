@@ -28,8 +28,9 @@ class Collect:
         return {oid: blob for batch in self.batches for oid, blob in batch}
 
 
-def _identity_seal(_keys: FolderKeys, _kind: ObjectKind, _oid: ObjectId, data: bytes,
-                   *, level: int = 3) -> bytes:
+def _identity_seal(
+    _keys: FolderKeys, _kind: ObjectKind, _oid: ObjectId, data: bytes, *, level: int = 3
+) -> bytes:
     return bytes(data)
 
 
@@ -79,8 +80,7 @@ def test_backpressure_bounds_bytes_in_flight(folder_keys: FolderKeys) -> None:
         peak[0] = max(peak[0], sealer._in_flight)
         return _identity_seal(*args, **kw)  # type: ignore[arg-type]
 
-    sealer = Sealer(folder_keys, slow_sink, seal=watching_seal, max_in_flight=cap,
-                    batch_objects=1)
+    sealer = Sealer(folder_keys, slow_sink, seal=watching_seal, max_in_flight=cap, batch_objects=1)
     submitted: list[int] = []
 
     def produce() -> None:
@@ -145,8 +145,13 @@ def test_compressible_data_never_deadlocks_the_budget(folder_keys: FolderKeys) -
     """Budget is counted in plaintext, batches fill in sealed bytes: when compressible
     chunks exhaust the budget before a batch is full, the batch must still go out."""
     batches: list[int] = []
-    sealer = Sealer(folder_keys, lambda batch: batches.append(len(batch)),
-                    max_in_flight=1 << 20, batch_bytes=8 << 20, batch_objects=1000)
+    sealer = Sealer(
+        folder_keys,
+        lambda batch: batches.append(len(batch)),
+        max_in_flight=1 << 20,
+        batch_bytes=8 << 20,
+        batch_objects=1000,
+    )
     with sealer:
         for i in range(64):
             data = bytes([i]) * (256 << 10)  # compresses to almost nothing

@@ -512,7 +512,9 @@ def _hostile_remote(store: TreeStore, name: str) -> ObjectId:
     return store.put(Tree.of([entry]))
 
 
-@pytest.mark.parametrize("name", [".chunksync", ".ChunkSync", "x" * 256])  # \\ and \n are legal on POSIX
+@pytest.mark.parametrize(
+    "name", [".chunksync", ".ChunkSync", "x" * 256]
+)  # \\ and \n are legal on POSIX
 def test_hostile_remote_name_is_refused_before_any_action(name: str) -> None:
     store = TreeStore()
     base = store.build({})

@@ -57,8 +57,14 @@ def test_same_tree_same_root_twice_and_on_two_devices(
     assert first.files_read == 4 and second.files_read == 0
     assert first.bytes_read == sum(e.size for e in first.entries.values() if e.kind == "file")
     assert set(first.entries) == {
-        "README.md", "src", "src/main.py", "src/lib", "src/lib/util.py", "data",
-        "data/big.bin", "empty",
+        "README.md",
+        "src",
+        "src/main.py",
+        "src/lib",
+        "src/lib/util.py",
+        "data",
+        "data/big.bin",
+        "empty",
     }
     assert first.entries == second.entries
 
@@ -66,8 +72,12 @@ def test_same_tree_same_root_twice_and_on_two_devices(
 def test_objects_are_cached_in_index(folder: Path, tmp_path: Path, folder_keys: FolderKeys) -> None:
     chunks: dict[ObjectId, bytes] = {}
     with Index.open(tmp_path / "idx") as index:
-        result = scan(folder, folder_keys, index,
-                      on_chunk=lambda oid, view: chunks.setdefault(oid, bytes(view)))
+        result = scan(
+            folder,
+            folder_keys,
+            index,
+            on_chunk=lambda oid, view: chunks.setdefault(oid, bytes(view)),
+        )
         entry = result.entries["data/big.bin"]
         assert entry.id is not None
         found = index.get_object(entry.id)
@@ -156,12 +166,18 @@ def test_empty_dirs_and_exec_bit(tmp_path: Path, folder_keys: FolderKeys) -> Non
 
 def test_ignore_rules_and_state_dir(tmp_path: Path, folder_keys: FolderKeys) -> None:
     root = tmp_path / "f"
-    write_tree(root, {
-        ".chunksyncignore": "*.log\nbuild/\n!keep.log\n",
-        ".chunksync": {"ignore": "local-only.txt\n", "key": "secret"},
-        "a.log": "x", "keep.log": "k", "build": {"out.o": "o"}, "local-only.txt": "l",
-        "sub": {"b.log": "x", "c.txt": "c"},
-    })
+    write_tree(
+        root,
+        {
+            ".chunksyncignore": "*.log\nbuild/\n!keep.log\n",
+            ".chunksync": {"ignore": "local-only.txt\n", "key": "secret"},
+            "a.log": "x",
+            "keep.log": "k",
+            "build": {"out.o": "o"},
+            "local-only.txt": "l",
+            "sub": {"b.log": "x", "c.txt": "c"},
+        },
+    )
     result = _scan(root, folder_keys, tmp_path / "idx")
     assert set(result.entries) == {".chunksyncignore", "keep.log", "sub", "sub/c.txt"}
 
@@ -169,7 +185,7 @@ def test_ignore_rules_and_state_dir(tmp_path: Path, folder_keys: FolderKeys) -> 
 def test_invalid_names_are_flagged_not_dropped(tmp_path: Path, folder_keys: FolderKeys) -> None:
     root = tmp_path / "f"
     names = ["CON", "nul.txt", "trailing.", "trailing ", "a:b", "q?", "tab\tname"]
-    write_tree(root, {n: "x" for n in names} | {"fine.txt": "y"})
+    write_tree(root, dict.fromkeys(names, "x") | {"fine.txt": "y"})
     result = _scan(root, folder_keys, tmp_path / "idx")
     assert set(result.entries) == set(names) | {"fine.txt"}
     flagged = {w.split(":")[0] for w in result.warnings}
@@ -277,19 +293,28 @@ def test_dirty_scan_lists_only_dirty_dirs(tmp_path: Path, folder_keys: FolderKey
     assert _scan(root, folder_keys, idx, dirty=set()).root_id == full.root_id
     # a dirty scan of everything that changed equals a fresh full scan elsewhere
     (root / "b/z.txt").unlink()
-    assert (_scan(root, folder_keys, idx, dirty={"b"}).root_id
-            == _scan(root, folder_keys, tmp_path / "fresh").root_id)
+    assert (
+        _scan(root, folder_keys, idx, dirty={"b"}).root_id
+        == _scan(root, folder_keys, tmp_path / "fresh").root_id
+    )
 
 
 def test_small_chunker_params_many_chunks(tmp_path: Path, folder_keys: FolderKeys) -> None:
     root = tmp_path / "f"
     data = random_bytes(200_000, 3)
     write_tree(root, {"f.bin": data})
-    chunker = Chunker(ChunkerParams(min_size=256, avg_size=1024, max_size=4096,
-                                    buffer_size=8192), seed=folder_keys.chunker_seed)
+    chunker = Chunker(
+        ChunkerParams(min_size=256, avg_size=1024, max_size=4096, buffer_size=8192),
+        seed=folder_keys.chunker_seed,
+    )
     seen: list[int] = []
-    result = _scan(root, folder_keys, tmp_path / "idx", chunker=chunker,
-                   on_chunk=lambda _o, v: seen.append(len(v)))
+    result = _scan(
+        root,
+        folder_keys,
+        tmp_path / "idx",
+        chunker=chunker,
+        on_chunk=lambda _o, v: seen.append(len(v)),
+    )
     assert sum(seen) == len(data) and len(seen) > 40
     assert result.entries["f.bin"].size == len(data)
     assert stat.S_ISDIR((root).stat().st_mode)
@@ -314,7 +339,9 @@ def test_file_deleted_before_reading_is_left_out(
     assert [(f.path, f.kind) for f in result.failed] == [("gone.txt", "vanished")]
 
 
-def test_file_swapped_for_a_fifo_after_the_walk_does_not_hang(tmp_path: Path, folder_keys: FolderKeys) -> None:
+def test_file_swapped_for_a_fifo_after_the_walk_does_not_hang(
+    tmp_path: Path, folder_keys: FolderKeys
+) -> None:
     from chunksync.scanner import _FileJob, _Reader
 
     path = tmp_path / "data"

@@ -29,6 +29,8 @@ from chunksync.objects import ObjectId, ObjectKind, short_id
 
 CHUNK = ObjectKind.CHUNK
 TREE = ObjectKind.TREE
+
+
 def randbytes(size: int) -> bytes:
     return random.Random(size).randbytes(size)
 
@@ -84,8 +86,9 @@ def test_nonce_depends_on_the_exact_aead_plaintext(folder_keys: FolderKeys) -> N
     """Two compressions of one object (other zstd level) must not share a GCM nonce."""
     data = TEXT * 20
     oid = folder_keys.chunk_id(data)
-    fast, strong = seal(folder_keys, CHUNK, oid, data, level=1), seal(
-        folder_keys, CHUNK, oid, data, level=19
+    fast, strong = (
+        seal(folder_keys, CHUNK, oid, data, level=1),
+        seal(folder_keys, CHUNK, oid, data, level=19),
     )
     assert fast[HEADER_SIZE : HEADER_SIZE + 24] != strong[HEADER_SIZE : HEADER_SIZE + 24]
     assert open_blob(folder_keys, CHUNK, oid, fast) == open_blob(folder_keys, CHUNK, oid, strong)
@@ -186,9 +189,7 @@ def test_key_generations(folder_keys: FolderKeys) -> None:
         (6, 0x82, "unknown blob flags 0x82"),
     ],
 )
-def test_strict_header(
-    folder_keys: FolderKeys, offset: int, value: int, reason: str
-) -> None:
+def test_strict_header(folder_keys: FolderKeys, offset: int, value: int, reason: str) -> None:
     oid, blob = _sealed(folder_keys, TEXT)
     bad = bytearray(blob)
     bad[offset] = value

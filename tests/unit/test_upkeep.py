@@ -28,7 +28,10 @@ def test_the_journal_keeps_its_latest_entries(tmp_path: Path) -> None:
         seqs = [seq for seq, _ in index.iter_events()]
         assert seqs == list(range(31, 131))
         with index.write() as w:  # numbering goes on after a trim
-            assert w.append_event({"path": "next", "change": "added", "time_ns": 0, "device": "a"}) == 131
+            assert (
+                w.append_event({"path": "next", "change": "added", "time_ns": 0, "device": "a"})
+                == 131
+            )
         keeper.after_round()  # within 10% over: left alone until the next step
         assert db_bytes(index, "events")[0] == 101
 
@@ -49,8 +52,12 @@ def test_pins_of_live_processes_count_and_dead_ones_are_removed(tmp_path: Path) 
             assert read_pins(index.path) == {oid(1), oid(2)}
             assert pin.roots == [oid(1), oid(2)]
         assert read_pins(index.path) == frozenset()
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True)
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         stale = pins_dir(index.path) / f"{int(dead.stdout)}-abc.pin"
         stale.write_text(oid(9).hex() + "\n")
         (pins_dir(index.path) / f"{os.getpid()}-junk.pin").write_text("not an id\n")

@@ -2,7 +2,7 @@
 
 Each timed step is the installed ``chunksync`` console script in its own process (as a user
 runs it), with its own ``CHUNKSYNC_HOME`` per device and the secrets in the environment.
-The server is ``python -m server serve`` on loopback with its production settings
+The server is ``python -m chunksync_server serve`` on loopback with its production settings
 (durability on); only the account's login hash is cheap, which no timed step pays. The
 folder passphrase is wrapped with the production KDF, so ``join`` pays it, as restic's
 ``restore`` pays its own.

@@ -26,6 +26,7 @@ from aiohttp import web
 from chunksync import wire
 from chunksync.errors import ObjectNotFound
 
+from ..storage.base import StorageError
 from .common import (
     CONFIG,
     DB,
@@ -41,17 +42,16 @@ from .common import (
     storage_call,
     storage_refusal,
 )
-from ..storage.base import StorageError
 
 __all__ = ["fetch_batch", "get_object", "missing", "put_object", "upload_batch"]
 
 FLUSH_BYTES = 16 * 1024 * 1024
-QUOTA_CODE = "quota_exceeded"   # ``code`` of a 507 for the owner's quota (not a full disk)
-FETCH_GROUP = 32   # objects per get_many while streaming a fetch
+QUOTA_CODE = "quota_exceeded"  # ``code`` of a 507 for the owner's quota (not a full disk)
+FETCH_GROUP = 32  # objects per get_many while streaming a fetch
 _UP = wire.UPLOAD_FRAME_HEADER
 _DOWN = wire.DOWNLOAD_FRAME_HEADER
 
-Frame = tuple[bytes, bytes, bytes]   # (id, digest, blob)
+Frame = tuple[bytes, bytes, bytes]  # (id, digest, blob)
 
 
 def verify_and_store(store: Any, ns: str, frames: Sequence[Frame]) -> tuple[int, int, int | None]:
@@ -166,7 +166,9 @@ async def upload_batch(request: web.Request) -> web.Response:
             try:
                 blob = await reader.readexactly(length)
             except (asyncio.IncompleteReadError, ConnectionError) as exc:
-                raise ApiError(400, f"truncated batch: frame {totals['frames'] - 1} cut short") from exc
+                raise ApiError(
+                    400, f"truncated batch: frame {totals['frames'] - 1} cut short"
+                ) from exc
             pending.append((oid, digest, blob))
             pending_bytes += length
             if pending_bytes >= FLUSH_BYTES:

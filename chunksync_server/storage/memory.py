@@ -2,7 +2,7 @@
 
 First-class, not a mock: it passes the same conformance suite as the disk backend
 (``tests/contract/test_object_store.py``), so code tested against it behaves the same
-against :class:`server.storage.packs.PackObjectStore`. "Durable" here means "visible
+against :class:`chunksync_server.storage.packs.PackObjectStore`. "Durable" here means "visible
 to every later call until the store is closed"; nothing survives the process.
 
 It records each blob's digest at put time like the disk backend and heals the same
@@ -25,7 +25,7 @@ from .base import Damage, StorageError, StoreStats, check_namespace, check_oid
 
 __all__ = ["MemoryObjectStore"]
 
-log = logging.getLogger("server.storage")
+log = logging.getLogger("chunksync_server.storage")
 _MISMATCH = "digest mismatch"
 
 #: one stored object: the blob and the digest recorded when it was put
@@ -33,7 +33,7 @@ _Entry = tuple[bytes, bytes]
 
 
 class MemoryObjectStore:
-    """A thread-safe, dict-based :class:`server.storage.base.ObjectStore`."""
+    """A thread-safe, dict-based :class:`chunksync_server.storage.base.ObjectStore`."""
 
     def __init__(self, *, on_damage: Callable[[Damage], None] | None = None) -> None:
         self._lock = threading.Lock()

@@ -41,7 +41,9 @@ MEMORY_URL = "memory:"
 
 
 def open_store(
-    url_or_path: str | Path, *, read_only: bool = False,
+    url_or_path: str | Path,
+    *,
+    read_only: bool = False,
     on_damage: Callable[[Damage], None] | None = None,
 ) -> ObjectStore:
     """``"memory:"`` gives a fresh MemoryObjectStore; a data directory DIR gives a
@@ -55,5 +57,4 @@ def open_store(
     """
     if isinstance(url_or_path, str) and url_or_path == MEMORY_URL:
         return MemoryObjectStore(on_damage=on_damage)
-    return PackObjectStore(Path(url_or_path) / "objects", read_only=read_only,
-                           on_damage=on_damage)
+    return PackObjectStore(Path(url_or_path) / "objects", read_only=read_only, on_damage=on_damage)

@@ -4,7 +4,7 @@ Why a pool of its own: an Argon2id derivation holds a thread for a few hundred
 milliseconds, and the OpenSSL build under ``cryptography`` runs multi-lane hashes
 (``p > 1``) on an internal thread pool that stops making progress when several such
 derivations run at once. Run on the event loop's default executor — the one
-:class:`server.db.MetaDB` and the object store use — a handful of simultaneous logins
+:class:`chunksync_server.db.MetaDB` and the object store use — a handful of simultaneous logins
 pinned every worker, so every later request and even shutdown waited forever.
 
 Guarantees of :class:`PasswordGate`:
@@ -85,7 +85,7 @@ class PasswordGate:
         self._jobs.put((fn, future, lanes > 1))
         try:
             result = await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise PasswordBusy("password check timed out; try again shortly") from None
         return result  # type: ignore[return-value]
 

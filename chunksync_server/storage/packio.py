@@ -17,12 +17,20 @@ from typing import Any
 from .base import StorageError, storage_error
 
 __all__ = [
-    "INSERT", "GroupCommit", "Job", "Row", "append_rows", "ensure_dir", "fsync_dir", "raise_failed", "transact",
+    "INSERT",
+    "GroupCommit",
+    "Job",
+    "Row",
+    "append_rows",
+    "ensure_dir",
+    "fsync_dir",
+    "raise_failed",
+    "transact",
     "write_all",
 ]
 
 INSERT = "INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?, ?, ?)"
-RESOLVE = "DELETE FROM quarantine WHERE ns = ? AND oid = ?"   # see heal.py
+RESOLVE = "DELETE FROM quarantine WHERE ns = ? AND oid = ?"  # see heal.py
 _IOV_MAX = 1024  # buffers per pwritev call (Linux IOV_MAX)
 
 #: an index row: ns, oid, pack number, offset, length, digest
@@ -85,7 +93,7 @@ class GroupCommit:
 
             def index(db: sqlite3.Connection) -> None:
                 db.executemany(INSERT, rows)
-                db.executemany(RESOLVE, resolved)   # stored again: no longer quarantined
+                db.executemany(RESOLVE, resolved)  # stored again: no longer quarantined
 
             with self._db_lock:
                 transact(self._db, index)

@@ -78,7 +78,7 @@ class _Space:
 
 
 class PackObjectStore:
-    """The embedded disk :class:`server.storage.base.ObjectStore` (see module doc).
+    """The embedded disk :class:`chunksync_server.storage.base.ObjectStore` (see module doc).
 
     Args:
         root: the ``objects`` directory; created if missing.
@@ -86,7 +86,11 @@ class PackObjectStore:
     """
 
     def __init__(
-        self, root: Path | str, *, pack_size: int = PACK_SIZE, read_only: bool = False,
+        self,
+        root: Path | str,
+        *,
+        pack_size: int = PACK_SIZE,
+        read_only: bool = False,
         on_damage: Callable[[Damage], None] | None = None,
     ) -> None:
         self.root = Path(root)
@@ -373,7 +377,9 @@ class PackObjectStore:
             key = (damage.ns, damage.oid)
             if key not in self._reported:  # a read-only view cannot quarantine: just say so
                 self._reported.add(key)
-                heal.log_damage(damage, "not served (read-only view; the writer will quarantine it)")
+                heal.log_damage(
+                    damage, "not served (read-only view; the writer will quarantine it)"
+                )
             return
         space = self._space(damage.ns)
         with space.lock:
@@ -383,7 +389,9 @@ class PackObjectStore:
             if moved:
                 present.discard(damage.oid)
         if moved:
-            heal.log_damage(damage, "quarantined: it reads as missing until a client uploads it again")
+            heal.log_damage(
+                damage, "quarantined: it reads as missing until a client uploads it again"
+            )
             if self.on_damage is not None:
                 self.on_damage(damage)
 

@@ -73,7 +73,7 @@ class EventHub:
     async def _send(self, sub: Subscriber, message: str) -> None:
         try:
             await asyncio.wait_for(sub.ws.send_str(message), SEND_TIMEOUT)
-        except (ConnectionError, RuntimeError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionError, RuntimeError):
             self.unsubscribe(sub)
 
     async def close_tokens(self, hashes: Iterable[bytes]) -> int:

@@ -1,15 +1,15 @@
 """The chunk server's aiohttp application: ``make_app(config) -> web.Application``.
 
-The app owns its metadata database (:class:`server.db.MetaDB`), its object store
-(``server.storage.open_store(config.store_location)`` unless one is injected), the
+The app owns its metadata database (:class:`chunksync_server.db.MetaDB`), its object store
+(``chunksync_server.storage.open_store(config.store_location)`` unless one is injected), the
 WebSocket hub, the login limiter and a private metrics registry, all reachable through
-typed ``web.AppKey``\\ s (see :mod:`server.handlers.common`), and closes them on
+typed ``web.AppKey``\\ s (see :mod:`chunksync_server.handlers.common`), and closes them on
 cleanup.
 
 Request pipeline (outermost first):
 
 1. ``observe`` — counts every request by route template, method and status, and turns
-   :class:`~server.handlers.common.ApiError` and aiohttp's own HTTP errors into a JSON
+   :class:`~chunksync_server.handlers.common.ApiError` and aiohttp's own HTTP errors into a JSON
    ``{"error": "one line"}`` body; a 401/403 writes an audit row, at most one per
    caller (device, token-hash prefix or address), route and status per
    ``denied_audit_window`` — the row after a quiet spell counts those held back.
@@ -40,9 +40,9 @@ from chunksync import wire
 from . import audit, auth
 from .config import ServerConfig, ensure_data_dir
 from .db import MetaDB
+from .epoch import mark_repaired, start_token
 from .events import EventHub
 from .handlers import add_routes
-from .epoch import mark_repaired, start_token
 from .handlers.account import PASSWORDS
 from .handlers.common import (
     CONFIG,
@@ -114,8 +114,7 @@ def _resources(store: Any | None) -> Callable[[web.Application], AsyncIterator[N
         if store is None:
             from .storage import open_store
 
-            app[STORE] = await asyncio.to_thread(open_store, config.store_location,
-                                                 on_damage=hook)
+            app[STORE] = await asyncio.to_thread(open_store, config.store_location, on_damage=hook)
         else:
             app[STORE] = store
             if getattr(store, "on_damage", False) is None:
@@ -139,7 +138,7 @@ def _damage_hook(app: web.Application) -> Callable[[Damage], None]:
     """What the server does with each damaged object its store quarantines.
 
     Count it (``chunksync_storage_damaged_objects_total``; the store logs it once), and
-    change the storage epoch (server/epoch.py): clients that cached "the server has
+    change the storage epoch (chunksync_server/epoch.py): clients that cached "the server has
     this" check the head's objects again on their next sync and re-upload what they
     hold, so the folder heals without an operator. Called from store worker threads.
     """
@@ -200,7 +199,7 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
         if exc.status == 413:
             response.force_close()
     if response.status == 413:
-        response.force_close()   # do not drain an oversized body
+        response.force_close()  # do not drain an oversized body
     metrics.observe(_route_name(request), request.method, response.status)
     return response
 
@@ -222,13 +221,18 @@ async def _audit_denied(request: web.Request, status: int, reason: str) -> None:
     suppressed = request.app[DENIALS].admit(key)
     if suppressed is None:
         return
-    detail: dict[str, object] = {"status": status, "reason": reason, "method": request.method,
-                                 "path": request.path[:200]}
+    detail: dict[str, object] = {
+        "status": status,
+        "reason": reason,
+        "method": request.method,
+        "path": request.path[:200],
+    }
     if suppressed:
-        detail["suppressed"] = suppressed   # like denials held back since the last row
+        detail["suppressed"] = suppressed  # like denials held back since the last row
     try:
-        await record(request, "request.denied", detail=detail,
-                     folder=request.match_info.get("folder"))
+        await record(
+            request, "request.denied", detail=detail, folder=request.match_info.get("folder")
+        )
     except Exception:  # the refusal stands even if auditing it fails
         log.exception("could not audit a denied request")
 
@@ -268,9 +272,15 @@ async def _confirm_rotation(request: web.Request, who: auth.Principal, t: float)
     def confirm(conn: sqlite3.Connection) -> bool:
         done = auth.confirm_rotation(conn, who.token_hash, predecessor)
         if done:
-            audit.append(conn, action="token.revoke", time=t, user=who.user,
-                         device=who.device_id, address=remote(request),
-                         detail={"reason": "rotated"})
+            audit.append(
+                conn,
+                action="token.revoke",
+                time=t,
+                user=who.user,
+                device=who.device_id,
+                address=remote(request),
+                detail={"reason": "rotated"},
+            )
         return done
 
     if await request.app[DB].write(confirm):

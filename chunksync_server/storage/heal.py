@@ -41,7 +41,7 @@ __all__ = [
     "scan",
 ]
 
-log = logging.getLogger("server.storage")  # the same logger as MemoryObjectStore
+log = logging.getLogger("chunksync_server.storage")  # the same logger as MemoryObjectStore
 
 QUARANTINE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS quarantine (ns TEXT NOT NULL, oid BLOB NOT NULL,"
@@ -74,8 +74,9 @@ def inspect(ns: str, row: tuple[bytes, int, int, int, bytes], read: Reader) -> b
     return blob
 
 
-def scan(rows: Iterable[tuple[str, bytes, int, int, int, bytes]], read: Reader
-         ) -> tuple[list[str], list[Damage]]:
+def scan(
+    rows: Iterable[tuple[str, bytes, int, int, int, bytes]], read: Reader
+) -> tuple[list[str], list[Damage]]:
     """Re-verify index rows ordered by (ns, pack, offset), for ``check``.
 
     Returns the problems that are not object damage (overlapping extents, I/O errors)
@@ -126,7 +127,8 @@ def pending_lines(conn: sqlite3.Connection, ns: str | None = None) -> list[str]:
     try:
         rows = conn.execute(
             # B608: constant SQL, values bound as ?
-            f"SELECT ns, oid, reason FROM quarantine {where} ORDER BY ns, oid", args  # nosec B608
+            f"SELECT ns, oid, reason FROM quarantine {where} ORDER BY ns, oid",
+            args,  # nosec B608
         ).fetchall()
     except sqlite3.OperationalError:  # an index no writer has migrated yet: none
         return []
@@ -180,7 +182,9 @@ def quarantine_past(
         " WHERE ns = ? AND pack = ? AND offset + length > ?",
         (ns, pack, size),
     ).fetchall()
-    damages = [Damage(ns, oid, pack, off, size_, digest, reason) for oid, off, size_, digest in rows]
+    damages = [
+        Damage(ns, oid, pack, off, size_, digest, reason) for oid, off, size_, digest in rows
+    ]
     moved: list[Damage] = transact(db, lambda conn: quarantine(conn, damages))
     return moved
 

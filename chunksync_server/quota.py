@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["QuotaTracker", "owner_quota", "set_quota", "REFRESH_SECONDS"]
+__all__ = ["REFRESH_SECONDS", "QuotaTracker", "owner_quota", "set_quota"]
 
 REFRESH_SECONDS = 60.0
 
@@ -56,13 +56,13 @@ class QuotaTracker:
             used = await asyncio.to_thread(lambda: sum(store.stats(ns).bytes for ns in namespaces))
             self.usage[owner] = (used, time.monotonic())
         if used + incoming > quota:
-            return (f"storage quota exceeded: {owner} uses {used:,} of {quota:,} bytes "
-                    f"and this upload needs {incoming:,} more")
+            return (
+                f"storage quota exceeded: {owner} uses {used:,} of {quota:,} bytes "
+                f"and this upload needs {incoming:,} more"
+            )
         return None
 
     def add(self, owner: str, stored: int) -> None:
         if owner in self.usage:
             used, measured = self.usage[owner]
             self.usage[owner] = (used + stored, measured)
-
-

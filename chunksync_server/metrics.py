@@ -46,7 +46,8 @@ class Metrics:
         self.denied = Counter("chunksync_denied", "Requests refused with 401/403", registry=reg)
         self.damaged_objects = Counter(
             "chunksync_storage_damaged_objects",
-            "Stored objects found damaged and quarantined (never served)", registry=reg,
+            "Stored objects found damaged and quarantined (never served)",
+            registry=reg,
         )
 
     def observe(self, route: str, method: str, status: int) -> None:

@@ -26,8 +26,19 @@ from . import quota as quota_mod
 from .config import Argon2Params, ensure_data_dir
 
 __all__ = [
-    "CheckReport", "add_member", "add_user", "check", "check_report", "disable_user",
-    "list_devices", "list_folders", "list_users", "read_audit", "revoke_device", "stats", "verify_audit",
+    "CheckReport",
+    "add_member",
+    "add_user",
+    "check",
+    "check_report",
+    "disable_user",
+    "list_devices",
+    "list_folders",
+    "list_users",
+    "read_audit",
+    "revoke_device",
+    "stats",
+    "verify_audit",
 ]
 
 CLI_ADDRESS = "cli"
@@ -43,7 +54,7 @@ def _conn(data_dir: Path, *, create: bool = False) -> Iterator[sqlite3.Connectio
     conn = db.connect(path)
     try:
         yield conn
-        if conn.total_changes:   # after the caller's commit: keep the chain head current
+        if conn.total_changes:  # after the caller's commit: keep the chain head current
             db.anchor_audit(conn)
     finally:
         conn.close()
@@ -54,8 +65,9 @@ def _audit(conn: sqlite3.Connection, action: str, **fields: Any) -> None:
 
 
 @contextmanager
-def _store(data_dir: Path, store_url: str | None,
-           on_damage: Callable[[Any], None] | None = None) -> Iterator[Any]:
+def _store(
+    data_dir: Path, store_url: str | None, on_damage: Callable[[Any], None] | None = None
+) -> Iterator[Any]:
     """A read-only view (``on_damage`` is ignored: a view never quarantines)."""
     from .storage import open_store
 
@@ -67,7 +79,11 @@ def _store(data_dir: Path, store_url: str | None,
 
 
 def add_user(
-    data_dir: Path, name: str, password: str, *, admin: bool = False,
+    data_dir: Path,
+    name: str,
+    password: str,
+    *,
+    admin: bool = False,
     params: Argon2Params | None = None,
 ) -> None:
     if not wire.USER_NAME.match(name):
@@ -84,8 +100,13 @@ def add_user(
 def list_users(data_dir: Path) -> list[dict[str, Any]]:
     with _conn(data_dir) as conn:
         return [
-            {"name": u.name, "admin": u.admin, "disabled": u.disabled,
-             "totp": u.totp_secret is not None, "created": u.created}
+            {
+                "name": u.name,
+                "admin": u.admin,
+                "disabled": u.disabled,
+                "totp": u.totp_secret is not None,
+                "created": u.created,
+            }
             for u in auth.all_users(conn)
         ]
 
@@ -135,8 +156,18 @@ def list_folders(data_dir: Path, store_url: str | None = None) -> list[dict[str,
     with _store(data_dir, store_url) as store:
         for f, members in folders:
             st = store.stats(f.id)
-            out.append({"name": f.name, "id": f.id, "owner": f.owner, "members": members,
-                        "head": f.head, "seq": f.seq, "objects": st.objects, "bytes": st.bytes})
+            out.append(
+                {
+                    "name": f.name,
+                    "id": f.id,
+                    "owner": f.owner,
+                    "members": members,
+                    "head": f.head,
+                    "seq": f.seq,
+                    "objects": st.objects,
+                    "bytes": st.bytes,
+                }
+            )
     return out
 
 
@@ -193,9 +224,13 @@ def stats(data_dir: Path, store_url: str | None = None) -> ServerStats:
     with _store(data_dir, store_url) as store:
         per = [store.stats(ns) for ns in ids]
     return ServerStats(
-        users=count["users"], devices=count["devices"], folders=count["folders"],
-        objects=sum(s.objects for s in per), bytes=sum(s.bytes for s in per),
-        head_moves=count["head_log"], audit_rows=count["audit"],
+        users=count["users"],
+        devices=count["devices"],
+        folders=count["folders"],
+        objects=sum(s.objects for s in per),
+        bytes=sum(s.bytes for s in per),
+        head_moves=count["head_log"],
+        audit_rows=count["audit"],
     )
 
 
@@ -212,14 +247,15 @@ class CheckReport:
     quarantined: int = 0
 
 
-def check_report(data_dir: Path, store_url: str | None = None, *, repair: bool = False
-                 ) -> CheckReport:
+def check_report(
+    data_dir: Path, store_url: str | None = None, *, repair: bool = False
+) -> CheckReport:
     """``check``, or with ``repair`` ``check --repair``.
 
     A repair opens the object store as its writer, which lines packs up with the index
     (cutting unindexed tails, quarantining what shortened or missing packs lost), then
     quarantines every object whose digest does not match, and changes the storage epoch
-    (:func:`server.epoch.mark_repaired`) so that clients check the server's copy of
+    (:func:`chunksync_server.epoch.mark_repaired`) so that clients check the server's copy of
     their folder and re-upload what it lost. It refuses while another process (a
     running server) holds the store's writer lock: that process would keep serving its
     own view of the index. A running server quarantines what it reads damaged by itself.
@@ -246,8 +282,9 @@ def check_report(data_dir: Path, store_url: str | None = None, *, repair: bool =
 
 
 @contextmanager
-def _repair_store(data_dir: Path, store_url: str | None,
-                  on_damage: Callable[[Any], None]) -> Iterator[Any]:
+def _repair_store(
+    data_dir: Path, store_url: str | None, on_damage: Callable[[Any], None]
+) -> Iterator[Any]:
     """The object store opened as its writer, or UserError if another process is."""
     from .storage import open_store
 

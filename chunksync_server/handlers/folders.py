@@ -30,8 +30,8 @@ from .common import (
     DB,
     EPOCH,
     HUB,
-    METRICS,
     INT_MAX,
+    METRICS,
     STORE,
     ApiError,
     folder_access,
@@ -44,8 +44,15 @@ from .common import (
 )
 
 __all__ = [
-    "create_folder", "events", "get_folder", "get_head", "get_keyslots", "get_log",
-    "list_folders", "put_head", "put_keyslot",
+    "create_folder",
+    "events",
+    "get_folder",
+    "get_head",
+    "get_keyslots",
+    "get_log",
+    "list_folders",
+    "put_head",
+    "put_keyslot",
 ]
 
 LOG_LIMIT_MAX = 1000
@@ -78,8 +85,15 @@ async def create_folder(request: web.Request) -> web.Response:
     def create(conn: sqlite3.Connection) -> db.FolderRow | None:
         if not db.create_folder(conn, secrets.token_hex(16), name, who.user_id, t):
             return None
-        audit.append(conn, action="folder.create", time=t, user=who.user,
-                     device=who.device_id, address=address, folder=name)
+        audit.append(
+            conn,
+            action="folder.create",
+            time=t,
+            user=who.user,
+            device=who.device_id,
+            address=address,
+            folder=name,
+        )
         return db.folder_by_name(conn, name)
 
     row = await request.app[DB].write(create)
@@ -122,9 +136,16 @@ async def put_keyslot(request: web.Request) -> web.Response:
     def store(conn: sqlite3.Connection) -> bool | None:
         created = db.put_keyslot(conn, row.id, slot, blob, t, wire.MAX_SLOTS)
         if created is not None:
-            audit.append(conn, action="keyslot.put", time=t, user=who.user,
-                         device=who.device_id, address=address, folder=row.name,
-                         detail={"slot": slot, "created": created, "bytes": len(blob)})
+            audit.append(
+                conn,
+                action="keyslot.put",
+                time=t,
+                user=who.user,
+                device=who.device_id,
+                address=address,
+                folder=row.name,
+                detail={"slot": slot, "created": created, "bytes": len(blob)},
+            )
         return created
 
     created = await request.app[DB].write(store)
@@ -142,7 +163,9 @@ async def get_head(request: web.Request) -> web.Response:
 async def put_head(request: web.Request) -> web.Response:
     row, _ = await folder_access(request, write=True)
     doc = await read_json(
-        request, {"expected": (str, type(None)), "new": str}, required=("expected", "new"),
+        request,
+        {"expected": (str, type(None)), "new": str},
+        required=("expected", "new"),
         limit=4096,
     )
     expected, new = doc["expected"], doc["new"]
@@ -156,13 +179,21 @@ async def put_head(request: web.Request) -> web.Response:
 
     def cas(conn: sqlite3.Connection) -> tuple[bool, str | None, int, bool]:
         old_seq = db.head_of(conn, row.id)[1]
-        ok, head, seq = db.cas_head(conn, row.id, expected, new, device=who.device_id,
-                                    user=who.user, now=t)
+        ok, head, seq = db.cas_head(
+            conn, row.id, expected, new, device=who.device_id, user=who.user, now=t
+        )
         moved = ok and seq != old_seq
         if moved:
-            audit.append(conn, action="head.move", time=t, user=who.user, device=who.device_id,
-                         address=address, folder=row.name,
-                         detail={"previous": expected, "head": new, "seq": seq})
+            audit.append(
+                conn,
+                action="head.move",
+                time=t,
+                user=who.user,
+                device=who.device_id,
+                address=address,
+                folder=row.name,
+                detail={"previous": expected, "head": new, "seq": seq},
+            )
         return ok, head, seq, moved
 
     ok, head, seq, moved = await request.app[DB].write(cas)

@@ -11,9 +11,9 @@ Guarantees:
   its user enabled; each of those is re-checked on every request, so a revocation made
   by the admin CLI takes effect on the next request.
 * Login attempts are counted per remote address and per user before the password
-  is checked (:class:`server.limits.LoginLimiter`); past a budget, logins are refused
+  is checked (:class:`chunksync_server.limits.LoginLimiter`); past a budget, logins are refused
   (429) without checking it. Password hashing runs on its own bounded pool
-  (:class:`server.passwords.PasswordGate`), never on the database's threads.
+  (:class:`chunksync_server.passwords.PasswordGate`), never on the database's threads.
 * A TOTP code is accepted once (RFC 6238 §5.2): the time step of the last accepted
   code is kept per user, and only a later step is accepted after it.
 * Rotation never locks a device out: the answer carrying the new token can be lost
@@ -23,7 +23,7 @@ Guarantees:
   successor nobody ever used; logging out with it revokes that successor too.
 
 All functions taking a connection are blocking; the server runs them on a worker
-thread through :class:`server.db.MetaDB`. Functions that write expect a transaction.
+thread through :class:`chunksync_server.db.MetaDB`. Functions that write expect a transaction.
 """
 
 from __future__ import annotations
@@ -215,7 +215,12 @@ def add_device(conn: sqlite3.Connection, user_id: int, name: str, now: float) ->
 
 
 def issue_token(
-    conn: sqlite3.Connection, device_id: str, user_id: int, *, ttl: float, now: float,
+    conn: sqlite3.Connection,
+    device_id: str,
+    user_id: int,
+    *,
+    ttl: float,
+    now: float,
     successor_of: bytes | None = None,
 ) -> Credentials:
     token = secrets.token_urlsafe(32)
@@ -236,16 +241,18 @@ def revoke_token(conn: sqlite3.Connection, token_hash: bytes) -> None:
     )
 
 
-def rotate_token(conn: sqlite3.Connection, who: Principal, *, ttl: float, now: float
-                 ) -> Credentials:
+def rotate_token(
+    conn: sqlite3.Connection, who: Principal, *, ttl: float, now: float
+) -> Credentials:
     """A new token for the caller's device; the calling one stays valid until it is used.
 
     A successor issued earlier and never used (its answer was lost) is revoked: only the
     newest answer can be the one the client holds.
     """
     conn.execute("UPDATE tokens SET revoked = 1 WHERE successor_of = ?", (who.token_hash,))
-    return issue_token(conn, who.device_id, who.user_id, ttl=ttl, now=now,
-                       successor_of=who.token_hash)
+    return issue_token(
+        conn, who.device_id, who.user_id, ttl=ttl, now=now, successor_of=who.token_hash
+    )
 
 
 def confirm_rotation(conn: sqlite3.Connection, token_hash: bytes, predecessor: bytes) -> bool:
@@ -304,7 +311,7 @@ def lookup_token(conn: sqlite3.Connection, token: str, now: float) -> Principal 
     ).fetchone()
     if row is None or not hmac.compare_digest(bytes(row[0]), digest):
         return "unknown token"
-    stored, expires, revoked, scope, dev_id, dev_name, dev_revoked = row[:7]
+    _stored, expires, revoked, scope, dev_id, dev_name, dev_revoked = row[:7]
     user_id, user_name, admin, disabled, totp, replaces = row[7:]
     if revoked or dev_revoked:
         return "revoked token"
@@ -314,8 +321,17 @@ def lookup_token(conn: sqlite3.Connection, token: str, now: float) -> Principal 
         return "disabled user"
     if scope != SCOPE_DEVICE:
         return "token scope not allowed"
-    return Principal(user_id, user_name, bool(admin), dev_id, dev_name, digest, expires,
-                     bool(totp), bytes(replaces) if replaces is not None else None)
+    return Principal(
+        user_id,
+        user_name,
+        bool(admin),
+        dev_id,
+        dev_name,
+        digest,
+        expires,
+        bool(totp),
+        bytes(replaces) if replaces is not None else None,
+    )
 
 
 def invalid_tokens(conn: sqlite3.Connection, hashes: list[bytes], now: float) -> set[bytes]:

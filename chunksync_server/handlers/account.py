@@ -4,7 +4,7 @@ Login answers every failure for an unknown user or a wrong password with the sam
 401 message and burns the same Argon2id time, so neither the text nor the timing tells
 which one was wrong. Each attempt counts against the remote address and the user
 before the password is checked (429 past the budget, see
-:class:`server.limits.LoginLimiter`); a correct one is refunded. Password work runs on
+:class:`chunksync_server.limits.LoginLimiter`); a correct one is refunded. Password work runs on
 the bounded pool :data:`PASSWORDS` (503 when it is full). Failures are audited. A TOTP
 code is claimed in the same transaction that issues the token, so it works once.
 """
@@ -37,7 +37,7 @@ from .common import (
 __all__ = ["PASSWORDS", "login", "logout", "rotate", "totp_disable", "totp_enroll", "whoami"]
 
 BAD_LOGIN = "invalid user name or password"
-#: the app's password-hashing pool (:class:`server.passwords.PasswordGate`)
+#: the app's password-hashing pool (:class:`chunksync_server.passwords.PasswordGate`)
 PASSWORDS = web.AppKey("passwords", PasswordGate)
 #: seconds a client is told to wait when the password pool is full (503)
 RETRY_BUSY = 2
@@ -56,18 +56,19 @@ async def login(request: web.Request) -> web.Response:
         raise ApiError(400, "malformed device name")
     app, address = request.app, remote(request)
     limiter = app[LIMITER]
-    keys = limiter.attempt(name, address)   # counted before any check: no await between
+    keys = limiter.attempt(name, address)  # counted before any check: no await between
     if keys is None:
         app[METRICS].login_failures.inc()
         await record(request, "login.limited", user=name, detail={"reason": "rate limit"})
-        raise ApiError(429, "too many failed logins; try again later",
-                       retry_after=limiter.retry_after(address))
+        raise ApiError(
+            429, "too many failed logins; try again later", retry_after=limiter.retry_after(address)
+        )
 
     user = await app[DB].read(lambda c: auth.user_by_name(c, name))
     try:
         ok = await _check_password(app, user, password)
     except ApiError:
-        limiter.refund(keys)   # 503: nothing was checked, so nothing is counted
+        limiter.refund(keys)  # 503: nothing was checked, so nothing is counted
         raise
     step, t = None, now()
     reason = None if ok else "bad password"
@@ -80,8 +81,15 @@ async def login(request: web.Request) -> web.Response:
     creds = None
     if reason is None and user is not None and not user.disabled:
         creds = await app[DB].write(
-            lambda c: _issue(c, user, step, device_name=device_name, address=address, t=t,
-                             ttl=app[CONFIG].token_ttl)
+            lambda c: _issue(
+                c,
+                user,
+                step,
+                device_name=device_name,
+                address=address,
+                t=t,
+                ttl=app[CONFIG].token_ttl,
+            )
         )
         if creds is None:
             reason = "totp code already used"
@@ -91,8 +99,8 @@ async def login(request: web.Request) -> web.Response:
         if reason == "totp required":
             raise ApiError(401, "TOTP code required", audited=True, totp_required=True)
         raise ApiError(401, BAD_LOGIN, audited=True)
-    limiter.refund(keys)   # the right password costs no budget
-    if creds is None:      # disabled account
+    limiter.refund(keys)  # the right password costs no budget
+    if creds is None:  # disabled account
         await record(request, "login.failed", user=name, detail={"reason": "disabled"})
         raise ApiError(403, "account disabled", audited=True)
     await _upgrade_hash(app, user, password)
@@ -106,16 +114,23 @@ async def _upgrade_hash(app: web.Application, user: auth.UserRow, password: str)
         return
     params = app[CONFIG].argon2
     try:
-        new = await app[PASSWORDS].run(lambda: auth.hash_password(password, params),
-                                       lanes=params.lanes)
+        new = await app[PASSWORDS].run(
+            lambda: auth.hash_password(password, params), lanes=params.lanes
+        )
     except PasswordBusy:
         return
     await app[DB].write(lambda c: auth.replace_password_hash(c, user.id, user.pw_hash, new))
 
 
 def _issue(
-    conn: sqlite3.Connection, user: auth.UserRow, step: int | None, *, device_name: str,
-    address: str, t: float, ttl: float,
+    conn: sqlite3.Connection,
+    user: auth.UserRow,
+    step: int | None,
+    *,
+    device_name: str,
+    address: str,
+    t: float,
+    ttl: float,
 ) -> auth.Credentials | None:
     """Claim the TOTP step, add the device and its token; None if the code was used."""
     if step is not None and not auth.claim_totp_step(conn, user.id, step):
@@ -148,8 +163,15 @@ async def logout(request: web.Request) -> web.Response:
 
     def revoke(conn: sqlite3.Connection) -> None:
         auth.revoke_token(conn, who.token_hash)
-        audit.append(conn, action="token.revoke", time=t, user=who.user, device=who.device_id,
-                     address=address, detail={"reason": "logout"})
+        audit.append(
+            conn,
+            action="token.revoke",
+            time=t,
+            user=who.user,
+            device=who.device_id,
+            address=address,
+            detail={"reason": "logout"},
+        )
 
     await request.app[DB].write(revoke)
     await request.app[HUB].close_tokens([who.token_hash])
@@ -162,8 +184,15 @@ async def rotate(request: web.Request) -> web.Response:
 
     def swap(conn: sqlite3.Connection) -> auth.Credentials:
         creds = auth.rotate_token(conn, who, ttl=ttl, now=t)
-        audit.append(conn, action="token.rotate", time=t, user=who.user, device=who.device_id,
-                     address=address, detail={"expires": creds.expires_at})
+        audit.append(
+            conn,
+            action="token.rotate",
+            time=t,
+            user=who.user,
+            device=who.device_id,
+            address=address,
+            detail={"expires": creds.expires_at},
+        )
         return creds
 
     # the calling token stays valid until the new one is first used (auth.confirm_rotation):
@@ -174,14 +203,16 @@ async def rotate(request: web.Request) -> web.Response:
 
 async def whoami(request: web.Request) -> web.Response:
     who = principal(request)
-    return web.json_response({
-        "user": who.user,
-        "admin": who.admin,
-        "device_id": who.device_id,
-        "device_name": who.device,
-        "expires_at": who.expires_at,
-        "totp": who.totp,
-    })
+    return web.json_response(
+        {
+            "user": who.user,
+            "admin": who.admin,
+            "device_id": who.device_id,
+            "device_name": who.device,
+            "expires_at": who.expires_at,
+            "totp": who.totp,
+        }
+    )
 
 
 async def totp_enroll(request: web.Request) -> web.Response:
@@ -195,8 +226,9 @@ async def totp_enroll(request: web.Request) -> web.Response:
 
     def enrol(conn: sqlite3.Connection) -> None:
         auth.set_totp(conn, who.user_id, secret)
-        audit.append(conn, action="totp.enable", time=t, user=who.user, device=who.device_id,
-                     address=address)
+        audit.append(
+            conn, action="totp.enable", time=t, user=who.user, device=who.device_id, address=address
+        )
 
     await request.app[DB].write(enrol)
     return web.json_response({"secret": secret, "uri": uri})
@@ -218,8 +250,14 @@ async def totp_disable(request: web.Request) -> web.Response:
         if not auth.claim_totp_step(conn, who.user_id, step):
             return False
         auth.set_totp(conn, who.user_id, None)
-        audit.append(conn, action="totp.disable", time=t, user=who.user, device=who.device_id,
-                     address=address)
+        audit.append(
+            conn,
+            action="totp.disable",
+            time=t,
+            user=who.user,
+            device=who.device_id,
+            address=address,
+        )
         return True
 
     if not await request.app[DB].write(disable):

@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,8 +36,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 PASSWORD_ENV = "CHUNKSYNC_PASSWORD"  # nosec B105  # an env variable name
 
 data_option = click.option(
-    "--data", "data_dir", envvar=DATA_ENV, required=True,
-    type=click.Path(file_okay=False, path_type=Path), help=f"data directory (or ${DATA_ENV})",
+    "--data",
+    "data_dir",
+    envvar=DATA_ENV,
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"data directory (or ${DATA_ENV})",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 
@@ -73,7 +77,7 @@ def _emit(rows: Any, as_json: bool, line: Callable[[Any], str]) -> None:
 def _when(t: float | None) -> str:
     if not t:
         return "-"
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,19 +91,40 @@ def main() -> None:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--port-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="write the bound port here (useful with --port 0)")
-@click.option("--token-days", default=90.0, show_default=True, type=float,
-              help="lifetime of new device tokens in days (clients renew them when a third is left)")
-@click.option("--token-lifetime", type=click.FloatRange(min=1.0), metavar="SECONDS",
-              help="lifetime of new device tokens in seconds (overrides --token-days)")
+@click.option(
+    "--port-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the bound port here (useful with --port 0)",
+)
+@click.option(
+    "--token-days",
+    default=90.0,
+    show_default=True,
+    type=float,
+    help="lifetime of new device tokens in days (clients renew them when a third is left)",
+)
+@click.option(
+    "--token-lifetime",
+    type=click.FloatRange(min=1.0),
+    metavar="SECONDS",
+    help="lifetime of new device tokens in seconds (overrides --token-days)",
+)
 @friendly
-def serve(data_dir: Path, host: str, port: int, tls_cert: Path | None, tls_key: Path | None,
-          port_file: Path | None, token_days: float, token_lifetime: float | None) -> None:
+def serve(
+    data_dir: Path,
+    host: str,
+    port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    port_file: Path | None,
+    token_days: float,
+    token_lifetime: float | None,
+) -> None:
     """Run the server in the foreground until SIGINT/SIGTERM."""
     ttl = token_lifetime if token_lifetime is not None else token_days * 86_400
-    config = ServerConfig(data_dir=data_dir, host=host, port=port, tls_cert=tls_cert,
-                          tls_key=tls_key, token_ttl=ttl)
+    config = ServerConfig(
+        data_dir=data_dir, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, token_ttl=ttl
+    )
     asyncio.run(_serve(config, port_file))
 
 
@@ -115,9 +140,9 @@ def _arm_forced_exit(grace: float = STOP_GRACE) -> None:
     daemon thread, so an orderly exit never waits for it. Committed data is durable
     (SQLite synchronous=FULL), so cutting a hung stop short loses nothing.
     """
+
     def force() -> None:
-        print("chunksync-server: graceful stop timed out; exiting", file=sys.stderr,
-              flush=True)
+        print("chunksync-server: graceful stop timed out; exiting", file=sys.stderr, flush=True)
         os._exit(1)
 
     timer = threading.Timer(grace, force)
@@ -193,9 +218,14 @@ def user_add(name: str, data_dir: Path, password_file: Path | None, is_admin: bo
 @json_option
 @friendly
 def user_list(data_dir: Path, as_json: bool) -> None:
-    _emit(admin.list_users(data_dir), as_json, lambda u: (
-        f"{u['name']}\t{'admin' if u['admin'] else 'user'}"
-        f"\t{'disabled' if u['disabled'] else 'enabled'}\t{'totp' if u['totp'] else '-'}"))
+    _emit(
+        admin.list_users(data_dir),
+        as_json,
+        lambda u: (
+            f"{u['name']}\t{'admin' if u['admin'] else 'user'}"
+            f"\t{'disabled' if u['disabled'] else 'enabled'}\t{'totp' if u['totp'] else '-'}"
+        ),
+    )
 
 
 @user.command("disable")
@@ -243,9 +273,14 @@ def device() -> None:
 @json_option
 @friendly
 def device_list(data_dir: Path, as_json: bool) -> None:
-    _emit(admin.list_devices(data_dir), as_json, lambda d: (
-        f"{d['id']}\t{d['user']}\t{d['name']}\tlast seen {_when(d['last_seen'])}"
-        + ("\trevoked" if d["revoked"] else "")))
+    _emit(
+        admin.list_devices(data_dir),
+        as_json,
+        lambda d: (
+            f"{d['id']}\t{d['user']}\t{d['name']}\tlast seen {_when(d['last_seen'])}"
+            + ("\trevoked" if d["revoked"] else "")
+        ),
+    )
 
 
 @device.command("revoke")
@@ -267,10 +302,15 @@ def folder() -> None:
 @json_option
 @friendly
 def folder_list(data_dir: Path, as_json: bool) -> None:
-    _emit(admin.list_folders(data_dir), as_json, lambda f: (
-        f"{f['name']}\towner {f['owner']}\thead {(f['head'] or '-')[:12]} seq {f['seq']}"
-        f"\t{f['objects']} objects\t{f['bytes']} bytes\t"
-        + ",".join(f"{u}:{r}" for u, r in f["members"].items())))
+    _emit(
+        admin.list_folders(data_dir),
+        as_json,
+        lambda f: (
+            f"{f['name']}\towner {f['owner']}\thead {(f['head'] or '-')[:12]} seq {f['seq']}"
+            f"\t{f['objects']} objects\t{f['bytes']} bytes\t"
+            + ",".join(f"{u}:{r}" for u, r in f["members"].items())
+        ),
+    )
 
 
 @folder.command("add-member")
@@ -305,15 +345,25 @@ def _parse_since(text: str | None) -> float | None:
 @click.option("--verify", is_flag=True, help="check the hash chain; exit 1 if broken")
 @json_option
 @friendly
-def audit_cmd(data_dir: Path, folder_name: str | None, since: str | None, verify: bool,
-              as_json: bool) -> None:
+def audit_cmd(
+    data_dir: Path, folder_name: str | None, since: str | None, verify: bool, as_json: bool
+) -> None:
     """Show the audit log, or verify its hash chain."""
     if verify:
         result = admin.verify_audit(data_dir)
         if as_json:
             head = result.head.to_json() if result.head else None
-            click.echo(json.dumps({"ok": result.ok, "rows": result.rows, "head": head,
-                                   "first_bad": result.first_bad, "reason": result.reason}))
+            click.echo(
+                json.dumps(
+                    {
+                        "ok": result.ok,
+                        "rows": result.rows,
+                        "head": head,
+                        "first_bad": result.first_bad,
+                        "reason": result.reason,
+                    }
+                )
+            )
         if not result.ok:
             where = f" at row {result.first_bad}" if result.first_bad is not None else ""
             _fail(f"audit chain broken{where}: {result.reason}", 1)
@@ -322,9 +372,14 @@ def audit_cmd(data_dir: Path, folder_name: str | None, since: str | None, verify
             click.echo(f"audit chain ok ({result.rows} rows{head_text})")
         return
     rows = admin.read_audit(data_dir, folder=folder_name, since=_parse_since(since))
-    _emit([r.to_json() for r in rows], as_json, lambda r: (
-        f"{r['id']}\t{_when(r['time'])}\t{r['action']}\t{r['user'] or '-'}\t{r['device'] or '-'}"
-        f"\t{r['address'] or '-'}\t{r['folder'] or '-'}\t{json.dumps(r['detail'], sort_keys=True)}"))
+    _emit(
+        [r.to_json() for r in rows],
+        as_json,
+        lambda r: (
+            f"{r['id']}\t{_when(r['time'])}\t{r['action']}\t{r['user'] or '-'}\t{r['device'] or '-'}"
+            f"\t{r['address'] or '-'}\t{r['folder'] or '-'}\t{json.dumps(r['detail'], sort_keys=True)}"
+        ),
+    )
 
 
 @main.command()
@@ -343,10 +398,13 @@ def stats(data_dir: Path, as_json: bool) -> None:
 
 @main.command()
 @data_option
-@click.option("--repair", is_flag=True,
-              help="quarantine damaged objects (they then read as missing), line packs up "
-                   "with the index, and make clients re-check and re-upload what the server "
-                   "lost; refused while the server runs (stop it first)")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="quarantine damaged objects (they then read as missing), line packs up "
+    "with the index, and make clients re-check and re-upload what the server "
+    "lost; refused while the server runs (stop it first)",
+)
 @friendly
 def check(data_dir: Path, repair: bool) -> None:
     """Verify every stored object, every head and the audit chain; exit 1 on problems.
@@ -358,8 +416,10 @@ def check(data_dir: Path, repair: bool) -> None:
     for problem in report.problems:
         click.echo(problem)
     if repair:
-        click.echo(f"repair: {report.quarantined} object(s) quarantined; devices that hold "
-                   "the data re-upload it on their next sync")
+        click.echo(
+            f"repair: {report.quarantined} object(s) quarantined; devices that hold "
+            "the data re-upload it on their next sync"
+        )
     if report.problems:
         _fail(f"{len(report.problems)} problem(s) found", 1)
     click.echo("check ok")

@@ -15,7 +15,7 @@ Guarantees:
 :class:`MetaDB` owns one connection guarded by a lock; async code calls
 :meth:`MetaDB.read` / :meth:`MetaDB.write` with a function of the connection, which
 runs on a worker thread. This module also holds the folder, member, head and key-slot
-queries; accounts live in :mod:`server.auth` and the audit chain in :mod:`server.audit`.
+queries; accounts live in :mod:`chunksync_server.auth` and the audit chain in :mod:`chunksync_server.audit`.
 """
 
 from __future__ import annotations
@@ -151,9 +151,7 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
-        conn = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=10.0
-        )
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -167,7 +165,9 @@ def connect(path: Path) -> sqlite3.Connection:
 def _migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise ConfigError(f"metadata schema v{version} is newer than this server (v{SCHEMA_VERSION})")
+        raise ConfigError(
+            f"metadata schema v{version} is newer than this server (v{SCHEMA_VERSION})"
+        )
     for number in range(version, SCHEMA_VERSION):
         with transaction(conn):
             if conn.execute("PRAGMA user_version").fetchone()[0] != number:
@@ -247,9 +247,9 @@ class MetaDB:
 
 @dataclass(frozen=True, slots=True)
 class FolderRow:
-    id: str          # internal id: the object store namespace
+    id: str  # internal id: the object store namespace
     name: str
-    owner: str       # user name
+    owner: str  # user name
     created: float
     head: str | None
     seq: int

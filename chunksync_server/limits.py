@@ -41,7 +41,9 @@ class LoginLimiter:
     """Attempts per ``addr:IP`` and per ``user:NAME`` in sliding windows."""
 
     def __init__(
-        self, per_address: Budget, per_user: Budget,
+        self,
+        per_address: Budget,
+        per_user: Budget,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._budgets = {"addr": per_address, "user": per_user}

@@ -36,7 +36,7 @@ class Argon2Params:
 
     One lane keeps the derivation off OpenSSL's internal thread pool, which stops
     making progress when several multi-lane derivations run at once (see
-    :mod:`server.passwords`); memory hardness is the same. The encoded hash records
+    :mod:`chunksync_server.passwords`); memory hardness is the same. The encoded hash records
     its own parameters, so changing these never breaks verification of existing
     passwords (multi-lane ones are verified one at a time).
     """
@@ -64,7 +64,7 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    #: object store location for ``server.storage.open_store``; None = the data dir
+    #: object store location for ``chunksync_server.storage.open_store``; None = the data dir
     store_url: str | None = None
     token_ttl: float = 90 * DAY
     #: login attempts per client address per window (429 past it)

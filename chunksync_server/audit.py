@@ -13,7 +13,7 @@ The chain alone cannot show that its newest rows were cut off: what remains stil
 links. So the **chain head** — the last row's id and hash — is also kept apart from
 the table, in ``DATA/audit-head.json`` (:data:`HEAD_FILE`), rewritten atomically by
 :func:`anchor` after every committed write that added rows (the server's
-:class:`~server.db.MetaDB` and the admin CLI both call it). :func:`verify` given that
+:class:`~chunksync_server.db.MetaDB` and the admin CLI both call it). :func:`verify` given that
 file fails when the recorded row is gone or differs; rows newer than it are fine (the
 file may lag a crash). :func:`anchor` never moves the head onto a chain that does not
 extend the recorded one, so a truncation stays visible. ``audit --verify`` prints the
@@ -38,8 +38,16 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "GENESIS", "HEAD_FILE", "AuditEntry", "ChainHead", "VerifyResult", "anchor", "append",
-    "entries", "read_head", "verify",
+    "GENESIS",
+    "HEAD_FILE",
+    "AuditEntry",
+    "ChainHead",
+    "VerifyResult",
+    "anchor",
+    "append",
+    "entries",
+    "read_head",
+    "verify",
 ]
 
 GENESIS = "0" * 64
@@ -57,7 +65,7 @@ class AuditEntry:
     address: str | None
     action: str
     folder: str | None
-    detail: str          # canonical JSON text
+    detail: str  # canonical JSON text
     prev_hash: str
     hash: str
 
@@ -81,7 +89,7 @@ class VerifyResult:
     rows: int
     first_bad: int | None = None
     reason: str = ""
-    head: ChainHead | None = None   # the last row that verified
+    head: ChainHead | None = None  # the last row that verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,28 +194,41 @@ def verify(conn: sqlite3.Connection, head_file: Path | None = None) -> VerifyRes
         if entry.prev_hash != prev:
             return VerifyResult(False, count, entry.id, "previous-hash link broken", head)
         digest = row_hash(
-            prev, entry.id, entry.time, entry.user, entry.device, entry.address,
-            entry.action, entry.folder, entry.detail,
+            prev,
+            entry.id,
+            entry.time,
+            entry.user,
+            entry.device,
+            entry.address,
+            entry.action,
+            entry.folder,
+            entry.detail,
         )
         if digest != entry.hash:
-            return VerifyResult(False, count, entry.id, "row content does not match its hash",
-                                head)
+            return VerifyResult(False, count, entry.id, "row content does not match its hash", head)
         if recorded is not None and entry.id == recorded.seq and entry.hash != recorded.hash:
-            return VerifyResult(False, count, entry.id,
-                                "row differs from the recorded chain head", head)
+            return VerifyResult(
+                False, count, entry.id, "row differs from the recorded chain head", head
+            )
         prev = entry.hash
         head = ChainHead(entry.id, entry.hash)
         expected_id += 1
     if recorded is not None and recorded.seq > count:
         return VerifyResult(
-            False, count, count + 1,
-            f"rows {count + 1}..{recorded.seq} are missing (removed after the recorded "
-            "chain head)", head,
+            False,
+            count,
+            count + 1,
+            f"rows {count + 1}..{recorded.seq} are missing (removed after the recorded chain head)",
+            head,
         )
     if head_file is not None and recorded is None and count:
-        return VerifyResult(False, count, None,
-                            f"{head_file.name} is missing: removed newest rows would go unseen",
-                            head)
+        return VerifyResult(
+            False,
+            count,
+            None,
+            f"{head_file.name} is missing: removed newest rows would go unseen",
+            head,
+        )
     return VerifyResult(True, count, head=head)
 
 
@@ -265,8 +286,11 @@ def anchor(conn: sqlite3.Connection) -> None:
     if recorded is not None:
         if recorded.seq >= newest.seq:
             if recorded.seq > newest.seq:
-                _warn_once(path, f"audit rows after {newest.seq} were removed "
-                                 f"(the chain head file records row {recorded.seq})")
+                _warn_once(
+                    path,
+                    f"audit rows after {newest.seq} were removed "
+                    f"(the chain head file records row {recorded.seq})",
+                )
             return
         row = conn.execute("SELECT hash FROM audit WHERE id = ?", (recorded.seq,)).fetchone()
         if row is None or row[0] != recorded.hash:

@@ -1,7 +1,7 @@
 """Shared plumbing of the HTTP handlers: typed app/request keys, errors, JSON input.
 
 * :class:`ApiError` is the only way a handler refuses a request; the error middleware
-  in :mod:`server.app` turns it into ``{"error": "one line", ...extra}`` with its
+  in :mod:`chunksync_server.app` turns it into ``{"error": "one line", ...extra}`` with its
   status, and audits 401/403.
 * :func:`read_json` reads a JSON body **incrementally** under a byte cap (413 past it,
   by Content-Length or while streaming), requires an object and refuses unknown
@@ -43,9 +43,9 @@ __all__ = [
     "INT_MAX",
     "INT_MIN",
     "LIMITER",
-    "QUOTAS",
     "METRICS",
     "PRINCIPAL",
+    "QUOTAS",
     "STORE",
     "ApiError",
     "folder_access",
@@ -58,7 +58,7 @@ __all__ = [
     "storage_refusal",
 ]
 
-log = logging.getLogger("server.storage")
+log = logging.getLogger("chunksync_server.storage")
 
 #: ``code`` of a 507 answer: the server's disk is full or failing (not the user's quota)
 STORAGE_FULL_CODE = "storage_full"
@@ -67,18 +67,18 @@ STORAGE_FULL_MESSAGE = "server storage is full"
 
 CONFIG = web.AppKey("config", ServerConfig)
 DB = web.AppKey("db", db.MetaDB)
-STORE = web.AppKey("store", object)   # server.storage.ObjectStore (structural)
+STORE = web.AppKey("store", object)  # chunksync_server.storage.ObjectStore (structural)
 HUB = web.AppKey("hub", EventHub)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", LoginLimiter)
 QUOTAS = web.AppKey("quotas", QuotaTracker)
-EPOCH = web.AppKey("epoch", str)  # this process's start token (server.epoch)
+EPOCH = web.AppKey("epoch", str)  # this process's start token (chunksync_server.epoch)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 WRITE_ROLES = ("owner", "read-write")
 #: the integer range every number from a client must fit (SQLite INTEGER, int64)
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
-_QUERY_INT = re.compile(r"\A-?[0-9]{1,19}\Z")   # ASCII digits only: int() takes more
+_QUERY_INT = re.compile(r"\A-?[0-9]{1,19}\Z")  # ASCII digits only: int() takes more
 
 
 class ApiError(Exception):
@@ -88,7 +88,7 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.audited = audited   # True when the handler already wrote the audit row
+        self.audited = audited  # True when the handler already wrote the audit row
         self.extra = extra
 
     def response(self) -> web.Response:
@@ -107,8 +107,9 @@ def storage_refusal(exc: StorageError, *, write: bool) -> ApiError:
     if isinstance(exc, StorageFull):
         return ApiError(wire.QUOTA_STATUS, STORAGE_FULL_MESSAGE, code=STORAGE_FULL_CODE)
     if write:
-        return ApiError(wire.QUOTA_STATUS, f"server storage failed: {exc.message}",
-                        code=STORAGE_FAILED_CODE)
+        return ApiError(
+            wire.QUOTA_STATUS, f"server storage failed: {exc.message}", code=STORAGE_FAILED_CODE
+        )
     return ApiError(503, f"server storage unavailable: {exc.message}", code=STORAGE_FAILED_CODE)
 
 
@@ -242,7 +243,7 @@ def parse_ids(value: Any, limit: int, what: str = "ids") -> tuple[list[str], lis
         raise ApiError(400, f"{what}: malformed object id")
     joined = "".join(value)
     try:
-        raw = bytes.fromhex(joined)   # fromhex skips whitespace: caught by the length
+        raw = bytes.fromhex(joined)  # fromhex skips whitespace: caught by the length
     except ValueError:
         raw = b""
     if len(raw) != 32 * len(value) or joined.lower() != joined:
@@ -261,9 +262,7 @@ def object_id(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
-async def folder_access(
-    request: web.Request, *, write: bool = False
-) -> tuple[db.FolderRow, str]:
+async def folder_access(request: web.Request, *, write: bool = False) -> tuple[db.FolderRow, str]:
     """The folder named in the URL and the caller's role, or 404/403."""
     name = request.match_info["folder"]
     if not wire.FOLDER_NAME.match(name):

@@ -1,4 +1,4 @@
-"""The pack files of a :class:`~server.storage.packs.PackObjectStore`: where each pack
+"""The pack files of a :class:`~chunksync_server.storage.packs.PackObjectStore`: where each pack
 lives, the descriptors kept open to append to and read from them, and reading one
 object's bytes.
 
