@@ -429,10 +429,9 @@ class FolderDaemon:
         delay = reconnect_delay(
             self._offline_attempt,
             self.options.backoff_base,
-            # B311: back-off jitter, not a secret
             self.options.backoff_max,
-            random.random(),
-        )  # nosec B311
+            random.random(),  # nosec B311  # back-off jitter, not a secret
+        )
         self._offline_attempt += 1
         self._retry_at = loop.time() + delay
         loop.call_later(delay, self._kick.set)

@@ -126,9 +126,8 @@ def pending_lines(conn: sqlite3.Connection, ns: str | None = None) -> list[str]:
     where, args = ("WHERE ns = ?", (ns,)) if ns is not None else ("", ())
     try:
         rows = conn.execute(
-            # B608: constant SQL, values bound as ?
-            f"SELECT ns, oid, reason FROM quarantine {where} ORDER BY ns, oid",
-            args,  # nosec B608
+            f"SELECT ns, oid, reason FROM quarantine {where} ORDER BY ns, oid",  # nosec B608  # constant SQL, values bound as ?
+            args,
         ).fetchall()
     except sqlite3.OperationalError:  # an index no writer has migrated yet: none
         return []
