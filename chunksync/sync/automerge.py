@@ -39,6 +39,8 @@ from .push import UploadStats
 
 __all__ = [
     "MERGE_NOTE",
+    "fetch_content",
+    "local_chunks",
     "merge_events",
     "merge_message",
     "merges_in",
@@ -50,7 +52,7 @@ MERGE_NOTE = "automatic merge"
 MAX_NOTES = 20  # paths described in one commit message (it holds at most 4 KiB)
 
 
-def _chunks(keys: FolderKeys, chunker: Chunker, data: bytes) -> list[tuple[ObjectId, bytes]]:
+def local_chunks(keys: FolderKeys, chunker: Chunker, data: bytes) -> list[tuple[ObjectId, bytes]]:
     """The chunks a scan would cut ``data`` into (scan_read.py: small files are one)."""
     if not data:
         return []
@@ -59,7 +61,7 @@ def _chunks(keys: FolderKeys, chunker: Chunker, data: bytes) -> list[tuple[Objec
     return [(keys.chunk_id(view), bytes(view)) for view in chunker.cut_buffer(data)]
 
 
-async def _content(reader: ObjectReader, entry: TreeEntry) -> bytes:
+async def fetch_content(reader: ObjectReader, entry: TreeEntry) -> bytes:
     """A version's bytes from the server, each chunk verified."""
     assert entry.id is not None  # nosec B101  # files have manifests
     await reader.ensure(ObjectKind.FILE, [entry.id])
@@ -92,7 +94,7 @@ async def _store(
     data: bytes, keys: FolderKeys, reader: ObjectReader, store: ChunkStore, stats: UploadStats
 ) -> tuple[ObjectId, int]:
     """Upload the merged content's chunks and manifest; returns the manifest id."""
-    chunks = _chunks(keys, Chunker(seed=keys.chunker_seed), data)
+    chunks = local_chunks(keys, Chunker(seed=keys.chunker_seed), data)
     manifest = FileManifest(len(data), tuple(ChunkRef(oid, len(c)) for oid, c in chunks)).encode()
     manifest_id = keys.meta_id(manifest)
     objects = {oid: (ObjectKind.CHUNK, c) for oid, c in chunks}
@@ -128,8 +130,8 @@ async def resolve_merges(
             continue
         try:
             mine = _local(reader, keys, root, cand)
-            base = await _content(reader, cand.base)
-            theirs = await _content(reader, cand.theirs)
+            base = await fetch_content(reader, cand.base)
+            theirs = await fetch_content(reader, cand.theirs)
         except fsops.LocalChanged:
             raise
         except (ChunksyncError, KeyError):
@@ -158,16 +160,15 @@ async def resolve_merges(
 
 
 def merge_message(merges: Sequence[AutoMerge], device: str, remote_device: str | None) -> str:
-    """The merge commit's message: a first line for people, then one JSON line that
-    every device reads back with :func:`merges_in`."""
+    """The merge commit's message: words for people, then JSON (on one line: a commit
+    message holds no control characters) that every device reads with :func:`merges_in`."""
     notes = [
         {"path": m.path, "how": m.how, "mine": device, "theirs": remote_device or ""}
         for m in merges[:MAX_NOTES]
     ]
     while notes:
-        text = f"{MERGE_NOTE} of {len(merges)} file(s)\n" + json.dumps(
-            {"merged": notes, "more": len(merges) - len(notes)}, ensure_ascii=False
-        )
+        doc = json.dumps({"merged": notes, "more": len(merges) - len(notes)})
+        text = f"{MERGE_NOTE} of {len(merges)} file(s): {doc}"
         if len(text) <= 4000:
             return text
         notes.pop()
@@ -176,7 +177,7 @@ def merge_message(merges: Sequence[AutoMerge], device: str, remote_device: str |
 
 def merges_in(message: str) -> list[dict[str, str]]:
     """The merges a commit message describes (none for any other message)."""
-    first, _, rest = message.partition("\n")
+    first, _, rest = message.partition(": ")
     if not first.startswith(MERGE_NOTE) or not rest:
         return []
     try:
