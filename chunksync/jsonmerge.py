@@ -72,7 +72,8 @@ def merge_values(base: Any, mine: Any, theirs: Any, where: str = "") -> Any:
     if same(mine, base):
         return theirs
     if not all(isinstance(v, dict) for v in (base, mine, theirs)):
-        raise NotSure(f"both sides changed {where or 'the document'} differently")
+        what = f"the key {where!r}" if where else "the document"
+        raise NotSure(f"both sides changed {what} differently")
     out: dict[str, Any] = {}
     new = sorted((mine.keys() | theirs.keys()) - base.keys())
     for key in [*base, *new]:
