@@ -32,7 +32,7 @@ from .storage.index import Index
 from .sync.automerge import fetch_content, local_chunks
 from .sync.objects_io import ObjectReader
 
-__all__ = ["MAX_LISTED", "find_merge", "recent_merges", "undo_merge"]
+__all__ = ["MAX_LISTED", "conflict_review", "find_merge", "recent_merges", "undo_merge"]
 
 MAX_LISTED = 20  # the most recent automatic merges shown by "chunksync conflicts"
 
@@ -83,6 +83,26 @@ def recent_merges(index: Index, directory: Path) -> list[dict[str, Any]]:
                 ),
             }
         )
+    return rows
+
+
+def conflict_review(directory: Path) -> list[dict[str, Any]]:
+    """What ``chunksync conflicts`` shows: open conflicts (each with the commands that
+    resolve it), then the recent automatic merges (each with the commands that undo it)."""
+    from .status import list_conflicts
+
+    rows = list_conflicts(directory)
+    where = shlex.quote(str(directory))
+    for row in rows:
+        if row.get("copy_path") or row.get("policy") == "manual":
+            name = shlex.quote(row["path"])
+            row["resolve"] = {
+                keep: f"chunksync resolve {where} {name} --keep {keep}"
+                for keep in ("mine", "theirs", "both")
+            }
+    paths = directory.resolve() / fsops.STATE_DIR_NAME / "index"
+    with Index.open(paths) as index:
+        rows += recent_merges(index, directory)
     return rows
 
 
