@@ -8,6 +8,7 @@ import json
 import pytest
 
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
+from tests.helpers.daemons import DaemonProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +74,22 @@ def test_policy_set_list_and_sync(cli_world: CliWorld) -> None:
     assert (a / ".chunksyncpolicy").read_text() == ""
     help_text = w.run("laptop", "policy", "--help").output
     assert "merge" in help_text and "last-write-wins" in help_text
+
+
+def test_the_daemon_logs_each_merge_as_one_structured_line(cli_world: CliWorld) -> None:
+    w = cli_world
+    a = w.init("laptop")
+    (a / "notes.md").write_text(BASE)
+    w.sync("laptop")
+    b = w.join("desktop")
+    (a / "notes.md").write_text(BASE.replace("line 2\n", "laptop's line\n"))
+    w.sync("laptop")
+    (b / "notes.md").write_text(BASE.replace("line 38\n", "desktop's line\n"))
+    with DaemonProcess(w, "desktop") as db:
+        db.wait_ready()
+        wait_until(lambda: db.events("merged"), 30, what="the merge logged")
+        db.wait_at_head(30)
+        [line] = db.events("merged")
+        assert line["path"] == "notes.md" and line["how"] == "text" and line["head"]
+    assert "laptop's line" in (b / "notes.md").read_text()
+    assert "desktop's line" in (b / "notes.md").read_text()
