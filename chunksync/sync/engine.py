@@ -538,7 +538,7 @@ class SyncEngine:
                 remote_root,
             )
             parents, seq = (*parents, side), seq + 1
-            kept_in_history = side.hex()
+            kept_in_history = side.hex() if lost else None  # where LWW losers are
         self._forget_listings(plan)
         applier = Applier(self.root, self.tmpdir, self.keys, self.index, reader, loop)
         outcome = await asyncio.to_thread(applier.run, plan.actions)
