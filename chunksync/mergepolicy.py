@@ -130,8 +130,12 @@ def decide(
 # ------------------------------------------------------------------------ policy file
 
 
-def parse_policy_file(text: str, where: str = POLICY_FILE) -> tuple[tuple[str, Policy], ...]:
-    """The rules of a policy file, in order; a bad line raises :class:`ConfigError`."""
+def parse_policy_file(
+    text: str, where: str = POLICY_FILE, *, strict: bool = True
+) -> tuple[tuple[str, Policy], ...]:
+    """The rules of a policy file, in order. A bad line raises :class:`ConfigError`, or
+    with ``strict=False`` is skipped: a sync never stops over a line another device
+    wrote (``chunksync policy`` shows the error)."""
     rules: list[tuple[str, Policy]] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -140,6 +144,8 @@ def parse_policy_file(text: str, where: str = POLICY_FILE) -> tuple[tuple[str, P
         pattern, _, policy = line.rpartition(" ")
         pattern = pattern.strip()
         if not pattern or policy not in POLICIES:
+            if not strict:
+                continue
             raise ConfigError(
                 f"{where} line {number}: expected 'PATTERN POLICY' with POLICY one of "
                 f"{', '.join(POLICIES)}, got {line!r:.80}"
@@ -148,7 +154,7 @@ def parse_policy_file(text: str, where: str = POLICY_FILE) -> tuple[tuple[str, P
     return tuple(rules)
 
 
-def read_policy_file(root: Path) -> tuple[tuple[str, Policy], ...]:
+def read_policy_file(root: Path, *, strict: bool = True) -> tuple[tuple[str, Policy], ...]:
     """The folder's synced rules (none when the file is missing or not a file)."""
     path = root / POLICY_FILE
     if path.is_symlink() or not path.is_file():
@@ -156,15 +162,17 @@ def read_policy_file(root: Path) -> tuple[tuple[str, Policy], ...]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
+        if not strict:
+            return ()
         raise ConfigError(f"{path}: cannot read the policy file ({exc})") from exc
-    return parse_policy_file(text, str(path))
+    return parse_policy_file(text, str(path), strict=strict)
 
 
 def effective_policies(own: ConflictPolicies, root: Path | None) -> ConflictPolicies:
     """Defaults, then the device's rules, then the folder's synced policy file. The
     text-type defaults apply under the built-in default (keep-both) only: a device
     whose own default is another policy meant it for every path."""
-    synced = read_policy_file(root) if root is not None else ()
+    synced = read_policy_file(root, strict=False) if root is not None else ()
     defaults = _DEFAULT_RULES if own.default == "keep-both" else ()
     return ConflictPolicies(rules=(*defaults, *own.rules, *synced), default=own.default)
 

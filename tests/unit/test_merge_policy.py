@@ -84,6 +84,10 @@ def test_policy_file_errors_name_the_line() -> None:
         parse_policy_file("*.md merge\n*.txt sometimes\n")
     with pytest.raises(ConfigError, match="line 1"):
         parse_policy_file("merge\n")
+    # a sync skips a bad line instead of stopping
+    assert parse_policy_file("*.txt sometimes\n*.md manual\n", strict=False) == (
+        ("*.md", "manual"),
+    )
 
 
 def test_set_policy_adds_replaces_and_removes(tmp_path: Path) -> None:
