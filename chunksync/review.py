@@ -112,8 +112,9 @@ def find_merge(index: Index, path: str, side: str) -> tuple[dict[str, Any], str]
         if event["path"] != path:
             continue
         sides = {"mine": event.get("mine_snapshot"), "theirs": event.get("theirs_snapshot")}
-        if side in sides and isinstance(sides[side], str):
-            return event, sides[side]
+        wanted = sides.get(side)
+        if isinstance(wanted, str):
+            return event, wanted
         for snapshot in sides.values():
             if isinstance(snapshot, str) and len(side) >= 6 and snapshot.startswith(side.lower()):
                 return event, snapshot

@@ -669,7 +669,7 @@ class SyncEngine:
         accepted: Accepted,
         kept_in_history: str | None,
         base_root: ObjectId,
-        merge_events: list[dict[str, object]] = (),  # type: ignore[assignment]
+        merge_events: list[dict[str, object]] | None = None,
     ) -> None:
         """One index transaction: what is on disk now, what the server holds, and —
         when ``synced_head`` is set — the new base, conflicts and journal entries."""
@@ -693,7 +693,7 @@ class SyncEngine:
                 w.set_meta(BASE_SERVER_SEQ, str(accepted.server_seq).encode())
                 if not uploader.trust_known and accepted.epoch is not None:
                     w.set_meta(CHECKED_EPOCH, accepted.epoch.encode())
-                for event in merge_events:
+                for event in merge_events or ():
                     w.append_event(event)
                 for conflict in plan.conflicts:
                     w.put_conflict(
