@@ -21,6 +21,7 @@ queries; accounts live in :mod:`chunksync_server.auth` and the audit chain in :m
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
@@ -34,6 +35,7 @@ from typing import TypeVar
 from chunksync.errors import ConfigError
 
 from . import audit
+from .pgdb import HEAD_CHANNEL, connect_pg, is_pg_url
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -142,12 +144,47 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tokens ADD COLUMN successor_of BLOB;
     CREATE INDEX tokens_successor ON tokens(successor_of);
     """,
+    # version 5 (scale out, issue 20): the S3 object store's index and quarantine, the
+    # store a folder is pinned to (data residency), and state shared by server processes
+    """
+    CREATE TABLE s3_objects (
+        store TEXT NOT NULL,
+        ns TEXT NOT NULL,
+        oid BLOB NOT NULL,
+        length INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        PRIMARY KEY (store, ns, oid)
+    );
+    CREATE TABLE s3_quarantine (
+        store TEXT NOT NULL,
+        ns TEXT NOT NULL,
+        oid BLOB NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (store, ns, oid)
+    );
+    CREATE TABLE folder_stores (
+        folder_id TEXT PRIMARY KEY REFERENCES folders(id),
+        store TEXT NOT NULL
+    );
+    CREATE TABLE cluster_state (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating 0600 if needed) and migrate the metadata database."""
+def connect(path: Path | str) -> sqlite3.Connection:
+    """Open (creating 0600 if needed) and migrate the metadata database.
+
+    ``path`` is a SQLite file, or a ``postgresql://`` URL: then the connection is a
+    :class:`chunksync_server.pgdb.PgConnection`, which runs the same SQL (typed as
+    sqlite3.Connection here because it offers the same methods to the queries).
+    """
+    if is_pg_url(path):
+        return connect_pg(str(path), MIGRATIONS)  # type: ignore[return-value]
+    path = Path(path)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
@@ -215,7 +252,7 @@ class MetaDB:
 
     __slots__ = ("_conn", "_lock", "path")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.path = path
         self._conn = connect(path)
         self._lock = threading.Lock()
@@ -340,14 +377,22 @@ def cas_head(
 
     Returns (moved, head, seq): the new state on success, the current one otherwise.
     Setting the head to its current value succeeds without a new log row.
+
+    The swap is ONE conditional UPDATE, so it is atomic on its own on either engine,
+    whatever the isolation level: of two servers racing, exactly one row update wins.
     """
-    head, seq = head_of(conn, folder_id)
-    if head != expected:
+    if new == expected:
+        head, seq = head_of(conn, folder_id)
+        return head == expected, head, seq
+    row = conn.execute(
+        "UPDATE heads SET head = ?, seq = seq + 1 "
+        "WHERE folder_id = ? AND head IS NOT DISTINCT FROM ? RETURNING seq",
+        (new, folder_id, expected),
+    ).fetchone()
+    if row is None:
+        head, seq = head_of(conn, folder_id)
         return False, head, seq
-    if new == head:
-        return True, head, seq
-    seq += 1
-    conn.execute("UPDATE heads SET head = ?, seq = ? WHERE folder_id = ?", (new, seq, folder_id))
+    seq, head = int(row[0]), expected
     conn.execute(
         "INSERT INTO head_log (folder_id, seq, head, previous, time, device, user) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -392,3 +437,14 @@ def put_keyslot(
         (folder_id, name, blob, now),
     )
     return not exists
+
+
+def announce_head(conn: sqlite3.Connection, folder: str, head: str | None, seq: int) -> None:
+    """Tell every other server process of a head move, at commit (PostgreSQL NOTIFY).
+
+    A no-op on SQLite, where one process serves. Call inside the writing transaction:
+    a rolled-back move is never announced.
+    """
+    notify = getattr(conn, "notify", None)
+    if notify is not None:
+        notify(HEAD_CHANNEL, json.dumps([folder, head, seq]))
