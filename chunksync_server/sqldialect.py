@@ -151,8 +151,36 @@ def translate_ddl(statement: str) -> list[str]:
         text,
         flags=re.I,
     )
-    words = {**_DDL_TYPES, "USER": '"user"'}
-    return [_rewrite(text.rstrip(";"), words, placeholders=False)]
+    text = _column_types(text)
+    return [_rewrite(text.rstrip(";"), {"USER": '"user"'}, placeholders=False)]
+
+
+#: words that precede a NAME, not a type (``ADD COLUMN blob BLOB``)
+_BEFORE_NAME = frozenset({"COLUMN", "TABLE", "INDEX", "ON", "EXISTS", "TRIGGER", "KEY"})
+
+
+def _column_types(text: str) -> str:
+    """Map the type word of each column definition: the word right after the name.
+
+    A type word in a name's position (``(blob BLOB``, ``, real REAL``, ``ADD COLUMN
+    blob BLOB``) is left alone: only the word after an identifier is a type.
+    """
+    tokens = re.split(r"(\s+)", text)
+    previous = ""
+    for index, token in enumerate(tokens):
+        if not token or token.isspace():
+            continue
+        core = token.rstrip(",);")
+        before = previous.lstrip("(")
+        if (
+            core.upper() in _DDL_TYPES
+            and not token.startswith("(")
+            and re.fullmatch(r"\w+", before)
+            and before.upper() not in _BEFORE_NAME
+        ):
+            tokens[index] = _DDL_TYPES[core.upper()] + token[len(core) :]
+        previous = token
+    return "".join(tokens)
 
 
 def identity_tables(migrations: tuple[str, ...]) -> frozenset[str]:
