@@ -49,7 +49,7 @@ async def test_a_pinned_folder_writes_only_to_its_named_store(
             assert code != 0 and "already holds data" in output
         finally:
             await client.aclose()
-        folder_ids = dict((row["name"], row["id"]) for row in _folders(srv.app))
+        folder_ids = {row["name"]: row["id"] for row in _folders(srv.app)}
     stores = {n: S3ObjectStore(u, data / "meta.db") for n, u in (("home", home), ("eu", eu))}
     try:
         gdpr, plain = folder_ids["gdpr"], folder_ids["plain"]
