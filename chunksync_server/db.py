@@ -21,7 +21,6 @@ queries; accounts live in :mod:`chunksync_server.auth` and the audit chain in :m
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sqlite3
@@ -35,7 +34,9 @@ from typing import TypeVar
 from chunksync.errors import ConfigError
 
 from . import audit
-from .pgdb import HEAD_CHANNEL, connect_pg, is_pg_url
+from .pgdb import connect_pg, is_pg_url
+from .schema_scaleout import SCALE_OUT_SCHEMA
+from .sqldialect import split_script
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -145,43 +146,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX tokens_successor ON tokens(successor_of);
     """,
     # version 5 (scale out, issue 20): the S3 object store's index and quarantine, the
-    # store a folder is pinned to (data residency), and state shared by server processes
-    """
-    CREATE TABLE s3_objects (
-        store TEXT NOT NULL,
-        ns TEXT NOT NULL,
-        oid BLOB NOT NULL,
-        length INTEGER NOT NULL,
-        digest BLOB NOT NULL,
-        PRIMARY KEY (store, ns, oid)
-    );
-    CREATE TABLE s3_quarantine (
-        store TEXT NOT NULL,
-        ns TEXT NOT NULL,
-        oid BLOB NOT NULL,
-        reason TEXT NOT NULL,
-        PRIMARY KEY (store, ns, oid)
-    );
-    CREATE TABLE folder_stores (
-        folder_id TEXT PRIMARY KEY REFERENCES folders(id),
-        store TEXT NOT NULL
-    );
-    CREATE TABLE cluster_state (
-        name TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    """,
+    # store a folder is pinned to (data residency), state shared by server processes
+    SCALE_OUT_SCHEMA,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
-    """Open (creating 0600 if needed) and migrate the metadata database.
-
-    ``path`` is a SQLite file, or a ``postgresql://`` URL: then the connection is a
-    :class:`chunksync_server.pgdb.PgConnection`, which runs the same SQL (typed as
-    sqlite3.Connection here because it offers the same methods to the queries).
-    """
+    """Open (creating 0600 if needed) and migrate the metadata database: a SQLite file,
+    or a ``postgresql://`` URL (a :class:`.pgdb.PgConnection`, same methods and SQL)."""
     if is_pg_url(path):
         return connect_pg(str(path), MIGRATIONS)  # type: ignore[return-value]
     path = Path(path)
@@ -209,21 +182,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
         with transaction(conn):
             if conn.execute("PRAGMA user_version").fetchone()[0] != number:
                 continue  # another process migrated meanwhile
-            for statement in _split(MIGRATIONS[number]):
+            for statement in split_script(MIGRATIONS[number]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version={number + 1}")
-
-
-def _split(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies whole."""
-    statements: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            statements.append(buf.strip())
-            buf = ""
-    return [s for s in statements if s]
 
 
 @contextmanager
@@ -378,8 +339,8 @@ def cas_head(
     Returns (moved, head, seq): the new state on success, the current one otherwise.
     Setting the head to its current value succeeds without a new log row.
 
-    The swap is ONE conditional UPDATE, so it is atomic on its own on either engine,
-    whatever the isolation level: of two servers racing, exactly one row update wins.
+    The swap is ONE conditional UPDATE: atomic on either engine, whatever the isolation
+    level, so of two servers racing exactly one wins.
     """
     if new == expected:
         head, seq = head_of(conn, folder_id)
@@ -437,14 +398,3 @@ def put_keyslot(
         (folder_id, name, blob, now),
     )
     return not exists
-
-
-def announce_head(conn: sqlite3.Connection, folder: str, head: str | None, seq: int) -> None:
-    """Tell every other server process of a head move, at commit (PostgreSQL NOTIFY).
-
-    A no-op on SQLite, where one process serves. Call inside the writing transaction:
-    a rolled-back move is never announced.
-    """
-    notify = getattr(conn, "notify", None)
-    if notify is not None:
-        notify(HEAD_CHANNEL, json.dumps([folder, head, seq]))

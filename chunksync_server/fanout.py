@@ -17,14 +17,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 
 from .events import EventHub
 from .pgdb import HEAD_CHANNEL
 
-__all__ = ["listen_heads"]
+__all__ = ["announce_head", "listen_heads"]
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 5.0
+
+
+def announce_head(conn: sqlite3.Connection, folder: str, head: str | None, seq: int) -> None:
+    """Tell every other server process of a head move, at commit (PostgreSQL NOTIFY).
+
+    A no-op on SQLite, where one process serves. Call inside the writing transaction:
+    a rolled-back move is never announced.
+    """
+    notify = getattr(conn, "notify", None)
+    if notify is not None:
+        notify(HEAD_CHANNEL, json.dumps([folder, head, seq]))
 
 
 def _parse(payload: str) -> tuple[str, str | None, int] | None:

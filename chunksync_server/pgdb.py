@@ -44,7 +44,10 @@ __all__ = ["HEAD_CHANNEL", "PgConnection", "connect_pg", "is_pg_url"]
 WRITE_LOCK = 0x6368756E6B73796E & 0x7FFFFFFFFFFFFFFF
 #: the NOTIFY channel carrying head moves between server processes
 HEAD_CHANNEL = "chunksync_heads"
-_VERSION_TABLE = "chunksync_schema"
+_CREATE_VERSION = "CREATE TABLE IF NOT EXISTS chunksync_schema (version INTEGER NOT NULL)"
+_SELECT_VERSION = "SELECT version FROM chunksync_schema"
+_INSERT_VERSION = "INSERT INTO chunksync_schema (version) VALUES (0)"
+_UPDATE_VERSION = "UPDATE chunksync_schema SET version = %s"
 
 
 def is_pg_url(location: object) -> bool:
@@ -122,7 +125,19 @@ class PgConnection:
         except psycopg.Error as exc:
             raise _sqlite_error(exc) from exc
 
+    def _reconnect_if_broken(self) -> None:
+        """Between transactions, replace a connection the database dropped (a restart
+        or failover): the next request works again instead of failing forever."""
+        import psycopg
+
+        if not self._tx and (self._pg.broken or self._pg.closed):
+            try:
+                self._pg = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            except psycopg.Error as exc:
+                raise _sqlite_error(exc) from exc
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        self._reconnect_if_broken()
         verb = sql.lstrip()[:24].upper()
         if verb.startswith("BEGIN"):
             self._run("BEGIN")
@@ -180,11 +195,11 @@ def connect_pg(url: str, migrations: tuple[str, ...]) -> PgConnection:
 def _migrate(conn: PgConnection, migrations: tuple[str, ...]) -> None:
     conn.execute("BEGIN IMMEDIATE")  # the writer lock also serializes migrating servers
     try:
-        conn._run(f"CREATE TABLE IF NOT EXISTS {_VERSION_TABLE} (version INTEGER NOT NULL)")
-        cur = conn._run(f"SELECT version FROM {_VERSION_TABLE}")
+        conn._run(_CREATE_VERSION)
+        cur = conn._run(_SELECT_VERSION)
         row = cur.fetchone()
         if row is None:
-            conn._run(f"INSERT INTO {_VERSION_TABLE} (version) VALUES (0)")
+            conn._run(_INSERT_VERSION)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -197,12 +212,12 @@ def _migrate(conn: PgConnection, migrations: tuple[str, ...]) -> None:
     for number in range(version, len(migrations)):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            current = conn._run(f"SELECT version FROM {_VERSION_TABLE}").fetchone()[0]
+            current = conn._run(_SELECT_VERSION).fetchone()[0]
             if current == number:
                 for statement in split_script(migrations[number]):
                     for pg_statement in translate_ddl(statement):
                         conn._run(pg_statement)
-                conn._run(f"UPDATE {_VERSION_TABLE} SET version = %s", (number + 1,))
+                conn._run(_UPDATE_VERSION, (number + 1,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

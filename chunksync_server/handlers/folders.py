@@ -24,6 +24,7 @@ from chunksync import wire
 
 from .. import audit, db
 from ..events import Subscriber, head_event
+from ..fanout import announce_head
 from .common import (
     DB,
     HUB,
@@ -182,7 +183,7 @@ async def put_head(request: web.Request) -> web.Response:
         )
         moved = ok and seq != old_seq
         if moved:
-            db.announce_head(conn, row.name, head, seq)
+            announce_head(conn, row.name, head, seq)
             audit.append(
                 conn,
                 action="head.move",
