@@ -272,6 +272,7 @@ def check_report(
     moved: list[object] = []
     opener = _repair_store if repair else _store
     with opener(data_dir, store_url, moved.append) as store:
+        shared = getattr(store, "shared", False)  # several servers: the epoch is in the db
         problems.extend(store.check(repair=True) if repair else store.check())
         for f in folders:
             if f.head is not None and not store.has_many(f.id, [bytes.fromhex(f.head)]):
@@ -279,6 +280,8 @@ def check_report(
     if repair:
         epoch.mark_repaired(data_dir)
         with _conn(data_dir) as conn, db.transaction(conn):
+            if shared:
+                epoch.bump_shared_epoch(conn)
             _audit(conn, "admin.storage.repair", detail={"quarantined": len(moved)})
     return CheckReport(tuple(problems), len(moved))
 

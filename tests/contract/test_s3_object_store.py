@@ -74,3 +74,28 @@ def test_open_store_picks_s3_and_refuses_credentials_in_the_url(
         parse_s3_url("s3://key:secret@bucket")
     with pytest.raises(ConfigError, match="unknown S3 store option"):
         parse_s3_url("s3://bucket?endpoint=http://x&colour=red")
+
+
+def test_check_repair_changes_the_shared_epoch(tmp_path: Path, s3_url: str) -> None:
+    """Every server of a cluster must answer the new epoch, so it lives in the database."""
+    from chunksync_server import admin, db, epoch
+    from chunksync_server.config import Argon2Params
+
+    admin.add_user(tmp_path, "alice", "long enough pw", params=Argon2Params.fast())
+    store = S3ObjectStore(s3_url, tmp_path / "meta.db")
+    items = [(bytes([n]) * 32, bytes([n]) * 300) for n in range(1, 4)]
+    try:
+        store.put_many("f1", items)
+        damage(store, "f1", items[0][0])
+    finally:
+        store.close()
+    conn = db.connect(tmp_path / "meta.db")
+    try:
+        with db.transaction(conn):
+            before = epoch.shared_epoch(conn)
+        report = admin.check_report(tmp_path, s3_url, repair=True)
+        assert report.quarantined == 1
+        with db.transaction(conn):
+            assert epoch.shared_epoch(conn) != before
+    finally:
+        conn.close()

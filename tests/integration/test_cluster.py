@@ -21,7 +21,7 @@ import aiohttp
 import psycopg
 import pytest
 
-from chunksync.errors import ChunksyncError, RefConflict
+from chunksync.errors import ChunksyncError, QuotaExceeded, RefConflict
 from chunksync.objects import ObjectId
 from chunksync.transport.http import HttpClient
 from chunksync_server import admin
@@ -43,13 +43,15 @@ def cluster(pg_cluster: PgCluster, seaweed: SeaweedS3) -> Iterator[Cluster]:
         yield running
 
 
-def add_user(cluster: Cluster, name: str) -> None:
+def add_user(cluster: Cluster, name: str, quota: int | None = None) -> None:
+    """Create a user with the admin functions, on the cluster's database."""
     old = os.environ.get(DB_ENV)
     os.environ[DB_ENV] = cluster.db_url  # type: ignore[attr-defined]
     try:
-        admin.add_user(
-            cluster.servers[0].data_dir, name, DEFAULT_PASSWORD, params=Argon2Params.fast()
-        )
+        data = cluster.servers[0].data_dir
+        admin.add_user(data, name, DEFAULT_PASSWORD, params=Argon2Params.fast())
+        if quota is not None:
+            admin.set_quota(data, name, quota)
     finally:
         if old is None:
             del os.environ[DB_ENV]
@@ -173,6 +175,8 @@ async def test_twenty_clients_racing_across_both_servers_one_winner_per_round(
             expected = winner
         log = await stores[1].head_log()
         assert [entry.seq for entry in log] == [1, 2, 3, 4, 5]
+        # one storage epoch for the cluster: moving between servers re-checks nothing
+        assert (await stores[0].get_head()).epoch == (await stores[1].get_head()).epoch
 
 
 async def test_a_head_move_on_one_server_is_pushed_to_a_device_on_the_other(
@@ -191,3 +195,16 @@ async def test_a_head_move_on_one_server_is_pushed_to_a_device_on_the_other(
         pushed = await asyncio.wait_for(events.__anext__(), 30)
         assert pushed.head == oid.hex()
         await events.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_quota_holds_across_servers(cluster: Cluster) -> None:
+    """Usage comes from the shared index, not a per-process cache: the second server
+    knows what the first one stored."""
+    add_user(cluster, "quinn", quota=300_000)
+    urls = [cluster.servers[0].base_url, cluster.servers[1].base_url]
+    async with clients(urls, "quinn", "capped") as (first, second):
+        one, two = first.folder("capped"), second.folder("capped")
+        await two.put_many([(ObjectId(secrets.token_bytes(32)), b"small")])  # two measures
+        await one.put_many([(ObjectId(secrets.token_bytes(32)), os.urandom(200_000))])
+        with pytest.raises(QuotaExceeded, match="quota exceeded"):
+            await two.put_many([(ObjectId(secrets.token_bytes(32)), os.urandom(200_000))])
