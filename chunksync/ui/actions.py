@@ -39,7 +39,7 @@ class UiProgress:
     def reset(self) -> None:
         self.total = {"up": 0, "down": 0}
         self.done = {"up": 0, "down": 0}
-        self.files_total = self.files_done = 0
+        self.files_expected = self.files_finished = 0
 
     def transferred(self, direction: Direction, nbytes: int) -> None:
         self.done[direction] += nbytes
@@ -48,10 +48,10 @@ class UiProgress:
         self.total[direction] += total
 
     def expect_files(self, total: int) -> None:
-        self.files_total += total
+        self.files_expected += total
 
     def files_done(self, count: int) -> None:
-        self.files_done += count
+        self.files_finished += count
 
     def percent(self) -> int | None:
         total = sum(self.total.values())

@@ -76,9 +76,10 @@ def _context(request: web.Request, page: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _back(path: str, message: str = "", error: str = "", **query: str) -> web.HTTPSeeOther:
+def _back(where: str, message: str = "", error: str = "", **query: str) -> web.HTTPSeeOther:
+    """Back to the page ``where`` with a one-line message (Post/Redirect/Get)."""
     params = {k: v for k, v in {**query, "msg": message, "error": error}.items() if v}
-    return web.HTTPSeeOther(f"{path}?{urlencode(params)}" if params else path)
+    return web.HTTPSeeOther(f"{where}?{urlencode(params)}" if params else where)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
