@@ -15,8 +15,9 @@ not be tricked into using them:
 * **Host check**: only the names in ``hosts`` are served (DNS rebinding: a foreign name
   that resolves to 127.0.0.1 gets 421).
 * **Headers** (:func:`security_headers`): a strict Content-Security-Policy (own scripts
-  and styles only, no inline code, no frames, forms post only to us), no referrer, no
-  sniffing, no caching.
+  and styles only, no inline code, no frames, forms post only to us), no
+  sniffing, no caching; referrers only to ourselves (with "no-referrer" a browser sends
+  ``Origin: null`` on a plain form post, which the CSRF check refuses).
 
 The module holds no key and touches no file: the server's admin page uses it too.
 """
@@ -147,7 +148,7 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     ``on_response_prepare`` signal: it runs before any byte is sent)."""
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Cache-Control", "no-store")
 

@@ -38,6 +38,7 @@ from aiohttp import web
 from chunksync import wire
 
 from . import audit, auth
+from .admin_web.app import add_admin_web, is_admin_path
 from .config import ServerConfig, ensure_data_dir
 from .db import MetaDB
 from .epoch import mark_repaired, start_token
@@ -99,6 +100,7 @@ def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Applicati
     app.router.add_get(wire.HEALTHZ, _healthz)
     app.router.add_get(wire.METRICS, _metrics)
     add_routes(app)
+    add_admin_web(app)  # /admin: the admin page, behind its own guard (admin_web/)
     return app
 
 
@@ -251,6 +253,8 @@ def _bearer(request: web.Request) -> str:
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = _route_name(request)
     if route in OPEN_ROUTES or (route == wire.METRICS and request.app[CONFIG].metrics_public):
+        return await handler(request)
+    if is_admin_path(request.path):  # sessions, not device tokens: admin_web's guard
         return await handler(request)
     token = _bearer(request)
     db, t = request.app[DB], now()
