@@ -37,7 +37,7 @@ from aiohttp import web
 
 from chunksync import wire
 
-from . import audit, auth
+from . import audit, auth, tracing
 from .admin_web.app import add_admin_web, is_admin_path
 from .config import ServerConfig, ensure_data_dir
 from .db import MetaDB
@@ -81,7 +81,7 @@ DENIALS = web.AppKey("denials", DenialThrottle)
 def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Application:
     """Build the application; ``store`` overrides the configured object store."""
     app = web.Application(
-        middlewares=[_observe, _authenticate],
+        middlewares=[tracing.middleware, _observe, _authenticate],
         client_max_size=config.max_json_bytes,
     )
     app[CONFIG] = config

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
 import shlex
 import threading
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from .. import fsops
+from .. import fsops, tracing
 from ..conflict import Conflict, ConflictPolicies
 from ..crypto.folder_keys import FolderKeys
 from ..errors import (
@@ -302,9 +303,10 @@ class SyncEngine:
         rebuilt = self.index.damaged is not None and rebuild_index(self.index, state_dir)
         for round_no in range(1, MAX_ROUNDS + 1):
             try:
-                result = await self._round(
-                    allow_mass_delete, dirty if round_no == 1 else None, accept_server_history
-                )
+                with tracing.span("sync.round", round=round_no):  # one trace per round
+                    result = await self._round(
+                        allow_mass_delete, dirty if round_no == 1 else None, accept_server_history
+                    )
             except (fsops.LocalChanged, RefConflict):
                 await asyncio.sleep(min(0.05 * round_no, 0.5))
                 continue
@@ -377,6 +379,7 @@ class SyncEngine:
         batches travel at once. Upload failures only stop the early upload: the scan goes
         on (offline journal) and the push re-reads whatever is still missing."""
         slots = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
+        scan_context = contextvars.copy_context()
         uploads: list[concurrent.futures.Future[None]] = []
         offline = threading.Event()
         if self._scan_only:
@@ -398,7 +401,10 @@ class SyncEngine:
                 return
             slots.acquire()
             uploads[:] = [f for f in uploads if not f.done()]  # a done one holds its blobs
-            future = asyncio.run_coroutine_threadsafe(self._put_missing(batch), loop)
+            # in the scan's context (the Sealer's threads have none): the round's trace
+            future = scan_context.copy().run(
+                asyncio.run_coroutine_threadsafe, self._put_missing(batch), loop
+            )
             future.add_done_callback(functools.partial(done, batch))
             uploads.append(future)
 
@@ -418,7 +424,8 @@ class SyncEngine:
         loop = asyncio.get_running_loop()
         upload_stats = UploadStats(progress=self.progress)
         receive_only = self._scan_only = await self._receive_only()
-        scan_result = await asyncio.to_thread(self._scan_and_upload, dirty, loop, upload_stats)
+        with tracing.span("scan", full=dirty is None):
+            scan_result = await asyncio.to_thread(self._scan_and_upload, dirty, loop, upload_stats)
         reader = ObjectReader(self.keys, self.index, self.store, self.progress)
         self.on_status("syncing")
         remote_state, remote_commit = await self._remote(reader, accept_history)
@@ -459,17 +466,18 @@ class SyncEngine:
         local_root = graft_ignored(
             local_root, remote_root, left_out, reader.load_tree, reader.store_tree
         )
-        plan = plan_merge(
-            base_root,
-            local_root,
-            remote_root,
-            load_tree=reader.load_tree,
-            tree_id=self._tree_id,
-            device=self.device,
-            now=datetime.fromtimestamp(self.clock.time_ns() / 1e9, UTC).astimezone(),
-            policies=ConflictPolicies() if receive_only else self.policies,  # keep both, always
-            remote_device=remote_commit.device if remote_commit else None,
-        )
+        with tracing.span("plan"):
+            plan = plan_merge(
+                base_root,
+                local_root,
+                remote_root,
+                load_tree=reader.load_tree,
+                tree_id=self._tree_id,
+                device=self.device,
+                now=datetime.fromtimestamp(self.clock.time_ns() / 1e9, UTC).astimezone(),
+                policies=ConflictPolicies() if receive_only else self.policies,  # keep both, always
+                remote_device=remote_commit.device if remote_commit else None,
+            )
         for tid, tree in plan.new_trees.items():
             reader.pending[tid] = (ObjectKind.TREE, tree.encode())
         if not allow_mass_delete:
@@ -509,7 +517,8 @@ class SyncEngine:
             kept_in_history = side.hex()
         self._forget_listings(plan)
         applier = Applier(self.root, self.tmpdir, self.keys, self.index, reader, loop)
-        outcome = await asyncio.to_thread(applier.run, plan.actions)
+        with tracing.span("apply", actions=len(plan.actions)):
+            outcome = await asyncio.to_thread(applier.run, plan.actions)
         try:
             if not receive_only and (plan.push_needed or len(parents) > 1):
                 commit_id = await self._commit(
@@ -522,7 +531,8 @@ class SyncEngine:
                     remote_root=remote_root,
                 )
                 record_intent(self.index, commit_id)  # if the answer is lost: sync/intent.py
-                moved = await self.store.cas_head(remote_head, commit_id.hex())
+                with tracing.span("head CAS"):
+                    moved = await self.store.cas_head(remote_head, commit_id.hex())
                 new_head, head_seq, server_seq = commit_id.hex(), seq + 1, moved.seq
         finally:
             # whatever happened, remember what is on disk now and what the server holds
@@ -598,7 +608,8 @@ class SyncEngine:
         remote_root: ObjectId | None = None,
     ) -> ObjectId:
         """Upload the objects below ``tree`` and a commit of it; returns the commit id."""
-        await uploader.push_tree(tree, remote_root)
+        with tracing.span("upload"):
+            await uploader.push_tree(tree, remote_root)
         commit = Commit(
             tree=tree,
             parents=parents,
