@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,28 @@ def status_of(daemon: FolderDaemon) -> dict[str, Any]:
         if doc["state"] == "idle":
             progress.reset()  # the round is over: the next one counts afresh
         doc["progress"] = progress.percent()
+    busy = doc["state"] == "syncing" and doc["progress"] is not None
+    doc["progress_text"] = (
+        f"{doc['progress']}% of {_size(sum(progress.total.values()))}"
+        if (busy and isinstance(progress, UiProgress))
+        else ""
+    )
+    last = daemon.status.last_sync_ns
+    doc["last_sync_text"] = (
+        "never"
+        if last is None
+        else datetime.fromtimestamp(last / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    )
     return doc
+
+
+async def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
 
 
 async def control(daemon: FolderDaemon, command: str) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,3 +191,20 @@ def test_devices_page_lists_this_device_and_the_other(dash: Dash) -> None:
     d.get(f"{_base(dash)}/f/0")
     screenshot(d, dash.shots, "dashboard-narrow")
     d.set_window_size(1000, 900)
+
+
+def test_metrics_on_the_dashboard_port_need_the_token(dash: Dash) -> None:
+    doc = json.loads((dash.a / ".chunksync" / "ui.json").read_text())
+    request = urllib.request.Request(f"{doc['url']}/metrics")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+    refused.value.close()
+    request.add_header("Authorization", f"Bearer {doc['token']}")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        text = resp.read().decode()
+    assert 'chunksync_client_state{folder="docs",state="idle"} 1.0' in text
+    for name in ("pending_changes", "conflicts", "failed_items", "bytes_down_total"):
+        assert f"chunksync_client_{name}" in text
+    assert 'chunksync_client_round_seconds_count{folder="docs"}' in text
+    assert "notes.txt" not in text and "big.bin" not in text

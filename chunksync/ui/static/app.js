@@ -14,7 +14,7 @@
       return;
     }
     if (value === null || value === undefined || value === "") {
-      value = key === "last_sync" ? "never" : key === "last_error" ? "none" : "";
+      value = key === "last_error" ? "none" : "";
     }
     if (el.textContent !== String(value)) { el.textContent = String(value); }
     if (key === "state") { el.dataset.state = String(value); }
