@@ -87,7 +87,7 @@ def status_of(daemon: FolderDaemon) -> dict[str, Any]:
     return doc
 
 
-async def _size(n: int) -> str:
+def _size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
