@@ -148,7 +148,8 @@ class FolderDaemon:
 
     def _count_conflicts(self) -> int:
         with contextlib.suppress(IndexDamaged):  # marked: the next round rebuilds the index
-            return sum(1 for _ in self.folder.index.iter_conflicts())
+            # a copy kept with "keep both" stays recorded, as dismissed: not a conflict
+            return sum(1 for _, r in self.folder.index.iter_conflicts() if not r.get("dismissed"))
         return self.status.conflicts
 
     def want(self, batch: Batch, *, force: bool = False) -> None:

@@ -99,7 +99,7 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
         base = index.get_meta(BASE)
         pending = index.get_meta(PENDING) == b"1"
         last = next(reversed(list(index.iter_events())), None)
-        conflicts = sum(1 for _ in index.iter_conflicts())
+        conflicts = sum(1 for _, r in index.iter_conflicts() if not r.get("dismissed"))
         high = index.get_meta(HIGH_SEQ)
         failed = load_failed(index)
     revoked = _revoked_reason(paths)

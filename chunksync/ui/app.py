@@ -67,7 +67,6 @@ async def serve_dashboard(daemons: Sequence[FolderDaemon], port: int) -> AsyncIt
     token = secrets.token_urlsafe(32)
     for daemon in daemons:
         daemon.engine.progress = UiProgress()
-    runner: web.AppRunner | None = None
     app = make_ui_app(daemons, token, port)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()

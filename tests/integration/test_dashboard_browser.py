@@ -150,9 +150,12 @@ def test_keep_both_on_a_conflict_leaves_both_files(dash: Dash) -> None:
     _click(d, '.conflict button[value="both"]')
     wait_for(d, lambda _: "kept both versions" in dash.text("#main"), "resolved")
     assert not d.find_elements(By.CSS_SELECTOR, ".conflict")
+    wait_for(d, lambda _: dash.text('[data-field="conflicts"]') == "0", "no conflict counted")
     assert (dash.a / "notes.txt").read_text() == "theirs\n"
     assert copy.read_text() == "mine\n"
     assert dash.world.run("a", "conflicts", str(dash.a)).output.strip() == "no conflicts"
+    _click(d, 'button[value="sync-now"]')
+    wait_for(d, lambda _: "sync started" in dash.text("#main"), "sync now")
     dash.daemon.wait_at_head()
     dash.world.sync("b")
     assert (dash.b / copy.name).read_text() == "mine\n"
