@@ -23,6 +23,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from ..errors import UserError
 from ..webguard import Guard, security_headers
 from . import routes
 from .actions import UiProgress
@@ -68,10 +69,17 @@ async def serve_dashboard(daemons: Sequence[FolderDaemon], port: int) -> AsyncIt
     for daemon in daemons:
         daemon.engine.progress = UiProgress()
     app = make_ui_app(daemons, token, port)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    # open event streams must not hold up the daemon's stop (its grace is 1 s)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise UserError(
+            f"cannot serve the dashboard on 127.0.0.1:{port}: {exc.strerror or exc}; "
+            "choose another --ui-port, or --no-ui"
+        ) from exc
     bound = runner.addresses[0][1]
     if not port:  # now that the port is known, pin the Host check to it
         app[routes.GUARD].hosts = {f"127.0.0.1:{bound}", f"localhost:{bound}"}

@@ -53,3 +53,18 @@ def test_from_inside_the_folder_and_with_no_daemon(folder: Path, monkeypatch) ->
     write_address(gone, [FolderPaths(folder)])
     result = CliRunner().invoke(main, ["ui"])
     assert result.exit_code != 0 and "is gone" in result.output
+
+
+async def test_a_taken_port_is_one_clear_error(folder: Path) -> None:
+    import socket
+
+    from chunksync.errors import UserError
+    from chunksync.ui.app import serve_dashboard
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"127.0.0.1:{port}.*--ui-port"):
+            async with serve_dashboard([], port):
+                pass
