@@ -170,6 +170,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     name, password = str(form.get("user", ""))[:64], str(form.get("password", ""))[:1024]
     code = str(form.get("totp", "")).strip()
+    if not name or not password:  # not a guess: spends no login budget
+        raise _again("give the user name and the password")
     root = request.app
     limiter, address = root[LIMITER], remote(request)
     keys = limiter.attempt(name, address)
