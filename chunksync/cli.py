@@ -24,6 +24,7 @@ import click
 from . import __version__
 from .cli_limits import limit_command, limit_options, limits_of
 from .cli_policy import policy_command
+from .cli_ui import ui_command, ui_options, ui_port_of
 from .config import Credential, FolderConfig, FolderPaths, save_credential
 from .errors import EXIT_SKIPPED, ChunksyncError, DeviceRevoked, UserError
 from .interrupt import (
@@ -685,6 +686,7 @@ def verify(directory: Path) -> None:
     help="keep the CPU and I/O priority (by default the daemon lowers both: nice 10, best-effort I/O 7)",
 )
 @limit_options("all folders of this daemon together, on top of each folder's own")
+@ui_options
 @command_errors
 def daemon(
     directories: tuple[Path, ...],
@@ -700,8 +702,10 @@ def daemon(
     normal_priority: bool,
     limit_upload: int,
     limit_download: int,
+    ui_port: int,
+    no_ui: bool,
 ) -> None:
-    """Watch folders and keep them in sync (foreground)."""
+    """Watch folders and keep them in sync (foreground); serves the local dashboard."""
     from .daemon import DaemonOptions
     from .daemon_process import run_daemon
 
@@ -721,6 +725,7 @@ def daemon(
         stop_grace=stop_grace,
         low_priority=not normal_priority,
         limits=limits_of(limit_upload, limit_download),
+        ui_port=ui_port_of(ui_port, no_ui),
     )
     run_daemon(list(directories), options)
 
@@ -747,6 +752,7 @@ def resume(directory: Path) -> None:
 
 main.add_command(limit_command(FOLDER_DIR, command_errors, emit))
 main.add_command(policy_command(FOLDER_DIR, command_errors, emit))
+main.add_command(ui_command(command_errors))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,6 +40,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -84,6 +85,7 @@ class DaemonOptions:
     stop_grace: float = 1.0  # from SIGTERM to the exit, even if a step still runs
     low_priority: bool = True  # nice and I/O priority lowered (priority.py)
     limits: BandwidthLimits = BandwidthLimits()  # process-wide, shared by all folders
+    ui_port: int | None = 0  # the dashboard on 127.0.0.1 (0: any free port; None: none)
 
 
 class FolderDaemon:
@@ -134,6 +136,7 @@ class FolderDaemon:
         self._stopping = False
         self._syncing = False
         self.revoked = False
+        self.on_round: Callable[[str, float], None] | None = None  # the dashboard's metrics
 
     # --- events -----------------------------------------------------------------------
     def log(self, event: str, **fields: Any) -> None:
@@ -145,7 +148,8 @@ class FolderDaemon:
 
     def _count_conflicts(self) -> int:
         with contextlib.suppress(IndexDamaged):  # marked: the next round rebuilds the index
-            return sum(1 for _ in self.folder.index.iter_conflicts())
+            # a copy kept with "keep both" stays recorded, as dismissed: not a conflict
+            return sum(1 for _, r in self.folder.index.iter_conflicts() if not r.get("dismissed"))
         return self.status.conflicts
 
     def want(self, batch: Batch, *, force: bool = False) -> None:
@@ -437,6 +441,8 @@ class FolderDaemon:
         loop.call_later(delay, self._kick.set)
 
     def _synced(self, result: SyncResult, seconds: float, full: bool) -> None:
+        if self.on_round is not None:
+            self.on_round(self.name, seconds)
         was_offline = self.status.state == "offline"
         clear_revoked(self.folder.paths)
         self._offline_attempt = 0

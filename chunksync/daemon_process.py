@@ -59,6 +59,10 @@ async def serve(directories: list[Path], options: DaemonOptions) -> None:
             folder = await stack.enter_async_context(SyncFolder.open(d, limiters=(shared,)))
             folder.client.retry = DAEMON_RETRY
             daemons.append(FolderDaemon(folder, options))
+        if options.ui_port is not None:  # the dashboard (chunksync/ui), gone before the folders
+            from .ui.app import serve_dashboard
+
+            await stack.enter_async_context(serve_dashboard(daemons, options.ui_port))
         # the executor's threads (scans, applies) must end before any index closes
         stack.push_async_callback(loop.shutdown_default_executor)
         tasks = [asyncio.create_task(d.run()) for d in daemons]

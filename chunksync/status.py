@@ -16,6 +16,7 @@ import os
 import shlex
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ def index_status(paths: FolderPaths) -> dict[str, Any]:
         base = index.get_meta(BASE)
         pending = index.get_meta(PENDING) == b"1"
         last = next(reversed(list(index.iter_events())), None)
-        conflicts = sum(1 for _ in index.iter_conflicts())
+        conflicts = sum(1 for _, r in index.iter_conflicts() if not r.get("dismissed"))
         high = index.get_meta(HIGH_SEQ)
         failed = load_failed(index)
     revoked = _revoked_reason(paths)
@@ -183,13 +184,24 @@ def _copies_on_disk(index: Index, recorded: list[dict[str, Any]]) -> list[dict[s
     return found
 
 
-def list_conflicts(directory: Path) -> list[dict[str, Any]]:
+@contextlib.contextmanager
+def _opened(paths: FolderPaths, index: Index | None) -> Iterator[Index]:
+    """The index a caller already holds open (the daemon's dashboard: LMDB must not be
+    opened twice in one process), else the folder's, opened for the call."""
+    if index is not None:
+        yield index
+        return
+    with Index.open(paths.index) as opened:
+        yield opened
+
+
+def list_conflicts(directory: Path, index: Index | None = None) -> list[dict[str, Any]]:
     """Conflicts still worth attention, on every device: a conflicted copy still present
     (recorded here, or recognised by its name when another device made it), a manual
     conflict not yet resolved, or a last-write-wins loser kept only in history (with the
     command that brings it back). Copies the user chose to keep beside are not shown."""
     paths = _paths(directory)
-    with Index.open(paths.index) as index:
+    with _opened(paths, index) as index:
         rows = [dict(record, path=path) for path, record in index.iter_conflicts()]
         dismissed = {row.get("copy_path") for row in rows if row.get("dismissed")}
         rows = [row for row in rows if not row.get("dismissed")]
@@ -209,7 +221,7 @@ def list_conflicts(directory: Path) -> list[dict[str, Any]]:
     return shown
 
 
-def resolve_conflict(directory: Path, path: str, keep: str) -> str:
+def resolve_conflict(directory: Path, path: str, keep: str, index: Index | None = None) -> str:
     """Settle a conflict locally (the sync that follows publishes the result).
 
     ``path`` is the conflicted file or the copy itself. theirs: delete the conflicted
@@ -218,7 +230,9 @@ def resolve_conflict(directory: Path, path: str, keep: str) -> str:
     """
     path = validate_relpath(path.strip("/"))
     matches = [
-        row for row in list_conflicts(directory) if path in (row["path"], row.get("copy_path"))
+        row
+        for row in list_conflicts(directory, index)
+        if path in (row["path"], row.get("copy_path"))
     ]
     if not matches:
         raise UserError(f"no conflict for {path}: see 'chunksync conflicts {directory}'")
@@ -228,7 +242,7 @@ def resolve_conflict(directory: Path, path: str, keep: str) -> str:
             f"{path} has {len(matches)} conflicted copies ({copies}): name the copy to keep"
         )
     paths = _paths(directory)
-    with Index.open(paths.index) as index:
+    with _opened(paths, index) as index:
         for record in matches:
             copy = record.get("copy_path")
             if keep != "both" and copy and fsops.lstat_at(paths.root, copy) is not None:

@@ -37,7 +37,8 @@ from aiohttp import web
 
 from chunksync import wire
 
-from . import audit, auth
+from . import audit, auth, tracing
+from .admin_web.app import add_admin_web, is_admin_path
 from .config import ServerConfig, ensure_data_dir
 from .db import MetaDB
 from .epoch import bump_shared_epoch, mark_repaired, shared_epoch, start_token
@@ -83,7 +84,7 @@ DENIALS = web.AppKey("denials", DenialThrottle)
 def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Application:
     """Build the application; ``store`` overrides the configured object store."""
     app = web.Application(
-        middlewares=[_observe, _authenticate],
+        middlewares=[tracing.middleware, _observe, _authenticate],
         client_max_size=config.max_json_bytes,
     )
     app[CONFIG] = config
@@ -102,6 +103,7 @@ def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Applicati
     app.router.add_get(wire.HEALTHZ, _healthz)
     app.router.add_get(wire.METRICS, _metrics)
     add_routes(app)
+    add_admin_web(app)  # /admin: the admin page, behind its own guard (admin_web/)
     return app
 
 
@@ -266,6 +268,8 @@ def _bearer(request: web.Request) -> str:
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = _route_name(request)
     if route in OPEN_ROUTES or (route == wire.METRICS and request.app[CONFIG].metrics_public):
+        return await handler(request)
+    if is_admin_path(request.path):  # sessions, not device tokens: admin_web's guard
         return await handler(request)
     token = _bearer(request)
     db, t = request.app[DB], now()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import functools
 import shlex
 import threading
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from .. import fsops
+from .. import fsops, tracing
 from ..conflict import Conflict, ConflictPolicies
 from ..crypto.folder_keys import FolderKeys
 from ..errors import (
@@ -308,9 +309,10 @@ class SyncEngine:
         rebuilt = self.index.damaged is not None and rebuild_index(self.index, state_dir)
         for round_no in range(1, MAX_ROUNDS + 1):
             try:
-                result = await self._round(
-                    allow_mass_delete, dirty if round_no == 1 else None, accept_server_history
-                )
+                with tracing.span("sync.round", round=round_no):  # one trace per round
+                    result = await self._round(
+                        allow_mass_delete, dirty if round_no == 1 else None, accept_server_history
+                    )
             except (fsops.LocalChanged, RefConflict):
                 await asyncio.sleep(min(0.05 * round_no, 0.5))
                 continue
@@ -383,6 +385,7 @@ class SyncEngine:
         batches travel at once. Upload failures only stop the early upload: the scan goes
         on (offline journal) and the push re-reads whatever is still missing."""
         slots = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
+        scan_context = contextvars.copy_context()
         uploads: list[concurrent.futures.Future[None]] = []
         offline = threading.Event()
         if self._scan_only:
@@ -404,7 +407,10 @@ class SyncEngine:
                 return
             slots.acquire()
             uploads[:] = [f for f in uploads if not f.done()]  # a done one holds its blobs
-            future = asyncio.run_coroutine_threadsafe(self._put_missing(batch), loop)
+            # in the scan's context (the Sealer's threads have none): the round's trace
+            future = scan_context.copy().run(
+                asyncio.run_coroutine_threadsafe, self._put_missing(batch), loop
+            )
             future.add_done_callback(functools.partial(done, batch))
             uploads.append(future)
 
@@ -424,7 +430,8 @@ class SyncEngine:
         loop = asyncio.get_running_loop()
         upload_stats = UploadStats(progress=self.progress)
         receive_only = self._scan_only = await self._receive_only()
-        scan_result = await asyncio.to_thread(self._scan_and_upload, dirty, loop, upload_stats)
+        with tracing.span("scan", full=dirty is None):
+            scan_result = await asyncio.to_thread(self._scan_and_upload, dirty, loop, upload_stats)
         reader = ObjectReader(self.keys, self.index, self.store, self.progress)
         self.on_status("syncing")
         remote_state, remote_commit = await self._remote(reader, accept_history)
@@ -471,18 +478,19 @@ class SyncEngine:
         now = datetime.fromtimestamp(self.clock.time_ns() / 1e9, UTC).astimezone()
 
         def planned(merges: dict[str, MergeResolution] | None = None) -> Plan:
-            return plan_merge(
-                base_root,
-                local_root,
-                remote_root,
-                load_tree=reader.load_tree,
-                tree_id=self._tree_id,
-                device=self.device,
-                now=now,
-                policies=policies,
-                remote_device=remote_commit.device if remote_commit else None,
-                merges=merges,
-            )
+            with tracing.span("plan"):
+                return plan_merge(
+                    base_root,
+                    local_root,
+                    remote_root,
+                    load_tree=reader.load_tree,
+                    tree_id=self._tree_id,
+                    device=self.device,
+                    now=now,
+                    policies=policies,
+                    remote_device=remote_commit.device if remote_commit else None,
+                    merges=merges,
+                )
 
         plan = planned()
         if plan.merge_candidates:  # try the content merges, then plan with their answers
@@ -541,7 +549,8 @@ class SyncEngine:
             kept_in_history = side.hex() if lost else None  # where LWW losers are
         self._forget_listings(plan)
         applier = Applier(self.root, self.tmpdir, self.keys, self.index, reader, loop)
-        outcome = await asyncio.to_thread(applier.run, plan.actions)
+        with tracing.span("apply", actions=len(plan.actions)):
+            outcome = await asyncio.to_thread(applier.run, plan.actions)
         try:
             if not receive_only and (plan.push_needed or len(parents) > 1):
                 commit_id = await self._commit(
@@ -557,7 +566,8 @@ class SyncEngine:
                     remote_root=remote_root,
                 )
                 record_intent(self.index, commit_id)  # if the answer is lost: sync/intent.py
-                moved = await self.store.cas_head(remote_head, commit_id.hex())
+                with tracing.span("head CAS"):
+                    moved = await self.store.cas_head(remote_head, commit_id.hex())
                 new_head, head_seq, server_seq = commit_id.hex(), seq + 1, moved.seq
         finally:
             # whatever happened, remember what is on disk now and what the server holds
@@ -642,7 +652,8 @@ class SyncEngine:
         remote_root: ObjectId | None = None,
     ) -> ObjectId:
         """Upload the objects below ``tree`` and a commit of it; returns the commit id."""
-        await uploader.push_tree(tree, remote_root)
+        with tracing.span("upload"):
+            await uploader.push_tree(tree, remote_root)
         commit = Commit(
             tree=tree,
             parents=parents,

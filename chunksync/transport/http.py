@@ -38,7 +38,7 @@ import aiohttp
 import yarl
 from aiohttp.abc import AbstractStreamWriter
 
-from .. import wire
+from .. import tracing, wire
 from ..errors import (
     AuthError,
     ChunksyncError,
@@ -225,7 +225,7 @@ class HttpClient:
                 async with self._ensure_session().request(
                     method,
                     self.base_url + path,
-                    headers=self._headers(),
+                    headers=tracing.inject(self._headers()),  # traceparent, when tracing
                     allow_redirects=False,
                     **kw,
                 ) as resp:
