@@ -61,6 +61,7 @@ from .trampoline import Walk
 from .trampoline import run as run_walk
 from .treecache import TREES
 from .treediff import walk_tree
+from .treeparts import StoredTree, encode_tree
 
 __all__ = ["RACY_NS", "READ_ATTEMPTS", "ScanResult", "scan"]
 
@@ -137,7 +138,7 @@ class _Scan:
         self.reused: dict[str, TreeEntry] = {}  # entries expanded from cached trees
         self.tree_ids: dict[str, ObjectId] = {}
         self.new_objects: list[tuple[ObjectId, ObjectKind, bytes]] = []  # manifests
-        self.new_trees: list[tuple[str, ObjectId, bytes]] = []
+        self.new_trees: list[tuple[str, StoredTree]] = []
 
     # -- phase 1: walk -------------------------------------------------------------
 
@@ -282,11 +283,9 @@ class _Scan:
                 if entry is not None:
                     built.append(entry)
                     entries[_join(rel, name)] = entry
-            tree = Tree.of(built)
-            data = tree.encode()
-            tree_id = self.keys.meta_id(data)
-            self.tree_ids[rel] = tree_id
-            self.new_trees.append((rel, tree_id, data))
+            stored = encode_tree(Tree.of(built), self.keys.meta_id)  # large ones in parts
+            self.tree_ids[rel] = stored.id
+            self.new_trees.append((rel, stored))
         return self.tree_ids[""]
 
     def _resolve(
@@ -355,10 +354,13 @@ def _ops(
         if oid not in written:
             written.add(oid)
             yield lambda w, o=oid, k=kind, d=data: w.put_object(o, k, d)
-    for rel, oid, data in run.new_trees:
-        if rel in changed and oid not in written:
-            written.add(oid)
-            yield lambda w, o=oid, d=data: w.put_object(o, ObjectKind.TREE, d)
+    for rel, stored in run.new_trees:
+        if rel not in changed:
+            continue
+        for oid, data in stored.objects:  # the parts of a split listing before its index
+            if oid not in written:
+                written.add(oid)
+                yield lambda w, o=oid, d=data: w.put_object(o, ObjectKind.TREE, d)
     for read in results.values():
         if read.state is not None:
             yield lambda w, s=read.state: w.put_state(s)

@@ -64,6 +64,7 @@ from ..storage.meta import (  # the meta keys; status and daemon import them fro
 from ..storage.trust import Trust, load_trust, save_trust
 from ..transport.base import ChunkStore
 from ..treediff import diff_trees
+from ..treeparts import encode_tree
 from ..wire import HeadState
 from .apply import Applier, ApplyOutcome
 from .deletions import count_files, deleted_files
@@ -162,7 +163,7 @@ class SyncEngine:
 
     # --- helpers ----------------------------------------------------------------------
     def _tree_id(self, tree: Tree) -> ObjectId:
-        return self.keys.meta_id(tree.encode())
+        return encode_tree(tree, self.keys.meta_id).id
 
     def _meta_int(self, key: str) -> int:
         raw = self.index.get_meta(key)
@@ -470,8 +471,8 @@ class SyncEngine:
             policies=ConflictPolicies() if receive_only else self.policies,  # keep both, always
             remote_device=remote_commit.device if remote_commit else None,
         )
-        for tid, tree in plan.new_trees.items():
-            reader.pending[tid] = (ObjectKind.TREE, tree.encode())
+        for tree in plan.new_trees.values():
+            reader.store_tree(tree)
         if not allow_mass_delete:
             self._guard_mass_delete(
                 plan, scan_result, None if receive_only else remote_root, reader.load_tree
