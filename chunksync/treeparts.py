@@ -84,13 +84,12 @@ def _leaf(encoded_entries: list[bytes]) -> bytes:
 def encode_tree(tree: Tree, meta_id: MetaId) -> StoredTree:
     """The objects that store ``tree``: one, or its parts and their index."""
     encoded = [_canonical(e.to_doc()) for e in tree.entries]
-    if len(_OPEN) + sum(len(e) + 1 for e in encoded) + len(_CLOSE) <= SPLIT_BYTES:
-        data = _leaf(encoded)
-        return StoredTree(meta_id(data), ((meta_id(data), data),))
-    objects: list[tuple[ObjectId, bytes]] = []
-    for run in _runs(tree.entries, encoded, meta_id):
-        data = _leaf(run)
-        objects.append((meta_id(data), data))
+    runs = [encoded]
+    if len(_OPEN) + sum(len(e) + 1 for e in encoded) + len(_CLOSE) > SPLIT_BYTES:
+        runs = list(_runs(tree.entries, encoded, meta_id))
+    objects = [(meta_id(data), data) for data in map(_leaf, runs)]
+    if len(objects) == 1:
+        return StoredTree(objects[0][0], tuple(objects))
     index = TreeParts(tuple(oid for oid, _ in objects)).encode()
     top = meta_id(index)
     return StoredTree(top, (*objects, (top, index)))
