@@ -18,8 +18,12 @@ directory bottom-up, so the root id summarizes the whole folder. Guarantees:
   sockets and devices are skipped with a warning; names that Windows or macOS cannot
   hold are kept but flagged in ``warnings``.
 * **Incremental.** With ``dirty`` (directories the watcher saw change) only those are
-  listed again; every other directory is taken from its cached tree (``dirtree``).
-  A change of the ignore rules forces a full walk.
+  listed again; every other directory is taken from its cached tree (``dirtree``): an
+  ancestor of a dirty directory is listed from its tree, and a directory with nothing
+  dirty below it is taken whole by id without reading anything below it, so the work is
+  the dirty directories and their ancestors whatever the folder's size (``entries`` looks
+  up paths below those on demand, :mod:`chunksync.scanentries`: read it while the index
+  is open). A change of the ignore rules forces a full walk.
 * Manifests, trees, stat rows and dirtrees go to the index in a few batched write
   transactions (objects, then stat rows, then dirtrees last), never one per file.
 
