@@ -138,6 +138,10 @@ def merge(
     return sorted(merged, key=lambda i: (i.path, i.kind))
 
 
+def _is_dir(entry: object) -> bool:
+    return getattr(entry, "kind", None) == "dir"
+
+
 def load(index: Index) -> list[FailedItem]:
     raw = index.get_meta(META_KEY)
     if not raw:
@@ -179,7 +183,10 @@ def record(
             for p in scan.requeued
         ]
         listed = scan.listed
-        present = [p for p, e in scan.entries.items() if e.kind == "dir"] if before else []
+        # only the parents of recorded items are asked about: looked up, not the whole
+        # folder walked (entries below clean directories are read on demand)
+        parents = {_parent(i.path) for i in before}
+        present = [p for p in parents if p and _is_dir(scan.entries.get(p))]
     remote_items = (
         None
         if remote is None

@@ -4,7 +4,9 @@ Four kinds of object make up a folder's history, exactly as in git or restic:
 
 * a **chunk** is a piece of file content cut by the chunker;
 * a **file manifest** lists a file's chunks in order;
-* a **tree** lists one directory's entries, sorted by name;
+* a **tree** lists one directory's entries, sorted by name; a large directory's
+  listing is stored as a :class:`TreeParts` index of leaf trees, each a run of its
+  entries (:mod:`chunksync.treeparts` splits and reassembles them);
 * a **commit** (snapshot) names a root tree, its parents and who made it.
 
 Every object is identified by the keyed BLAKE3 hash of its plaintext encoding
@@ -42,6 +44,7 @@ __all__ = [
     "ObjectKind",
     "Tree",
     "TreeEntry",
+    "TreeParts",
     "decode_object",
     "id_from_hex",
     "is_hex_id",
@@ -60,6 +63,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # times in ns that os.utime takes (1
 MAX_CHUNK_SIZE = 16 << 20  # the chunker's hard limit on max_size
 MAX_CHUNKS = 1 << 24  # chunks of one file
 MAX_ENTRIES = 1 << 20  # entries of one directory
+MAX_PARTS = 1 << 16  # parts of one split directory listing (chunksync.treeparts)
 MAX_PARENTS = 16  # a merge has 2; last-write-wins side commits add one
 MAX_NAME_CHARS = 1024  # sanity bound; chunksync.paths checks 255 bytes
 MAX_TARGET = 4096  # symlink target, PATH_MAX
@@ -310,6 +314,44 @@ class Tree:
 
 
 @dataclass(frozen=True, slots=True)
+class TreeParts:
+    """A large directory's listing stored in parts: the ids of leaf trees, each holding a
+    run of the directory's entries, in name order.
+
+    Stored as a TREE object, so a directory entry names it like any listing; only
+    :mod:`chunksync.treeparts` looks inside (it checks, when reassembling, that every part
+    is a non-empty leaf tree and that the names stay sorted and unique across parts).
+    At least two parts (one would be the leaf itself), at most :data:`MAX_PARTS`, no id
+    twice.
+    """
+
+    parts: tuple[ObjectId, ...]
+
+    def __post_init__(self) -> None:
+        _range(len(self.parts), 2, MAX_PARTS, "split tree: number of parts")
+        for part in self.parts:
+            _check_id(part, "split tree part")
+        if len(set(self.parts)) != len(self.parts):
+            raise IntegrityError("split tree names one part twice")
+
+    def encode(self) -> bytes:
+        return _canonical({"t": "tree", "p": [p.hex() for p in self.parts]})
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> TreeParts:
+        what = "split tree"
+        _keys(doc, _PARTS_KEYS, what)
+        return cls(tuple(id_from_hex(p) for p in _list(doc, "p", MAX_PARTS, what)))
+
+
+def _decode_tree(doc: dict[str, Any]) -> Tree | TreeParts:
+    """A TREE object is a listing (``e``) or, for a large directory, an index (``p``)."""
+    if type(doc) is dict and "p" in doc:
+        return TreeParts.from_doc(doc)
+    return Tree.from_doc(doc)
+
+
+@dataclass(frozen=True, slots=True)
 class Commit:
     """A snapshot: the root tree plus who made it, when, and on top of what.
 
@@ -382,22 +424,25 @@ class Commit:
 _MANIFEST_KEYS = frozenset({"t", "chunks", "size"})
 _ENTRY_KEYS = frozenset({"n", "k", "m", "id", "s", "x", "l"})
 _TREE_KEYS = frozenset({"t", "e"})
+_PARTS_KEYS = frozenset({"t", "p"})
 _COMMIT_KEYS = frozenset(
     {"t", "tree", "parents", "seq", "device", "author", "time_ns", "summary", "message"}
 )
 
 _DECODERS = {
     ObjectKind.FILE: ("file", FileManifest.from_doc),
-    ObjectKind.TREE: ("tree", Tree.from_doc),
+    ObjectKind.TREE: ("tree", _decode_tree),
     ObjectKind.COMMIT: ("commit", Commit.from_doc),
 }
 
 
 def decode_object(
     kind: ObjectKind, data: bytes, oid: bytes | None = None
-) -> FileManifest | Tree | Commit:
+) -> FileManifest | Tree | TreeParts | Commit:
     """Parse a decrypted metadata object, refusing anything malformed or mistyped, in
-    one line that names the object by its short id when ``oid`` is given."""
+    one line that names the object by its short id when ``oid`` is given. A TREE object
+    decodes to a :class:`Tree` or a :class:`TreeParts` (use
+    :func:`chunksync.treeparts.load_tree` to get a directory's entries either way)."""
     named = f"{kind.name.lower()} object" + (f" {short_id(oid)}" if oid is not None else "")
     try:
         tag, decoder = _DECODERS[kind]

@@ -18,8 +18,12 @@ directory bottom-up, so the root id summarizes the whole folder. Guarantees:
   sockets and devices are skipped with a warning; names that Windows or macOS cannot
   hold are kept but flagged in ``warnings``.
 * **Incremental.** With ``dirty`` (directories the watcher saw change) only those are
-  listed again; every other directory is taken from its cached tree (``dirtree``).
-  A change of the ignore rules forces a full walk.
+  listed again; every other directory is taken from its cached tree (``dirtree``): an
+  ancestor of a dirty directory is listed from its tree, and a directory with nothing
+  dirty below it is taken whole by id without reading anything below it, so the work is
+  the dirty directories and their ancestors whatever the folder's size (``entries`` looks
+  up paths below those on demand, :mod:`chunksync.scanentries`: read it while the index
+  is open). A change of the ignore rules forces a full walk.
 * Manifests, trees, stat rows and dirtrees go to the index in a few batched write
   transactions (objects, then stat rows, then dirtrees last), never one per file.
 
@@ -35,7 +39,7 @@ import itertools
 import os
 import stat as st_mod
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +57,7 @@ from .objects import (
 )
 from .paths import portability_problem as portability_warning
 from .scan_read import RACY_NS, READ_ATTEMPTS, OnChunk, _FileJob, _Read, _Reader, _Stat
+from .scanentries import ScanEntries
 from .scanjobs import normalize_dirty as _normalize_dirty
 from .scanjobs import read_all as _read_all
 from .scanstates import ScanStates
@@ -60,7 +65,7 @@ from .storage.index import FileState, Index, IndexWriter
 from .trampoline import Walk
 from .trampoline import run as run_walk
 from .treecache import TREES
-from .treediff import walk_tree
+from .treeparts import StoredTree, encode_tree
 
 __all__ = ["RACY_NS", "READ_ATTEMPTS", "ScanResult", "scan"]
 
@@ -73,25 +78,30 @@ _META_ROOT = "scan.root"
 Hold = Callable[[str, os.stat_result], bool]
 
 
-class _StaleCache(Exception):
-    """A cached tree refers to an object missing from the index: walk in full."""
-
-
 @dataclass
 class ScanResult:
     root_id: ObjectId
-    files: int
-    dirs: int
     files_read: int
     bytes_read: int
     requeued: tuple[str, ...]
     warnings: tuple[str, ...]  # one line per failed item
-    entries: dict[str, TreeEntry]  # relative POSIX NFC path -> entry (not the root)
+    #: relative POSIX NFC path -> entry (not the root); below clean directories it is
+    #: looked up through their cached trees on demand (chunksync.scanentries)
+    entries: Mapping[str, TreeEntry]
     #: manifests of the files read by this scan: every chunk of them went to ``on_chunk``
     read_manifests: frozenset[ObjectId] = frozenset()
     failed: tuple[FailedItem, ...] = ()  # paths not synced, and why (chunksync.failed)
     listed: frozenset[str] = frozenset()  # directories listed from disk (not from cache)
     settling: tuple[str, ...] = ()  # changed files held back by ``hold``
+
+    @property
+    def files(self) -> int:
+        """Files in the folder (walks the clean trees: for reports, not for a round)."""
+        return sum(1 for e in self.entries.values() if e.kind == "file")
+
+    @property
+    def dirs(self) -> int:
+        return sum(1 for e in self.entries.values() if e.kind == "dir")
 
 
 def _matches(state: FileState, st: os.stat_result) -> bool:
@@ -134,10 +144,11 @@ class _Scan:
         self.order: list[str] = []  # directories in pre-order
         self.listing: dict[str, list[tuple[str, str, object]]] = {}
         self.jobs: list[_FileJob] = []
-        self.reused: dict[str, TreeEntry] = {}  # entries expanded from cached trees
-        self.tree_ids: dict[str, ObjectId] = {}
+        self.reused: dict[str, TreeEntry] = {}  # entries of listings taken from cache
+        self.clean: dict[str, ObjectId] = {}  # directories taken whole from cache
+        self.tree_ids: dict[str, ObjectId] = {}  # listed and clean directories
         self.new_objects: list[tuple[ObjectId, ObjectKind, bytes]] = []  # manifests
-        self.new_trees: list[tuple[str, ObjectId, bytes]] = []
+        self.new_trees: list[tuple[str, StoredTree]] = []
 
     # -- phase 1: walk -------------------------------------------------------------
 
@@ -230,17 +241,25 @@ class _Scan:
         self.failed.append(FailedItem.of(kind, rel, reason))
 
     def _try_reuse(self, rel: str, disk: str) -> Walk[bool]:
-        """Take a non-dirty directory from its cached tree; descend toward dirty dirs."""
+        """Take a non-dirty directory from its cached tree; descend toward dirty dirs.
+
+        A directory with nothing dirty below it is taken whole, by id, without reading
+        its tree or anything below (the work of a scan is the dirty directories and
+        their ancestors, whatever the folder's size); its entries are looked up only
+        on demand (:class:`~chunksync.scanentries.ScanEntries`)."""
         tree_id = self.index.get_dirtree(rel)
-        tree = None if tree_id is None else self._load_tree(tree_id)
-        if tree_id is None or tree is None:
+        if tree_id is None:
             return False
         prefix = rel + "/" if rel else ""
         assert self.dirty is not None  # nosec B101  # invariant for the type checker
         if not any(d == rel or d.startswith(prefix) for d in self.dirty):
-            self.tree_ids[rel] = tree_id
-            self._expand(rel, tree_id, tree)
+            if self.index.get_object(tree_id) is None:
+                return False  # the cached tree is gone: list the directory again
+            self.tree_ids[rel] = self.clean[rel] = tree_id
             return True
+        tree = self._load_tree(tree_id)
+        if tree is None:
+            return False
         self.order.append(rel)
         pending: list[tuple[str, str, object]] = []
         self.listing[rel] = pending
@@ -256,24 +275,17 @@ class _Scan:
     def _load_tree(self, tree_id: ObjectId) -> Tree | None:
         return TREES.load(tree_id, self.index.get_object)  # decoded once per process
 
-    def _expand(self, rel: str, tree_id: ObjectId, tree: Tree) -> None:
-        """Record every entry below a reused tree (``tree``, already loaded), following
-        subtree ids."""
-
-        def load(oid: ObjectId) -> Tree:
-            found = tree if oid == tree_id else self._load_tree(oid)
-            if found is None:
-                raise _StaleCache(oid)
-            return found
-
-        for child, entry in walk_tree(tree_id, load, rel):
-            self.reused[child] = entry
-            if entry.kind == "dir" and entry.id is not None:
-                self.tree_ids[child] = entry.id
+    def load_cached(self, oid: ObjectId) -> Tree:
+        """A tree from the index, for looking below clean directories."""
+        found = self._load_tree(oid)
+        if found is None:
+            raise KeyError(oid)
+        return found
 
     # -- phase 3: build trees bottom-up ----------------------------------------------
 
     def build(self, results: dict[str, _Read], entries: dict[str, TreeEntry]) -> ObjectId:
+        """Build the listed directories' trees bottom-up; ``entries`` gets their entries."""
         entries.update(self.reused)
         for rel in reversed(self.order):
             built: list[TreeEntry] = []
@@ -282,11 +294,9 @@ class _Scan:
                 if entry is not None:
                     built.append(entry)
                     entries[_join(rel, name)] = entry
-            tree = Tree.of(built)
-            data = tree.encode()
-            tree_id = self.keys.meta_id(data)
-            self.tree_ids[rel] = tree_id
-            self.new_trees.append((rel, tree_id, data))
+            stored = encode_tree(Tree.of(built), self.keys.meta_id)  # large ones in parts
+            self.tree_ids[rel] = stored.id
+            self.new_trees.append((rel, stored))
         return self.tree_ids[""]
 
     def _resolve(
@@ -331,20 +341,38 @@ def _walk(
     hold: Hold | None,
 ) -> _Scan:
     run = _Scan(root, keys, index, ignore, dirty, hold)
-    try:
-        found = run_walk(run.walk("", os.fspath(root)))
-    except _StaleCache:
-        run = _Scan(root, keys, index, ignore, None, hold)
-        found = run_walk(run.walk("", os.fspath(root)))
+    found = run_walk(run.walk("", os.fspath(root)))
     if not found:
         raise ConfigError(f"folder {root} does not exist or is not a directory")
     return run
 
 
+def _old_dirtrees(index: Index, run: _Scan) -> dict[str, ObjectId]:
+    """The dirtree rows this scan may replace or delete: after a full walk all of them;
+    after an incremental one, those of the directories it reached (listed or taken from
+    cache) and of every directory below one that is gone, and no others."""
+    if run.dirty is None:
+        return dict(index.iter_dirtrees())
+    old: dict[str, ObjectId] = {}
+    for rel in run.tree_ids:
+        tree_id = index.get_dirtree(rel)
+        if tree_id is not None:
+            old[rel] = tree_id
+    for rel in run.order:  # the directories built: did a subdirectory go?
+        tree = None if rel not in old else TREES.load(old[rel], index.get_object)
+        for entry in tree.entries if tree is not None else ():
+            child = _join(rel, entry.name)
+            if entry.kind == "dir" and child not in run.tree_ids:
+                gone = index.get_dirtree(child)
+                old.update({child: gone} if gone is not None else {})
+                old.update(index.iter_dirtrees(child + "/"))
+    return old
+
+
 def _ops(
     run: _Scan,
     results: dict[str, _Read],
-    entries: dict[str, TreeEntry],
+    entries: Mapping[str, TreeEntry],
     changed: set[str],
     old_dirtrees: dict[str, ObjectId],
 ) -> Iterator[Callable[[IndexWriter], None]]:
@@ -355,10 +383,13 @@ def _ops(
         if oid not in written:
             written.add(oid)
             yield lambda w, o=oid, k=kind, d=data: w.put_object(o, k, d)
-    for rel, oid, data in run.new_trees:
-        if rel in changed and oid not in written:
-            written.add(oid)
-            yield lambda w, o=oid, d=data: w.put_object(o, ObjectKind.TREE, d)
+    for rel, stored in run.new_trees:
+        if rel not in changed:
+            continue
+        for oid, data in stored.objects:  # the parts of a split listing before its index
+            if oid not in written:
+                written.add(oid)
+                yield lambda w, o=oid, d=data: w.put_object(o, ObjectKind.TREE, d)
     for read in results.values():
         if read.state is not None:
             yield lambda w, s=read.state: w.put_state(s)
@@ -372,7 +403,7 @@ def _persist(
     index: Index,
     run: _Scan,
     results: dict[str, _Read],
-    entries: dict[str, TreeEntry],
+    entries: Mapping[str, TreeEntry],
     old_dirtrees: dict[str, ObjectId],
     ignore: IgnoreRules,
 ) -> None:
@@ -412,17 +443,16 @@ def scan(
     dirty_set = None if dirty is None else _normalize_dirty(dirty)
     if dirty_set is not None and index.get_meta(_META_IGNORE) != ignore.digest:
         dirty_set = None  # the rules changed: every directory may list differently
-    old_dirtrees = dict(index.iter_dirtrees())
     run = _walk(root, keys, index, ignore, dirty_set, hold)
+    old_dirtrees = _old_dirtrees(index, run)
     results = _read_all(_Reader(keys, chunker, on_chunk, now), run.jobs, workers)
     run.jobs = []  # read: their stats are not needed any more
-    entries: dict[str, TreeEntry] = {}
-    root_id = run.build(results, entries)
+    built: dict[str, TreeEntry] = {}
+    root_id = run.build(results, built)
+    entries = ScanEntries(built, run.clean, run.load_cached)
     _persist(index, run, results, entries, old_dirtrees, ignore)
     return ScanResult(
         root_id=root_id,
-        files=sum(1 for e in entries.values() if e.kind == "file"),
-        dirs=sum(1 for e in entries.values() if e.kind == "dir"),
         files_read=len(results),
         bytes_read=sum(r.bytes_read for r in results.values()),
         requeued=tuple(run.requeued),

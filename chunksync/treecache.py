@@ -14,7 +14,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from .objects import ObjectId, ObjectKind, Tree, decode_object
+from .errors import IntegrityError
+from .objects import ObjectId, ObjectKind, Tree, TreeParts, decode_object
+from .treeparts import load_tree
 
 __all__ = ["TREES", "TreeCache"]
 
@@ -29,17 +31,25 @@ class TreeCache:
     def load(
         self, tree_id: ObjectId, fetch: Callable[[ObjectId], tuple[ObjectKind, bytes] | None]
     ) -> Tree | None:
-        """The decoded tree ``tree_id`` (``fetch`` reads it on a miss); None if absent or not a tree."""
+        """The decoded tree ``tree_id`` (``fetch`` reads it and its parts on a miss); None
+        if it or a part is absent, not a tree, or malformed."""
         with self._lock:
             tree = self._trees.get(tree_id)
             if tree is not None:
                 self._trees.move_to_end(tree_id)
                 return tree
-        found = fetch(tree_id)
-        if found is None or found[0] != ObjectKind.TREE:
-            return None
-        tree = decode_object(ObjectKind.TREE, found[1])
-        if not isinstance(tree, Tree):
+
+        def read(oid: ObjectId) -> Tree | TreeParts:
+            found = fetch(oid)
+            if found is None or found[0] != ObjectKind.TREE:
+                raise KeyError(oid)
+            obj = decode_object(ObjectKind.TREE, found[1], oid)
+            assert isinstance(obj, Tree | TreeParts)  # nosec B101  # a TREE decodes so
+            return obj
+
+        try:
+            tree = load_tree(tree_id, read)  # a split listing is put together from its parts
+        except (KeyError, IntegrityError):
             return None
         with self._lock:
             if tree_id not in self._trees and len(tree.entries) <= self.max_entries:

@@ -297,12 +297,18 @@ class Index:
         with self._checked("reading dirtree"):
             return decode_tree_id(decode_path_record("dirtree", path_key(path), raw)[1])
 
-    def iter_dirtrees(self) -> Iterator[tuple[str, ObjectId]]:
+    def iter_dirtrees(self, prefix: str = "") -> Iterator[tuple[str, ObjectId]]:
+        """Dirtree rows whose path starts with ``prefix`` (a plain string prefix)."""
+
         def decode(k: bytes, v: bytes) -> tuple[str, ObjectId]:
             path, raw = decode_path_record("dirtree", k, v)
             return path, decode_tree_id(raw)
 
-        yield from self._decoded("dirtree", self._scan("dirtree", b"", lambda k: False), decode)
+        pre = prefix.encode()[:KEEP]
+        items = self._scan("dirtree", pre, lambda k: not k.startswith(pre))
+        for path, oid in self._decoded("dirtree", items, decode):
+            if path.startswith(prefix):
+                yield path, oid
 
     def get_meta(self, key: str) -> bytes | None:
         raw = self._get("meta", key.encode())

@@ -39,9 +39,11 @@ from ..objects import (
     FileManifest,
     ObjectId,
     Tree,
+    TreeParts,
     decode_object,
     id_from_hex,
 )
+from ..treeparts import children
 from . import cache_policy
 from .index import Index
 from .pins import read_pins
@@ -101,10 +103,8 @@ class _Graph:
                 obj = decode_object(raw[0], raw[1])
             except IntegrityError:
                 obj = None
-            if isinstance(obj, Tree):
-                out = tuple(
-                    e.id for e in obj.entries if e.id is not None and e.kind in ("dir", "file")
-                )
+            if isinstance(obj, Tree | TreeParts):
+                out = tuple(oid for _, oid in children(obj))  # parts, subtrees, manifests
             elif isinstance(obj, Commit):
                 out = (obj.tree,)
             elif isinstance(obj, FileManifest):

@@ -67,6 +67,7 @@ from ..storage.trust import Trust, load_trust, save_trust
 from ..textmerge import DEFAULT_LIMIT
 from ..transport.base import ChunkStore
 from ..treediff import diff_trees
+from ..treeparts import encode_tree
 from ..wire import HeadState
 from .apply import Applier, ApplyOutcome
 from .automerge import merge_events, merge_message, merges_seen, resolve_merges
@@ -169,7 +170,7 @@ class SyncEngine:
 
     # --- helpers ----------------------------------------------------------------------
     def _tree_id(self, tree: Tree) -> ObjectId:
-        return self.keys.meta_id(tree.encode())
+        return encode_tree(tree, self.keys.meta_id).id
 
     def _meta_int(self, key: str) -> int:
         raw = self.index.get_meta(key)
@@ -504,8 +505,8 @@ class SyncEngine:
                 limit=self.merge_limit,
             )
             plan = planned(answers)
-        for tid, tree in plan.new_trees.items():
-            reader.pending[tid] = (ObjectKind.TREE, tree.encode())
+        for tree in plan.new_trees.values():
+            reader.store_tree(tree)
         if not allow_mass_delete:
             self._guard_mass_delete(
                 plan, scan_result, None if receive_only else remote_root, reader.load_tree

@@ -57,12 +57,12 @@ class _Closure:
 
 
 def _closure(root: ObjectId, reader: ObjectReader) -> _Closure:
-    closure = _Closure([root], {}, {})
+    closure = _Closure([root, *reader.tree_parts(root)], {}, {})
     for path, entry in walk_tree(root, reader.load_tree):
         if entry.id is None:
             continue
         if entry.kind == "dir":
-            closure.trees.append(entry.id)
+            closure.trees.extend((entry.id, *reader.tree_parts(entry.id)))
         elif entry.kind == "file" and entry.id not in closure.manifests:
             closure.manifests[entry.id] = path
             if reader.has(entry.id):

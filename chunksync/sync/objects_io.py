@@ -15,11 +15,21 @@ from collections.abc import Iterable, Sequence
 from ..crypto.folder_keys import FolderKeys
 from ..crypto.seal import open_blob
 from ..errors import IntegrityError
-from ..objects import Commit, FileManifest, ObjectId, ObjectKind, Tree, decode_object, short_id
+from ..objects import (
+    Commit,
+    FileManifest,
+    ObjectId,
+    ObjectKind,
+    Tree,
+    TreeParts,
+    decode_object,
+    short_id,
+)
 from ..paths import validate_tree_entry_name
 from ..progress import NoProgress, Progress
 from ..storage.index import Index
 from ..transport.base import ChunkStore
+from ..treeparts import children, encode_tree, load_tree, part_ids
 
 __all__ = ["ObjectReader"]
 
@@ -38,6 +48,7 @@ class ObjectReader:
         self.store = store
         self.pending: dict[ObjectId, tuple[ObjectKind, bytes]] = {}
         self._decoded: dict[ObjectId, object] = {}
+        self._trees: dict[ObjectId, Tree] = {}  # whole listings (split ones put together)
         self.bytes_down = 0
         self.progress = progress or NoProgress()
 
@@ -71,10 +82,21 @@ class ObjectReader:
             self._decoded[oid] = obj
         return obj
 
+    def _tree_object(self, oid: ObjectId) -> Tree | TreeParts:
+        obj = self._load(oid, ObjectKind.TREE)
+        assert isinstance(obj, Tree | TreeParts)  # nosec B101  # invariant for the type checker
+        return obj
+
     def load_tree(self, oid: ObjectId) -> Tree:
-        tree = self._load(oid, ObjectKind.TREE)
-        assert isinstance(tree, Tree)  # nosec B101  # invariant for the type checker
+        """The directory ``oid``, whole (a split listing is put together and checked)."""
+        tree = self._trees.get(oid)
+        if tree is None:
+            tree = self._trees[oid] = load_tree(oid, self._tree_object)
         return tree
+
+    def tree_parts(self, oid: ObjectId) -> tuple[ObjectId, ...]:
+        """The parts the tree ``oid`` is stored in (none when kept whole)."""
+        return part_ids(self._tree_object(oid))
 
     def load_manifest(self, oid: ObjectId) -> FileManifest:
         manifest = self._load(oid, ObjectKind.FILE)
@@ -87,12 +109,13 @@ class ObjectReader:
         return commit
 
     def store_tree(self, tree: Tree) -> ObjectId:
-        """Keep a tree made during this sync (recorded with the rest of the round)."""
-        encoded = tree.encode()
-        oid = self.keys.meta_id(encoded)
-        self.pending[oid] = (ObjectKind.TREE, encoded)
-        self._decoded[oid] = tree
-        return oid
+        """Keep a tree made during this sync (recorded with the rest of the round),
+        split into parts if it is large (:mod:`chunksync.treeparts`)."""
+        stored = encode_tree(tree, self.keys.meta_id)
+        for oid, data in stored.objects:
+            self.pending[oid] = (ObjectKind.TREE, data)
+        self._trees[stored.id] = tree
+        return stored.id
 
     # --- downloads ------------------------------------------------------------------
     async def fetch_blobs(self, kind: ObjectKind, ids: Sequence[ObjectId]) -> dict[ObjectId, bytes]:
@@ -143,18 +166,19 @@ class ObjectReader:
         """Fetch every tree below ``root`` that the index lacks, one level per request.
 
         A tree already held locally has all its descendants held too (trees are only
-        ever stored together with their subtrees), so the walk stops there.
+        ever stored together with their subtrees and parts), so the walk stops there.
+        The parts of a split listing are fetched like subtrees, one level further down.
         """
         frontier = [root] if root is not None and not self.has(root) else []
         while frontier:
             await self.ensure(ObjectKind.TREE, frontier)
-            children = {
-                entry.id
+            below = {
+                oid
                 for tid in frontier
-                for entry in self.load_tree(tid).entries
-                if entry.kind == "dir" and entry.id is not None and not self.has(entry.id)
+                for kind, oid in children(self._tree_object(tid))
+                if kind == ObjectKind.TREE and not self.has(oid)
             }
-            frontier = sorted(children)
+            frontier = sorted(below)
 
     async def commit(self, oid: ObjectId) -> Commit:
         await self.ensure(ObjectKind.COMMIT, [oid])

@@ -103,6 +103,11 @@ class Uploader:
         if tree_id == remote_id or self._known(tree_id) or tree_id in out:
             return
         out[tree_id] = ObjectKind.TREE
+        # a split listing: only the parts the server's listing at this path lacks
+        there = set(self.reader.tree_parts(remote_id)) if remote_id is not None else set()
+        for part in self.reader.tree_parts(tree_id):
+            if part not in there and not self._known(part):
+                out.setdefault(part, ObjectKind.TREE)
         theirs = self.reader.load_tree(remote_id).by_name() if remote_id is not None else {}
         for entry in self.reader.load_tree(tree_id).entries:
             path = join(prefix, entry.name)

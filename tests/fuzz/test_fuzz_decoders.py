@@ -25,16 +25,19 @@ from chunksync.objects import (
     ObjectKind,
     Tree,
     TreeEntry,
+    TreeParts,
     decode_object,
 )
 from chunksync.transport import base
 from chunksync.transport.tokens import renew_at
+from chunksync.treeparts import load_tree
 
 from .strategies import FUZZ, json_values, mutations, only_project_errors, wild_json
 
 pytestmark = pytest.mark.unit
 
 ID, ID2 = ObjectId(bytes(range(32))), ObjectId(bytes(range(1, 33)))
+ID3 = ObjectId(bytes(range(2, 34)))
 VALID = {
     ObjectKind.FILE: FileManifest(10, (ChunkRef(ID, 4), ChunkRef(ID2, 6))).encode(),
     ObjectKind.TREE: Tree(
@@ -47,6 +50,7 @@ VALID = {
     ObjectKind.COMMIT: Commit(ID, (ID2,), 7, "laptop", "alice", 1, {"added": 2}, "m").encode(),
 }
 METADATA = st.sampled_from([ObjectKind.FILE, ObjectKind.TREE, ObjectKind.COMMIT])
+SPLIT_TREE = TreeParts((ID, ID2)).encode()  # a large directory's index of parts
 HEX = st.sampled_from(["ab" * 32, "00" * 32, "AB" * 32, "xyz"]) | st.text(max_size=70)
 
 
@@ -81,6 +85,35 @@ def test_metadata_decoder_takes_any_json(kind: ObjectKind, data: bytes) -> None:
 @FUZZ
 def test_metadata_decoder_takes_near_misses(kind: ObjectKind, data: st.DataObject) -> None:
     only_project_errors(decode_object, kind, data.draw(near_documents(VALID[kind])), ID)
+
+
+@given(data=st.data())
+@FUZZ
+def test_split_tree_decoder_takes_near_misses(data: st.DataObject) -> None:
+    only_project_errors(decode_object, ObjectKind.TREE, data.draw(near_documents(SPLIT_TREE)), ID)
+
+
+@given(
+    first=st.sets(st.sampled_from("abcz"), max_size=4),
+    second=st.sets(st.sampled_from("abcz"), max_size=4),
+    nested=st.booleans(),
+)
+@FUZZ
+def test_split_tree_assembly_takes_any_parts(first: set, second: set, nested: bool) -> None:
+    """Parts as a peer's decoded objects may be (each a valid leaf, but empty,
+    overlapping, out of order or split itself): a whole tree or an IntegrityError."""
+
+    def leaf(names: set[str]) -> Tree:
+        return Tree.of([TreeEntry(n, "file", ID, 1) for n in names])
+
+    objects = {
+        ID: leaf(first),
+        ID2: TreeParts((ID, ID3)) if nested else leaf(second),
+        ID3: TreeParts((ID, ID2)),
+    }
+    tree = only_project_errors(load_tree, ID3, lambda oid: objects[oid])
+    if tree is not None:
+        assert [e.name for e in tree.entries] == sorted(first) + sorted(second)
 
 
 @given(

@@ -13,8 +13,17 @@ import unicodedata
 from chunksync.crypto.folder_keys import FolderKeys
 from chunksync.crypto.seal import open_blob
 from chunksync.errors import ChunksyncError
-from chunksync.objects import Commit, FileManifest, ObjectId, ObjectKind, Tree, decode_object
+from chunksync.objects import (
+    Commit,
+    FileManifest,
+    ObjectId,
+    ObjectKind,
+    Tree,
+    TreeParts,
+    decode_object,
+)
 from chunksync.transport.memory import MemoryChunkStore
+from chunksync.treeparts import load_tree
 
 #: a flattened tree: NFC path -> ("file", bytes, exec) | ("dir",) | ("symlink", target)
 Flat = dict[str, tuple]
@@ -47,11 +56,14 @@ class History:
             self._commits[oid] = c
         return self._commits[oid]
 
+    def _tree_object(self, oid: bytes) -> Tree | TreeParts:
+        t = decode_object(ObjectKind.TREE, self._open(ObjectKind.TREE, oid))
+        assert isinstance(t, Tree | TreeParts)
+        return t
+
     def tree(self, oid: bytes) -> Tree:
         if oid not in self._trees:
-            t = decode_object(ObjectKind.TREE, self._open(ObjectKind.TREE, oid))
-            assert isinstance(t, Tree)
-            self._trees[oid] = t
+            self._trees[oid] = load_tree(ObjectId(oid), self._tree_object)
         return self._trees[oid]
 
     def file(self, oid: bytes) -> bytes:

@@ -33,7 +33,11 @@ def folder(tmp_path: Path) -> Path:
 
 def _scan(root: Path, keys: FolderKeys, index_path: Path, **kw: object) -> ScanResult:
     with Index.open(index_path) as index:
-        return scan(root, keys, index, **kw)  # type: ignore[arg-type]
+        result = scan(root, keys, index, **kw)  # type: ignore[arg-type]
+        # entries below clean directories are read from the index on demand: take them
+        # all while it is open
+        result.entries = dict(result.entries)
+        return result
 
 
 def _touch_old(path: Path) -> None:
