@@ -4,10 +4,13 @@
   with one device token per server, mode 0600, and ``credentials.lock``, which every
   process takes (``flock``) before it changes the file, so a token rotated by one
   daemon is never overwritten by another (see :mod:`chunksync.transport.tokens`).
+* Per user too: the folder master keys, in the OS keyring or ``secrets/`` (0600),
+  so the daemon runs unattended, as Syncthing does, while no copy of a folder carries
+  its key (:mod:`chunksync.keystore`, :mod:`chunksync.folder_key`).
 * Per folder, in ``DIR/.chunksync/`` (the folder marker): ``config.json`` (folder name,
-  server, device, conflict policies), ``key`` (the folder master key, 0600, so the
-  daemon runs unattended, as Syncthing does), ``index/`` (LMDB) and ``tmp/`` (partial
-  downloads, swept at start).
+  server, device, conflict policies, the ``key_ref`` naming its key), ``index/``
+  (LMDB) and ``tmp/`` (partial downloads, swept at start). Older versions kept the key
+  in ``key`` here; it is moved out when the folder is next opened.
 
 Every file here is written atomically (temp file, fsync, rename).
 """
@@ -238,6 +241,8 @@ class FolderConfig:
     #: bandwidth limits of this folder in KiB/s, 0 for none (transport/ratelimit.py)
     limit_upload_kib: int = 0
     limit_download_kib: int = 0
+    #: names this folder's master key in the per-user secret store (not a secret)
+    key_ref: str = ""
 
     def save(self, paths: FolderPaths) -> None:
         _write_json(paths.config, asdict(self), mode=0o600)
@@ -260,19 +265,6 @@ class FolderConfig:
                     f"{paths.config}: a bandwidth limit must be a whole number of KiB/s >= 0"
                 )
         return config
-
-    def save_key(self, paths: FolderPaths, master: bytes) -> None:
-        atomic_write_bytes(paths.key, master, mode=0o600)
-
-    @staticmethod
-    def load_key(paths: FolderPaths) -> bytes:
-        try:
-            key = paths.key.read_bytes()
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{paths.key} is missing: run 'chunksync join' again") from exc
-        if len(key) != 32:
-            raise ConfigError(f"{paths.key} is damaged")
-        return key
 
 
 def token_keeper(cred: Credential) -> TokenKeeper:
