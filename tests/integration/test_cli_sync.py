@@ -137,7 +137,7 @@ def test_revoked_device_is_refused(cli_world: CliWorld) -> None:
         [
             sys.executable,
             "-m",
-            "server",
+            "chunksync_server",
             "device",
             "list",
             "--data",
@@ -155,7 +155,7 @@ def test_revoked_device_is_refused(cli_world: CliWorld) -> None:
         [
             sys.executable,
             "-m",
-            "server",
+            "chunksync_server",
             "device",
             "revoke",
             str(laptop[0]["id"]),
