@@ -41,7 +41,9 @@ __all__ = [
     "FolderConfig",
     "FolderPaths",
     "chunksync_home",
+    "find_credential",
     "load_credential",
+    "remove_credential",
     "save_credential",
     "token_keeper",
 ]
@@ -155,6 +157,24 @@ def save_credential(cred: Credential) -> None:
         servers[cred.server] = asdict(cred)
         doc["default"] = cred.server
         _write_json(_credentials_path(), doc)
+
+
+def remove_credential(server: str) -> bool:
+    """Forget this device's token for ``server`` (logout); whether there was one."""
+    with credentials_lock():
+        doc = _read_json(_credentials_path())
+        if doc.get("servers", {}).pop(server, None) is None:
+            return False
+        if doc.get("default") == server:
+            doc["default"] = next(iter(doc["servers"]), None)
+        _write_json(_credentials_path(), doc)
+        return True
+
+
+def find_credential(server: str | None = None) -> Credential | None:
+    """Like :func:`load_credential`, None when not logged in."""
+    doc = _read_json(_credentials_path())
+    return _entry(doc, server or doc.get("default"))
 
 
 def load_credential(server: str | None = None) -> Credential:

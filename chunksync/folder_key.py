@@ -117,9 +117,7 @@ def _migrate(paths: FolderPaths, legacy: bytes) -> None:
         if _decode(store_.get(_name(config.key_ref)), store_.where()) != legacy:
             raise ConfigError(f"{store_.where()} did not keep the folder key")
         _finish(paths, legacy)
-    log.warning(
-        "moved the folder key of %s out of the folder into %s", paths.root, store_.where()
-    )
+    log.warning("moved the folder key of %s out of the folder into %s", paths.root, store_.where())
 
 
 def _finish(paths: FolderPaths, stored: bytes) -> None:

@@ -78,14 +78,29 @@ async def list_snapshots(reader: ObjectReader) -> list[Snapshot]:
     ]
 
 
-def parse_time(text: str) -> float:
-    """ISO 8601 with Z or an offset; local time when none is given."""
+def parse_time(text: str, now: datetime | None = None) -> float:
+    """ISO 8601 with Z or an offset (local time when none is given), or a relative or
+    natural time a person types: "2 hours ago", "yesterday", "last friday 14:00"
+    (``dateparser``, loaded only then: it is not light). ``now`` anchors relative
+    times (tests)."""
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UserError(
-            f"cannot read time {text!r}: use ISO 8601, e.g. 2026-11-25T14:00:00Z"
-        ) from exc
+    except ValueError:
+        import dateparser
+
+        settings: dict[str, object] = {
+            "PREFER_DATES_FROM": "past",
+            "RETURN_AS_TIMEZONE_AWARE": True,
+        }
+        if now is not None:
+            settings["RELATIVE_BASE"] = now
+        parsed = dateparser.parse(text, settings=settings)  # type: ignore[arg-type]
+        if parsed is None:
+            raise UserError(
+                f"cannot read time {text!r}: use ISO 8601 (2026-11-25T14:00:00Z) or a "
+                "relative time such as '2 hours ago' or 'yesterday'"
+            ) from None
+        when = parsed
     if when.tzinfo is None:
         when = when.astimezone()
     return when.timestamp()
