@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, cli_account, cli_history
+from . import __version__, cli_account, cli_history, cli_ignore
 from .cli_base import FOLDER_DIR, command_errors, emit, read_secret, run, with_progress
 from .cli_limits import limit_command, limit_options, limits_of
 from .config import Credential, FolderConfig, FolderPaths
@@ -316,13 +316,13 @@ def sync(
 @command_errors
 def status(directory: Path, as_json: bool) -> None:
     """Show the folder's sync state (from the daemon if one runs, else the index)."""
-    from .failed_text import status_lines
     from .status import read_status
+    from .status_text import status_table
 
     doc = read_status(directory)
 
     def text() -> None:
-        for line in status_lines(doc):
+        for line in status_table(doc):
             say(line)
 
     emit(doc, as_json, text)
@@ -527,6 +527,7 @@ main.add_command(cli_account.logout)
 main.add_command(cli_account.devices)
 main.add_command(cli_account.totp)
 main.add_command(cli_account.folders)
+main.add_command(cli_ignore.ignore)
 main.add_command(cli_history.log)
 main.add_command(cli_history.restore)
 
