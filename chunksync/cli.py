@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, cli_account, cli_history, cli_ignore
+from . import __version__, cli_account, cli_doctor, cli_history, cli_ignore
 from .cli_base import FOLDER_DIR, command_errors, emit, read_secret, run, with_progress
 from .cli_limits import limit_command, limit_options, limits_of
 from .config import Credential, FolderConfig, FolderPaths
@@ -528,6 +528,7 @@ main.add_command(cli_account.devices)
 main.add_command(cli_account.totp)
 main.add_command(cli_account.folders)
 main.add_command(cli_ignore.ignore)
+main.add_command(cli_doctor.doctor)
 main.add_command(cli_history.log)
 main.add_command(cli_history.restore)
 

@@ -1,7 +1,8 @@
 """Where chunksync keeps its state, and the small files that hold it.
 
 * Per user (``CHUNKSYNC_HOME``, else the platform config dir): ``credentials.json``
-  with one device token per server, mode 0600, and ``credentials.lock``, which every
+  with one device token per server, mode 0600 (with a real OS keyring the token is
+  there and the file holds a marker), and ``credentials.lock``, which every
   process takes (``flock``) before it changes the file, so a token rotated by one
   daemon is never overwritten by another (see :mod:`chunksync.transport.tokens`).
 * Per user too: the folder master keys, in the OS keyring or ``secrets/`` (0600),
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -33,6 +35,7 @@ import platformdirs
 from .errors import ConfigError
 from .fsops import STATE_DIR_NAME as STATE_DIR
 from .fsops import atomic_write_bytes
+from .keystore import secret_store
 from .transport.tokens import TokenKeeper, TokenState
 
 __all__ = [
@@ -140,12 +143,43 @@ async def credentials_lock_async(timeout: float = 60.0) -> AsyncIterator[None]:
         os.close(fd)
 
 
+#: the token field of an entry whose token is in the OS keyring (:mod:`.keystore`)
+IN_KEYRING = "keyring:"  # nosec B105  # a marker, not a token
+
+
+def _token_name(server: str) -> str:
+    return "token-" + hashlib.sha256(server.encode()).hexdigest()[:32]
+
+
+def _to_disk(cred: Credential) -> dict[str, Any]:
+    """The file's entry for ``cred``: with a real OS keyring the token goes there and
+    the file keeps a marker; otherwise the token is in this 0600 file."""
+    entry = asdict(cred)
+    store = secret_store()
+    if store.kind == "keyring":
+        store.set(_token_name(cred.server), cred.token)
+        entry["token"] = IN_KEYRING
+    return entry
+
+
+def _from_disk(entry: dict[str, Any]) -> dict[str, Any]:
+    if entry.get("token") != IN_KEYRING:
+        return entry
+    token = secret_store().get(_token_name(str(entry.get("server"))))
+    if token is None:
+        raise ConfigError(
+            f"the token for {entry.get('server')} is missing from the OS keyring: "
+            "run 'chunksync login' again"
+        )
+    return {**entry, "token": token}
+
+
 def _entry(doc: dict[str, Any], server: str | None) -> Credential | None:
     entry = doc.get("servers", {}).get(server) if server else None
     if not entry:
         return None
     try:
-        return Credential(**entry)
+        return Credential(**_from_disk(entry))
     except TypeError as exc:
         raise ConfigError(f"{_credentials_path()}: damaged entry for {server}: {exc}") from exc
 
@@ -154,7 +188,7 @@ def save_credential(cred: Credential) -> None:
     with credentials_lock():
         doc = _read_json(_credentials_path())
         servers = doc.setdefault("servers", {})
-        servers[cred.server] = asdict(cred)
+        servers[cred.server] = _to_disk(cred)
         doc["default"] = cred.server
         _write_json(_credentials_path(), doc)
 
@@ -165,6 +199,7 @@ def remove_credential(server: str) -> bool:
         doc = _read_json(_credentials_path())
         if doc.get("servers", {}).pop(server, None) is None:
             return False
+        secret_store().delete(_token_name(server))
         if doc.get("default") == server:
             doc["default"] = next(iter(doc["servers"]), None)
         _write_json(_credentials_path(), doc)
@@ -210,7 +245,7 @@ class CredentialFile:
         fresh = replace(
             cred, token=state.token, expires_at=state.expires_at, renew_after=state.renew_after
         )
-        doc["servers"][self.server] = asdict(fresh)
+        doc["servers"][self.server] = _to_disk(fresh)
         _write_json(_credentials_path(), doc)
 
 

@@ -244,3 +244,14 @@ def test_a_url_with_an_extra_path_is_explained(cli_world: CliWorld) -> None:
     result = w.run("x", "login", w.url + "/chunksync/api", "--user", DEFAULT_USER, ok=False)
     assert result.exit_code == 2
     assert "not the base URL of a chunksync server" in result.output and w.url in result.output
+
+
+def test_an_index_from_a_newer_version_is_refused(cli_world: CliWorld) -> None:
+    from chunksync.storage.index import Index
+
+    w = cli_world
+    a = w.init("laptop")
+    with Index.open(a / ".chunksync" / "index") as index, index.write() as wr:
+        wr.set_meta("format", b"99")
+    result = w.run("laptop", "sync", str(a), ok=False)
+    assert result.exit_code == 2 and "written by a newer chunksync" in result.output
