@@ -174,6 +174,7 @@ async def _restore(reader: ObjectReader, snapshot: Snapshot, wanted: list[str], 
     for p, e in entries:
         if e.kind != "dir" and fsops.lstat_at(out, p) is not None:
             raise UserError(f"{out / p} already exists: restore into an empty directory")
+    reader.progress.phase("restoring")
     reader.progress.expect("down", sum(e.size or 0 for _, e in entries if e.kind == "file"))
     tmp = out / ".chunksync-restore-tmp"
     ops: dict[str, Op] = {"dir": "mkdir", "file": "write", "symlink": "symlink"}
