@@ -11,7 +11,6 @@ from pathlib import Path
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
 
 from chunksync import folder_key
 from chunksync.config import (
@@ -142,13 +141,14 @@ def test_the_keyring_cannot_be_forced_without_one(
     assert secret_store().kind == "file"
 
 
-class Memory(KeyringBackend):
-    """An in-memory keyring that says it is a real one (priority > 0)."""
+class Memory:
+    """An in-memory keyring that says it is a real one (priority > 0). Not a subclass of
+    ``keyring.backend.KeyringBackend``: every subclass is registered as a backend, and
+    would become the keyring of every later test."""
 
-    priority = 5  # type: ignore[assignment]
+    priority = 5
 
     def __init__(self) -> None:
-        super().__init__()
         self.items: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:
