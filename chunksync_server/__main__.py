@@ -28,6 +28,8 @@ import click
 from chunksync.errors import ChunksyncError, UserError
 
 from . import admin
+from .admin_stores import pin_command
+from .cli_backends import backend_config, backend_options
 from .config import DATA_ENV, DEFAULT_PORT, ServerConfig, ssl_context
 
 __all__ = ["main"]
@@ -109,6 +111,7 @@ def main() -> None:
     metavar="SECONDS",
     help="lifetime of new device tokens in seconds (overrides --token-days)",
 )
+@backend_options
 @friendly
 def serve(
     data_dir: Path,
@@ -119,11 +122,18 @@ def serve(
     port_file: Path | None,
     token_days: float,
     token_lifetime: float | None,
+    **backends: Any,
 ) -> None:
     """Run the server in the foreground until SIGINT/SIGTERM."""
     ttl = token_lifetime if token_lifetime is not None else token_days * 86_400
     config = ServerConfig(
-        data_dir=data_dir, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, token_ttl=ttl
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        token_ttl=ttl,
+        **backend_config(**backends),
     )
     asyncio.run(_serve(config, port_file))
 
@@ -311,6 +321,9 @@ def folder_list(data_dir: Path, as_json: bool) -> None:
             + ",".join(f"{u}:{r}" for u, r in f["members"].items())
         ),
     )
+
+
+folder.add_command(pin_command)
 
 
 @folder.command("add-member")
