@@ -8,158 +8,42 @@ and its exit code. Secrets come from a file flag, the environment, or a prompt.
 
 from __future__ import annotations
 
-import os
 import shlex
-import socket
 import sys
-import time
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from . import __version__
+from . import __version__, cli_account, cli_doctor, cli_history, cli_ignore
+from .cli_base import FOLDER_DIR, command_errors, emit, read_secret, run, with_progress
 from .cli_limits import limit_command, limit_options, limits_of
 from .cli_policy import policy_command
 from .cli_ui import ui_command, ui_options, ui_port_of
-from .config import Credential, FolderConfig, FolderPaths, save_credential
+from .config import Credential, FolderConfig, FolderPaths
 from .errors import EXIT_SKIPPED, ChunksyncError, DeviceRevoked, UserError
 from .interrupt import (
     interrupted,
     on_interrupt,
-    run_interruptible,
-    say_interrupted,
-    signals_handled,
 )
 from .objects import short_id
-from .output import say, setup_logging, to_json
+from .output import say, setup_logging
 from .transport.ratelimit import BandwidthLimits, Limiter
-from .transport.tokens import renew_at
 
 T = TypeVar("T")
-FOLDER_DIR = click.argument(
-    "directory", type=click.Path(file_okay=False, exists=True, path_type=Path)
-)
 DEFAULT_SERVER = "http://127.0.0.1:8400"
 
 
-def read_secret(file: str | None, env: str, prompt: str, *, confirm: bool = False) -> str:
-    """A secret from ``--*-file``, then the environment, then an interactive prompt."""
-    if file:
-        try:
-            return Path(file).read_text().rstrip("\r\n")
-        except OSError as exc:
-            raise UserError(f"cannot read {file}: {exc.strerror}") from exc
-    if os.environ.get(env):
-        return os.environ[env]
-    if not sys.stdin.isatty():
-        raise UserError(f"no {prompt.lower()} given: use the file option or set {env}")
-    return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
-
-
-def run(coro: Awaitable[T]) -> T:
-    """asyncio.run that the first ^C/SIGTERM stops cleanly (:mod:`.interrupt`)."""
-    return run_interruptible(coro)
-
-
-def command_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn every failure into one line on stderr and a non-zero exit code.
-
-    Chunksync errors carry their own code; an OSError names the file; anything else is
-    a bug, reported in one line too unless ``CHUNKSYNC_DEBUG`` asks for the traceback.
-    """
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            with signals_handled():
-                return fn(*args, **kwargs)
-        except ChunksyncError as exc:
-            if interrupted():  # e.g. "transfers are paused": the gate closed by ^C
-                say_interrupted()
-                sys.exit(130)
-            say(f"chunksync: {exc.message}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            say_interrupted()
-            sys.exit(130)
-        except OSError as exc:
-            where = f": {exc.filename}" if exc.filename else ""
-            say(f"chunksync: {exc.strerror or exc}{where}", err=True)
-            sys.exit(1)
-        except Exception as exc:
-            if os.environ.get("CHUNKSYNC_DEBUG"):
-                raise
-            say(
-                f"chunksync: internal error ({type(exc).__name__}: {exc}); "
-                "run again with CHUNKSYNC_DEBUG=1 for details",
-                err=True,
-            )
-            sys.exit(70)
-
-    return wrapper
-
-
-def emit(doc: Any, as_json: bool, text: Callable[[], None]) -> None:
-    if as_json:
-        click.echo(to_json(doc))
-    else:
-        text()
-
-
-@click.group()
-@click.version_option(__version__, prog_name="chunksync")
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="chunksync")
 def main() -> None:
-    """chunksync: end-to-end-encrypted folder sync."""
+    """chunksync: end-to-end-encrypted folder sync.
+
+    DIR may be left out wherever it is optional: the synced folder that contains the
+    current directory is used. With --json, a failure is one JSON object
+    {"error": ..., "exit_code": ...} on stdout.
+    """
     setup_logging()
-
-
-# --- account ---------------------------------------------------------------------------
-@main.command()
-@click.argument("url")
-@click.option("--user", required=True)
-@click.option("--password-file", type=click.Path(dir_okay=False))
-@click.option("--device-name", default=socket.gethostname)
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--totp", help="one-time code, if the account has TOTP enabled")
-@command_errors
-def login(
-    url: str,
-    user: str,
-    password_file: str | None,
-    device_name: str,
-    ca_file: str | None,
-    totp: str | None,
-) -> None:
-    """Log this device in to a server and store its token (0600)."""
-    from .transport.http import HttpClient
-
-    password = read_secret(password_file, "CHUNKSYNC_PASSWORD", "Password")
-
-    async def go() -> Credential:
-        client = HttpClient(url, ca_file=ca_file)
-        try:
-            result = await client.login(user, password, device_name, totp=totp)
-        finally:
-            await client.aclose()
-        expires = result.expires_at if isinstance(result.expires_at, int | float) else None
-        return Credential(
-            url.rstrip("/"),
-            user,
-            result.token,
-            result.device_id,
-            device_name,
-            ca_file,
-            expires_at=expires,
-            renew_after=renew_at(expires, time.time()),
-        )
-
-    cred = run(go())
-    save_credential(cred)
-    say(f"logged in to {cred.server} as {user} (device '{device_name}')")
 
 
 # --- folders ---------------------------------------------------------------------------
@@ -170,17 +54,6 @@ def _new_config(folder: str, server: str | None) -> tuple[FolderConfig, Credenti
     return FolderConfig(
         folder=folder, server=cred.server, device_name=cred.device_name, user=cred.user
     ), cred
-
-
-def _with_progress(go: Callable[[Any], Awaitable[T]], quiet: bool = False) -> T:
-    """Run a sync or a restore, with progress bars (bytes, files, time left) on stderr
-    when it is a terminal."""
-    from .progress import TerminalProgress
-
-    if quiet or not sys.stderr.isatty():
-        return run(go(None))
-    with TerminalProgress() as progress:
-        return run(go(progress))
 
 
 def _sync_once(
@@ -221,7 +94,7 @@ def _sync_once(
                 return result, record_failed(f.index, result.scan, result.skipped)
 
     try:
-        return _with_progress(go, quiet)
+        return with_progress(go, quiet)
     except FolderBusy:
         from .status import ask_daemon
 
@@ -438,87 +311,6 @@ def sync(
         sys.exit(EXIT_SKIPPED)
 
 
-# --- history ---------------------------------------------------------------------------
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-@main.command()
-@FOLDER_DIR
-@click.argument("path", required=False)
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--events", is_flag=True, help="this device's change journal instead (works offline)")
-@command_errors
-def log(directory: Path, path: str | None, as_json: bool, events: bool) -> None:
-    """List snapshots (id, time, device, summary), or one path's history."""
-    from .folder import SyncFolder
-    from .history import list_snapshots, path_history
-    from .sync.objects_io import ObjectReader
-
-    if events:
-        from .status import list_events
-
-        rows = [e for e in list_events(directory) if not path or e.get("path") == path]
-
-        def journal() -> None:
-            for e in rows:
-                say(f"{_when(e['time_ns'] / 1e9)}  {e['device']}  {e['change']:<9} {e['path']}")
-
-        emit(rows, as_json, journal)
-        return
-
-    async def go() -> list[tuple[Any, str]]:
-        async with SyncFolder.open(directory) as f:
-            reader = ObjectReader(f.keys, f.index, f.store)
-            snaps = await list_snapshots(reader)
-            if path:
-                return await path_history(reader, snaps, path)
-            return [(s, "") for s in snaps]
-
-    rows = run(go())
-    docs = [dict(s.to_json(), **({"change": c} if c else {})) for s, c in rows]
-
-    def text() -> None:
-        for snap, change in reversed(rows):
-            summary = ", ".join(f"{k} {v}" for k, v in sorted(snap.commit.summary.items()) if v)
-            extra = f"  {change}" if change else (f"  {summary}" if summary else "")
-            say(f"{short_id(snap.id)}  {_when(snap.time)}  {snap.commit.device}{extra}")
-
-    emit(docs, as_json, text)
-
-
-@main.command()
-@FOLDER_DIR
-@click.argument("paths", nargs=-1)
-@click.option("--snapshot", "snapshot_id")
-@click.option("--at", help="ISO 8601 time: the newest snapshot at or before it")
-@click.option("--to", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
-@command_errors
-def restore(
-    directory: Path, paths: tuple[str, ...], snapshot_id: str | None, at: str | None, out: Path
-) -> None:
-    """Restore a snapshot (or some paths of it) into another directory (with progress:
-    files, bytes, time left, when stderr is a terminal)."""
-    from .folder import SyncFolder
-    from .history import find_snapshot, list_snapshots
-    from .history import restore as do_restore
-    from .sync.objects_io import ObjectReader
-
-    if out.resolve() == directory.resolve() or directory.resolve() in out.resolve().parents:
-        raise UserError("restore into a directory outside the synced folder")
-
-    async def go(progress: Any) -> tuple[Any, int]:
-        async with SyncFolder.open(directory) as f:
-            reader = ObjectReader(f.keys, f.index, f.store, progress)
-            snap = await find_snapshot(reader, await list_snapshots(reader), snapshot_id, at)
-            return snap, await do_restore(reader, snap, paths, out)
-
-    snap, count = _with_progress(go)
-    say(
-        f"restored {count} file{'s' if count != 1 else ''} of snapshot {short_id(snap.id)} ({_when(snap.time)}) to {out}"
-    )
-
-
 # --- state -----------------------------------------------------------------------------
 @main.command()
 @FOLDER_DIR
@@ -526,13 +318,13 @@ def restore(
 @command_errors
 def status(directory: Path, as_json: bool) -> None:
     """Show the folder's sync state (from the daemon if one runs, else the index)."""
-    from .failed_text import status_lines
     from .status import read_status
+    from .status_text import status_table
 
     doc = read_status(directory)
 
     def text() -> None:
-        for line in status_lines(doc):
+        for line in status_table(doc):
             say(line)
 
     emit(doc, as_json, text)
@@ -561,8 +353,7 @@ def conflicts(directory: Path, as_json: bool) -> None:
 
 
 @main.command()
-@FOLDER_DIR
-@click.argument("path")
+@click.argument("args", nargs=-1, required=True, metavar="[DIR] PATH")
 @click.option("--keep", type=click.Choice(["mine", "theirs", "both"]), help="settle a conflict")
 @click.option(
     "--undo-merge",
@@ -572,10 +363,14 @@ def conflicts(directory: Path, as_json: bool) -> None:
     "the device that merged), theirs (the server's) or a snapshot id from 'conflicts'",
 )
 @command_errors
-def resolve(directory: Path, path: str, keep: str | None, undo: str | None) -> None:
+def resolve(args: tuple[str, ...], keep: str | None, undo: str | None) -> None:
     """Settle a conflict (keep mine, theirs or both), or undo an automatic merge; then sync."""
     from .status import resolve_conflict
 
+    directory, paths = cli_history.split_args(args)
+    if len(paths) != 1:
+        raise UserError("resolve takes one PATH")
+    path = paths[0]
     if (keep is None) == (undo is None):
         raise UserError("give either --keep mine|theirs|both or --undo-merge mine|theirs")
     if undo is not None:
@@ -751,6 +546,15 @@ def resume(directory: Path) -> None:
 
 
 main.add_command(limit_command(FOLDER_DIR, command_errors, emit))
+main.add_command(cli_account.login)
+main.add_command(cli_account.logout)
+main.add_command(cli_account.devices)
+main.add_command(cli_account.totp)
+main.add_command(cli_account.folders)
+main.add_command(cli_ignore.ignore)
+main.add_command(cli_doctor.doctor)
+main.add_command(cli_history.log)
+main.add_command(cli_history.restore)
 main.add_command(policy_command(FOLDER_DIR, command_errors, emit))
 main.add_command(ui_command(command_errors))
 

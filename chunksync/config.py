@@ -1,13 +1,17 @@
 """Where chunksync keeps its state, and the small files that hold it.
 
 * Per user (``CHUNKSYNC_HOME``, else the platform config dir): ``credentials.json``
-  with one device token per server, mode 0600, and ``credentials.lock``, which every
+  with one device token per server, mode 0600 (with a real OS keyring the token is
+  there and the file holds a marker), and ``credentials.lock``, which every
   process takes (``flock``) before it changes the file, so a token rotated by one
   daemon is never overwritten by another (see :mod:`chunksync.transport.tokens`).
+* Per user too: the folder master keys, in the OS keyring or ``secrets/`` (0600),
+  so the daemon runs unattended, as Syncthing does, while no copy of a folder carries
+  its key (:mod:`chunksync.keystore`, :mod:`chunksync.folder_key`).
 * Per folder, in ``DIR/.chunksync/`` (the folder marker): ``config.json`` (folder name,
-  server, device, conflict policies), ``key`` (the folder master key, 0600, so the
-  daemon runs unattended, as Syncthing does), ``index/`` (LMDB) and ``tmp/`` (partial
-  downloads, swept at start).
+  server, device, conflict policies, the ``key_ref`` naming its key), ``index/``
+  (LMDB) and ``tmp/`` (partial downloads, swept at start). Older versions kept the key
+  in ``key`` here; it is moved out when the folder is next opened.
 
 Every file here is written atomically (temp file, fsync, rename).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -30,6 +35,7 @@ import platformdirs
 from .errors import ConfigError
 from .fsops import STATE_DIR_NAME as STATE_DIR
 from .fsops import atomic_write_bytes
+from .keystore import secret_store
 from .transport.tokens import TokenKeeper, TokenState
 
 __all__ = [
@@ -38,7 +44,9 @@ __all__ = [
     "FolderConfig",
     "FolderPaths",
     "chunksync_home",
+    "find_credential",
     "load_credential",
+    "remove_credential",
     "save_credential",
     "token_keeper",
 ]
@@ -135,12 +143,43 @@ async def credentials_lock_async(timeout: float = 60.0) -> AsyncIterator[None]:
         os.close(fd)
 
 
+#: the token field of an entry whose token is in the OS keyring (:mod:`.keystore`)
+IN_KEYRING = "keyring:"  # nosec B105  # a marker, not a token
+
+
+def _token_name(server: str) -> str:
+    return "token-" + hashlib.sha256(server.encode()).hexdigest()[:32]
+
+
+def _to_disk(cred: Credential) -> dict[str, Any]:
+    """The file's entry for ``cred``: with a real OS keyring the token goes there and
+    the file keeps a marker; otherwise the token is in this 0600 file."""
+    entry = asdict(cred)
+    store = secret_store()
+    if store.kind == "keyring":
+        store.set(_token_name(cred.server), cred.token)
+        entry["token"] = IN_KEYRING
+    return entry
+
+
+def _from_disk(entry: dict[str, Any]) -> dict[str, Any]:
+    if entry.get("token") != IN_KEYRING:
+        return entry
+    token = secret_store().get(_token_name(str(entry.get("server"))))
+    if token is None:
+        raise ConfigError(
+            f"the token for {entry.get('server')} is missing from the OS keyring: "
+            "run 'chunksync login' again"
+        )
+    return {**entry, "token": token}
+
+
 def _entry(doc: dict[str, Any], server: str | None) -> Credential | None:
     entry = doc.get("servers", {}).get(server) if server else None
     if not entry:
         return None
     try:
-        return Credential(**entry)
+        return Credential(**_from_disk(entry))
     except TypeError as exc:
         raise ConfigError(f"{_credentials_path()}: damaged entry for {server}: {exc}") from exc
 
@@ -149,9 +188,28 @@ def save_credential(cred: Credential) -> None:
     with credentials_lock():
         doc = _read_json(_credentials_path())
         servers = doc.setdefault("servers", {})
-        servers[cred.server] = asdict(cred)
+        servers[cred.server] = _to_disk(cred)
         doc["default"] = cred.server
         _write_json(_credentials_path(), doc)
+
+
+def remove_credential(server: str) -> bool:
+    """Forget this device's token for ``server`` (logout); whether there was one."""
+    with credentials_lock():
+        doc = _read_json(_credentials_path())
+        if doc.get("servers", {}).pop(server, None) is None:
+            return False
+        secret_store().delete(_token_name(server))
+        if doc.get("default") == server:
+            doc["default"] = next(iter(doc["servers"]), None)
+        _write_json(_credentials_path(), doc)
+        return True
+
+
+def find_credential(server: str | None = None) -> Credential | None:
+    """Like :func:`load_credential`, None when not logged in."""
+    doc = _read_json(_credentials_path())
+    return _entry(doc, server or doc.get("default"))
 
 
 def load_credential(server: str | None = None) -> Credential:
@@ -187,7 +245,7 @@ class CredentialFile:
         fresh = replace(
             cred, token=state.token, expires_at=state.expires_at, renew_after=state.renew_after
         )
-        doc["servers"][self.server] = asdict(fresh)
+        doc["servers"][self.server] = _to_disk(fresh)
         _write_json(_credentials_path(), doc)
 
 
@@ -238,6 +296,8 @@ class FolderConfig:
     #: bandwidth limits of this folder in KiB/s, 0 for none (transport/ratelimit.py)
     limit_upload_kib: int = 0
     limit_download_kib: int = 0
+    #: names this folder's master key in the per-user secret store (not a secret)
+    key_ref: str = ""
 
     def save(self, paths: FolderPaths) -> None:
         _write_json(paths.config, asdict(self), mode=0o600)
@@ -260,19 +320,6 @@ class FolderConfig:
                     f"{paths.config}: a bandwidth limit must be a whole number of KiB/s >= 0"
                 )
         return config
-
-    def save_key(self, paths: FolderPaths, master: bytes) -> None:
-        atomic_write_bytes(paths.key, master, mode=0o600)
-
-    @staticmethod
-    def load_key(paths: FolderPaths) -> bytes:
-        try:
-            key = paths.key.read_bytes()
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{paths.key} is missing: run 'chunksync join' again") from exc
-        if len(key) != 32:
-            raise ConfigError(f"{paths.key} is damaged")
-        return key
 
 
 def token_keeper(cred: Credential) -> TokenKeeper:

@@ -11,6 +11,8 @@ message and the process exit code the CLI uses for it::
     ├── TransportError (exit 6)     talking to the server failed
     │   ├── TransportTimeout        no answer in time (retryable)
     │   ├── NetworkError            connection refused, reset, DNS (retryable)
+    │   │   └── ServerUnreachable       the first connection to a server was refused:
+    │   │                               not running, or a wrong URL (said at once)
     │   ├── ProtocolError           the server said something malformed or unexpected
     │   ├── ServerStorageFull       507: the server's own disk is full or failing (retry later)
     │   └── AuthError (exit 7)      401/403: bad, expired or revoked credentials
@@ -50,6 +52,7 @@ __all__ = [
     "RefConflict",
     "RollbackError",
     "ServerStorageFull",
+    "ServerUnreachable",
     "TransportError",
     "TransportTimeout",
     "UnsafePathError",
@@ -108,6 +111,14 @@ class TransportTimeout(TransportError):
 
 class NetworkError(TransportError):
     retryable = True
+
+
+class ServerUnreachable(NetworkError):
+    """The very first connection to the server was refused: it is not running there (or
+    the URL is wrong). Not worth the quick retries, which would only delay the message
+    by seconds; the daemon still goes offline and tries again with its back-off."""
+
+    retryable = False
 
 
 class ProtocolError(TransportError):

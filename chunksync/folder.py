@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from . import fsops
+from . import folder_key, fsops
 from .config import FolderConfig, FolderPaths, load_credential, token_keeper
 from .conflict import ConflictPolicies
 from .crypto import keyslots
@@ -106,7 +106,7 @@ class SyncFolder:
                 "run 'chunksync init' or 'chunksync join' first"
             )
         config = FolderConfig.load(paths)
-        keys = FolderKeys(FolderConfig.load_key(paths))
+        keys = FolderKeys(folder_key.load(paths))
         cred = load_credential(config.server)
         client = HttpClient(cred.server, ca_file=cred.ca_file, tokens=token_keeper(cred))
         own = BandwidthLimits(config.limit_upload_kib, config.limit_download_kib)
@@ -152,7 +152,8 @@ class SyncFolder:
 
 
 def create_folder_state(root: Path, config: FolderConfig, master: bytes) -> FolderPaths:
-    """Write ``.chunksync/`` for a new or joined folder (config, key 0600, tmp)."""
+    """Write ``.chunksync/`` for a new or joined folder (config, tmp) and keep its key
+    in the per-user secret store (:mod:`.folder_key`)."""
     paths = FolderPaths(root.resolve())
     if paths.config.exists():
         raise UserError(f"{root} is already a chunksync folder ({config.folder!r})")
@@ -160,13 +161,13 @@ def create_folder_state(root: Path, config: FolderConfig, master: bytes) -> Fold
     paths.state.mkdir(mode=0o700, exist_ok=True)
     os.chmod(paths.state, 0o700)
     paths.tmp.mkdir(exist_ok=True)
-    config.save_key(paths, master)
-    config.save(paths)
+    folder_key.store(paths, config, master).save(paths)
     return paths
 
 
 def remove_folder_state(paths: FolderPaths) -> None:
     """Undo :func:`create_folder_state` after a failed init/join (never user files)."""
+    folder_key.forget(paths)
     for name in ("config.json", "key"):
         with contextlib.suppress(FileNotFoundError):
             (paths.state / name).unlink()

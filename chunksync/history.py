@@ -78,14 +78,29 @@ async def list_snapshots(reader: ObjectReader) -> list[Snapshot]:
     ]
 
 
-def parse_time(text: str) -> float:
-    """ISO 8601 with Z or an offset; local time when none is given."""
+def parse_time(text: str, now: datetime | None = None) -> float:
+    """ISO 8601 with Z or an offset (local time when none is given), or a relative or
+    natural time a person types: "2 hours ago", "yesterday", "last friday 14:00"
+    (``dateparser``, loaded only then: it is not light). ``now`` anchors relative
+    times (tests)."""
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UserError(
-            f"cannot read time {text!r}: use ISO 8601, e.g. 2026-11-25T14:00:00Z"
-        ) from exc
+    except ValueError:
+        import dateparser
+
+        settings: dict[str, object] = {
+            "PREFER_DATES_FROM": "past",
+            "RETURN_AS_TIMEZONE_AWARE": True,
+        }
+        if now is not None:
+            settings["RELATIVE_BASE"] = now
+        parsed = dateparser.parse(text, settings=settings)  # type: ignore[arg-type]
+        if parsed is None:
+            raise UserError(
+                f"cannot read time {text!r}: use ISO 8601 (2026-11-25T14:00:00Z) or a "
+                "relative time such as '2 hours ago' or 'yesterday'"
+            ) from None
+        when = parsed
     if when.tzinfo is None:
         when = when.astimezone()
     return when.timestamp()
@@ -159,6 +174,7 @@ async def _restore(reader: ObjectReader, snapshot: Snapshot, wanted: list[str], 
     for p, e in entries:
         if e.kind != "dir" and fsops.lstat_at(out, p) is not None:
             raise UserError(f"{out / p} already exists: restore into an empty directory")
+    reader.progress.phase("restoring")
     reader.progress.expect("down", sum(e.size or 0 for _, e in entries if e.kind == "file"))
     tmp = out / ".chunksync-restore-tmp"
     ops: dict[str, Op] = {"dir": "mkdir", "file": "write", "symlink": "symlink"}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import folder_key
 from .config import Credential, FolderConfig, FolderPaths, token_keeper
 from .crypto import keyslots
 from .errors import ChunksyncError, UserError
@@ -108,7 +109,7 @@ async def resume_remote(
     cred: Credential, root: Path, config: FolderConfig, passphrase: str
 ) -> None:
     """Step 2 of an interrupted ``init``: create what the server still lacks."""
-    master = FolderConfig.load_key(FolderPaths(root.resolve()))
+    master = folder_key.load(FolderPaths(root.resolve()))
     client = _client(cred)
     try:
         names = {f["name"]: f for f in await client.list_folders()}
@@ -149,7 +150,7 @@ def new_local_state(root: Path, config: FolderConfig, passphrase: str) -> tuple[
 
 
 def check_joined_key(root: Path, master: bytes) -> None:
-    if FolderConfig.load_key(FolderPaths(root.resolve())) != master:
+    if folder_key.load(FolderPaths(root.resolve())) != master:
         raise ChunksyncError(
             f"{root} holds another key than this folder's; set it up in a new directory"
         )

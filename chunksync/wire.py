@@ -36,6 +36,8 @@ LOGOUT = f"{API}/logout"  # POST (revokes the calling token)
 TOKEN_ROTATE = f"{API}/token/rotate"  # POST
 WHOAMI = f"{API}/whoami"  # GET
 TOTP_ENROLL = f"{API}/totp"  # POST (enrol), DELETE (disable)
+DEVICES = f"{API}/devices"  # GET: the caller's own devices
+DEVICE = f"{API}/devices/{{device}}"  # DELETE: revoke one of the caller's devices
 FOLDERS = f"{API}/folders"  # GET list, POST create
 FOLDER = f"{API}/folders/{{folder}}"  # GET
 KEYSLOTS = f"{API}/folders/{{folder}}/keyslots"  # GET
@@ -67,6 +69,7 @@ FOLDER_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 USER_NAME = re.compile(r"\A[a-z0-9][a-z0-9._-]{0,63}\Z")
 DEVICE_NAME = re.compile(r"\A[^\x00-\x1f/\\]{1,64}\Z")
 SLOT_NAME = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
+DEVICE_ID = re.compile(r"\A[0-9a-f]{16}\Z")
 HEX_ID = re.compile(r"\A[0-9a-f]{64}\Z")
 EPOCH = re.compile(r"\A[0-9a-z.]{1,80}\Z")  # the storage epoch token (see HeadState)
 

@@ -1,6 +1,13 @@
-"""Fixtures shared by every layer of the suite: fixed keys and a cheap KDF."""
+"""Fixtures shared by every layer of the suite: fixed keys and a cheap KDF.
+
+Secrets go to files under each test's ``CHUNKSYNC_HOME``, never to the OS keyring of
+the machine running the tests (subprocesses inherit this); the keyring backend is
+tested with an in-memory one (tests/unit/test_secrets_at_rest.py).
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -12,6 +19,7 @@ settings.register_profile("chunksync", deadline=None, suppress_health_check=[Hea
 settings.load_profile("chunksync")
 
 FIXED_MASTER = bytes(range(32))
+os.environ.setdefault("CHUNKSYNC_SECRET_STORE", "file")
 
 
 @pytest.fixture

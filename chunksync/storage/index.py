@@ -55,6 +55,7 @@ import lmdb
 from ..errors import ConfigError, IndexDamaged
 from ..objects import ObjectId, ObjectKind
 from .damage import DAMAGE, DAMAGED_MARK, UNUSABLE, mark_path, marked_by_other, move_aside
+from .index_format import check_format, stamp
 from .meta import meta_problem
 from .records import (
     KEEP,
@@ -131,10 +132,23 @@ class Index:
     def _open(cls, path: Path, map_size: int) -> Index:
         env = _open_env(path, map_size)
         try:
-            return cls(env, path, map_size)
+            index = cls(env, path, map_size)
         except lmdb.Error:
             env.close()
             raise
+        try:
+            if check_format(index):  # an old format with no migration: rebuild the cache
+                index.damaged = "an old index format"
+                index.rebuild()
+        except BaseException:
+            index.close()
+            raise
+        return index
+
+    def is_empty(self) -> bool:
+        """Whether nothing at all was ever written (a new index)."""
+        with self._read() as txn:
+            return all(txn.stat(self._dbs[name])["entries"] == 0 for name in _DBS)
 
     def close(self) -> None:
         self._env.close()
@@ -180,6 +194,7 @@ class Index:
             aside = move_aside(self.path)
             self._env = _open_env(self.path, self._map_size)
             self._dbs = {name: self._env.open_db(name.encode()) for name in _DBS}
+        stamp(self)
         log.warning(
             "index at %s was damaged (%s): moved to %s and rebuilt", self.path, reason, aside
         )

@@ -19,6 +19,7 @@ __all__ = [
     "BASE_ROOT",
     "BASE_SERVER_SEQ",
     "CHECKED_EPOCH",
+    "FORMAT",
     "HIGH_SEQ",
     "IGNORED_BY",
     "LOCAL_ROOT",
@@ -38,6 +39,7 @@ CHECKED_EPOCH = "checked_epoch"  # storage epoch under which the head's objects 
 ROLE = "role"  # this account's role in the folder, as last asked
 IGNORED_BY = "ignored_by"  # the ignore rules of the last synced round (see sync/unignore.py)
 SCAN_IGNORE_DIGEST = "scan.ignore_digest"  # the ignore rules of the last scan (scanner.py)
+FORMAT = "format"  # the index format version (index_format.py)
 
 _HEX_ID = re.compile(rb"[0-9a-f]{%d}" % (2 * ID_SIZE))
 _NUMBER = re.compile(rb"[0-9]{1,19}")
@@ -63,6 +65,7 @@ _SHAPES: dict[str, tuple[str, Callable[[bytes], bool]]] = {
     ROLE: ("a role", lambda v: v in (b"", b"owner", b"read-write", b"read-only")),
     IGNORED_BY: ("text", _text),
     SCAN_IGNORE_DIGEST: ("a digest", lambda v: len(v) == 32),
+    FORMAT: ("a number", lambda v: _NUMBER.fullmatch(v) is not None),
 }
 
 

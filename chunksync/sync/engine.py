@@ -431,6 +431,7 @@ class SyncEngine:
         loop = asyncio.get_running_loop()
         upload_stats = UploadStats(progress=self.progress)
         receive_only = self._scan_only = await self._receive_only()
+        self.progress.phase("scanning")
         with tracing.span("scan", full=dirty is None):
             scan_result = await asyncio.to_thread(self._scan_and_upload, dirty, loop, upload_stats)
         reader = ObjectReader(self.keys, self.index, self.store, self.progress)
@@ -549,6 +550,7 @@ class SyncEngine:
             parents, seq = (*parents, side), seq + 1
             kept_in_history = side.hex() if lost else None  # where LWW losers are
         self._forget_listings(plan)
+        self.progress.phase("downloading" if writes else "applying")
         applier = Applier(self.root, self.tmpdir, self.keys, self.index, reader, loop)
         with tracing.span("apply", actions=len(plan.actions)):
             outcome = await asyncio.to_thread(applier.run, plan.actions)
@@ -653,6 +655,7 @@ class SyncEngine:
         remote_root: ObjectId | None = None,
     ) -> ObjectId:
         """Upload the objects below ``tree`` and a commit of it; returns the commit id."""
+        self.progress.phase("uploading")
         with tracing.span("upload"):
             await uploader.push_tree(tree, remote_root)
         commit = Commit(

@@ -138,6 +138,8 @@ class Uploader:
         if not meta and not chunks:
             return
         missing = await self.store.missing(list(chunks) + list(meta))
+        todo = sum(src.size for oid, src in chunks.items() if oid in missing)
+        self.stats.progress.expect("up", self.stats.size + todo)  # sent while scanning + the rest
         await self._upload_chunks({oid: src for oid, src in chunks.items() if oid in missing})
         for kind in (ObjectKind.FILE, ObjectKind.TREE):
             items = [oid for oid, k in meta.items() if k == kind and oid in missing]

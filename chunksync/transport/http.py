@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import ipaddress
 import logging
 import ssl
@@ -48,6 +49,7 @@ from ..errors import (
     ObjectNotFound,
     ProtocolError,
     RefConflict,
+    ServerUnreachable,
     TransportError,
     TransportTimeout,
     UserError,
@@ -150,6 +152,9 @@ class HttpClient:
         self._max_connections = max_connections
         self.concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
+        #: whether this server ever answered this client (a refused first connection
+        #: is then "not running", said at once, not retried for seconds)
+        self.reached = False
 
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r}, token={'set' if self._token else 'none'})"
@@ -229,6 +234,7 @@ class HttpClient:
                     allow_redirects=False,
                     **kw,
                 ) as resp:
+                    self.reached = True
                     if resp.status not in ok:
                         body = await read_bounded(resp, 64 * 1024, truncate=True)
                         if (
@@ -247,6 +253,8 @@ class HttpClient:
                 raise
             except Exception as exc:
                 mapped = map_client_error(exc, what)
+                if isinstance(mapped, NetworkError) and not self.reached:
+                    mapped = unreachable(exc, self.base_url) or mapped
                 if mapped is None:
                     raise
                 raise mapped from exc
@@ -257,12 +265,21 @@ class HttpClient:
 
     # --- account ----------------------------------------------------------------------
     async def login(
-        self, user: str, password: str, device_name: str, totp: str | None = None
+        self,
+        user: str,
+        password: str,
+        device_name: str,
+        totp: str | None = None,
+        device_id: str | None = None,
     ) -> LoginResult:
-        """Exchange credentials for a device token (not retried: logins are rate limited)."""
+        """Exchange credentials for a device token (not retried: logins are rate limited).
+        With ``device_id`` (this device's, from an earlier login) the server revokes that
+        device's old tokens and gives it the new one instead of adding a device."""
         body: dict[str, Any] = {"user": user, "password": password, "device_name": device_name}
         if totp is not None:
             body["totp"] = totp
+        if device_id is not None and wire.DEVICE_ID.match(device_id):
+            body["device_id"] = device_id
         doc = await self.request_json("POST", wire.LOGIN, json=body)
         token, device = field_of(doc, "token", str), field_of(doc, "device_id", (str, int))
         if not token or len(token) > 512 or not token.isascii() or not token.isprintable():
@@ -573,6 +590,21 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def unreachable(exc: BaseException, base_url: str) -> ChunksyncError | None:
+    """A first connection that was refused or timed out: a server that is not running
+    (or a wrong URL), said with what to do, and not retried."""
+    os_error = getattr(exc, "os_error", None)
+    if (
+        isinstance(exc, aiohttp.ClientConnectorError)
+        and getattr(os_error, "errno", None) == errno.ECONNREFUSED
+    ):
+        return ServerUnreachable(
+            f"cannot reach server at {base_url}: connection refused — is "
+            "`chunksync-server serve` running there, and is the URL right?"
+        )
+    return None
 
 
 def map_client_error(exc: BaseException, what: str) -> ChunksyncError | None:

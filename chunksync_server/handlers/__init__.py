@@ -6,7 +6,7 @@ from aiohttp import web
 
 from chunksync import wire
 
-from . import account, folders, objects
+from . import account, devices, folders, objects
 from .common import ApiError
 
 __all__ = ["ApiError", "add_routes"]
@@ -20,6 +20,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get(wire.WHOAMI, account.whoami)
     r.add_post(wire.TOTP_ENROLL, account.totp_enroll)
     r.add_delete(wire.TOTP_ENROLL, account.totp_disable)
+    r.add_get(wire.DEVICES, devices.list_devices)
+    r.add_delete(wire.DEVICE, devices.revoke_device)
     r.add_get(wire.FOLDERS, folders.list_folders)
     r.add_post(wire.FOLDERS, folders.create_folder)
     r.add_get(wire.FOLDER, folders.get_folder)

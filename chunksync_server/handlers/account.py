@@ -19,6 +19,7 @@ from aiohttp import web
 from chunksync import wire
 
 from .. import audit, auth
+from ..devices import reuse_device
 from ..passwords import PasswordBusy, PasswordGate, phc_lanes
 from .common import (
     CONFIG,
@@ -46,7 +47,7 @@ RETRY_BUSY = 2
 async def login(request: web.Request) -> web.Response:
     doc = await read_json(
         request,
-        {"user": str, "password": str, "totp": str, "device_name": str},
+        {"user": str, "password": str, "totp": str, "device_name": str, "device_id": str},
         required=("user", "password"),
         limit=64 * 1024,
     )
@@ -54,6 +55,9 @@ async def login(request: web.Request) -> web.Response:
     device_name = doc.get("device_name", "device")
     if not wire.DEVICE_NAME.match(device_name):
         raise ApiError(400, "malformed device name")
+    replaces = doc.get("device_id")  # a re-login of this device: replace its token
+    if replaces is not None and not wire.DEVICE_ID.match(replaces):
+        raise ApiError(400, "malformed device id")
     app, address = request.app, remote(request)
     limiter = app[LIMITER]
     keys = limiter.attempt(name, address)  # counted before any check: no await between
@@ -86,6 +90,7 @@ async def login(request: web.Request) -> web.Response:
                 user,
                 step,
                 device_name=device_name,
+                replaces=replaces,
                 address=address,
                 t=t,
                 ttl=app[CONFIG].token_ttl,
@@ -128,14 +133,19 @@ def _issue(
     step: int | None,
     *,
     device_name: str,
+    replaces: str | None,
     address: str,
     t: float,
     ttl: float,
 ) -> auth.Credentials | None:
-    """Claim the TOTP step, add the device and its token; None if the code was used."""
+    """Claim the TOTP step, add the device (or take over ``replaces``, one of the user's
+    live devices, revoking its old tokens) and its token; None if the code was used."""
     if step is not None and not auth.claim_totp_step(conn, user.id, step):
         return None
-    device_id = auth.add_device(conn, user.id, device_name, t)
+    if replaces is not None and reuse_device(conn, user.id, replaces, device_name, t):
+        device_id = replaces
+    else:
+        device_id = auth.add_device(conn, user.id, device_name, t)
     creds = auth.issue_token(conn, device_id, user.id, ttl=ttl, now=t)
     common = {"time": t, "user": user.name, "device": device_id, "address": address}
     audit.append(conn, action="login.ok", detail={"device_name": device_name}, **common)

@@ -29,6 +29,7 @@ SELF_CHANGING = {
     (wire.TOKEN_ROTATE, "POST"),
     (wire.TOTP_ENROLL, "POST"),
     (wire.TOTP_ENROLL, "DELETE"),
+    (wire.DEVICE, "DELETE"),
 }
 #: where a schema-valid request is still refused, for a reason the schema cannot express
 SEMANTIC_REFUSALS = {

@@ -255,6 +255,39 @@ def test_totp_disable_needs_a_current_code(
         assert resp.status_code == 403, resp.text
 
 
+@given(whose=st.sampled_from(["own", "other", "random"]), relogin=st.booleans())
+@settings(FUZZ, max_examples=10)
+def test_a_device_is_revoked_only_by_its_own_user(
+    whose: str, relogin: bool, server: LiveServer, session: requests.Session
+) -> None:
+    token = server.fresh_token()
+    listed = send(server, session, "/v1/devices", "GET", headers=auth(server, token))
+    assert listed.status_code == 200, listed.text
+    (mine,) = listed.json()["devices"]
+    assert mine["current"] and not mine["revoked"]
+    if whose == "own":
+        target = mine["id"]
+    elif whose == "other":
+        other = send(server, session, "/v1/devices", "GET", headers=auth(server)).json()
+        target = other["devices"][0]["id"]
+    else:
+        target = fresh_id(b"device").hex()[:16]
+    resp = send(
+        server,
+        session,
+        "/v1/devices/{device}",
+        "DELETE",
+        path_parameters={"device": target},
+        headers=auth(server, token),
+    )
+    assert resp.status_code == (204 if whose == "own" else 404), resp.text
+    if whose != "own":  # the other user's device still works
+        assert session.get(server.base_url + wire.WHOAMI, headers=auth(server)).status_code == 200
+    else:
+        gone = session.get(server.base_url + wire.WHOAMI, headers=auth(server, token))
+        assert gone.status_code == 401
+
+
 def test_regression_log_refuses_unknown_query_parameters(
     server: LiveServer, session: requests.Session
 ) -> None:

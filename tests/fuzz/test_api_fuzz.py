@@ -11,7 +11,7 @@ Two thirds of the positive cases are pointed at the real folder (and half of tho
 a stored object id), so the success paths are fuzzed too; the module checks at the end
 that every route answered a 2xx at least once. Routes whose success needs content the
 schema cannot describe (framed batches, digests, a stored head, a valid password or
-TOTP code) are driven by ``test_api_deep_fuzz.py``.
+TOTP code, one of the caller's device ids) are driven by ``test_api_deep_fuzz.py``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ DEEP = {
     f"GET {wire.EVENTS}",
     f"POST {wire.LOGIN}",
     f"DELETE {wire.TOTP_ENROLL}",
+    f"DELETE {wire.DEVICE}",
     f"POST {wire.OBJECTS}",
     f"PUT {wire.OBJECT}",
     f"PUT {wire.HEAD}",

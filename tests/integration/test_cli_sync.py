@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -189,7 +190,8 @@ def test_secrets_are_private_and_never_printed(
     w = cli_world
     a = w.init("laptop")
     creds = w.home("laptop") / "credentials.json"
-    for path in (creds, a / ".chunksync" / "key", a / ".chunksync" / "config.json"):
+    (key_file,) = (w.home("laptop") / "secrets").iterdir()
+    for path in (creds, key_file, a / ".chunksync" / "config.json"):
         assert path.stat().st_mode & 0o777 == 0o600, path
     assert (a / ".chunksync").stat().st_mode & 0o777 == 0o700
     token = json.loads(creds.read_text())["servers"][w.url]["token"]
@@ -197,7 +199,7 @@ def test_secrets_are_private_and_never_printed(
     assert not any(token in out for out in outputs)
     monkeypatch.setenv("CHUNKSYNC_HOME", str(w.home("laptop")))
     assert token not in repr(load_credential(w.url))
-    master = (a / ".chunksync" / "key").read_bytes()
+    master = base64.b64decode(key_file.read_text())
     assert master.hex() not in repr(FolderKeys(master))
 
 

@@ -220,19 +220,24 @@ async def test_lost_cas_answer_is_resolved_by_repeating(rig: Rig, folder_keys: F
 
 
 async def test_connection_refused_fails_fast_after_bounded_retries() -> None:
+    """A server that was reached once and then refuses (restarting) is retried, boundedly;
+    one never reached is not running there: said at once, with what to do, no retry."""
     with socket.socket() as sock:  # a port that was free a moment ago: nobody listens
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    waits: list[float] = []
-    client = HttpClient(f"http://127.0.0.1:{port}", "t", retry=fast_policy(waits, attempts=4))
-    started = time.monotonic()
-    try:
-        with pytest.raises(NetworkError, match="cannot connect"):
-            await client.folder(FOLDER).missing([ObjectId(bytes(32))])
-    finally:
-        await client.aclose()
-    assert len(waits) == 3
-    assert time.monotonic() - started < 5
+    for reached, retries in ((True, 3), (False, 0)):
+        waits: list[float] = []
+        client = HttpClient(f"http://127.0.0.1:{port}", "t", retry=fast_policy(waits, attempts=4))
+        client.reached = reached
+        started = time.monotonic()
+        message = "cannot connect" if reached else "connection refused — is `chunksync-server"
+        try:
+            with pytest.raises(NetworkError, match=message):
+                await client.folder(FOLDER).missing([ObjectId(bytes(32))])
+        finally:
+            await client.aclose()
+        assert len(waits) == retries
+        assert time.monotonic() - started < 5
 
 
 async def test_slow_server_times_out(rig: Rig) -> None:
