@@ -12,75 +12,30 @@ it gracefully, and within :data:`STOP_GRACE` seconds in any case.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from chunksync.errors import ChunksyncError, UserError
+from chunksync.errors import UserError
 
-from . import admin
-from .config import DATA_ENV, DEFAULT_PORT, ServerConfig, ssl_context
+from . import admin, admin_folders, admin_users
+from .cli_common import data_option, emit, fail, friendly, json_option, version, when
+from .cli_common import read_password as _read_password
+from .config import DEFAULT_PORT, ServerConfig, ssl_context
 
 __all__ = ["main"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-PASSWORD_ENV = "CHUNKSYNC_PASSWORD"  # nosec B105  # an env variable name
-
-data_option = click.option(
-    "--data",
-    "data_dir",
-    envvar=DATA_ENV,
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help=f"data directory (or ${DATA_ENV})",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"chunksync-server: {message.splitlines()[0] if message else 'error'}", err=True)
-    raise SystemExit(code)
-
-
-def friendly(fn: F) -> F:
-    """Turn ChunksyncError into a one-line message and its exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ChunksyncError as exc:
-            _fail(exc.message, exc.exit_code)
-        except OSError as exc:
-            _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _emit(rows: Any, as_json: bool, line: Callable[[Any], str]) -> None:
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
-    else:
-        for row in rows:
-            click.echo(line(row))
-
-
-def _when(t: float | None) -> str:
-    if not t:
-        return "-"
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_emit, _fail, _when = emit, fail, when
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version(), "-V", "--version", prog_name="chunksync-server")
 def main() -> None:
     """chunksync chunk server and its admin commands."""
 
@@ -189,16 +144,6 @@ def _write_atomic(path: Path, text: str) -> None:
 @main.group()
 def user() -> None:
     """Manage user accounts."""
-
-
-def _read_password(password_file: Path | None) -> str:
-    if password_file is not None:
-        return password_file.read_text().rstrip("\r\n")
-    if PASSWORD_ENV in os.environ:
-        return os.environ[PASSWORD_ENV]
-    if not sys.stdin.isatty():
-        raise UserError(f"no password: use --password-file or ${PASSWORD_ENV}")
-    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
 @user.command("add")
@@ -424,6 +369,9 @@ def check(data_dir: Path, repair: bool) -> None:
         _fail(f"{len(report.problems)} problem(s) found", 1)
     click.echo("check ok")
 
+
+admin_users.register(main)
+admin_folders.register(main)
 
 if __name__ == "__main__":
     main()
