@@ -32,6 +32,7 @@ from .interrupt import (
     say_interrupted,
     signals_handled,
 )
+from .logsetup import log_options
 from .objects import short_id
 from .output import say, setup_logging, to_json
 from .transport.ratelimit import BandwidthLimits, Limiter
@@ -667,6 +668,7 @@ def verify(directory: Path) -> None:
     help="keep the CPU and I/O priority (by default the daemon lowers both: nice 10, best-effort I/O 7)",
 )
 @limit_options("all folders of this daemon together, on top of each folder's own")
+@log_options("info")
 @command_errors
 def daemon(
     directories: tuple[Path, ...],

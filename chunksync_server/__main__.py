@@ -24,7 +24,7 @@ import click
 
 from chunksync.errors import UserError
 
-from . import admin, admin_folders, admin_users
+from . import admin, admin_folders, admin_users, migrate
 from .cli_common import data_option, emit, fail, friendly, json_option, version, when
 from .cli_common import read_password as _read_password
 from .config import DEFAULT_PORT, ServerConfig, ssl_context
@@ -372,6 +372,7 @@ def check(data_dir: Path, repair: bool) -> None:
 
 admin_users.register(main)
 admin_folders.register(main)
+migrate.register(main)
 
 if __name__ == "__main__":
     main()

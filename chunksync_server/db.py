@@ -8,7 +8,9 @@ Guarantees:
   taken up front, so a read-modify-write (head compare-and-swap, audit chain append)
   can never interleave with another process's.
 * **Versioned schema.** ``PRAGMA user_version`` records the schema version;
-  :data:`MIGRATIONS` are applied in order, each in its own transaction.
+  :data:`MIGRATIONS` are applied in order, each in its own transaction, by
+  ``chunksync-server migrate`` only (after a backup); opening an older or a newer
+  database refuses with what to do (:func:`connect`).
 * **No secrets at rest.** Passwords are stored as Argon2id PHC strings and tokens as
   SHA-256 hashes; the file is created 0600 in a 0700 directory.
 
@@ -39,6 +41,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "FolderRow",
     "MetaDB",
+    "SchemaOutdated",
+    "SchemaTooNew",
     "connect",
     "transaction",
 ]
@@ -146,35 +150,89 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+class SchemaOutdated(ConfigError):
+    """The database is older than this program: ``chunksync-server migrate`` upgrades it."""
+
+
+class SchemaTooNew(ConfigError):
+    """The database was upgraded by a newer program: this one would misread it."""
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating 0600 if needed) and migrate the metadata database."""
+    """Open (creating 0600 if needed) the metadata database.
+
+    A new, empty database is created at the current schema. An existing one must
+    already be at it: an older one raises :class:`SchemaOutdated` (upgrades go through
+    ``chunksync-server migrate``, which backs up first, :mod:`chunksync_server.migrate`),
+    a newer one :class:`SchemaTooNew`.
+    """
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=10000")
-        _migrate(conn)
+        conn = open_raw(path)
+        try:
+            version = schema_version(conn)
+            if version == 0 and not _has_tables(conn):
+                upgrade(conn)
+            else:
+                require_current(version, path)
+        except BaseException:
+            conn.close()
+            raise
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot open metadata database {path}: {exc}") from exc
     return conn
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+def open_raw(path: Path) -> sqlite3.Connection:
+    """A connection with the usual pragmas and no schema check (for ``migrate``)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone() is not None
+
+
+def require_current(version: int, path: Path) -> None:
+    """Refuse a schema this program would misread, with what to do about it."""
     if version > SCHEMA_VERSION:
-        raise ConfigError(
+        raise SchemaTooNew(
+            f"metadata schema v{version} in {path} is newer than this server "
+            f"(v{SCHEMA_VERSION}): run the newer chunksync-server, or go back with "
+            "'chunksync-server migrate --rollback'"
+        )
+    if version < SCHEMA_VERSION:
+        raise SchemaOutdated(
+            f"metadata schema v{version} in {path} is older than this server "
+            f"(v{SCHEMA_VERSION}): run 'chunksync-server migrate --data {path.parent}' "
+            "(it backs up first)"
+        )
+
+
+def upgrade(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Apply the pending :data:`MIGRATIONS`, each in its own transaction."""
+    version = schema_version(conn)
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
             f"metadata schema v{version} is newer than this server (v{SCHEMA_VERSION})"
         )
     for number in range(version, SCHEMA_VERSION):
         with transaction(conn):
-            if conn.execute("PRAGMA user_version").fetchone()[0] != number:
+            if schema_version(conn) != number:
                 continue  # another process migrated meanwhile
             for statement in _split(MIGRATIONS[number]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version={number + 1}")
+    return version, SCHEMA_VERSION
 
 
 def _split(script: str) -> list[str]:
