@@ -110,6 +110,7 @@ def _human_line(_logger: object, _name: str, event: EventDict) -> str:
 
 
 _PRE_CHAIN: list[Any] = [
+    structlog.stdlib.ExtraAdder(),  # a stdlib record's ``extra=`` fields
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     _add_time,

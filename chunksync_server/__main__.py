@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -22,14 +23,20 @@ from pathlib import Path
 
 import click
 
+from chunksync import logsetup
 from chunksync.errors import UserError
+from chunksync.logsetup import log_options
 
 from . import admin, admin_folders, admin_users, migrate
 from .cli_common import data_option, emit, fail, friendly, json_option, version, when
 from .cli_common import read_password as _read_password
-from .config import DEFAULT_PORT, ServerConfig, ssl_context
+from .config import DEFAULT_PORT, ServerConfig, ensure_data_dir, ssl_context
+from .config_file import config_option
+from .datalock import DataDirLock
 
 __all__ = ["main"]
+
+log = logging.getLogger("chunksync_server")
 
 _emit, _fail, _when = emit, fail, when
 
@@ -41,6 +48,7 @@ def main() -> None:
 
 
 @main.command()
+@config_option
 @data_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
@@ -64,6 +72,7 @@ def main() -> None:
     metavar="SECONDS",
     help="lifetime of new device tokens in seconds (overrides --token-days)",
 )
+@log_options("info")
 @friendly
 def serve(
     data_dir: Path,
@@ -75,12 +84,19 @@ def serve(
     token_days: float,
     token_lifetime: float | None,
 ) -> None:
-    """Run the server in the foreground until SIGINT/SIGTERM."""
+    """Run the server in the foreground until SIGINT/SIGTERM.
+
+    One server per data directory (a second one refuses). Settings may come from a
+    TOML file (--config), flags win over it. Logs one structured line per request
+    (JSON when stderr is not a terminal) to stderr or --log-file.
+    """
     ttl = token_lifetime if token_lifetime is not None else token_days * 86_400
     config = ServerConfig(
         data_dir=data_dir, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, token_ttl=ttl
     )
-    asyncio.run(_serve(config, port_file))
+    logsetup.configure(logsetup.requested(), app="chunksync-server")
+    with DataDirLock(ensure_data_dir(data_dir), "serve"):
+        asyncio.run(_serve(config, port_file))
 
 
 #: seconds from SIGINT/SIGTERM to a forced exit if a graceful stop has not finished
@@ -121,6 +137,7 @@ async def _serve(config: ServerConfig, port_file: Path | None) -> None:
             _write_atomic(port_file, f"{port}\n")
         scheme = "https" if ctx else "http"
         click.echo(f"listening on {scheme}://{config.host}:{port}")
+        log.info("started", extra={"url": f"{scheme}://{config.host}:{port}", "version": version()})
         sys.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
