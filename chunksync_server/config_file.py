@@ -56,7 +56,8 @@ def settings_of(command: click.Command, path: Path) -> dict[str, Any]:
     for key, value in doc.items():
         name = names.get(key.replace("_", "-"))
         if name is None:
-            known = ", ".join(sorted(k for k in names if "_" not in k))
+            flags = {o[2:] for p in command.params for o in p.opts if o.startswith("--")}
+            known = ", ".join(sorted(flags - {"config", "help"}))
             raise click.BadParameter(f"unknown setting {key!r} in {path} (known: {known})")
         out[name] = str(value) if isinstance(value, Path) else value
     return out
