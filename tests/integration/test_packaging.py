@@ -57,7 +57,7 @@ def test_dockerfile_passes_hadolint() -> None:
 
 def test_the_image_is_non_root_with_a_health_check_and_a_data_volume() -> None:
     steps = final_stage(instructions(REPO / "Dockerfile"))
-    by = {word: rest for word, rest in steps}  # the last of each kind counts
+    by = dict(steps)  # the last of each kind counts
     user = by["USER"].split(":")[0]
     assert user not in ("root", "0") and user.isdigit()
     assert [w for w, _ in steps].index("USER") > max(
