@@ -1,7 +1,12 @@
 """``chunksync-server``: run the chunk server and administer its data directory.
 
 Every command takes ``--data DIR`` (or ``CHUNKSYNC_SERVER_DATA``) and works while the
-server runs, except ``check --repair``, which must be the object store's only writer. Failures print one line ``chunksync-server: reason`` on stderr and exit
+server runs, except ``check --repair`` and ``folder delete``, which must be the object
+store's only writer, and ``migrate``, which takes the data directory's lock
+(:mod:`chunksync_server.datalock`). Command groups beyond the core live in their own
+modules (``admin_users``, ``admin_folders``, ``migrate``), registered at the bottom with
+one line each; ``serve`` settings may also come from a TOML file
+(:mod:`chunksync_server.config_file`). See docs/server.md. Failures print one line ``chunksync-server: reason`` on stderr and exit
 with the error's code (2 for usage/config, 1 otherwise; ``check`` and
 ``audit --verify`` exit 1 when they find problems). ``serve`` binds 127.0.0.1:8400 by
 default; ``--port 0`` picks a free port, which ``--port-file F`` receives (written
