@@ -127,8 +127,8 @@ def _arm_forced_exit(sockets: list[Path], grace: float) -> None:
 
 def run_daemon(directories: list[Path], options: DaemonOptions | None = None) -> None:
     """Entry point of ``chunksync daemon DIR...`` (foreground)."""
-    logsetup.configure(logsetup.requested())  # one format for events and warnings
     options = options or DaemonOptions()
     if options.low_priority:
         lower_priority()  # before any thread starts: threads inherit it
-    asyncio.run(serve(directories, options))
+    with logsetup.session(logsetup.requested()):  # one format for events and warnings
+        asyncio.run(serve(directories, options))

@@ -32,7 +32,8 @@ import logging.handlers
 import re
 import sys
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -53,6 +54,7 @@ __all__ = [
     "platform_log_file",
     "redact",
     "render",
+    "session",
 ]
 
 OWN_LOGGERS = ("chunksync", "chunksync_server")
@@ -197,6 +199,27 @@ def configure(settings: LogSettings = LogSettings(), *, app: str = "chunksync") 
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+@contextmanager
+def session(settings: LogSettings, *, app: str = "chunksync") -> Iterator[None]:
+    """:func:`configure` for the length of a command; then the handlers and levels that
+    were there before come back (a test runner calls several commands in one process)."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, [logging.getLogger(n).level for n in OWN_LOGGERS])
+    configure(settings, app=app)
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if getattr(h, _HANDLER_ATTR, False)]:
+            root.removeHandler(handler)
+            handler.close()
+        for handler in saved[0]:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(saved[1])
+        for name, level in zip(OWN_LOGGERS, saved[2]):
+            logging.getLogger(name).setLevel(level)
 
 
 def _ours(handler: logging.Handler) -> bool:

@@ -99,8 +99,10 @@ def serve(
     config = ServerConfig(
         data_dir=data_dir, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, token_ttl=ttl
     )
-    logsetup.configure(logsetup.requested(), app="chunksync-server")
-    with DataDirLock(ensure_data_dir(data_dir), "serve"):
+    with (
+        DataDirLock(ensure_data_dir(data_dir), "serve"),
+        logsetup.session(logsetup.requested(), app="chunksync-server"),
+    ):
         asyncio.run(_serve(config, port_file))
 
 

@@ -157,29 +157,24 @@ def test_daemon_events_and_warnings_share_one_format(
     (stderr is not a terminal here); --log-format human gives escaped plain lines."""
     from chunksync.daemon_util import log_event
 
-    try:
-        logsetup.configure(logsetup.LogSettings(level="info"))
+    before = list(logging.getLogger().handlers)
+    with logsetup.session(logsetup.LogSettings(level="info")):
         log_event("synced", folder="docs", path="red\x1b[31m.txt")
         logging.getLogger("chunksync.index").warning("index at %s rebuilt", "/x\ny")
         lines = capsys.readouterr().err.splitlines()
-        docs = [json.loads(line) for line in lines]
-        assert [(d["event"], d["level"]) for d in docs] == [
-            ("synced", "info"),
-            ("index at /x\ny rebuilt", "warning"),
-        ]
-        assert docs[0]["path"] == "red\x1b[31m.txt" and "\x1b" not in lines[0]
-        logsetup.configure(logsetup.LogSettings(level="info", fmt="human"))
+    docs = [json.loads(line) for line in lines]
+    assert [(d["event"], d["level"]) for d in docs] == [
+        ("synced", "info"),
+        ("index at /x\ny rebuilt", "warning"),
+    ]
+    assert docs[0]["path"] == "red\x1b[31m.txt" and "\x1b" not in lines[0]
+    with logsetup.session(logsetup.LogSettings(level="info", fmt="human")):
         log_event("synced", folder="docs", path="red\x1b[31m.txt")
         (human,) = capsys.readouterr().err.splitlines()
-        assert human == "chunksync: chunksync.daemon: synced folder=docs path=red\\x1b[31m.txt"
-        log_file = tmp_path / "d.log"
-        logsetup.configure(logsetup.LogSettings(level="warning", file=log_file))
+    assert human == "chunksync: chunksync.daemon: synced folder=docs path=red\\x1b[31m.txt"
+    log_file = tmp_path / "d.log"
+    with logsetup.session(logsetup.LogSettings(level="warning", file=log_file)):
         log_event("synced", folder="docs")  # info: below the level
         log_event("offline", folder="docs", message="no route")
-        assert [d["event"] for d in _lines(log_file)] == ["offline"]
-    finally:
-        root = logging.getLogger()
-        for handler in [h for h in root.handlers if logsetup._ours(h)]:
-            root.removeHandler(handler)
-            handler.close()
-        root.setLevel(logging.WARNING)
+    assert [d["event"] for d in _lines(log_file)] == ["offline"]
+    assert logging.getLogger().handlers == before and not logsetup.configured()
