@@ -178,3 +178,19 @@ def test_daemon_events_and_warnings_share_one_format(
         log_event("offline", folder="docs", message="no route")
     assert [d["event"] for d in _lines(log_file)] == ["offline"]
     assert logging.getLogger().handlers == before and not logsetup.configured()
+
+
+def test_log_file_platform_is_the_platform_log_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    settings = logsetup.LogSettings(file=Path("platform"))
+    with logsetup.session(settings, app="chunksync-server"):
+        logging.getLogger("chunksync_server").info("started", extra={"token": "t0k"})
+    path = tmp_path / "state" / "chunksync-server" / "log" / "chunksync-server.log"
+    (doc,) = _lines(path)
+    assert (doc["event"], doc["token"], doc["logger"]) == (
+        "started",
+        "[redacted]",
+        "chunksync_server",
+    )
