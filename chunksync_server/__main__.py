@@ -43,8 +43,6 @@ __all__ = ["main"]
 
 log = logging.getLogger("chunksync_server")
 
-_emit, _fail, _when = emit, fail, when
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(version(), "-V", "--version", prog_name="chunksync-server")
@@ -187,7 +185,7 @@ def user_add(name: str, data_dir: Path, password_file: Path | None, is_admin: bo
 @json_option
 @friendly
 def user_list(data_dir: Path, as_json: bool) -> None:
-    _emit(
+    emit(
         admin.list_users(data_dir),
         as_json,
         lambda u: (
@@ -242,11 +240,11 @@ def device() -> None:
 @json_option
 @friendly
 def device_list(data_dir: Path, as_json: bool) -> None:
-    _emit(
+    emit(
         admin.list_devices(data_dir),
         as_json,
         lambda d: (
-            f"{d['id']}\t{d['user']}\t{d['name']}\tlast seen {_when(d['last_seen'])}"
+            f"{d['id']}\t{d['user']}\t{d['name']}\tlast seen {when(d['last_seen'])}"
             + ("\trevoked" if d["revoked"] else "")
         ),
     )
@@ -271,7 +269,7 @@ def folder() -> None:
 @json_option
 @friendly
 def folder_list(data_dir: Path, as_json: bool) -> None:
-    _emit(
+    emit(
         admin.list_folders(data_dir),
         as_json,
         lambda f: (
@@ -335,17 +333,17 @@ def audit_cmd(
             )
         if not result.ok:
             where = f" at row {result.first_bad}" if result.first_bad is not None else ""
-            _fail(f"audit chain broken{where}: {result.reason}", 1)
+            fail(f"audit chain broken{where}: {result.reason}", 1)
         if not as_json:
             head_text = f", head {result.head.seq} {result.head.hash}" if result.head else ""
             click.echo(f"audit chain ok ({result.rows} rows{head_text})")
         return
     rows = admin.read_audit(data_dir, folder=folder_name, since=_parse_since(since))
-    _emit(
+    emit(
         [r.to_json() for r in rows],
         as_json,
         lambda r: (
-            f"{r['id']}\t{_when(r['time'])}\t{r['action']}\t{r['user'] or '-'}\t{r['device'] or '-'}"
+            f"{r['id']}\t{when(r['time'])}\t{r['action']}\t{r['user'] or '-'}\t{r['device'] or '-'}"
             f"\t{r['address'] or '-'}\t{r['folder'] or '-'}\t{json.dumps(r['detail'], sort_keys=True)}"
         ),
     )
@@ -390,7 +388,7 @@ def check(data_dir: Path, repair: bool) -> None:
             "the data re-upload it on their next sync"
         )
     if report.problems:
-        _fail(f"{len(report.problems)} problem(s) found", 1)
+        fail(f"{len(report.problems)} problem(s) found", 1)
     click.echo("check ok")
 
 

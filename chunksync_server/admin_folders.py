@@ -17,7 +17,7 @@ encrypted copy only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -145,7 +145,6 @@ def folder_delete(folder_name: str, data_dir: Path, yes: bool) -> None:
 
 def register(main: click.Group) -> None:
     """Add these commands to ``chunksync-server folder``."""
-    group = main.commands["folder"]
-    assert isinstance(group, click.Group)
+    group = cast(click.Group, main.commands["folder"])
     for command in (folder_members, folder_remove_member, folder_delete):
         group.add_command(command)

@@ -17,6 +17,7 @@ request and closes the WebSockets of revoked ones within ``revocation_poll`` sec
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -146,7 +147,6 @@ def user_delete(name: str, data_dir: Path, yes: bool) -> None:
 
 def register(main: click.Group) -> None:
     """Add these commands to ``chunksync-server user``."""
-    group = main.commands["user"]
-    assert isinstance(group, click.Group)
+    group = cast(click.Group, main.commands["user"])
     for command in (user_enable, user_password, user_delete):
         group.add_command(command)

@@ -36,13 +36,12 @@ from typing import TypeVar
 from chunksync.errors import ConfigError
 
 from . import audit
+from .dbversion import has_tables, require_current, schema_version, split_script
 
 __all__ = [
     "SCHEMA_VERSION",
     "FolderRow",
     "MetaDB",
-    "SchemaOutdated",
-    "SchemaTooNew",
     "connect",
     "transaction",
 ]
@@ -150,32 +149,19 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SchemaOutdated(ConfigError):
-    """The database is older than this program: ``chunksync-server migrate`` upgrades it."""
-
-
-class SchemaTooNew(ConfigError):
-    """The database was upgraded by a newer program: this one would misread it."""
-
-
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating 0600 if needed) the metadata database.
-
-    A new, empty database is created at the current schema. An existing one must
-    already be at it: an older one raises :class:`SchemaOutdated` (upgrades go through
-    ``chunksync-server migrate``, which backs up first, :mod:`chunksync_server.migrate`),
-    a newer one :class:`SchemaTooNew`.
-    """
+    """Open (creating 0600 if needed) the metadata database; a new one is created at the
+    current schema, an older or newer one refused (:mod:`chunksync_server.dbversion`)."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
         conn = open_raw(path)
         try:
             version = schema_version(conn)
-            if version == 0 and not _has_tables(conn):
+            if version == 0 and not has_tables(conn):
                 upgrade(conn)
             else:
-                require_current(version, path)
+                require_current(version, SCHEMA_VERSION, path)
         except BaseException:
             conn.close()
             raise
@@ -194,57 +180,16 @@ def open_raw(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
-def _has_tables(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone() is not None
-
-
-def require_current(version: int, path: Path) -> None:
-    """Refuse a schema this program would misread, with what to do about it."""
-    if version > SCHEMA_VERSION:
-        raise SchemaTooNew(
-            f"metadata schema v{version} in {path} is newer than this server "
-            f"(v{SCHEMA_VERSION}): run the newer chunksync-server, or go back with "
-            "'chunksync-server migrate --rollback'"
-        )
-    if version < SCHEMA_VERSION:
-        raise SchemaOutdated(
-            f"metadata schema v{version} in {path} is older than this server "
-            f"(v{SCHEMA_VERSION}): run 'chunksync-server migrate --data {path.parent}' "
-            "(it backs up first)"
-        )
-
-
-def upgrade(conn: sqlite3.Connection) -> tuple[int, int]:
-    """Apply the pending :data:`MIGRATIONS`, each in its own transaction."""
-    version = schema_version(conn)
-    if version > SCHEMA_VERSION:
-        raise SchemaTooNew(
-            f"metadata schema v{version} is newer than this server (v{SCHEMA_VERSION})"
-        )
-    for number in range(version, SCHEMA_VERSION):
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Apply the pending :data:`MIGRATIONS` (the caller checked the version is not newer),
+    each in its own transaction."""
+    for number in range(schema_version(conn), SCHEMA_VERSION):
         with transaction(conn):
             if schema_version(conn) != number:
                 continue  # another process migrated meanwhile
-            for statement in _split(MIGRATIONS[number]):
+            for statement in split_script(MIGRATIONS[number]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version={number + 1}")
-    return version, SCHEMA_VERSION
-
-
-def _split(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies whole."""
-    statements: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            statements.append(buf.strip())
-            buf = ""
-    return [s for s in statements if s]
 
 
 @contextmanager

@@ -137,7 +137,7 @@ def migrate(data_dir: Path) -> MigrateResult:
             if old == db.SCHEMA_VERSION:
                 return MigrateResult(old, old, None)
             if old > db.SCHEMA_VERSION:
-                db.require_current(old, path)
+                db.require_current(old, db.SCHEMA_VERSION, path)
             backup = _backup(data_dir, conn, old)
             db.upgrade(conn)
             with db.transaction(conn):

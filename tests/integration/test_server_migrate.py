@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from chunksync_server import db
 from chunksync_server.__main__ import main
+from chunksync_server.dbversion import split_script
 from tests.helpers.server import create_user
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,7 @@ def old_server_data(data: Path) -> None:
     data.mkdir(mode=0o700)
     conn = db.open_raw(data / "meta.db")
     for number in range(OLD):
-        for statement in db._split(db.MIGRATIONS[number]):
+        for statement in split_script(db.MIGRATIONS[number]):
             conn.execute(statement)
     conn.execute(f"PRAGMA user_version={OLD}")
     conn.execute("INSERT INTO users (name, pw_hash, created) VALUES ('bob', 'x', 0)")
