@@ -8,7 +8,9 @@ the folder's objects are deleted from the object store. The second step needs th
 store's writer, so ``folder delete`` refuses while a server runs (the same writer-lock
 test as ``check --repair``): stop the server, or cut access at once with
 ``remove-member`` / ``user disable`` meanwhile. If deleting objects fails half-way, the
-message says how many are left in which namespace; nothing else refers to them.
+message says how many are left in which namespace; nothing else refers to them. With
+the pack store, a deleted object's index row goes at once; its encrypted bytes stay in
+their pack file until a compaction rewrites the pack (not implemented yet).
 
 Devices that synced the folder keep their local copy: deletion is of the server's
 encrypted copy only.

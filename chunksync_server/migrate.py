@@ -184,7 +184,7 @@ def rollback(data_dir: Path, backup: Backup) -> None:
     """Replace the live database with ``backup`` (under the data directory lock)."""
     path = _db_path(data_dir)
     with DataDirLock(data_dir, "roll back"):
-        source = sqlite3.connect(f"file:{backup.db_path}?mode=ro", uri=True)
+        source = sqlite3.connect(f"{backup.db_path.resolve().as_uri()}?mode=ro", uri=True)
         live = db.open_raw(path)
         try:
             source.backup(live)
