@@ -89,6 +89,12 @@ def test_user_command_errors(tmp_path: Path) -> None:
     assert short == "chunksync-server: password must have at least 8 characters"
     nobody = run(data, "user", "password", "x", code=2, env={"CHUNKSYNC_PASSWORD": "long-enough"})
     assert nobody == "chunksync-server: no user 'x'"
+    no_password = CliRunner().invoke(
+        main, ["user", "password", "bob", "--data", str(data)], env={"CHUNKSYNC_PASSWORD": None}
+    )
+    assert no_password.exit_code == 2 and no_password.stderr.strip() == (
+        "chunksync-server: no password: use --password-file or $CHUNKSYNC_PASSWORD"
+    )
     refused = run(data, "user", "delete", "bob", code=2)
     assert refused == (
         "chunksync-server: delete user bob and all their devices?: refused without --yes "
@@ -141,6 +147,9 @@ async def test_members_list_and_remove(tmp_path: Path) -> None:
         )
         assert (
             run(data, "folder", "members", "nope", code=2) == "chunksync-server: no folder 'nope'"
+        )
+        assert run(data, "folder", "remove-member", "nope", "bob", code=2) == (
+            "chunksync-server: no folder 'nope'"
         )
         assert (
             run(data, "folder", "remove-member", "docs", "zed", code=2)
