@@ -212,11 +212,8 @@ def session(settings: LogSettings, *, app: str = "chunksync") -> Iterator[None]:
         yield
     finally:
         for handler in [h for h in root.handlers if getattr(h, _HANDLER_ATTR, False)]:
-            root.removeHandler(handler)
             handler.close()
-        for handler in saved[0]:
-            if handler not in root.handlers:
-                root.addHandler(handler)
+        root.handlers[:] = saved[0]  # the same handlers in the same order
         root.setLevel(saved[1])
         for name, level in zip(OWN_LOGGERS, saved[2]):
             logging.getLogger(name).setLevel(level)

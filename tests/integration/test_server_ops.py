@@ -157,6 +157,9 @@ def test_daemon_events_and_warnings_share_one_format(
     (stderr is not a terminal here); --log-format human gives escaped plain lines."""
     from chunksync.daemon_util import log_event
 
+    from chunksync.output import setup_logging
+
+    setup_logging()  # as any CLI command before: the plain handler is replaced, then back
     before = list(logging.getLogger().handlers)
     with logsetup.session(logsetup.LogSettings(level="info")):
         log_event("synced", folder="docs", path="red\x1b[31m.txt")
