@@ -156,7 +156,6 @@ def test_daemon_events_and_warnings_share_one_format(
     """With the shared setup, a daemon event and a library warning are both JSON lines
     (stderr is not a terminal here); --log-format human gives escaped plain lines."""
     from chunksync.daemon_util import log_event
-
     from chunksync.output import setup_logging
 
     setup_logging()  # as any CLI command before: the plain handler is replaced, then back
