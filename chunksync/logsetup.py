@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import click
-import structlog
 
 from .output import _StderrHandler as _DisplayHandler
 from .paths import display
@@ -111,14 +110,18 @@ def _human_line(_logger: object, _name: str, event: EventDict) -> str:
     return display(text)  # one line, control characters escaped
 
 
-_PRE_CHAIN: list[Any] = [
-    structlog.stdlib.ExtraAdder(),  # a stdlib record's ``extra=`` fields
-    structlog.stdlib.add_log_level,
-    structlog.stdlib.add_logger_name,
-    _add_time,
-    structlog.processors.format_exc_info,
-    redact,
-]
+def _pre_chain() -> list[Any]:
+    """The processors every record goes through, ours and the standard library's."""
+    import structlog  # here, not at import: the CLI's start-up stays light
+
+    return [
+        structlog.stdlib.ExtraAdder(),  # a stdlib record's ``extra=`` fields
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        _add_time,
+        structlog.processors.format_exc_info,
+        redact,
+    ]
 
 
 def _is_tty(stream: TextIO) -> bool:
@@ -162,6 +165,8 @@ def platform_log_file(app: str) -> Path:
 
 def configure(settings: LogSettings = LogSettings(), *, app: str = "chunksync") -> None:
     """Install the one handler on the root logger (replacing an earlier one of ours)."""
+    import structlog
+
     level = getattr(logging, settings.level.upper())
     if settings.file is not None:
         path = platform_log_file(app) if str(settings.file) == "platform" else settings.file
@@ -176,7 +181,7 @@ def configure(settings: LogSettings = LogSettings(), *, app: str = "chunksync") 
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 _human_line if human else _json_line,
             ],
-            foreign_pre_chain=_PRE_CHAIN,
+            foreign_pre_chain=_pre_chain(),
         )
     )
     setattr(handler, _HANDLER_ATTR, True)
@@ -192,7 +197,7 @@ def configure(settings: LogSettings = LogSettings(), *, app: str = "chunksync") 
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
-            *_PRE_CHAIN,
+            *_pre_chain(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -231,6 +236,8 @@ def configured() -> bool:
 
 def emit(logger: str, event: str, *, level: str = "info", **fields: Any) -> None:
     """Log one structured event through the configured handler."""
+    import structlog
+
     getattr(structlog.get_logger(logger), level)(event, **fields)
 
 
