@@ -23,6 +23,7 @@ import click
 
 from . import __version__
 from .cli_limits import limit_command, limit_options, limits_of
+from .cli_policy import policy_command
 from .config import Credential, FolderConfig, FolderPaths, save_credential
 from .errors import EXIT_SKIPPED, ChunksyncError, DeviceRevoked, UserError
 from .interrupt import (
@@ -542,16 +543,19 @@ def status(directory: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @command_errors
 def conflicts(directory: Path, as_json: bool) -> None:
-    """List unresolved conflicts, each explained."""
-    from .status import list_conflicts
+    """List open conflicts and recent automatic merges, each explained with the
+    commands that resolve it (resolve --keep) or undo it (resolve --undo-merge)."""
+    from .review import conflict_review
 
-    rows = list_conflicts(directory)
+    rows = conflict_review(directory)
 
     def text() -> None:
         if not rows:
-            say("no conflicts")
+            say("no conflicts and no recent automatic merges")
         for row in rows:
             say(f"{row['path']}: {row['explanation']}")
+            for what, command in sorted((row.get("resolve") or row.get("undo") or {}).items()):
+                say(f"    {what}: {command}")
 
     emit(rows, as_json, text)
 
@@ -559,13 +563,27 @@ def conflicts(directory: Path, as_json: bool) -> None:
 @main.command()
 @FOLDER_DIR
 @click.argument("path")
-@click.option("--keep", type=click.Choice(["mine", "theirs", "both"]), required=True)
+@click.option("--keep", type=click.Choice(["mine", "theirs", "both"]), help="settle a conflict")
+@click.option(
+    "--undo-merge",
+    "undo",
+    metavar="mine|theirs|SNAPSHOT",
+    help="bring back one side of PATH's latest automatic merge: mine (the version of "
+    "the device that merged), theirs (the server's) or a snapshot id from 'conflicts'",
+)
 @command_errors
-def resolve(directory: Path, path: str, keep: str) -> None:
-    """Settle a conflict: keep my version, theirs, or both; then sync."""
+def resolve(directory: Path, path: str, keep: str | None, undo: str | None) -> None:
+    """Settle a conflict (keep mine, theirs or both), or undo an automatic merge; then sync."""
     from .status import resolve_conflict
 
-    say(resolve_conflict(directory, path, keep))
+    if (keep is None) == (undo is None):
+        raise UserError("give either --keep mine|theirs|both or --undo-merge mine|theirs")
+    if undo is not None:
+        from .cli_policy import undo_merge_now
+
+        say(run(undo_merge_now(directory, path, undo)))
+    else:
+        say(resolve_conflict(directory, path, keep))  # type: ignore[arg-type]
     sys.exit(_first_sync(directory))
 
 
@@ -730,6 +748,7 @@ def resume(directory: Path) -> None:
 
 
 main.add_command(limit_command(FOLDER_DIR, command_errors, emit))
+main.add_command(policy_command(FOLDER_DIR, command_errors, emit))
 
 
 if __name__ == "__main__":  # pragma: no cover

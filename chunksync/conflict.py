@@ -57,7 +57,7 @@ Change = Literal["unchanged", "added", "modified", "deleted"]
 ConflictKind = Literal[
     "both-modified", "both-added", "modify-delete", "type-clash", "case-clash", "nfc-clash"
 ]
-Policy = Literal["keep-both", "last-write-wins", "manual"]
+Policy = Literal["merge", "keep-both", "last-write-wins", "manual"]
 Side = Literal["local", "remote"]
 Outcome = Literal["keep", "same", "take-mine", "take-theirs", "recurse", "keep-both"]
 """What the merge does with one entry:
@@ -69,7 +69,7 @@ Outcome = Literal["keep", "same", "take-mine", "take-theirs", "recurse", "keep-b
 * ``keep-both``: a real conflict; the policy decides which version keeps the name.
 """
 
-POLICIES: tuple[str, ...] = ("keep-both", "last-write-wins", "manual")
+POLICIES: tuple[str, ...] = ("merge", "keep-both", "last-write-wins", "manual")
 MAX_EXTENSION = 10  # "x.longer than this" is not an extension worth keeping
 MAX_DEVICE = 64
 _TAG = re.compile(

@@ -456,6 +456,8 @@ class FolderDaemon:
                 policy=c.policy,
                 explanation=c.explanation,
             )
+        for m in result.merges:  # one structured line per automatic merge
+            self.log("merged", path=m.path, how=m.how, kept="both sides' edits", head=result.head)
         if result.conflicts:
             self.status.conflicts = self._count_conflicts()
         if result.changed or was_offline:

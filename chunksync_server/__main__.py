@@ -25,6 +25,7 @@ import sys
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -33,6 +34,8 @@ from chunksync.errors import UserError
 from chunksync.logsetup import log_options
 
 from . import admin, admin_folders, admin_users, migrate
+from .admin_stores import pin_command
+from .cli_backends import backend_config, backend_options
 from .cli_common import data_option, emit, fail, friendly, json_option, version, when
 from .cli_common import read_password as _read_password
 from .config import DEFAULT_PORT, ServerConfig, ensure_data_dir, ssl_context
@@ -75,6 +78,7 @@ def main() -> None:
     metavar="SECONDS",
     help="lifetime of new device tokens in seconds (overrides --token-days)",
 )
+@backend_options
 @log_options("info")
 @friendly
 def serve(
@@ -86,6 +90,7 @@ def serve(
     port_file: Path | None,
     token_days: float,
     token_lifetime: float | None,
+    **backends: Any,
 ) -> None:
     """Run the server in the foreground until SIGINT/SIGTERM.
 
@@ -95,7 +100,13 @@ def serve(
     """
     ttl = token_lifetime if token_lifetime is not None else token_days * 86_400
     config = ServerConfig(
-        data_dir=data_dir, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, token_ttl=ttl
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        token_ttl=ttl,
+        **backend_config(**backends),
     )
     with (
         DataDirLock(ensure_data_dir(data_dir), "serve"),
@@ -278,6 +289,9 @@ def folder_list(data_dir: Path, as_json: bool) -> None:
             + ",".join(f"{u}:{r}" for u, r in f["members"].items())
         ),
     )
+
+
+folder.add_command(pin_command)
 
 
 @folder.command("add-member")

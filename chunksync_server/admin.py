@@ -23,7 +23,7 @@ from chunksync.errors import ConfigError, UserError
 
 from . import audit, auth, db, epoch
 from . import quota as quota_mod
-from .config import Argon2Params, ensure_data_dir
+from .config import Argon2Params, db_location, ensure_data_dir, store_location
 
 __all__ = [
     "CheckReport",
@@ -47,10 +47,10 @@ CLI_ADDRESS = "cli"
 
 @contextmanager
 def _conn(data_dir: Path, *, create: bool = False) -> Iterator[sqlite3.Connection]:
-    path = data_dir / "meta.db"
+    path = db_location(data_dir)
     if create:
         ensure_data_dir(data_dir)
-    elif not path.exists():
+    elif isinstance(path, Path) and not path.exists():
         raise ConfigError(f"no chunksync server data in {data_dir} (missing meta.db)")
     conn = db.connect(path)
     try:
@@ -72,7 +72,9 @@ def _store(
     """A read-only view (``on_damage`` is ignored: a view never quarantines)."""
     from .storage import open_store
 
-    store = open_store(store_url if store_url is not None else data_dir, read_only=True)
+    store = open_store(
+        store_location(data_dir, store_url), read_only=True, meta=db_location(data_dir)
+    )
     try:
         yield store
     finally:
@@ -276,6 +278,7 @@ def check_report(
     moved: list[object] = []
     opener = _repair_store if repair else _store
     with opener(data_dir, store_url, moved.append) as store:
+        shared = getattr(store, "shared", False)  # several servers: the epoch is in the db
         problems.extend(store.check(repair=True) if repair else store.check())
         for f in folders:
             if f.head is not None and not store.has_many(f.id, [bytes.fromhex(f.head)]):
@@ -283,6 +286,8 @@ def check_report(
     if repair:
         epoch.mark_repaired(data_dir)
         with _conn(data_dir) as conn, db.transaction(conn):
+            if shared:
+                epoch.bump_shared_epoch(conn)
             _audit(conn, "admin.storage.repair", detail={"quarantined": len(moved)})
     return CheckReport(tuple(problems), len(moved))
 
@@ -294,7 +299,9 @@ def _repair_store(
     """The object store opened as its writer, or UserError if another process is."""
     from .storage import open_store
 
-    store = open_store(store_url if store_url is not None else data_dir, on_damage=on_damage)
+    store = open_store(
+        store_location(data_dir, store_url), on_damage=on_damage, meta=db_location(data_dir)
+    )
     try:
         if getattr(store, "read_only", False):
             raise UserError(

@@ -43,8 +43,9 @@ from . import audit, auth
 from .accesslog import access_log
 from .config import ServerConfig, ensure_data_dir
 from .db import MetaDB
-from .epoch import mark_repaired, start_token
+from .epoch import bump_shared_epoch, mark_repaired, shared_epoch, start_token
 from .events import EventHub
+from .fanout import listen_heads
 from .handlers import add_routes
 from .handlers.account import PASSWORDS
 from .handlers.common import (
@@ -56,6 +57,7 @@ from .handlers.common import (
     METRICS,
     PRINCIPAL,
     QUOTAS,
+    SHARED_EPOCH,
     STORE,
     ApiError,
     now,
@@ -66,6 +68,7 @@ from .handlers.common import (
 from .limits import Budget, DenialThrottle, LoginLimiter
 from .metrics import CONTENT_TYPE, Metrics
 from .passwords import PasswordGate
+from .pgdb import is_pg_url
 from .quota import QuotaTracker
 from .storage.base import Damage, StorageError, storage_error
 
@@ -112,23 +115,29 @@ def _resources(store: Any | None) -> Callable[[web.Application], AsyncIterator[N
         app[PASSWORDS] = PasswordGate(
             config.password_workers, config.password_queue, config.password_timeout
         )
-        app[DB] = await asyncio.to_thread(MetaDB, config.db_path)
+        app[DB] = await asyncio.to_thread(MetaDB, config.db_location)
         hook = _damage_hook(app)
         if store is None:
-            from .storage import open_store
+            from .storage.routing import open_configured_store
 
-            app[STORE] = await asyncio.to_thread(open_store, config.store_location, on_damage=hook)
+            app[STORE] = await asyncio.to_thread(open_configured_store, config, hook)
         else:
             app[STORE] = store
             if getattr(store, "on_damage", False) is None:
                 store.on_damage = hook
-        watcher = asyncio.create_task(_watch_revocations(app))
+        app[SHARED_EPOCH] = bool(getattr(app[STORE], "shared", False))
+        if app[SHARED_EPOCH]:
+            await app[DB].write(shared_epoch)
+        tasks = [asyncio.create_task(_watch_revocations(app))]
+        if is_pg_url(config.db_location):  # several servers: fan head events out
+            tasks.append(asyncio.create_task(listen_heads(str(config.db_location), app[HUB])))
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if store is None:
                 await asyncio.to_thread(app[STORE].close)  # type: ignore[attr-defined]
             await asyncio.to_thread(app[DB].close)
@@ -150,8 +159,14 @@ def _damage_hook(app: web.Application) -> Callable[[Damage], None]:
     def on_damage(damage: Damage) -> None:
         metrics.damaged_objects.inc()
         try:
-            mark_repaired(data_dir)
-        except OSError as exc:  # the object stays quarantined; clients heal at the next start
+            if app.get(SHARED_EPOCH):  # every server of the cluster answers the new epoch
+                app[DB].write_sync(bump_shared_epoch)
+            else:
+                mark_repaired(data_dir)
+        except (
+            OSError,
+            sqlite3.Error,
+        ) as exc:  # the object stays quarantined; clients heal at the next start
             log.error("could not record that %s was lost: %s", damage.name, exc)
 
     return on_damage

@@ -22,9 +22,23 @@ from pathlib import Path
 from chunksync import wire
 from chunksync.errors import ConfigError
 
-__all__ = ["DATA_ENV", "Argon2Params", "ServerConfig", "ensure_data_dir", "ssl_context"]
+__all__ = [
+    "DATA_ENV",
+    "DB_ENV",
+    "STORE_ENV",
+    "Argon2Params",
+    "ServerConfig",
+    "db_location",
+    "ensure_data_dir",
+    "ssl_context",
+    "store_location",
+]
 
 DATA_ENV = "CHUNKSYNC_SERVER_DATA"
+#: the metadata database: a ``postgresql://`` URL (password from PGPASSWORD/PGPASSFILE)
+DB_ENV = "CHUNKSYNC_SERVER_DB"
+#: the object store: ``s3://BUCKET[/PREFIX]?endpoint=…`` (keys from AWS_* variables)
+STORE_ENV = "CHUNKSYNC_SERVER_STORE"
 DEFAULT_PORT = 8400
 DAY = 86_400.0
 
@@ -66,6 +80,10 @@ class ServerConfig:
     tls_key: Path | None = None
     #: object store location for ``chunksync_server.storage.open_store``; None = the data dir
     store_url: str | None = None
+    #: metadata database: a ``postgresql://`` URL; None = ``DATA/meta.db`` (SQLite)
+    db_url: str | None = None
+    #: named stores a folder can be pinned to (data residency): name -> location
+    named_stores: tuple[tuple[str, str], ...] = ()
     token_ttl: float = 90 * DAY
     #: login attempts per client address per window (429 past it)
     login_max_failures: int = 5
@@ -107,6 +125,10 @@ class ServerConfig:
     def store_location(self) -> str:
         return self.store_url if self.store_url is not None else str(self.data_dir)
 
+    @property
+    def db_location(self) -> Path | str:
+        return self.db_url if self.db_url is not None else self.db_path
+
     def with_changes(self, **changes: object) -> ServerConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
 
@@ -133,3 +155,14 @@ def ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot load TLS certificate/key: {exc}") from exc
     return ctx
+
+
+def db_location(data_dir: Path) -> Path | str:
+    """Where admin commands find the metadata: ``$CHUNKSYNC_SERVER_DB`` or ``DATA/meta.db``."""
+    return os.environ.get(DB_ENV) or data_dir / "meta.db"
+
+
+def store_location(data_dir: Path, store_url: str | None = None) -> str:
+    """Where admin commands find the objects: the argument, ``$CHUNKSYNC_SERVER_STORE``,
+    or the data directory's pack store."""
+    return store_url or os.environ.get(STORE_ENV) or str(data_dir)

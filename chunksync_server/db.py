@@ -36,7 +36,10 @@ from typing import TypeVar
 from chunksync.errors import ConfigError
 
 from . import audit
-from .dbversion import has_tables, require_current, schema_version, split_script
+from .dbversion import has_tables, require_current, schema_version
+from .pgdb import connect_pg, is_pg_url
+from .schema_scaleout import SCALE_OUT_SCHEMA
+from .sqldialect import split_script
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -145,13 +148,20 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tokens ADD COLUMN successor_of BLOB;
     CREATE INDEX tokens_successor ON tokens(successor_of);
     """,
+    # version 5 (scale out, issue 20): the S3 object store's index and quarantine, the
+    # store a folder is pinned to (data residency), state shared by server processes
+    SCALE_OUT_SCHEMA,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating 0600 if needed) the metadata database; a new one is created at the
-    current schema, an older or newer one refused (:mod:`chunksync_server.dbversion`)."""
+def connect(path: Path | str) -> sqlite3.Connection:
+    """Open (creating 0600 if needed) the metadata database: a SQLite file, created at the
+    current schema when new, an older or newer one refused (:mod:`.dbversion`); or a
+    ``postgresql://`` URL (a :class:`.pgdb.PgConnection`, same methods and SQL)."""
+    if is_pg_url(path):
+        return connect_pg(str(path), MIGRATIONS)  # type: ignore[return-value]
+    path = Path(path)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
@@ -218,7 +228,7 @@ class MetaDB:
 
     __slots__ = ("_conn", "_lock", "path")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.path = path
         self._conn = connect(path)
         self._lock = threading.Lock()
@@ -343,14 +353,22 @@ def cas_head(
 
     Returns (moved, head, seq): the new state on success, the current one otherwise.
     Setting the head to its current value succeeds without a new log row.
+
+    The swap is ONE conditional UPDATE: atomic on either engine, whatever the isolation
+    level, so of two servers racing exactly one wins.
     """
-    head, seq = head_of(conn, folder_id)
-    if head != expected:
+    if new == expected:
+        head, seq = head_of(conn, folder_id)
+        return head == expected, head, seq
+    row = conn.execute(
+        "UPDATE heads SET head = ?, seq = seq + 1 "
+        "WHERE folder_id = ? AND head IS NOT DISTINCT FROM ? RETURNING seq",
+        (new, folder_id, expected),
+    ).fetchone()
+    if row is None:
+        head, seq = head_of(conn, folder_id)
         return False, head, seq
-    if new == head:
-        return True, head, seq
-    seq += 1
-    conn.execute("UPDATE heads SET head = ?, seq = ? WHERE folder_id = ?", (new, seq, folder_id))
+    seq, head = int(row[0]), expected
     conn.execute(
         "INSERT INTO head_log (folder_id, seq, head, previous, time, device, user) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",

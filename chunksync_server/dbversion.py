@@ -21,7 +21,6 @@ __all__ = [
     "has_tables",
     "require_current",
     "schema_version",
-    "split_script",
 ]
 
 
@@ -55,15 +54,3 @@ def require_current(version: int, current: int, path: Path) -> None:
             f"(v{current}): run 'chunksync-server migrate --data {path.parent}' "
             "(it backs up first)"
         )
-
-
-def split_script(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies whole."""
-    statements: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            statements.append(buf.strip())
-            buf = ""
-    return [s for s in statements if s]

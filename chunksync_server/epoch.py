@@ -19,11 +19,19 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
-__all__ = ["REPAIR_MARK", "current_epoch", "mark_repaired", "start_token"]
+__all__ = [
+    "REPAIR_MARK",
+    "bump_shared_epoch",
+    "current_epoch",
+    "mark_repaired",
+    "shared_epoch",
+    "start_token",
+]
 
 REPAIR_MARK = "storage-repaired"
 
@@ -60,3 +68,38 @@ def mark_repaired(data_dir: Path) -> None:
     stamp = max(time.time_ns(), before + 1)
     os.utime(tmp, ns=(stamp, stamp))
     os.replace(tmp, mark)
+
+
+# --- the shared epoch: several server processes on one bucket and one database -------
+#
+# With a shared store (S3 + PostgreSQL, several stateless servers) no process start can
+# lose objects — every PUT is durable before it is indexed — so the epoch must NOT
+# change per process: a client moving between servers would re-check its whole folder
+# on every switch. It lives in the database instead and changes only on a repair or a
+# damaged object, whichever server (or admin command) finds it.
+
+SHARED_EPOCH = "epoch"
+
+
+def shared_epoch(conn: sqlite3.Connection) -> str:
+    """The cluster's epoch, created on first use (call in a write transaction)."""
+    row = conn.execute("SELECT value FROM cluster_state WHERE name = ?", (SHARED_EPOCH,)).fetchone()
+    if row is not None:
+        return str(row[0])
+    conn.execute(
+        "INSERT OR IGNORE INTO cluster_state (name, value) VALUES (?, ?)",
+        (SHARED_EPOCH, start_token()),
+    )
+    return str(
+        conn.execute("SELECT value FROM cluster_state WHERE name = ?", (SHARED_EPOCH,)).fetchone()[
+            0
+        ]
+    )
+
+
+def bump_shared_epoch(conn: sqlite3.Connection) -> str:
+    """Objects may have been lost just now: every client re-checks (write transaction)."""
+    token = start_token()
+    shared_epoch(conn)
+    conn.execute("UPDATE cluster_state SET value = ? WHERE name = ?", (token, SHARED_EPOCH))
+    return token

@@ -50,6 +50,9 @@ class EventHub:
 
     def __init__(self) -> None:
         self._by_folder: dict[str, set[Subscriber]] = {}
+        #: the newest seq published per folder: a move reported twice (by this process
+        #: and again by the cross-server fan-out, chunksync_server.fanout) is sent once
+        self._last_seq: dict[str, int] = {}
 
     def subscribe(self, sub: Subscriber) -> None:
         self._by_folder.setdefault(sub.folder, set()).add(sub)
@@ -65,6 +68,9 @@ class EventHub:
         return [s for subs in self._by_folder.values() for s in subs]
 
     async def publish(self, folder: str, head: str | None, seq: int) -> None:
+        if seq <= self._last_seq.get(folder, 0):
+            return  # already sent (or an older move arriving late)
+        self._last_seq[folder] = seq
         message = head_event("head", folder, head, seq)
         subs = list(self._by_folder.get(folder, ()))
         if subs:

@@ -7,6 +7,11 @@ of objects already stored may count twice until the next refresh: the check errs
 side of refusing early, never of letting a user run far past the limit. Going over is
 answered ``507 Insufficient Storage`` (``wire.QUOTA_STATUS``), which clients treat as
 final, not as a transient server error.
+
+With a shared store (S3 with its index in the database, several server processes) the
+usage is read from the index on every check instead: a per-process cache would let
+each of N servers admit a full quota's worth, so the check stays correct across
+processes at the price of one indexed query per upload batch.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ class QuotaTracker:
         if quota is None:
             return None
         used, measured = self.usage.get(owner, (0, 0.0))
-        if time.monotonic() - measured > REFRESH_SECONDS:
+        shared = getattr(store, "shared", False)  # usage from the shared index: always fresh
+        if shared or time.monotonic() - measured > REFRESH_SECONDS:
             namespaces = await db.read(lambda c: _owned_namespaces(c, owner))
             used = await asyncio.to_thread(lambda: sum(store.stats(ns).bytes for ns in namespaces))
             self.usage[owner] = (used, time.monotonic())

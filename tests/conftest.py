@@ -23,3 +23,7 @@ def folder_keys() -> FolderKeys:
 @pytest.fixture
 def other_folder_keys() -> FolderKeys:
     return FolderKeys(bytes(range(1, 33)))
+
+
+# session-scoped PostgreSQL and SeaweedFS, started only for the tests that use them
+pytest_plugins = ["tests.helpers.backends"]

@@ -44,6 +44,7 @@ from ..errors import (
     TransportError,
 )
 from ..ignore import IgnoreRules
+from ..mergepolicy import AutoMerge, MergeResolution, effective_policies
 from ..objects import Commit, ObjectId, ObjectKind, Tree, id_from_hex
 from ..paths import unwritable_here
 from ..pipeline import Sealer
@@ -62,10 +63,12 @@ from ..storage.meta import (  # the meta keys; status and daemon import them fro
     ROLE,
 )
 from ..storage.trust import Trust, load_trust, save_trust
+from ..textmerge import DEFAULT_LIMIT
 from ..transport.base import ChunkStore
 from ..treediff import diff_trees
 from ..wire import HeadState
 from .apply import Applier, ApplyOutcome
+from .automerge import merge_events, merge_message, merges_seen, resolve_merges
 from .deletions import count_files, deleted_files
 from .graft import graft_ignored
 from .heal import HealReport, heal_closure
@@ -116,6 +119,8 @@ class SyncResult:
     local_only: int = 0
     #: server entries not written here (path, reason): this platform cannot create them
     skipped: tuple[tuple[str, str], ...] = ()
+    #: files merged automatically in this sync (both sides' edits kept in one file)
+    merges: tuple[AutoMerge, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -159,6 +164,7 @@ class SyncEngine:
         self._scan_only = False  # this round uploads nothing while scanning (receive-only)
         self._round_ignore = IgnoreRules()  # the rules of the round in progress
         self.settle: Callable[[str, object], bool] | None = None  # the daemon's (chunksync.settle)
+        self.merge_limit = DEFAULT_LIMIT  # bytes: bigger files are never merged automatically
 
     # --- helpers ----------------------------------------------------------------------
     def _tree_id(self, tree: Tree) -> ObjectId:
@@ -425,7 +431,7 @@ class SyncEngine:
         remote_head = remote_state.head
         remote_root = remote_commit.tree if remote_commit else None
         await reader.ensure_tree_closure(remote_root)
-        _, base_root = self._base()
+        base_before, base_root = self._base()
         base_root = await landed_base(reader, self.index, remote_head, self._accepted(), base_root)
         ignore = self._round_ignore = self._ignore_rules()
         previous = self.index.get_meta(IGNORED_BY)
@@ -459,17 +465,37 @@ class SyncEngine:
         local_root = graft_ignored(
             local_root, remote_root, left_out, reader.load_tree, reader.store_tree
         )
-        plan = plan_merge(
-            base_root,
-            local_root,
-            remote_root,
-            load_tree=reader.load_tree,
-            tree_id=self._tree_id,
-            device=self.device,
-            now=datetime.fromtimestamp(self.clock.time_ns() / 1e9, UTC).astimezone(),
-            policies=ConflictPolicies() if receive_only else self.policies,  # keep both, always
-            remote_device=remote_commit.device if remote_commit else None,
+        policies = (  # receive-only: keep both, always
+            ConflictPolicies() if receive_only else effective_policies(self.policies, self.root)
         )
+        now = datetime.fromtimestamp(self.clock.time_ns() / 1e9, UTC).astimezone()
+
+        def planned(merges: dict[str, MergeResolution] | None = None) -> Plan:
+            return plan_merge(
+                base_root,
+                local_root,
+                remote_root,
+                load_tree=reader.load_tree,
+                tree_id=self._tree_id,
+                device=self.device,
+                now=now,
+                policies=policies,
+                remote_device=remote_commit.device if remote_commit else None,
+                merges=merges,
+            )
+
+        plan = planned()
+        if plan.merge_candidates:  # try the content merges, then plan with their answers
+            answers = await resolve_merges(
+                plan.merge_candidates,
+                root=self.root,
+                keys=self.keys,
+                reader=reader,
+                store=self.store,
+                stats=upload_stats,
+                limit=self.merge_limit,
+            )
+            plan = planned(answers)
         for tid, tree in plan.new_trees.items():
             reader.pending[tid] = (ObjectKind.TREE, tree.encode())
         if not allow_mass_delete:
@@ -490,11 +516,15 @@ class SyncEngine:
             healed = await heal_closure(head_id, reader, uploader, self.index)
             uploader.trust_known = False
         new_head, server_seq = remote_head, remote_state.seq
+        remote_device = remote_commit.device if remote_commit else None
+        seen_merges = merges_seen(reader, remote_head, base_before)
         seq = head_seq = remote_commit.seq if remote_commit else 0
         parents = (id_from_hex(remote_head),) if remote_head else ()
         kept_in_history: str | None = None
-        if any(c.policy == "last-write-wins" and c.kept == "remote" for c in plan.conflicts):
-            # the local loser is replaced on disk below: first keep it in history
+        lost = any(c.policy == "last-write-wins" and c.kept == "remote" for c in plan.conflicts)
+        if lost or plan.auto_merges:
+            # the local version is replaced on disk below: first keep it in history
+            # (the second parent of the merge commit, which "undo" brings back)
             side = await self._commit(
                 uploader,
                 reader,
@@ -502,11 +532,13 @@ class SyncEngine:
                 parents,
                 seq + 1,
                 {},
-                "local versions that lost under last-write-wins",
+                "local versions that lost under last-write-wins"
+                if lost
+                else "local versions before an automatic merge",
                 remote_root,
             )
             parents, seq = (*parents, side), seq + 1
-            kept_in_history = side.hex()
+            kept_in_history = side.hex() if lost else None  # where LWW losers are
         self._forget_listings(plan)
         applier = Applier(self.root, self.tmpdir, self.keys, self.index, reader, loop)
         outcome = await asyncio.to_thread(applier.run, plan.actions)
@@ -519,6 +551,9 @@ class SyncEngine:
                     parents,
                     seq + 1,
                     plan.summary,
+                    merge_message(plan.auto_merges, self.device, remote_device)
+                    if plan.auto_merges
+                    else "",
                     remote_root=remote_root,
                 )
                 record_intent(self.index, commit_id)  # if the answer is lost: sync/intent.py
@@ -540,6 +575,14 @@ class SyncEngine:
                 Accepted(new_head or "", head_seq, server_seq, remote_state.epoch),
                 kept_in_history,
                 base_after,
+                merge_events(
+                    plan.auto_merges,
+                    new_head,
+                    parents,
+                    (self.device, remote_device),
+                    self.clock.time_ns(),
+                    seen_merges,
+                ),
             )
             if synced and new_head is not None:
                 save_trust(self.root / fsops.STATE_DIR_NAME, Trust(new_head, head_seq))
@@ -561,6 +604,7 @@ class SyncEngine:
             receive_only=receive_only,
             local_only=local_only,
             skipped=tuple(skipped),
+            merges=plan.auto_merges,
         )
 
     def _forget_listings(self, plan: Plan) -> None:
@@ -625,6 +669,7 @@ class SyncEngine:
         accepted: Accepted,
         kept_in_history: str | None,
         base_root: ObjectId,
+        merge_events: list[dict[str, object]] | None = None,
     ) -> None:
         """One index transaction: what is on disk now, what the server holds, and —
         when ``synced_head`` is set — the new base, conflicts and journal entries."""
@@ -648,6 +693,8 @@ class SyncEngine:
                 w.set_meta(BASE_SERVER_SEQ, str(accepted.server_seq).encode())
                 if not uploader.trust_known and accepted.epoch is not None:
                     w.set_meta(CHECKED_EPOCH, accepted.epoch.encode())
+                for event in merge_events or ():
+                    w.append_event(event)
                 for conflict in plan.conflicts:
                     w.put_conflict(
                         conflict.path,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -54,6 +54,7 @@ from ..conflict import (
     same_content,
 )
 from ..errors import ObjectNotFound
+from ..mergepolicy import AutoMerge, MergeCandidate, MergeResolution, decide
 from ..objects import ObjectId, Tree, TreeEntry, short_id
 from ..paths import validate_relpath, validate_symlink_target
 from ..trampoline import Walk, run
@@ -88,6 +89,11 @@ class Plan:
     conflicts: tuple[Conflict, ...]
     push_needed: bool
     summary: dict[str, int]
+    #: files both sides changed whose policy is merge, with no resolution given yet:
+    #: the engine tries a content merge and plans again (sync/automerge.py)
+    merge_candidates: tuple[MergeCandidate, ...] = ()
+    #: files merged automatically: their merged version is written and pushed
+    auto_merges: tuple[AutoMerge, ...] = ()
 
 
 def _join(parent: str, name: str) -> str:
@@ -112,6 +118,7 @@ class _Merger:
         policies: ConflictPolicies,
         remote_device: str | None,
         strict_portable: bool,
+        merges: Mapping[str, MergeResolution],
     ) -> None:
         self._load_tree = load_tree
         self._tree_id = tree_id
@@ -120,6 +127,9 @@ class _Merger:
         self._policies = policies
         self._remote_device = remote_device
         self._strict = strict_portable
+        self._merges = merges
+        self.candidates: list[MergeCandidate] = []
+        self.auto_merges: list[AutoMerge] = []
         self.renames: list[Action] = []
         self.removals: list[Action] = []
         self.creations: list[Action] = []
@@ -277,7 +287,10 @@ class _Merger:
         else:
             assert mine is not None and theirs is not None  # nosec B101  # for the type checker
             assert verdict.conflict is not None  # nosec B101  # invariant for the type checker
-            yield self.keep_both(path, name, verdict.conflict, mine, theirs, merged, taken)
+            why = self.auto_merge(path, name, base, mine, theirs, merged)
+            if why is None:
+                return
+            yield self.keep_both(path, name, verdict.conflict, mine, theirs, merged, taken, why)
             return
         if verdict.conflict == "modify-delete":
             kept = "local" if verdict.outcome == "take-mine" else "remote"
@@ -312,6 +325,37 @@ class _Merger:
         if mine is None:  # deleted locally, edited remotely: recreate before children
             self.emit(Action("mkdir", path, merged[name], None), at=mark)
 
+    def auto_merge(
+        self,
+        path: str,
+        name: str,
+        base: TreeEntry | None,
+        mine: TreeEntry,
+        theirs: TreeEntry,
+        merged: dict[str, TreeEntry],
+    ) -> str | None:
+        """Take the engine's content merge of a file both sides changed, if it made
+        one for exactly these versions: None when merged, else why not ("" when the
+        policy is not merge, so nothing is said)."""
+        policy = self._policies.for_path(path)
+        if policy != "merge":
+            return ""
+        fmt = decide(policy, base, mine, theirs, path)
+        if fmt not in ("text", "json"):
+            return fmt
+        assert base is not None  # nosec B101  # decide() checked it
+        resolution = self._merges.get(path)
+        if resolution is None or resolution.key != MergeResolution.key_of(base, mine, theirs):
+            self.candidates.append(MergeCandidate(path, base, mine, theirs))
+            return "it was not merged yet"
+        if resolution.entry is None:
+            return resolution.reason
+        entry = dataclasses.replace(resolution.entry, name=name)
+        merged[name] = entry
+        self.emit(Action("write", path, entry, mine))
+        self.auto_merges.append(AutoMerge(path, base, mine, theirs, entry, resolution.how))
+        return None
+
     def keep_both(
         self,
         path: str,
@@ -321,8 +365,11 @@ class _Merger:
         theirs: TreeEntry,
         merged: dict[str, TreeEntry],
         taken: set[str],
+        unmerged: str = "",
     ) -> Walk[None]:
         policy = self._policies.for_path(path)
+        if policy == "merge":  # a merge was not certain: keep both, and say why
+            policy = "keep-both"
         if policy == "last-write-wins" and kind != "type-clash":
             winner = newer_side(mine, theirs)
             merged[name] = mine if winner == "local" else theirs
@@ -344,7 +391,7 @@ class _Merger:
             copied = dataclasses.replace(theirs, name=copy_name)
             merged[name], merged[copy_name] = mine, copied
             yield self.create(copy_path, copied)
-        self.report(kind, path, keeper, copy_path, policy)
+        self.report(kind, path, keeper, copy_path, policy, unmerged)
 
     def report_name_clashes(
         self,
@@ -371,10 +418,15 @@ class _Merger:
         kept: Literal["local", "remote"],
         copy_path: str | None,
         policy: Policy | None = None,
+        unmerged: str = "",
     ) -> None:
         chosen = policy or self._policies.for_path(path)
+        if chosen == "merge":
+            chosen = "keep-both"
         here, there = self._device, self._remote_device
         text = explain(kind, path, kept, copy_path, chosen, device=here, remote_device=there)
+        if unmerged:
+            text += f" It could not be merged automatically: {unmerged}."
         self.conflicts.append(Conflict(path, kind, kept, copy_path, chosen, text))
 
     # -- summary -------------------------------------------------------------------
@@ -419,12 +471,15 @@ def plan_merge(
     policies: ConflictPolicies = ConflictPolicies(),
     remote_device: str | None = None,
     strict_portable: bool = False,
+    merges: Mapping[str, MergeResolution] | None = None,
 ) -> Plan:
     """Merge ``local`` and ``remote`` against ``base`` (see the module docstring).
 
     ``device`` names this device in conflicted copies of local versions,
     ``remote_device`` (when known) the device that made the server head; ``now`` is
-    the time written into conflict names. A tree ``load_tree`` cannot find raises
+    the time written into conflict names. ``merges`` holds the engine's content merges
+    of earlier ``merge_candidates`` (by path); a file whose policy is merge and that has
+    none is kept as a conflicted copy in this plan and listed as a candidate. A tree ``load_tree`` cannot find raises
     :class:`~chunksync.errors.ObjectNotFound`; an unsafe remote path raises
     :class:`~chunksync.errors.UnsafePathError`. Neither leaves anything half done,
     since nothing is done here.
@@ -437,6 +492,7 @@ def plan_merge(
         policies=policies,
         remote_device=remote_device,
         strict_portable=strict_portable,
+        merges=merges or {},
     )
     theirs = remote if remote is not None else base  # no head: no remote changes
     merged = run(merger.merge_dir("", base, local, theirs))
@@ -452,4 +508,6 @@ def plan_merge(
         conflicts=tuple(merger.conflicts),
         push_needed=merged != remote,
         summary=counts,
+        merge_candidates=tuple(merger.candidates),
+        auto_merges=tuple(merger.auto_merges),
     )

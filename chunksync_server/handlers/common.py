@@ -46,6 +46,7 @@ __all__ = [
     "METRICS",
     "PRINCIPAL",
     "QUOTAS",
+    "SHARED_EPOCH",
     "STORE",
     "ApiError",
     "folder_access",
@@ -55,6 +56,7 @@ __all__ = [
     "read_json",
     "record",
     "storage_call",
+    "storage_epoch",
     "storage_refusal",
 ]
 
@@ -73,6 +75,23 @@ METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", LoginLimiter)
 QUOTAS = web.AppKey("quotas", QuotaTracker)
 EPOCH = web.AppKey("epoch", str)  # this process's start token (chunksync_server.epoch)
+#: True when the store is shared by several servers: the epoch lives in the database
+SHARED_EPOCH = web.AppKey("shared_epoch", bool)
+
+
+async def storage_epoch(app: web.Application) -> str:
+    """The storage epoch clients compare (see chunksync_server/epoch.py)."""
+    from ..epoch import current_epoch
+
+    if app.get(SHARED_EPOCH):
+        return await app[DB].read(
+            lambda c: str(
+                c.execute("SELECT value FROM cluster_state WHERE name = 'epoch'").fetchone()[0]
+            )
+        )
+    return current_epoch(app[CONFIG].data_dir, app[EPOCH])
+
+
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 WRITE_ROLES = ("owner", "read-write")

@@ -23,12 +23,10 @@ from aiohttp import WSMsgType, web
 from chunksync import wire
 
 from .. import audit, db
-from ..epoch import current_epoch
 from ..events import Subscriber, head_event
+from ..fanout import announce_head
 from .common import (
-    CONFIG,
     DB,
-    EPOCH,
     HUB,
     INT_MAX,
     METRICS,
@@ -41,6 +39,7 @@ from .common import (
     read_json,
     remote,
     storage_call,
+    storage_epoch,
 )
 
 __all__ = [
@@ -156,7 +155,7 @@ async def put_keyslot(request: web.Request) -> web.Response:
 
 async def get_head(request: web.Request) -> web.Response:
     row, _ = await folder_access(request)
-    epoch = current_epoch(request.app[CONFIG].data_dir, request.app[EPOCH])
+    epoch = await storage_epoch(request.app)
     return web.json_response(wire.HeadState(row.head, row.seq, epoch).to_wire())
 
 
@@ -184,6 +183,7 @@ async def put_head(request: web.Request) -> web.Response:
         )
         moved = ok and seq != old_seq
         if moved:
+            announce_head(conn, row.name, head, seq)
             audit.append(
                 conn,
                 action="head.move",

@@ -45,9 +45,12 @@ def open_store(
     *,
     read_only: bool = False,
     on_damage: Callable[[Damage], None] | None = None,
+    meta: str | Path | None = None,
 ) -> ObjectStore:
-    """``"memory:"`` gives a fresh MemoryObjectStore; a data directory DIR gives a
-    PackObjectStore at ``DIR/objects``.
+    """``"memory:"`` gives a fresh MemoryObjectStore; ``s3://BUCKET[/PREFIX]?endpoint=…``
+    an S3ObjectStore whose index lives in the metadata database ``meta`` (a SQLite
+    path or a PostgreSQL URL); a data directory DIR gives a PackObjectStore at
+    ``DIR/objects``.
 
     The disk store has one writer process at a time: a second opener only reads until
     the first has closed, then takes over. Admin commands that only read (stats, check)
@@ -57,4 +60,10 @@ def open_store(
     """
     if isinstance(url_or_path, str) and url_or_path == MEMORY_URL:
         return MemoryObjectStore(on_damage=on_damage)
+    if isinstance(url_or_path, str) and url_or_path.startswith("s3://"):
+        from .s3 import S3ObjectStore
+
+        if meta is None:
+            raise StorageError("an S3 store needs the metadata database for its index")
+        return S3ObjectStore(url_or_path, meta, on_damage=on_damage)
     return PackObjectStore(Path(url_or_path) / "objects", read_only=read_only, on_damage=on_damage)

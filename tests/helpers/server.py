@@ -33,7 +33,7 @@ from aiohttp.test_utils import TestServer
 from chunksync import wire
 from chunksync_server import admin
 from chunksync_server.app import make_app
-from chunksync_server.config import Argon2Params, ServerConfig
+from chunksync_server.config import DB_ENV, Argon2Params, ServerConfig
 
 __all__ = [
     "DEFAULT_PASSWORD",
@@ -54,7 +54,13 @@ DEFAULT_PASSWORD = "correct horse battery"
 
 def fast_config(data_dir: Path, **changes: Any) -> ServerConfig:
     """Production settings, except a cheap KDF and a fast revocation poll."""
-    base = ServerConfig(data_dir=data_dir, port=0, argon2=Argon2Params.fast(), revocation_poll=0.05)
+    base = ServerConfig(
+        data_dir=data_dir,
+        port=0,
+        argon2=Argon2Params.fast(),
+        revocation_poll=0.05,
+        db_url=os.environ.get(DB_ENV),  # set by tests that run on PostgreSQL
+    )
     return base.with_changes(**changes) if changes else base
 
 

@@ -8,6 +8,7 @@ import sqlite3
 
 from chunksync_server.storage import MemoryObjectStore, ObjectStore, PackObjectStore
 from chunksync_server.storage.packindex import INDEX_FILE
+from chunksync_server.storage.s3 import S3ObjectStore
 
 __all__ = ["Items", "damage", "make_items"]
 
@@ -22,6 +23,10 @@ def make_items(count: int, seed: int, max_size: int = 2048) -> Items:
 
 def damage(store: ObjectStore, ns: str, oid: bytes) -> None:
     """Flip one bit of a stored blob behind the store's back (bit rot, a bad disk)."""
+    if isinstance(store, S3ObjectStore):
+        good = store.get(ns, oid)
+        store.corrupt(ns, oid, bytes([good[0] ^ 1]) + good[1:])
+        return
     if isinstance(store, MemoryObjectStore):
         good = store.get(ns, oid)
         store.corrupt(ns, oid, bytes([good[0] ^ 1]) + good[1:])

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from chunksync_server import db
 from chunksync_server.__main__ import main
-from chunksync_server.dbversion import split_script
+from chunksync_server.sqldialect import split_script
 from tests.helpers.server import create_user
 
 pytestmark = pytest.mark.integration

@@ -102,3 +102,29 @@ async def test_regression_seed_1703_a_lost_push_answer_then_a_refused_push_keeps
     unresolved intent)."""
     report = await run_seeds(range(1703, 1704), STEPS, DEVICES, do_shrink=False)
     assert report.seed is None, report.summary()
+
+
+async def test_schedules_with_mergeable_edits_hold_every_invariant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Edits at both ends of one file merge automatically; every merge is recomputed
+    by the ``merge`` invariant, and all the others still hold."""
+    from chunksync.sync import engine
+    from tests.sim.edits import Editor
+
+    monkeypatch.setattr(Editor, "mergeable", True)
+    merges = 0
+    original = engine.SyncEngine.sync
+
+    async def counting(self, **kw):  # type: ignore[no-untyped-def]
+        nonlocal merges
+        result = await original(self, **kw)
+        merges += len(result.merges)
+        return result
+
+    monkeypatch.setattr(engine.SyncEngine, "sync", counting)
+    report = await run_seeds(range(40), STEPS, DEVICES, do_shrink=False)
+    assert report.seed is None, (
+        f"{report.summary()}\n{report.result.trace.text() if report.result else ''}"
+    )
+    assert merges > 0, "no schedule merged a file: the edits never met"

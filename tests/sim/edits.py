@@ -72,6 +72,11 @@ def listing(root: Path) -> tuple[list[str], list[str], list[str]]:
 
 
 class Editor:
+    #: half of the appends insert at the start instead, so that two devices' edits of
+    #: one file often do not overlap and merge automatically (off by default, so the
+    #: recorded seeds keep their schedules; tests/scenario/test_simulator.py turns it on)
+    mergeable = False
+
     def __init__(self, world: World) -> None:
         self.world = world
         self.counter = 0
@@ -133,6 +138,12 @@ class Editor:
         if kind == "append":
             rel = rng.choice(files)
             extra = self.content(device, rng)[:64]
+            if self.mergeable and self.counter % 2:  # an edit at the start: mergeable
+                data = extra.rstrip(b"\n") + b"\n" + (root / rel).read_bytes()
+                self.world.written.add(data)
+                (root / rel).write_bytes(data)
+                self._stamp(root / rel)
+                return f"prepend {rel}"
             self.world.written.add((root / rel).read_bytes() + extra)
             with open(root / rel, "ab") as out:
                 out.write(extra)

@@ -16,6 +16,9 @@ one line. The names (used in docs/reliability.md and in the one-line summary):
 ``resurrected``      a push re-added a file the server had deleted, with the content
                      it had in the base, though this device never touched it;
 ``conflict-version`` a keep-both conflict left one of the two versions off the disk;
+``merge``            an automatic merge wrote something other than the certain merge
+                     of the base, the device's and the server's versions (a verified
+                     merge counts as written content for ``invented``);
 ``termination``      a fault-free sync fails (or refuses a head it had to accept), or
                      at quiescence a device fails to sync or keeps changing things;
 ``convergence``      at quiescence a device's folder differs from the head's tree;
@@ -26,7 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chunksync.mergepolicy import format_of
 from chunksync.sync.engine import SyncResult
+from chunksync.textmerge import Merged, merge_content
 
 from .history import Flat, History
 from .world import SimDevice
@@ -77,8 +82,33 @@ def must_refuse(obs: SyncObservation, history: History, foreign: str) -> bool:
     return base is not None and obs.shown != base and not history.descends(obs.shown, base)
 
 
+def check_merges(obs: SyncObservation, history: History, written: set[bytes]) -> None:
+    """Each automatic merge of the sync is recomputed from its three versions (the base
+    and the server's from history, the device's from its disk before the sync) with the
+    pure merge; the merged content must be exactly that, and then counts as written."""
+    result = obs.result
+    if result is None:
+        return
+    for m in result.merges:
+        mine = obs.before.get(m.path)
+        merged = history.file(m.entry.id)
+        if m.base.id is None or m.theirs.id is None:
+            raise Violation("merge", f"{obs.device.name}: merged {m.path} without versions")
+        base, theirs = history.file(m.base.id), history.file(m.theirs.id)
+        # the device's version: what its disk held before, or what a slow writer wrote
+        locals_ = ([mine[1]] if mine is not None and mine[0] == "file" else []) + sorted(obs.added)
+        for local in locals_:
+            want = merge_content(base, local, theirs, format_of(m.path))
+            if isinstance(want, Merged) and want.data == merged:
+                break
+        else:
+            raise Violation("merge", f"{obs.device.name}: {m.path} is not the merge of its inputs")
+        written.add(merged)
+
+
 def check_sync(obs: SyncObservation, history: History, written: set[bytes], foreign: str) -> None:
     name = obs.device.name
+    check_merges(obs, history, written)
     unknown = contents(obs.after) - written
     if unknown:
         raise Violation("invented", f"{name} holds {len(unknown)} content(s) nobody wrote")
