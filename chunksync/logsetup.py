@@ -40,7 +40,6 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
-from .output import _StderrHandler as _DisplayHandler
 from .paths import display
 
 __all__ = [
@@ -227,7 +226,8 @@ def session(settings: LogSettings, *, app: str = "chunksync") -> Iterator[None]:
 def _ours(handler: logging.Handler) -> bool:
     """This module's handler, or the CLI's plain one (chunksync.output), which it replaces
     so that no line is logged twice in two formats."""
-    return getattr(handler, _HANDLER_ATTR, False) or isinstance(handler, _DisplayHandler)
+    mine = getattr(handler, _HANDLER_ATTR, False)
+    return mine or type(handler).__module__ == "chunksync.output"  # no import: kept light
 
 
 def configured() -> bool:
