@@ -26,6 +26,7 @@ from .interrupt import (
     interrupted,
     on_interrupt,
 )
+from .logsetup import log_options
 from .objects import short_id
 from .output import say, setup_logging
 from .transport.ratelimit import BandwidthLimits, Limiter
@@ -482,6 +483,7 @@ def verify(directory: Path) -> None:
 )
 @limit_options("all folders of this daemon together, on top of each folder's own")
 @ui_options
+@log_options("info")
 @command_errors
 def daemon(
     directories: tuple[Path, ...],

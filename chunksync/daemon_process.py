@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
+from . import logsetup
 from .config import FolderPaths
 from .daemon import DaemonOptions, FolderDaemon
 from .daemon_util import log_event
 from .errors import DeviceRevoked, UserError
 from .folder import FolderLock, SyncFolder
-from .output import setup_logging
 from .priority import lower_priority
 from .storage.upkeep import compact_if_bloated
 from .transport.ratelimit import Limiter
@@ -107,13 +105,15 @@ def _exit_now(sockets: list[Path], status: int, why: str) -> None:
         with contextlib.suppress(OSError):
             path.unlink()
     with contextlib.suppress(OSError):
-        line = json.dumps(
+        line = logsetup.render(
             {
-                "time": round(time.time(), 3),
                 "event": "stopped",
+                "level": "warning",
+                "logger": "chunksync.daemon",
                 "forced": True,
                 "message": f"exited at once ({why}); the next start continues",
-            }
+            },
+            human=logsetup.requested().fmt == "human",
         )
         os.write(2, line.encode() + b"\n")
     os._exit(status)
@@ -131,8 +131,8 @@ def _arm_forced_exit(sockets: list[Path], grace: float) -> None:
 
 def run_daemon(directories: list[Path], options: DaemonOptions | None = None) -> None:
     """Entry point of ``chunksync daemon DIR...`` (foreground)."""
-    setup_logging()  # warnings as escaped lines on stderr (chunksync.output)
     options = options or DaemonOptions()
     if options.low_priority:
         lower_priority()  # before any thread starts: threads inherit it
-    asyncio.run(serve(directories, options))
+    with logsetup.session(logsetup.requested()):  # one format for events and warnings
+        asyncio.run(serve(directories, options))

@@ -1,21 +1,32 @@
-"""Small pure helpers of the daemon: its JSON log line, reconnect backoff, clock skew."""
+"""Small helpers of the daemon: its structured log line, reconnect backoff, clock skew."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any, TextIO
 
+from . import logsetup
+
 __all__ = ["clock_skew", "log_event", "reconnect_delay"]
 
 
+#: the level of the daemon's events that are not plain information
+EVENT_LEVELS = {"error": "error", "revoked": "error", "offline": "warning", "held": "warning"}
+LOGGER = "chunksync.daemon"
+
+
 def log_event(event: str, stream: TextIO | None = None, **fields: Any) -> None:
-    """One structured JSON line on stderr."""
-    doc = {"time": round(time.time(), 3), "event": event, **fields}
+    """One structured line, through the shared setup (:mod:`chunksync.logsetup`) when
+    it is configured, else rendered the same way as JSON onto ``stream`` / stderr."""
+    level = EVENT_LEVELS.get(event, "info")
+    if stream is None and logsetup.configured():
+        logsetup.emit(LOGGER, event, level=level, **fields)
+        return
+    doc = {"time": round(time.time(), 3), "event": event, "level": level, "logger": LOGGER}
     out = stream or sys.stderr
-    out.write(json.dumps(doc, sort_keys=True, default=str) + "\n")
+    out.write(logsetup.render({**doc, **fields}) + "\n")
     out.flush()
 
 

@@ -1,7 +1,12 @@
 """``chunksync-server``: run the chunk server and administer its data directory.
 
 Every command takes ``--data DIR`` (or ``CHUNKSYNC_SERVER_DATA``) and works while the
-server runs, except ``check --repair``, which must be the object store's only writer. Failures print one line ``chunksync-server: reason`` on stderr and exit
+server runs, except ``check --repair`` and ``folder delete``, which must be the object
+store's only writer, and ``migrate``, which takes the data directory's lock
+(:mod:`chunksync_server.datalock`). Command groups beyond the core live in their own
+modules (``admin_users``, ``admin_folders``, ``migrate``), registered at the bottom with
+one line each; ``serve`` settings may also come from a TOML file
+(:mod:`chunksync_server.config_file`). See docs/server.md. Failures print one line ``chunksync-server: reason`` on stderr and exit
 with the error's code (2 for usage/config, 1 otherwise; ``check`` and
 ``audit --verify`` exit 1 when they find problems). ``serve`` binds 127.0.0.1:8400 by
 default; ``--port 0`` picks a free port, which ``--port-file F`` receives (written
@@ -12,82 +17,44 @@ it gracefully, and within :data:`STOP_GRACE` seconds in any case.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
+import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from chunksync.errors import ChunksyncError, UserError
+from chunksync import logsetup
+from chunksync.errors import UserError
+from chunksync.logsetup import log_options
 
-from . import admin
+from . import admin, admin_folders, admin_users, migrate
 from .admin_stores import pin_command
 from .cli_backends import backend_config, backend_options
-from .config import DATA_ENV, DEFAULT_PORT, ServerConfig, ssl_context
+from .cli_common import data_option, emit, fail, friendly, json_option, version, when
+from .cli_common import read_password as _read_password
+from .config import DEFAULT_PORT, ServerConfig, ensure_data_dir, ssl_context
+from .config_file import config_option
+from .datalock import DataDirLock
 
 __all__ = ["main"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-PASSWORD_ENV = "CHUNKSYNC_PASSWORD"  # nosec B105  # an env variable name
-
-data_option = click.option(
-    "--data",
-    "data_dir",
-    envvar=DATA_ENV,
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help=f"data directory (or ${DATA_ENV})",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"chunksync-server: {message.splitlines()[0] if message else 'error'}", err=True)
-    raise SystemExit(code)
-
-
-def friendly(fn: F) -> F:
-    """Turn ChunksyncError into a one-line message and its exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ChunksyncError as exc:
-            _fail(exc.message, exc.exit_code)
-        except OSError as exc:
-            _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _emit(rows: Any, as_json: bool, line: Callable[[Any], str]) -> None:
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
-    else:
-        for row in rows:
-            click.echo(line(row))
-
-
-def _when(t: float | None) -> str:
-    if not t:
-        return "-"
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+log = logging.getLogger("chunksync_server")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version(), "-V", "--version", prog_name="chunksync-server")
 def main() -> None:
     """chunksync chunk server and its admin commands."""
 
 
 @main.command()
+@config_option
 @data_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
@@ -112,6 +79,7 @@ def main() -> None:
     help="lifetime of new device tokens in seconds (overrides --token-days)",
 )
 @backend_options
+@log_options("info")
 @friendly
 def serve(
     data_dir: Path,
@@ -124,7 +92,12 @@ def serve(
     token_lifetime: float | None,
     **backends: Any,
 ) -> None:
-    """Run the server in the foreground until SIGINT/SIGTERM."""
+    """Run the server in the foreground until SIGINT/SIGTERM.
+
+    One server per data directory (a second one refuses). Settings may come from a
+    TOML file (--config), flags win over it. Logs one structured line per request
+    (JSON when stderr is not a terminal) to stderr or --log-file.
+    """
     ttl = token_lifetime if token_lifetime is not None else token_days * 86_400
     config = ServerConfig(
         data_dir=data_dir,
@@ -135,7 +108,11 @@ def serve(
         token_ttl=ttl,
         **backend_config(**backends),
     )
-    asyncio.run(_serve(config, port_file))
+    with (
+        DataDirLock(ensure_data_dir(data_dir), "serve"),
+        logsetup.session(logsetup.requested(), app="chunksync-server"),
+    ):
+        asyncio.run(_serve(config, port_file))
 
 
 #: seconds from SIGINT/SIGTERM to a forced exit if a graceful stop has not finished
@@ -176,6 +153,7 @@ async def _serve(config: ServerConfig, port_file: Path | None) -> None:
             _write_atomic(port_file, f"{port}\n")
         scheme = "https" if ctx else "http"
         click.echo(f"listening on {scheme}://{config.host}:{port}")
+        log.info("started", extra={"url": f"{scheme}://{config.host}:{port}", "version": version()})
         sys.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -201,16 +179,6 @@ def user() -> None:
     """Manage user accounts."""
 
 
-def _read_password(password_file: Path | None) -> str:
-    if password_file is not None:
-        return password_file.read_text().rstrip("\r\n")
-    if PASSWORD_ENV in os.environ:
-        return os.environ[PASSWORD_ENV]
-    if not sys.stdin.isatty():
-        raise UserError(f"no password: use --password-file or ${PASSWORD_ENV}")
-    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
-
-
 @user.command("add")
 @click.argument("name")
 @data_option
@@ -228,7 +196,7 @@ def user_add(name: str, data_dir: Path, password_file: Path | None, is_admin: bo
 @json_option
 @friendly
 def user_list(data_dir: Path, as_json: bool) -> None:
-    _emit(
+    emit(
         admin.list_users(data_dir),
         as_json,
         lambda u: (
@@ -283,11 +251,11 @@ def device() -> None:
 @json_option
 @friendly
 def device_list(data_dir: Path, as_json: bool) -> None:
-    _emit(
+    emit(
         admin.list_devices(data_dir),
         as_json,
         lambda d: (
-            f"{d['id']}\t{d['user']}\t{d['name']}\tlast seen {_when(d['last_seen'])}"
+            f"{d['id']}\t{d['user']}\t{d['name']}\tlast seen {when(d['last_seen'])}"
             + ("\trevoked" if d["revoked"] else "")
         ),
     )
@@ -312,7 +280,7 @@ def folder() -> None:
 @json_option
 @friendly
 def folder_list(data_dir: Path, as_json: bool) -> None:
-    _emit(
+    emit(
         admin.list_folders(data_dir),
         as_json,
         lambda f: (
@@ -379,17 +347,17 @@ def audit_cmd(
             )
         if not result.ok:
             where = f" at row {result.first_bad}" if result.first_bad is not None else ""
-            _fail(f"audit chain broken{where}: {result.reason}", 1)
+            fail(f"audit chain broken{where}: {result.reason}", 1)
         if not as_json:
             head_text = f", head {result.head.seq} {result.head.hash}" if result.head else ""
             click.echo(f"audit chain ok ({result.rows} rows{head_text})")
         return
     rows = admin.read_audit(data_dir, folder=folder_name, since=_parse_since(since))
-    _emit(
+    emit(
         [r.to_json() for r in rows],
         as_json,
         lambda r: (
-            f"{r['id']}\t{_when(r['time'])}\t{r['action']}\t{r['user'] or '-'}\t{r['device'] or '-'}"
+            f"{r['id']}\t{when(r['time'])}\t{r['action']}\t{r['user'] or '-'}\t{r['device'] or '-'}"
             f"\t{r['address'] or '-'}\t{r['folder'] or '-'}\t{json.dumps(r['detail'], sort_keys=True)}"
         ),
     )
@@ -434,9 +402,13 @@ def check(data_dir: Path, repair: bool) -> None:
             "the data re-upload it on their next sync"
         )
     if report.problems:
-        _fail(f"{len(report.problems)} problem(s) found", 1)
+        fail(f"{len(report.problems)} problem(s) found", 1)
     click.echo("check ok")
 
+
+admin_users.register(main)
+admin_folders.register(main)
+migrate.register(main)
 
 if __name__ == "__main__":
     main()

@@ -30,6 +30,7 @@ __all__ = [
     "add_member",
     "add_user",
     "check",
+    "check_password",
     "check_report",
     "disable_user",
     "list_devices",
@@ -90,13 +91,18 @@ def add_user(
 ) -> None:
     if not wire.USER_NAME.match(name):
         raise UserError(f"invalid user name {name!r} (lowercase letters, digits, . _ -)")
-    if len(password) < 8:
-        raise UserError("password must have at least 8 characters")
+    check_password(password)
     pw_hash = auth.hash_password(password, params or Argon2Params())
     with _conn(data_dir, create=True) as conn, db.transaction(conn):
         if auth.add_user(conn, name, pw_hash, admin=admin, now=time.time()) is None:
             raise UserError(f"user {name!r} already exists")
         _audit(conn, "admin.user.add", user=name, detail={"admin": admin})
+
+
+def check_password(password: str) -> None:
+    """The one password rule (new accounts and resets)."""
+    if len(password) < 8:
+        raise UserError("password must have at least 8 characters")
 
 
 def list_users(data_dir: Path) -> list[dict[str, Any]]:

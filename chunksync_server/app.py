@@ -8,6 +8,8 @@ cleanup.
 
 Request pipeline (outermost first):
 
+0. ``access_log`` — one structured line per request and one per unexpected error
+   (:mod:`chunksync_server.accesslog`).
 1. ``observe`` — counts every request by route template, method and status, and turns
    :class:`~chunksync_server.handlers.common.ApiError` and aiohttp's own HTTP errors into a JSON
    ``{"error": "one line"}`` body; a 401/403 writes an audit row, at most one per
@@ -38,6 +40,7 @@ from aiohttp import web
 from chunksync import wire
 
 from . import audit, auth, tracing
+from .accesslog import access_log
 from .admin_web.app import add_admin_web, is_admin_path
 from .config import ServerConfig, ensure_data_dir
 from .db import MetaDB
@@ -84,7 +87,7 @@ DENIALS = web.AppKey("denials", DenialThrottle)
 def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Application:
     """Build the application; ``store`` overrides the configured object store."""
     app = web.Application(
-        middlewares=[tracing.middleware, _observe, _authenticate],
+        middlewares=[access_log, tracing.middleware, _observe, _authenticate],
         client_max_size=config.max_json_bytes,
     )
     app[CONFIG] = config

@@ -8,7 +8,9 @@ Guarantees:
   taken up front, so a read-modify-write (head compare-and-swap, audit chain append)
   can never interleave with another process's.
 * **Versioned schema.** ``PRAGMA user_version`` records the schema version;
-  :data:`MIGRATIONS` are applied in order, each in its own transaction.
+  :data:`MIGRATIONS` are applied in order, each in its own transaction, by
+  ``chunksync-server migrate`` only (after a backup); opening an older or a newer
+  database refuses with what to do (:func:`connect`).
 * **No secrets at rest.** Passwords are stored as Argon2id PHC strings and tokens as
   SHA-256 hashes; the file is created 0600 in a 0700 directory.
 
@@ -34,6 +36,7 @@ from typing import TypeVar
 from chunksync.errors import ConfigError
 
 from . import audit
+from .dbversion import has_tables, require_current, schema_version
 from .pgdb import connect_pg, is_pg_url
 from .schema_scaleout import SCALE_OUT_SCHEMA
 from .sqldialect import split_script
@@ -153,34 +156,46 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
-    """Open (creating 0600 if needed) and migrate the metadata database: a SQLite file,
-    or a ``postgresql://`` URL (a :class:`.pgdb.PgConnection`, same methods and SQL)."""
+    """Open (creating 0600 if needed) the metadata database: a SQLite file, created at the
+    current schema when new, an older or newer one refused (:mod:`.dbversion`); or a
+    ``postgresql://`` URL (a :class:`.pgdb.PgConnection`, same methods and SQL)."""
     if is_pg_url(path):
         return connect_pg(str(path), MIGRATIONS)  # type: ignore[return-value]
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=10000")
-        _migrate(conn)
+        conn = open_raw(path)
+        try:
+            version = schema_version(conn)
+            if version == 0 and not has_tables(conn):
+                upgrade(conn)
+            else:
+                require_current(version, SCHEMA_VERSION, path)
+        except BaseException:
+            conn.close()
+            raise
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot open metadata database {path}: {exc}") from exc
     return conn
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise ConfigError(
-            f"metadata schema v{version} is newer than this server (v{SCHEMA_VERSION})"
-        )
-    for number in range(version, SCHEMA_VERSION):
+def open_raw(path: Path) -> sqlite3.Connection:
+    """A connection with the usual pragmas and no schema check (for ``migrate``)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Apply the pending :data:`MIGRATIONS` (the caller checked the version is not newer),
+    each in its own transaction."""
+    for number in range(schema_version(conn), SCHEMA_VERSION):
         with transaction(conn):
-            if conn.execute("PRAGMA user_version").fetchone()[0] != number:
+            if schema_version(conn) != number:
                 continue  # another process migrated meanwhile
             for statement in split_script(MIGRATIONS[number]):
                 conn.execute(statement)

@@ -144,6 +144,8 @@ class ServerProcess:
         self.extra_args = extra_args
         self.timeout = startup_timeout
         self.port_file = data_dir.parent / f"{data_dir.name}.port"
+        #: the server's structured log (a file: an unread stderr pipe would fill up)
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -166,6 +168,8 @@ class ServerProcess:
                 "0",
                 "--port-file",
                 str(self.port_file),
+                "--log-file",
+                str(self.log_path),
                 *self.extra_args,
             ],
             cwd=REPO,
