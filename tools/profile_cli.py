@@ -65,15 +65,15 @@ def main() -> None:
                 corpora.copy_tree(corpus, Path(tmp) / "staging")
                 for child in (Path(tmp) / "staging").iterdir():
                     child.rename(root / child.name)
-                world.sync("a")
+                head = world.sync("a").head
                 world.cli("b", "--help")  # logs device b in, untimed
                 device, cmd = "b", ["join", str(world.folder("b")), "--folder", "prof"]
                 if args.what == "restore":
                     device = "a"
-                    cmd = ["restore", str(root), "--snapshot", "HEAD", "--to", f"{tmp}/restored"]
+                    cmd = ["restore", str(root), "--snapshot", head, "--to", f"{tmp}/restored"]
             if args.py_spy is not None:
                 spy = Path(sys.executable).with_name("py-spy")
-                prefix = [str(spy), "record", "--threads", "--idle", "-r", "200", "-f", "raw"]
+                prefix = [str(spy), "record", "--threads", "--idle", "-r", "200", "-f", os.environ.get("SPY_FORMAT", "raw")]
                 prefix += ["-o", str(args.py_spy), "--", sys.executable]
             else:
                 prefix = [sys.executable, "-m", "cProfile", "-o", str(out)]
