@@ -731,4 +731,6 @@ main.add_command(limit_command(FOLDER_DIR, command_errors, emit))
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    from .entry import main as entry
+
+    entry()

@@ -172,3 +172,33 @@ async def test_restore_goes_through_the_same_path_with_progress(memory_pair, tmp
     assert tree_of(out) == tree_of(a.root)
     assert (out / "d0" / "f0000.txt").read_bytes() == a.read("d0/f0000.txt")
     assert (out / "big.bin").read_bytes() == a.read("big.bin")
+
+
+async def test_restore_checks_for_files_in_the_way_only_when_the_target_is_not_empty(
+    memory_pair, tmp_path: Path, monkeypatch
+):
+    from chunksync.errors import UserError
+
+    a, _, store = memory_pair
+    _fill(a, 20)
+    await a.sync()
+    reader = ObjectReader(a.keys, a.index, store)
+    snaps = await list_snapshots(reader)
+    snap = await find_snapshot(reader, snaps, snaps[-1].id, None)
+    walks: list[str] = []
+    real_lstat = fsops.lstat_at
+
+    def counting(root, relpath):
+        walks.append(relpath)
+        return real_lstat(root, relpath)
+
+    monkeypatch.setattr(fsops, "lstat_at", counting)
+    assert await restore(reader, snap, (), tmp_path / "new") == 21
+    # a new directory: nothing can be in the way, no file is looked up (its mkdirs still are)
+    assert set(walks) <= {f"d{i}" for i in range(5)}, walks
+    busy = tmp_path / "busy"
+    (busy / "d0").mkdir(parents=True)
+    (busy / "d0" / "f0000.txt").write_text("mine")
+    with pytest.raises(UserError, match="already exists"):
+        await restore(reader, snap, (), busy)
+    assert (busy / "d0" / "f0000.txt").read_text() == "mine"
