@@ -12,6 +12,12 @@ logging, and ends the process with the command's exit status (``os._exit``).
 The cyclic garbage collector's first threshold is raised too (:data:`GC_THRESHOLD`):
 at the default 700 a ``restore`` of 2,000 files ran 176 collections, about 8 % of its
 CPU, for the few cycles that a command leaves behind.
+
+And glibc's malloc is told to serve every block of :data:`MMAP_THRESHOLD` or more with
+its own mapping (:func:`return_big_blocks`). By default that threshold grows to the
+largest block freed so far, so after the first few chunk-sized buffers every later one
+came from the heap and stayed there when freed: an initial sync's peak RSS was ~45 MiB
+higher than the blobs it held at any time.
 """
 
 from __future__ import annotations
@@ -23,9 +29,27 @@ import sys
 import threading
 from typing import NoReturn
 
-__all__ = ["GC_THRESHOLD", "exit_status", "main"]
+__all__ = ["GC_THRESHOLD", "MMAP_THRESHOLD", "exit_status", "main", "return_big_blocks"]
 
 GC_THRESHOLD = 20_000  # container allocations between young collections (default 700)
+MMAP_THRESHOLD = 128 << 10  # glibc's initial value, fixed (M_MMAP_THRESHOLD)
+_M_MMAP_THRESHOLD = -3  # mallopt parameter number, <malloc.h>
+
+
+def return_big_blocks() -> bool:
+    """Fix glibc's mmap threshold (see the module docstring); False where there is no
+    glibc ``mallopt`` (other C libraries, other systems)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 def exit_status(code: object) -> int:
@@ -41,6 +65,7 @@ def exit_status(code: object) -> int:
 def main() -> NoReturn:
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD, older, oldest)
+    return_big_blocks()
     from .cli import main as cli
 
     try:
