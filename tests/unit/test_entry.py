@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chunksync.entry import GC_THRESHOLD, exit_status
+from chunksync.entry import GC_THRESHOLD, exit_status, return_big_blocks
 
 RUN = "import sys; sys.argv[0] = 'chunksync'; from chunksync.entry import main; main()"
 
@@ -52,3 +52,10 @@ def test_a_thread_still_running_is_joined_before_the_exit(tmp_path: Path):
     )
     assert _entry(code=code).returncode == 0
     assert marker.read_text() == str(GC_THRESHOLD)
+
+
+def test_big_blocks_get_their_own_mapping_on_glibc():
+    import platform
+
+    if platform.libc_ver()[0] == "glibc":
+        assert return_big_blocks()
