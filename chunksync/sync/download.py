@@ -13,7 +13,7 @@ files that is all the time there is. :class:`BatchWriter` instead takes the appl
   verifying: AEAD with the id bound, then the keyed id recomputed) every chunk there;
 * makes the batch durable with grouped barriers (:mod:`chunksync.sync.durable`): temp
   files synced, then renamed into place one by one — each after the same re-check and
-  hold as a single write (:func:`chunksync.fsops.install_temp`) — then the directories
+  hold as a single write (:func:`chunksync.fsinstall.install_temp`) — then the directories
   synced, and only then reports the files written;
 * streams files larger than :data:`STREAM_BYTES` window by window (the next window is
   fetched while one is written), so memory stays bounded by the batch sizes.
@@ -34,7 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .. import fsops
+from .. import fsinstall, fsops
 from ..crypto.seal import open_blob
 from ..errors import IntegrityError
 from ..objects import ChunkRef, FileManifest, ObjectId, ObjectKind, short_id
@@ -223,7 +223,7 @@ class BatchWriter:
     ) -> tuple[str, os.stat_result]:
         entry = job.action.entry
         assert entry is not None  # nosec B101  # invariant for the type checker
-        tmpname, written = fsops.write_temp(
+        tmpname, written = fsinstall.write_temp(
             self.applier.tmpdir,
             job.action.path,
             self._blocks(job, where),
@@ -246,12 +246,12 @@ class BatchWriter:
             parents = []
             for parent, group in _by_parent(zip(batch.jobs, written, strict=True)):
                 items = [
-                    fsops.Install(
+                    fsinstall.Install(
                         tmp, job.action.path, st, applier.check(job.action.path, job.action.expect)
                     )
                     for job, (tmp, st) in group
                 ]
-                stats = fsops.install_temps(applier.root, applier.tmpdir, parent, items)
+                stats = fsinstall.install_temps(applier.root, applier.tmpdir, parent, items)
                 for (job, (tmpname, _)), new_stat in zip(group, stats, strict=True):
                     self._temps.discard(tmpname)
                     installed.append((job, new_stat))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chunksync import fsops
+from chunksync import fsinstall, fsops
 from chunksync.errors import IntegrityError
 from chunksync.history import find_snapshot, list_snapshots, restore
 from chunksync.objects import ObjectKind
@@ -81,7 +81,7 @@ async def test_barriers_come_before_renames_and_before_files_are_reported(
         durable.Barrier.files,
         durable.Barrier.dirs,
     )
-    real_write, real_install = fsops.write_temp, fsops.install_temps
+    real_write, real_install = fsinstall.write_temp, fsinstall.install_temps
 
     def init(self, *args, **kw):
         real_init(self, *args, **kw, use_syncfs=grouped)
@@ -111,8 +111,8 @@ async def test_barriers_come_before_renames_and_before_files_are_reported(
     monkeypatch.setattr(durable.Barrier, "__init__", init)
     monkeypatch.setattr(durable.Barrier, "files", files)
     monkeypatch.setattr(durable.Barrier, "dirs", dirs)
-    monkeypatch.setattr(fsops, "write_temp", write_temp)
-    monkeypatch.setattr(fsops, "install_temps", install_temps)
+    monkeypatch.setattr(fsinstall, "write_temp", write_temp)
+    monkeypatch.setattr(fsinstall, "install_temps", install_temps)
     engine = b.engine()
     engine.progress = Reported()
     await engine.sync()
