@@ -73,7 +73,16 @@ def main() -> None:
                     cmd = ["restore", str(root), "--snapshot", head, "--to", f"{tmp}/restored"]
             if args.py_spy is not None:
                 spy = Path(sys.executable).with_name("py-spy")
-                prefix = [str(spy), "record", "--threads", "--idle", "-r", "200", "-f", os.environ.get("SPY_FORMAT", "raw")]
+                prefix = [
+                    str(spy),
+                    "record",
+                    "--threads",
+                    "--idle",
+                    "-r",
+                    "200",
+                    "-f",
+                    os.environ.get("SPY_FORMAT", "raw"),
+                ]
                 prefix += ["-o", str(args.py_spy), "--", sys.executable]
             else:
                 prefix = [sys.executable, "-m", "cProfile", "-o", str(out)]
