@@ -78,9 +78,15 @@ def main() -> NoReturn:
 
 def finish(status: int) -> NoReturn:
     """Join non-daemon threads, flush what is buffered, and exit with ``status``."""
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        # what finalization does first: the thread-exit hooks (an executor nobody shut
+        # down lets its idle workers go) and then every non-daemon thread joined
+        shutdown()
+    else:  # pragma: no cover - every CPython we support has it
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

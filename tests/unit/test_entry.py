@@ -59,3 +59,17 @@ def test_big_blocks_get_their_own_mapping_on_glibc():
 
     if platform.libc_ver()[0] == "glibc":
         assert return_big_blocks()
+
+
+def test_an_executor_nobody_shut_down_does_not_keep_the_process_alive():
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "import chunksync.entry as e, sys\n"
+        "pool = ThreadPoolExecutor(2)\n"
+        "pool.submit(print, 'worked')\n"
+        "sys.argv = ['chunksync', '--help']\n"
+        "e.main()\n"
+    )
+    done = _entry(code=code)  # its idle workers would wait forever if not told to stop
+    assert done.returncode == 0
+    assert done.stdout.startswith("worked")
