@@ -562,4 +562,6 @@ main.add_command(ui_command(command_errors))
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    from .entry import main as entry
+
+    entry()

@@ -5,7 +5,7 @@ Two guarantees the rest of the client builds on:
 * **Atomic replacement.** New content is written to a temp file in ``.chunksync/tmp``
   (same filesystem), fsynced, given its mode and mtime, and only then renamed over the
   final name; the directory is fsynced after. A crash leaves either the old file or the
-  new one, plus a temp file that the next run sweeps.
+  new one, plus a temp file that the next run sweeps (:mod:`chunksync.fsinstall`).
 * **No escape from the folder.** Every path is resolved component by component with
   directory file descriptors opened ``O_NOFOLLOW``, so a symlink planted inside the
   folder (or a hostile name from the server) can never redirect a write or a delete
@@ -23,7 +23,7 @@ import os
 import stat
 import unicodedata
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import ChunksyncError, UnsafePathError
@@ -32,7 +32,6 @@ __all__ = [
     "DiskFullError",
     "LocalChanged",
     "atomic_write_bytes",
-    "install_temp",
     "lstat_at",
     "move_back",
     "move_out",
@@ -45,8 +44,6 @@ __all__ = [
     "set_meta_at",
     "sweep_tmp",
     "symlink_at",
-    "write_file_at",
-    "write_temp",
 ]
 
 STATE_DIR_NAME = ".chunksync"
@@ -160,146 +157,6 @@ def lstat_at(root: Path, relpath: str) -> os.stat_result | None:
             return os.stat(_entry(dfd, name), dir_fd=dfd, follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError, UnsafePathError):
         return None
-
-
-def write_file_at(
-    root: Path,
-    tmpdir: Path,
-    relpath: str,
-    blocks: Iterable[bytes],
-    *,
-    executable: bool,
-    mtime_ns: int,
-    check: callable | None = None,  # type: ignore[valid-type]
-) -> os.stat_result:
-    """Write ``blocks`` to ``relpath`` atomically; returns the new file's stat.
-
-    ``check(current_stat_or_None)`` runs just before the rename and may raise
-    LocalChanged to abandon the write (the temp file is removed). One file, two fsyncs:
-    :mod:`chunksync.sync.download` groups the barriers of many files instead."""
-    tmpname, written = write_temp(
-        tmpdir, relpath, blocks, executable=executable, mtime_ns=mtime_ns, durable=True
-    )
-    return install_temp(root, tmpdir, tmpname, relpath, written, check=check, sync_dir=True)
-
-
-@contextlib.contextmanager
-def _temp_removed_on_error(tmpdir: Path, tmpname: str, relpath: str) -> Iterator[None]:
-    """On any failure the temp file goes, and an OSError becomes one clear line."""
-    try:
-        yield
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmpdir / tmpname)
-        if isinstance(exc, OSError):
-            raise _os_error("writing", relpath, exc) from exc
-        raise
-
-
-def write_temp(
-    tmpdir: Path,
-    relpath: str,
-    blocks: Iterable[bytes],
-    *,
-    executable: bool,
-    mtime_ns: int,
-    durable: bool,
-) -> tuple[str, os.stat_result]:
-    """Write a new file's content, mode and mtime to a fresh temp file in ``tmpdir``;
-    returns its name and stat. ``durable=False`` leaves the fsync to the caller (one
-    barrier for a whole batch, before any of it is renamed into place)."""
-    tmpdir.mkdir(parents=True, exist_ok=True)
-    tmpname = f"dl-{uuid.uuid4().hex}"
-    with _temp_removed_on_error(tmpdir, tmpname, relpath), open_dir(tmpdir, "") as tfd:
-        fd = os.open(
-            tmpname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=tfd
-        )
-        try:
-            with os.fdopen(fd, "wb", closefd=False) as out:
-                for block in blocks:
-                    out.write(block)
-                out.flush()
-                os.fchmod(fd, 0o755 if executable else 0o644)
-                os.utime(fd, ns=(mtime_ns, mtime_ns))
-                if durable:
-                    os.fsync(fd)
-                return tmpname, os.fstat(fd)
-        finally:
-            os.close(fd)
-
-
-def install_temp(
-    root: Path,
-    tmpdir: Path,
-    tmpname: str,
-    relpath: str,
-    written: os.stat_result,
-    *,
-    check: callable | None = None,  # type: ignore[valid-type]
-    sync_dir: bool,
-) -> os.stat_result:
-    """Rename a durable temp file from :func:`write_temp` over ``relpath`` after ``check``,
-    holding the replaced file (:func:`_hold`); ``sync_dir=False`` leaves the directory
-    fsync to the caller. Returns the stat taken *after* the rename if it is still the file
-    written (a rename changes the ctime, and a stale one makes the next scan re-read the
-    file), else ``written``."""
-    parent, name = split(relpath)
-    with (
-        _temp_removed_on_error(tmpdir, tmpname, relpath),
-        open_dir(tmpdir, "") as tfd,
-        open_dir(root, parent, create=True) as dfd,
-    ):
-        target = _entry(dfd, name)
-        current = _stat_or_none(dfd, target)
-        if check is not None:
-            check(current)
-        held = _hold(dfd, target, tfd, current)
-        os.rename(tmpname, target, src_dir_fd=tfd, dst_dir_fd=dfd)
-        if sync_dir:
-            os.fsync(dfd)
-        if held is not None:
-            _release(held, current, tfd, dfd, target)
-        after = _stat_or_none(dfd, target)
-        # only the ctime may have moved; else an edit slipped in: the scan must read it
-        if after is not None and (
-            after.st_ino,
-            after.st_size,
-            after.st_mtime_ns,
-            after.st_mode,
-        ) == (written.st_ino, written.st_size, written.st_mtime_ns, written.st_mode):
-            return after
-        return written
-
-
-def _hold(dfd: int, name: str, tfd: int, current: os.stat_result | None) -> str | None:
-    """Hard-link the file about to be replaced into the temp dir, so an edit that lands
-    between the re-check and the rename is still there afterwards (None: nothing to
-    hold, or a filesystem without hard links)."""
-    if current is None or not stat.S_ISREG(current.st_mode):
-        return None
-    held = f"old-{uuid.uuid4().hex}"
-    try:
-        os.link(name, held, src_dir_fd=dfd, dst_dir_fd=tfd, follow_symlinks=False)
-    except OSError:
-        return None
-    return held
-
-
-def _release(held: str, checked: os.stat_result | None, tfd: int, dfd: int, name: str) -> None:
-    """Drop the held old version, unless it changed after the check: then keep it beside
-    the new file under a free name, and make the engine rescan."""
-    st = os.stat(held, dir_fd=tfd)
-    assert checked is not None  # nosec B101  # invariant for the type checker
-    if (st.st_ino, st.st_size, st.st_mtime_ns) == (
-        checked.st_ino,
-        checked.st_size,
-        checked.st_mtime_ns,
-    ):
-        os.unlink(held, dir_fd=tfd)
-        return
-    kept = _free_name(dfd, name)
-    os.rename(held, kept, src_dir_fd=tfd, dst_dir_fd=dfd)
-    raise LocalChanged(f"{name} was edited while being replaced; the edit is kept as '{kept}'")
 
 
 def _free_name(dfd: int, name: str) -> str:
@@ -438,3 +295,15 @@ def sweep_tmp(tmpdir: Path) -> int:
                 os.unlink(entry.path)
                 count += 1
     return count
+
+
+_MOVED = frozenset({"Install", "install_temp", "install_temps", "write_file_at", "write_temp"})
+
+
+def __getattr__(name: str) -> object:
+    """The temp-file writes and installs live in :mod:`chunksync.fsinstall` now."""
+    if name in _MOVED:
+        from . import fsinstall
+
+        return getattr(fsinstall, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -170,8 +170,10 @@ async def _restore(reader: ObjectReader, snapshot: Snapshot, wanted: list[str], 
     await reader.ensure_tree_closure(snapshot.commit.tree)
     entries = _select(list(walk_tree(snapshot.commit.tree, reader.load_tree)), wanted)
     await reader.ensure(ObjectKind.FILE, [e.id for _, e in entries if e.kind == "file" and e.id])
+    # into a new or empty directory nothing can be in the way: no walk per entry to check
+    occupied = out.is_dir() and any(out.iterdir())
     out.mkdir(parents=True, exist_ok=True)
-    for p, e in entries:
+    for p, e in entries if occupied else ():
         if e.kind != "dir" and fsops.lstat_at(out, p) is not None:
             raise UserError(f"{out / p} already exists: restore into an empty directory")
     reader.progress.phase("restoring")

@@ -87,6 +87,12 @@ __all__ = ["Clock", "SyncEngine", "SyncResult", "SystemClock"]
 MAX_ROUNDS = 8
 UPLOADS_IN_FLIGHT = 4  # batches uploading at once while scanning
 UPLOAD_BATCH_BYTES = 16 << 20  # each batch costs the server one durability barrier
+# Plaintext admitted to the sealer and not yet handed to an upload: with the batches in
+# flight it bounds an initial sync's blob memory (64 + 16 + 4 x 16 MiB), however large
+# the folder. 24 MiB and 8 MiB batches measured peak RSS 0.93x restic's instead of ~1.25x
+# on the quick corpus, but a slower initial sync on the loaded machine: see
+# docs/performance.md (session 4) before changing these.
+SEAL_IN_FLIGHT_BYTES = 64 << 20
 MASS_DELETE_ABSOLUTE = 1000
 MASS_DELETE_MIN = 10  # tiny folders may lose half their files without asking
 
@@ -416,7 +422,13 @@ class SyncEngine:
             uploads.append(future)
 
         try:
-            sealer = Sealer(self.keys, sink, skip=self.index.known, batch_bytes=UPLOAD_BATCH_BYTES)
+            sealer = Sealer(
+                self.keys,
+                sink,
+                skip=self.index.known,
+                batch_bytes=UPLOAD_BATCH_BYTES,
+                max_in_flight=SEAL_IN_FLIGHT_BYTES,
+            )
             with sealer:
                 result = self.scan_local(dirty, on_chunk=sealer)
         finally:

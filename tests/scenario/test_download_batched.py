@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chunksync import fsops
+from chunksync import fsinstall, fsops
 from chunksync.errors import IntegrityError
 from chunksync.history import find_snapshot, list_snapshots, restore
 from chunksync.objects import ObjectKind
@@ -68,61 +68,71 @@ async def test_many_files_come_in_few_requests_and_the_next_sync_reads_nothing(
 async def test_barriers_come_before_renames_and_before_files_are_reported(
     memory_pair, monkeypatch, grouped
 ):
+    """Batches overlap (the next one is written while one is installed), but each file's
+    order holds: written (fsynced, unless grouped) < its batch's file barrier < its rename
+    < its batch's directory barrier < reported as written."""
     a, b, _ = memory_pair
     _fill(a, 40, dirs=3)
     await a.sync()
-    events: list[str] = []
+    events: list[tuple[str, str]] = []
     monkeypatch.setattr(download, "BATCH_FILES", 16)  # several batches, pipelined
+    monkeypatch.setattr(download, "FETCH_FILES", 4)  # several fetches per batch
     real_init, real_files, real_dirs = (
         durable.Barrier.__init__,
         durable.Barrier.files,
         durable.Barrier.dirs,
     )
-    real_write, real_install = fsops.write_temp, fsops.install_temp
+    real_write, real_install = fsinstall.write_temp, fsinstall.install_temps
 
     def init(self, *args, **kw):
         real_init(self, *args, **kw, use_syncfs=grouped)
 
     def files(self, names):
-        events.append("files-barrier")
+        events.append(("F", ""))
         real_files(self, names)
 
     def dirs(self, reldirs):
-        events.append("dirs-barrier")
+        events.append(("D", ""))
         real_dirs(self, reldirs)
 
     def write_temp(*args, durable, **kw):
-        events.append("write" if grouped or not durable else "write+fsync")
-        return real_write(*args, durable=durable, **kw)
+        assert durable is not grouped  # per-file fsync exactly when there is no syncfs
+        name, st = real_write(*args, durable=durable, **kw)
+        events.append(("w", name))
+        return name, st
 
-    def install_temp(*args, **kw):
-        assert kw["sync_dir"] is False
-        events.append("rename")
-        return real_install(*args, **kw)
+    def install_temps(root, tmpdir, parent, items):
+        events.extend(("r", item.tmpname) for item in items)
+        return real_install(root, tmpdir, parent, items)
+
+    class Reported(_Recorder):
+        def files_done(self, count: int) -> None:
+            events.extend([("reported", "")] * count)
 
     monkeypatch.setattr(durable.Barrier, "__init__", init)
     monkeypatch.setattr(durable.Barrier, "files", files)
     monkeypatch.setattr(durable.Barrier, "dirs", dirs)
-    monkeypatch.setattr(fsops, "write_temp", write_temp)
-    monkeypatch.setattr(fsops, "install_temp", install_temp)
-    await b.sync()
+    monkeypatch.setattr(fsinstall, "write_temp", write_temp)
+    monkeypatch.setattr(fsinstall, "install_temps", install_temps)
+    engine = b.engine()
+    engine.progress = Reported()
+    await engine.sync()
     assert tree_of(a.root) == tree_of(b.root)
-    # per batch: all writes (fsynced each unless grouped), one barrier, renames, one barrier
+    written_at = {name: i for i, (kind, name) in enumerate(events) if kind == "w"}
     batches = "".join(
-        {
-            "write": "w",
-            "write+fsync": "w",
-            "files-barrier": "F",
-            "rename": "r",
-            "dirs-barrier": "D",
-        }[e]
-        for e in events
+        {"F": "F", "r": "r", "D": "D", "reported": "p"}[k] for k, _ in events if k != "w"
     )
     import re
 
-    assert re.fullmatch(r"(w+Fr+D)+", batches), batches
+    # the applier's own sequence: per batch one barrier, the renames, one barrier, reports
+    assert re.fullmatch(r"(Fr+Dp+)+", batches), batches
     assert batches.count("F") >= 3
-    assert ("write+fsync" in events) is not grouped
+    last_files_barrier = -1
+    for i, (kind, name) in enumerate(events):
+        if kind == "F":
+            last_files_barrier = i
+        elif kind == "r":
+            assert written_at[name] < last_files_barrier < i, (name, events)
 
 
 async def test_a_tampered_chunk_stops_the_batch_and_leaves_nothing_behind(memory_pair):
@@ -163,3 +173,33 @@ async def test_restore_goes_through_the_same_path_with_progress(memory_pair, tmp
     assert tree_of(out) == tree_of(a.root)
     assert (out / "d0" / "f0000.txt").read_bytes() == a.read("d0/f0000.txt")
     assert (out / "big.bin").read_bytes() == a.read("big.bin")
+
+
+async def test_restore_checks_for_files_in_the_way_only_when_the_target_is_not_empty(
+    memory_pair, tmp_path: Path, monkeypatch
+):
+    from chunksync.errors import UserError
+
+    a, _, store = memory_pair
+    _fill(a, 20)
+    await a.sync()
+    reader = ObjectReader(a.keys, a.index, store)
+    snaps = await list_snapshots(reader)
+    snap = await find_snapshot(reader, snaps, snaps[-1].id, None)
+    walks: list[str] = []
+    real_lstat = fsops.lstat_at
+
+    def counting(root, relpath):
+        walks.append(relpath)
+        return real_lstat(root, relpath)
+
+    monkeypatch.setattr(fsops, "lstat_at", counting)
+    assert await restore(reader, snap, (), tmp_path / "new") == 21
+    # a new directory: nothing can be in the way, no file is looked up (its mkdirs still are)
+    assert set(walks) <= {f"d{i}" for i in range(5)}, walks
+    busy = tmp_path / "busy"
+    (busy / "d0").mkdir(parents=True)
+    (busy / "d0" / "f0000.txt").write_text("mine")
+    with pytest.raises(UserError, match="already exists"):
+        await restore(reader, snap, (), busy)
+    assert (busy / "d0" / "f0000.txt").read_text() == "mine"

@@ -34,3 +34,40 @@ async def test_finished_upload_batches_are_released_during_the_scan(memory_pair,
     assert result.uploaded_objects >= 40
     assert len(alive) >= 20  # many batches went up while scanning
     assert most <= engine.UPLOADS_IN_FLIGHT + 2, most
+
+
+async def test_blob_memory_of_an_initial_sync_stays_within_the_pipeline_budget(
+    memory_pair, monkeypatch
+):
+    """A slow server makes the scanner wait instead of the client holding the folder's
+    sealed content: memory other than what the server already stored stays within the
+    sealer's budget plus the batches in flight, for a tree four times that size."""
+    import tracemalloc
+
+    a, _, store = memory_pair
+    for i in range(16):
+        a.write(f"d{i % 4}/f{i}.bin", os.urandom(1 << 20))  # 16 MiB, incompressible
+    monkeypatch.setattr(engine, "SEAL_IN_FLIGHT_BYTES", 1 << 20)
+    monkeypatch.setattr(engine, "UPLOAD_BATCH_BYTES", 256 << 10)
+    monkeypatch.setattr(engine, "UPLOADS_IN_FLIGHT", 2)
+    real_put = type(store).put_many
+    stored = 0
+    most = 0
+
+    async def slow_put(self, items):
+        nonlocal stored, most
+        most = max(most, tracemalloc.get_traced_memory()[0] - stored)
+        await asyncio.sleep(0.02)  # a slow server: backpressure, not a timing assertion
+        await real_put(self, items)
+        stored += sum(len(blob) for _, blob in items)
+
+    monkeypatch.setattr(type(store), "put_many", slow_put)
+    tracemalloc.start()
+    try:
+        result = await a.sync()
+    finally:
+        tracemalloc.stop()
+    assert result.uploaded_objects >= 16
+    # sealer budget + the batches travelling (1.75 MiB) + the files being read, chunked and
+    # sealed (~5 MiB measured): far below the tree; unbounded it was the tree (16.7 MiB)
+    assert most < 10 << 20, most >> 10
