@@ -41,6 +41,10 @@ class UiProgress:
         self.total = {"up": 0, "down": 0}
         self.done = {"up": 0, "down": 0}
         self.files_expected = self.files_finished = 0
+        self.current_phase: str | None = None
+
+    def phase(self, name: str) -> None:
+        self.current_phase = name
 
     def transferred(self, direction: Direction, nbytes: int) -> None:
         self.done[direction] += nbytes
