@@ -28,7 +28,17 @@ if TYPE_CHECKING:
     from ..daemon import FolderDaemon
     from ..history import Snapshot
 
-__all__ = ["Peer", "UiProgress", "conflicts", "control", "history", "resolve", "restore"]
+__all__ = [
+    "Peer",
+    "UiProgress",
+    "conflicts",
+    "control",
+    "history",
+    "merges",
+    "resolve",
+    "restore",
+    "undo_merge",
+]
 
 
 class UiProgress:
@@ -123,6 +133,25 @@ async def resolve(daemon: FolderDaemon, path: str, keep: str) -> str:
         resolve_conflict, daemon.folder.paths.root, path, keep, daemon.folder.index
     )
     daemon.status.conflicts = daemon._count_conflicts()
+    daemon.want(Batch(full=True), force=True)
+    return message
+
+
+async def merges(daemon: FolderDaemon) -> list[dict[str, Any]]:
+    """The recent automatic merges, as ``chunksync conflicts`` lists them."""
+    from ..review import recent_merges
+
+    f = daemon.folder
+    return await asyncio.to_thread(recent_merges, f.index, f.paths.root)
+
+
+async def undo_merge(daemon: FolderDaemon, path: str, side: str) -> str:
+    """``chunksync resolve DIR PATH --undo-merge SIDE``, then sync (as the command does)."""
+    from ..review import undo_merge as bring_back
+
+    if side not in ("mine", "theirs"):
+        raise UserError(f"side must be mine or theirs, not {side[:20]!r}")
+    message = await bring_back(daemon.folder.paths.root, _reader(daemon), path, side)
     daemon.want(Batch(full=True), force=True)
     return message
 

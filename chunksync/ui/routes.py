@@ -49,6 +49,7 @@ def add_routes(app: web.Application, static: Path) -> None:
     r.add_get("/devices", devices_page)
     r.add_post("/f/{i:\\d+}/control", control)
     r.add_post("/f/{i:\\d+}/resolve", resolve)
+    r.add_post("/f/{i:\\d+}/undo-merge", undo_merge)
     r.add_post("/f/{i:\\d+}/restore", restore)
     r.add_get("/events", events)
     r.add_get("/api/folders", api_folders)
@@ -105,14 +106,16 @@ async def folder_page(request: web.Request) -> dict[str, Any]:
     i, daemon = _daemon(request)
     try:
         conflicts, conflicts_error = await actions.conflicts(daemon), ""
+        merges = await actions.merges(daemon)
     except (ChunksyncError, OSError) as exc:
-        conflicts, conflicts_error = [], error_text(exc)
+        conflicts, merges, conflicts_error = [], [], error_text(exc)
     return _context(
         request,
         "folder",
         i=i,
         folder=status_of(daemon),
         conflicts=conflicts,
+        merges=merges,
         conflicts_error=conflicts_error,
     )
 
@@ -168,6 +171,16 @@ async def resolve(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     try:
         message = await actions.resolve(daemon, form.get("path", ""), form.get("keep", ""))
+    except (ChunksyncError, OSError) as exc:
+        raise _back(f"/f/{i}", error=error_text(exc)) from None
+    raise _back(f"/f/{i}", message)
+
+
+async def undo_merge(request: web.Request) -> web.StreamResponse:
+    i, daemon = _daemon(request)
+    form = await _form(request)
+    try:
+        message = await actions.undo_merge(daemon, form.get("path", ""), form.get("side", ""))
     except (ChunksyncError, OSError) as exc:
         raise _back(f"/f/{i}", error=error_text(exc)) from None
     raise _back(f"/f/{i}", message)

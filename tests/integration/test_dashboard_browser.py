@@ -161,6 +161,30 @@ def test_keep_both_on_a_conflict_leaves_both_files(dash: Dash) -> None:
     assert (dash.b / copy.name).read_text() == "mine\n"
 
 
+def test_undo_an_automatic_merge_brings_back_one_side(dash: Dash) -> None:
+    d = dash.driver
+    lines = [f"line {n}\n" for n in range(12)]
+    (dash.b / "plan.txt").write_text("".join(lines))
+    dash.world.sync("b")
+    wait_until(lambda: (dash.a / "plan.txt").exists(), what="plan.txt on A")
+    d.get(f"{_base(dash)}/f/0")
+    _click(d, 'button[value="pause"]')
+    wait_for(d, lambda _: dash.badge() == "paused", "the folder paused")
+    mine = "".join(["line 0 edited on A\n", *lines[1:]])
+    (dash.a / "plan.txt").write_text(mine)
+    (dash.b / "plan.txt").write_text("".join([*lines[:11], "line 11 edited on B\n"]))
+    dash.world.sync("b")
+    _click(d, 'button[value="resume"]')
+    wait_for(d, lambda _: d.find_elements(By.CSS_SELECTOR, ".merge"), "the merge listed")
+    merged = (dash.a / "plan.txt").read_text()
+    assert "edited on A" in merged and "edited on B" in merged
+    assert not [p for p in dash.a.iterdir() if "conflicted copy" in p.name]
+    screenshot(d, dash.shots, "dashboard-folder-merge")
+    _click(d, '.merge button[value="mine"]')
+    wait_for(d, lambda _: "brought back" in dash.text("#main"), "undone")
+    assert (dash.a / "plan.txt").read_text() == mine
+
+
 def test_restore_an_old_version_from_a_files_history(dash: Dash, tmp_path: Path) -> None:
     d = dash.driver
     d.get(f"{_base(dash)}/f/0/history?path=notes.txt")
