@@ -160,4 +160,4 @@ class Chunker:
         """Chunk spans of a file on disk (opened unbuffered, read in big pieces)."""
         with Path(path).open("rb", buffering=0) as stream:
             size = os.fstat(stream.fileno()).st_size
-            yield from self.iter_chunk_spans(stream, size_hint=size)  # type: ignore[arg-type]
+            yield from self.iter_chunk_spans(stream, size_hint=size)

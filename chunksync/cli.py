@@ -76,7 +76,7 @@ def _sync_once(
         async with SyncFolder.open(root, limiters=(Limiter.of(limits),)) as f:
             with FolderLock(f.paths):
                 # ^C closes the gate: transfers end at once, the round stops at its next step
-                f.store = gate = GatedChunkStore(f.store)  # type: ignore[assignment]
+                f.store = gate = GatedChunkStore(f.store)
                 unregister = on_interrupt(gate.close)
                 try:
                     result = await f.engine(progress).sync(
@@ -307,7 +307,12 @@ def sync(
         "healed": {"missing": result.healed.missing, "restored": result.healed.restored},
         **failed_json(failed),
     }
-    emit(doc, as_json, lambda: [say(line) for line in _describe(result, failed, directory)])
+
+    def text() -> None:
+        for line in _describe(result, failed, directory):
+            say(line)
+
+    emit(doc, as_json, text)
     if failed.skipped:  # synced, but some paths were not (chunksync status lists them)
         sys.exit(EXIT_SKIPPED)
 

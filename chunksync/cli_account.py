@@ -90,7 +90,7 @@ def login(
         client = HttpClient(url, ca_file=ca_file)
         try:
             result = await client.login(
-                user, password, device_name, totp=totp, device_id=same and same.device_id
+                user, password, device_name, totp=totp, device_id=same.device_id if same else None
             )
         except (AuthError, ProtocolError) as exc:
             if "missing Authorization header" in exc.message:

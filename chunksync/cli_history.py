@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,9 @@ from .cli_base import command_errors, emit, folder_and_rest, run, with_progress
 from .errors import UserError
 from .objects import short_id
 from .output import say
+
+if TYPE_CHECKING:
+    from .history import Snapshot
 
 __all__ = ["log", "restore"]
 
@@ -62,18 +65,18 @@ def log(args: tuple[str, ...], as_json: bool, events: bool) -> None:
     if events:
         from .status import list_events
 
-        rows = [e for e in list_events(directory) if not path or e.get("path") == path]
-        if path and not rows:
+        journal_rows = [e for e in list_events(directory) if not path or e.get("path") == path]
+        if path and not journal_rows:
             raise UserError(f"no change of {path!r} in this device's journal")
 
         def journal() -> None:
-            for e in rows:
+            for e in journal_rows:
                 say(f"{when(e['time_ns'] / 1e9)}  {e['device']}  {e['change']:<9} {e['path']}")
 
-        emit(rows, as_json, journal)
+        emit(journal_rows, as_json, journal)
         return
 
-    async def go() -> list[tuple[Any, str]]:
+    async def go() -> list[tuple[Snapshot, str]]:
         async with SyncFolder.open(directory) as f:
             reader = ObjectReader(f.keys, f.index, f.store)
             snaps = await list_snapshots(reader)

@@ -61,8 +61,8 @@ def describe(limits: BandwidthLimits) -> str:
 
 
 def limit_command(
-    folder_dir: Callable[[F], F],
-    command_errors: Callable[[F], F],
+    folder_dir: Callable[[Any], Any],
+    command_errors: Callable[[Any], Any],
     emit: Callable[[Any, bool, Callable[[], None]], None],
 ) -> click.Command:
     """The ``chunksync limit DIR [--upload KIB] [--download KIB]`` command."""

@@ -44,8 +44,8 @@ def policy_rows(directory: Path) -> list[dict[str, str]]:
 
 
 def policy_command(
-    folder_dir: Callable[[F], F],
-    command_errors: Callable[[F], F],
+    folder_dir: Callable[[Any], Any],
+    command_errors: Callable[[Any], Any],
     emit: Callable[[Any, bool, Callable[[], None]], None],
 ) -> click.Command:
     """The ``chunksync policy DIR [PATTERN POLICY] [--remove PATTERN]`` command."""

@@ -44,7 +44,7 @@ def _containing_folder(start: Path) -> Path | None:
     return None
 
 
-def ui_command(command_errors: Callable[[F], F]) -> click.Command:
+def ui_command(command_errors: Callable[[Any], Any]) -> click.Command:
     """The ``chunksync ui [DIR] [--open]`` command."""
 
     @click.command("ui")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
+import typing
 import unicodedata
 from collections.abc import Container
 from dataclasses import dataclass
@@ -248,6 +249,7 @@ def classify(base: TreeEntry | None, mine: TreeEntry | None, theirs: TreeEntry |
         return Verdict(cm, ct, "same")
     if mine is None or theirs is None:
         survivor = theirs if mine is None else mine
+        assert survivor is not None  # same_content(None, None) returned above
         if survivor.kind == "dir" and base is not None and base.kind == "dir":
             return Verdict(cm, ct, "recurse")
         return Verdict(cm, ct, "take-theirs" if mine is None else "take-mine", "modify-delete")
@@ -274,7 +276,7 @@ def newer_side(mine: TreeEntry, theirs: TreeEntry) -> Side:
 
 
 @functools.lru_cache(maxsize=256)
-def _spec(pattern: str) -> pathspec.PathSpec:
+def _spec(pattern: str) -> pathspec.PathSpec[typing.Any]:
     try:
         return pathspec.PathSpec.from_lines("gitignore", [pattern])
     except KeyError:  # pathspec < 1.0 names the factory "gitwildmatch"

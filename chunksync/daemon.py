@@ -59,8 +59,9 @@ from .errors import (
 from .folder import SyncFolder
 from .settle import DEFAULT_CAP, DEFAULT_QUIET, Settle, busy_for
 from .status import clear_revoked, mark_revoked
+from .storage.meta import BASE
 from .storage.upkeep import IndexKeeper
-from .sync.engine import BASE, SyncEngine, SyncResult
+from .sync.engine import SyncEngine, SyncResult
 from .transport.ratelimit import BandwidthLimits
 from .watcher import Batch, FolderWatcher, expand_subtrees
 

@@ -33,7 +33,7 @@ def log_event(event: str, stream: TextIO | None = None, **fields: Any) -> None:
 def reconnect_delay(attempt: int, base: float, cap: float, unit: float) -> float:
     """Capped exponential backoff with jitter: uniform in [w/2, w], w = min(cap, base*2^n)."""
     window = min(cap, base * (2 ** min(attempt, 30)))
-    return window * (0.5 + 0.5 * max(0.0, min(1.0, unit)))
+    return float(window * (0.5 + 0.5 * max(0.0, min(1.0, unit))))
 
 
 def clock_skew(local_before: float, local_after: float, date_header: str) -> float:

@@ -49,7 +49,7 @@ def log_file() -> Path:
 
 
 def _versions() -> dict[str, Any]:
-    libs = {}
+    libs: dict[str, str | None] = {}
     for lib in _LIBS:
         try:
             libs[lib] = importlib.metadata.version(lib)

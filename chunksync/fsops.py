@@ -295,15 +295,3 @@ def sweep_tmp(tmpdir: Path) -> int:
                 os.unlink(entry.path)
                 count += 1
     return count
-
-
-_MOVED = frozenset({"Install", "install_temp", "install_temps", "write_file_at", "write_temp"})
-
-
-def __getattr__(name: str) -> object:
-    """The temp-file writes and installs live in :mod:`chunksync.fsinstall` now."""
-    if name in _MOVED:
-        from . import fsinstall
-
-        return getattr(fsinstall, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

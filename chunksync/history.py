@@ -94,7 +94,7 @@ def parse_time(text: str, now: datetime | None = None) -> float:
         }
         if now is not None:
             settings["RELATIVE_BASE"] = now
-        parsed = dateparser.parse(text, settings=settings)  # type: ignore[arg-type]
+        parsed = dateparser.parse(text, settings=settings)
         if parsed is None:
             raise UserError(
                 f"cannot read time {text!r}: use ISO 8601 (2026-11-25T14:00:00Z) or a "

@@ -26,6 +26,7 @@ given; ``--log-file platform`` picks the platform's log directory
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import logging.handlers
@@ -144,7 +145,7 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 
@@ -259,9 +260,8 @@ def log_options(default_level: str = "info") -> Callable[[F], F]:
     def remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         global _requested
         key = {"log_level": "level", "log_format": "fmt", "log_file": "file"}[str(param.name)]
-        current = {"level": _requested.level, "fmt": _requested.fmt, "file": _requested.file}
-        current[key] = Path(value) if key == "file" and value is not None else value
-        _requested = LogSettings(**current)
+        new: Any = Path(value) if key == "file" and value is not None else value
+        _requested = dataclasses.replace(_requested, **{key: new})
         return value
 
     def decorate(fn: F) -> F:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fsops
+from . import fsinstall, fsops
 from .chunker import Chunker
 from .errors import UserError
 from .objects import ChunkRef, FileManifest, ObjectId, TreeEntry, id_from_hex
@@ -168,7 +168,7 @@ async def undo_merge(root: Path, reader: ObjectReader, path: str, side: str) -> 
         )
     data = await fetch_content(reader, wanted)
     tmpdir = root / fsops.STATE_DIR_NAME / "tmp"
-    fsops.write_file_at(
+    fsinstall.write_file_at(
         root, tmpdir, path, [data], executable=wanted.executable, mtime_ns=time.time_ns()
     )
     who = event.get(side) if side in ("mine", "theirs") else None

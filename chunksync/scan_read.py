@@ -25,7 +25,7 @@ __all__ = ["RACY_NS", "READ_ATTEMPTS", "OnChunk"]
 RACY_NS = 2_000_000_000
 READ_ATTEMPTS = 3
 
-OnChunk = Callable[[ObjectId, memoryview], None]
+OnChunk = Callable[[ObjectId, bytes | memoryview], None]
 
 
 class _Stat(NamedTuple):

@@ -36,12 +36,14 @@ thread pool: pyfastcdc's cut loop and BLAKE3 release the GIL.
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import stat as st_mod
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .chunker import Chunker
 from .crypto.folder_keys import FolderKeys
@@ -179,7 +181,7 @@ class _Scan:
         return True
 
     def _visit(
-        self, parent: str, item: os.DirEntry[str], pending: list, seen: set[str]
+        self, parent: str, item: os.DirEntry[str], pending: list[Any], seen: set[str]
     ) -> tuple[str, str] | None:
         """Record one directory entry; a subdirectory is returned as (name, rel) for
         the caller to walk."""
@@ -226,7 +228,9 @@ class _Scan:
             self._fail("special", rel, "special file (fifo, socket or device) skipped")
         return None
 
-    def _symlink(self, rel: str, name: str, disk: str, st: os.stat_result, pending: list) -> None:
+    def _symlink(
+        self, rel: str, name: str, disk: str, st: os.stat_result, pending: list[Any]
+    ) -> None:
         try:
             target = os.readlink(disk)
             target.encode("utf-8")
@@ -382,21 +386,21 @@ def _ops(
     for oid, kind, data in run.new_objects:
         if oid not in written:
             written.add(oid)
-            yield lambda w, o=oid, k=kind, d=data: w.put_object(o, k, d)
+            yield operator.methodcaller("put_object", oid, kind, data)
     for rel, stored in run.new_trees:
         if rel not in changed:
             continue
         for oid, data in stored.objects:  # the parts of a split listing before its index
             if oid not in written:
                 written.add(oid)
-                yield lambda w, o=oid, d=data: w.put_object(o, ObjectKind.TREE, d)
+                yield operator.methodcaller("put_object", oid, ObjectKind.TREE, data)
     for read in results.values():
         if read.state is not None:
-            yield lambda w, s=read.state: w.put_state(s)
+            yield operator.methodcaller("put_state", read.state)
     for path in run.states.candidates(run.listed, old_dirtrees, entries):
         entry = entries.get(path)
         if entry is None or entry.kind != "file":
-            yield lambda w, p=path: w.delete_state(p)
+            yield operator.methodcaller("delete_state", path)
 
 
 def _persist(

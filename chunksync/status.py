@@ -27,7 +27,7 @@ from .errors import ChunksyncError, ConfigError, UserError
 from .failed import load as load_failed
 from .paths import validate_relpath
 from .storage.index import Index
-from .sync.engine import BASE, HIGH_SEQ, PENDING
+from .storage.meta import BASE, HIGH_SEQ, PENDING
 
 __all__ = [
     "ask_daemon",

@@ -59,7 +59,7 @@ def pin_command(folder_name: str, store: str, data_dir: Path) -> None:
 
     STORE is a name given to every server with --named-store NAME=LOCATION.
     """
-    from .__main__ import friendly
+    from .cli_common import friendly
 
     friendly(pin_folder)(data_dir, folder_name, store)
     click.echo(f"{folder_name} is pinned to store {store}")

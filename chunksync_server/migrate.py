@@ -34,7 +34,7 @@ import click
 
 from chunksync.errors import UserError
 
-from . import audit, db
+from . import audit, db, dbversion
 from .admin import CLI_ADDRESS
 from .cli_common import confirm, data_option, friendly, version
 from .datalock import DataDirLock
@@ -133,11 +133,11 @@ def migrate(data_dir: Path) -> MigrateResult:
     with DataDirLock(data_dir, "migrate"):
         conn = db.open_raw(path)
         try:
-            old = db.schema_version(conn)
+            old = dbversion.schema_version(conn)
             if old == db.SCHEMA_VERSION:
                 return MigrateResult(old, old, None)
             if old > db.SCHEMA_VERSION:
-                db.require_current(old, db.SCHEMA_VERSION, path)
+                dbversion.require_current(old, db.SCHEMA_VERSION, path)
             backup = _backup(data_dir, conn, old)
             db.upgrade(conn)
             with db.transaction(conn):
@@ -176,6 +176,8 @@ def changes_since(data_dir: Path, backup: Backup) -> tuple[int, list[str]]:
         conn.close()
     now = {f["name"] for f in _store_files(data_dir)}
     noted = backup.manifest.get("store_files", [])
+    if not isinstance(noted, list):
+        noted = []
     gone = [str(f["name"]) for f in noted if isinstance(f, dict) and f.get("name") not in now]
     return max(rows, 0), gone
 
@@ -203,7 +205,10 @@ def rollback(data_dir: Path, backup: Backup) -> None:
                     action="admin.migrate.rollback",
                     time=time.time(),
                     address=CLI_ADDRESS,
-                    detail={"backup": backup.db_path.name, "schema": db.schema_version(live)},
+                    detail={
+                        "backup": backup.db_path.name,
+                        "schema": dbversion.schema_version(live),
+                    },
                 )
             db.anchor_audit(live)
         finally:

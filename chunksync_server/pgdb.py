@@ -121,7 +121,7 @@ class PgConnection:
 
         try:
             args = None if params is None else tuple(params)
-            return self._pg.execute(sql, args)  # type: ignore[call-overload]
+            return self._pg.execute(sql, args)
         except psycopg.Error as exc:
             raise _sqlite_error(exc) from exc
 

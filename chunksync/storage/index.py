@@ -220,7 +220,8 @@ class Index:
 
     def _get(self, db: str, key: bytes) -> bytes | None:
         with self._checked(f"reading {db}"), self._read() as txn:
-            return txn.get(key, db=self._dbs[db])
+            value = txn.get(key, db=self._dbs[db])
+            return None if value is None else bytes(value)
 
     def _scan(
         self, db: str, start: bytes, stop: Callable[[bytes], bool]
@@ -238,13 +239,14 @@ class Index:
             ):
                 if not (cur.set_range(key) if key else cur.first()):
                     return
-                for k, v in cur:
+                for raw_key, v in cur:
+                    k = bytes(raw_key)  # lmdb gives bytes (buffers are off); typed loosely
                     if skip_first and k == key:
                         continue
                     if stop(k):
                         done = True
                         break
-                    batch.append((k, v))
+                    batch.append((k, bytes(v)))
                     if len(batch) >= _BATCH:
                         break
                 else:

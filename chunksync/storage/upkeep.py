@@ -248,7 +248,7 @@ class IndexKeeper:
 
 
 def _first(items: Iterable[Any], n: int) -> list[Any]:
-    out = []
+    out: list[Any] = []
     for item in items:
         if len(out) >= n:
             break

@@ -156,8 +156,10 @@ class BatchWriter:
         """Stop the workers and remove temp files not renamed into place (on failure)."""
         batch, self._inflight = self._inflight, None
         if batch is not None:
-            for future in (*batch.writes, *batch.where.values()):
-                future.cancel()
+            for write in batch.writes:
+                write.cancel()
+            for fetch in batch.where.values():
+                fetch.cancel()
         self._open = []
         self.pool.shutdown(wait=True, cancel_futures=True)
         if batch is not None:

@@ -50,9 +50,10 @@ from ..objects import Commit, ObjectId, ObjectKind, Tree, id_from_hex
 from ..paths import unwritable_here
 from ..pipeline import Sealer
 from ..progress import NoProgress, Progress
-from ..scanner import ScanResult, scan
+from ..scan_read import OnChunk
+from ..scanner import Hold, ScanResult, scan
 from ..storage.index import Index
-from ..storage.meta import (  # the meta keys; status and daemon import them from here
+from ..storage.meta import (  # the index meta keys of the sync state
     BASE,
     BASE_ROOT,
     BASE_SERVER_SEQ,
@@ -171,7 +172,7 @@ class SyncEngine:
         self._role: str | None = None  # asked of the server once per engine (or cached)
         self._scan_only = False  # this round uploads nothing while scanning (receive-only)
         self._round_ignore = IgnoreRules()  # the rules of the round in progress
-        self.settle: Callable[[str, object], bool] | None = None  # the daemon's (chunksync.settle)
+        self.settle: Hold | None = None  # the daemon's (chunksync.settle)
         self.merge_limit = DEFAULT_LIMIT  # bytes: bigger files are never merged automatically
 
     # --- helpers ----------------------------------------------------------------------
@@ -193,7 +194,7 @@ class SyncEngine:
     def scan_local(
         self,
         dirty: Collection[str] | None = None,
-        on_chunk: Callable[[ObjectId, memoryview], None] | None = None,
+        on_chunk: OnChunk | None = None,
     ) -> ScanResult:
         """Scan the folder and journal what changed since the previous scan (works offline)."""
         if not (self.root / fsops.STATE_DIR_NAME).is_dir():
@@ -210,7 +211,7 @@ class SyncEngine:
             dirty=dirty,
             on_chunk=on_chunk,
             hold=self.settle,
-        )  # type: ignore[arg-type]
+        )
         previous = self.index.get_meta(LOCAL_ROOT)
         previous_root = ObjectId(previous) if previous else None
         reader = ObjectReader(self.keys, self.index, self.store)
@@ -282,7 +283,7 @@ class SyncEngine:
         Only deletions count (:func:`deleted_files`): edits, renames and moves, however
         many, never trip the guard. Each side's count is out of that side's files.
         """
-        sides = (
+        sides: tuple[tuple[ObjectId | None, str, Callable[[], int]], ...] = (
             (scan_result.root_id, "on this device", lambda: scan_result.files),
             (remote_root, "on the server", lambda: count_files(remote_root, load)),
         )
@@ -393,7 +394,7 @@ class SyncEngine:
         on (offline journal) and the push re-reads whatever is still missing."""
         slots = threading.BoundedSemaphore(UPLOADS_IN_FLIGHT)
         scan_context = contextvars.copy_context()
-        uploads: list[concurrent.futures.Future[None]] = []
+        uploads: list[concurrent.futures.Future[list[tuple[ObjectId, bytes]]]] = []
         offline = threading.Event()
         if self._scan_only:
             offline.set()  # receive-only: nothing is uploaded

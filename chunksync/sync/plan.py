@@ -293,7 +293,9 @@ class _Merger:
             yield self.keep_both(path, name, verdict.conflict, mine, theirs, merged, taken, why)
             return
         if verdict.conflict == "modify-delete":
-            kept = "local" if verdict.outcome == "take-mine" else "remote"
+            kept: Literal["local", "remote"] = (
+                "local" if verdict.outcome == "take-mine" else "remote"
+            )
             self.report("modify-delete", path, kept, None)
 
     def merge_subdir(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import errno
+import functools
 import ipaddress
 import logging
 import ssl
@@ -312,7 +313,7 @@ class HttpClient:
         folders = field_of(await self.request_json("GET", wire.FOLDERS), "folders", list)
         if not all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in folders):
             raise ProtocolError("folders: malformed folder list")
-        return folders
+        return [dict(f) for f in folders]
 
     def folder(self, name: str, **options: Any) -> HttpChunkStore:
         """A store for one folder sharing this client's session (options: see HttpChunkStore)."""
@@ -361,7 +362,7 @@ class HttpChunkStore:
         wanted = unique(ids)
         parts = await run_bounded(
             (
-                lambda g=g: self._retry(lambda: self._missing_once(g), "missing")
+                functools.partial(self._retry, functools.partial(self._missing_once, g), "missing")
                 for g in split(wanted, wire.MAX_MISSING_IDS)
             ),
             self._c.concurrency,
@@ -386,7 +387,8 @@ class HttpChunkStore:
             await self._retry(lambda: self._upload_once(frames), "upload")
 
         await run_bounded(
-            (lambda b=b: upload(b) for b in plan_batches(items, *self._batch)), self._c.concurrency
+            (functools.partial(upload, b) for b in plan_batches(items, *self._batch)),
+            self._c.concurrency,
         )
 
     async def _upload_once(self, frames: list[tuple[bytes, bytes, bytes]]) -> None:
@@ -399,7 +401,7 @@ class HttpChunkStore:
         out: dict[ObjectId, bytes] = {}
         parts = await run_bounded(
             (
-                lambda g=g: self._retry(lambda: self._fetch_once(g), "fetch")
+                functools.partial(self._retry, functools.partial(self._fetch_once, g), "fetch")
                 for g in split(unique(ids), self._fetch_group)
             ),
             self._c.concurrency,
@@ -460,7 +462,7 @@ class HttpChunkStore:
         role = field_of(doc, "role", str)
         if role not in wire.ROLES:
             raise ProtocolError("folder: unknown role")
-        return role
+        return str(role)
 
     # --- key slots ------------------------------------------------------------------------
     async def get_keyslots(self) -> dict[str, bytes]:

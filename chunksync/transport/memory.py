@@ -17,6 +17,7 @@ calls (optionally only of some methods) raise a chosen error, by default a retry
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
@@ -152,6 +153,9 @@ class MemoryChunkStore:
         await self._enter("role")
         return self.role_name
 
+    def _moved_past(self, seq: int) -> bool:
+        return self._closed or self._head.seq > seq
+
     def _check_writable(self) -> None:
         if self.role_name not in ("owner", "read-write"):
             raise AuthError(f"role {self.role_name} cannot write to this folder (HTTP 403)")
@@ -178,9 +182,7 @@ class MemoryChunkStore:
         last = -1
         while not self._closed:
             async with self._changed:
-                await self._changed.wait_for(
-                    lambda last=last: self._closed or self._head.seq > last
-                )
+                await self._changed.wait_for(functools.partial(self._moved_past, last))
             if self._closed:
                 return
             state = self._head

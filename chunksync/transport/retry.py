@@ -71,7 +71,7 @@ NO_RETRY = RetryPolicy(attempts=1)
 def backoff_delay(attempt: int, base: float, cap: float, unit: float) -> float:
     """Full jitter: ``unit`` in [0, 1) scales the window ``min(cap, base * 2**attempt)``."""
     window = min(cap, base * (2 ** min(attempt, 62)))
-    return max(0.0, min(1.0, unit)) * window
+    return float(max(0.0, min(1.0, unit)) * window)
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -88,7 +88,8 @@ def _admin_only(guard: Guard) -> Any:
         """The guard, for /admin paths only; refusals as short pages (the server's JSON
         error body is for the API)."""
         if not is_admin_path(request.path):
-            return await handler(request)
+            response: web.StreamResponse = await handler(request)
+            return response
         try:
             return await guard.middleware(request, handler)
         except web.HTTPException as exc:

@@ -59,7 +59,7 @@ async def folders(app: web.Application) -> list[dict[str, Any]]:
         ]
 
     rows = await app[DB].read(read)
-    store = app[STORE]
+    store: Any = app[STORE]  # an ObjectStore (the app key is structural)
     out = []
     for f, members, quota in rows:
         stats = await asyncio.to_thread(store.stats, f.id)

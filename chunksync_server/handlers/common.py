@@ -313,13 +313,18 @@ async def record(
 ) -> None:
     """Append an audit row for this request (own transaction)."""
     who = request.get(PRINCIPAL)
-    entry = {
-        "action": action,
-        "time": now(),
-        "user": user if user is not None else (who.user if who else None),
-        "device": device if device is not None else (who.device_id if who else None),
-        "address": remote(request),
-        "folder": folder,
-        "detail": detail,
-    }
-    await request.app[DB].write(lambda conn: audit.append(conn, **entry))
+    at, address = now(), remote(request)
+    user = user if user is not None else (who.user if who else None)
+    device = device if device is not None else (who.device_id if who else None)
+    await request.app[DB].write(
+        lambda conn: audit.append(
+            conn,
+            action=action,
+            time=at,
+            user=user,
+            device=device,
+            address=address,
+            folder=folder,
+            detail=detail,
+        )
+    )

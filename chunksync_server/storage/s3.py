@@ -138,12 +138,12 @@ class S3ObjectStore:
                 flat,
             )
         for start in range(0, len(todo), _CHUNK):
-            part = list(todo)[start : start + _CHUNK]
-            marks = ", ".join("?" * len(part))
+            ids = list(todo)[start : start + _CHUNK]
+            marks = ", ".join("?" * len(ids))
             self._count(
                 "DELETE FROM s3_quarantine "  # nosec B608  # only ? marks
                 f"WHERE store = ? AND ns = ? AND oid IN ({marks})",
-                (self.name, ns, *part),
+                (self.name, ns, *ids),
             )
         return new
 
