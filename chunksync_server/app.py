@@ -60,6 +60,8 @@ from .handlers.common import (
     remote,
     storage_refusal,
 )
+from .handlers.lifecycle import PRUNING
+from .lifecycle import Pruning
 from .limits import Budget, DenialThrottle, LoginLimiter
 from .metrics import CONTENT_TYPE, Metrics
 from .passwords import PasswordGate
@@ -94,6 +96,7 @@ def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Applicati
     app[DENIALS] = DenialThrottle(config.denied_audit_window)
     app[QUOTAS] = QuotaTracker()
     app[EPOCH] = start_token()
+    app[PRUNING] = Pruning()
     app.cleanup_ctx.append(_resources(store))
     app.on_shutdown.append(_close_sockets)
     app.router.add_get(wire.HEALTHZ, _healthz)

@@ -142,6 +142,30 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tokens ADD COLUMN successor_of BLOB;
     CREATE INDEX tokens_successor ON tokens(successor_of);
     """,
+    # version 5: storage lifecycle (issue 16: forget, prune, purge; lifecycle_db.py):
+    # forgotten snapshots, the heads each device was last shown (it may base on them),
+    # the folder's stored retention policy and its last prune
+    """
+    CREATE TABLE forgotten (
+        folder_id TEXT NOT NULL REFERENCES folders(id),
+        head TEXT NOT NULL,
+        time REAL NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (folder_id, head)
+    );
+    CREATE TABLE device_heads (
+        folder_id TEXT NOT NULL REFERENCES folders(id),
+        device_id TEXT NOT NULL,
+        head TEXT NOT NULL,
+        time REAL NOT NULL,
+        PRIMARY KEY (folder_id, device_id, head)
+    );
+    CREATE TABLE retention (
+        folder_id TEXT PRIMARY KEY REFERENCES folders(id),
+        policy TEXT,
+        last_prune TEXT
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
