@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .cli_lifecycle import lifecycle_commands
 from .cli_limits import limit_command, limit_options, limits_of
 from .config import Credential, FolderConfig, FolderPaths, save_credential
 from .errors import EXIT_SKIPPED, ChunksyncError, DeviceRevoked, UserError
@@ -728,6 +729,8 @@ def resume(directory: Path) -> None:
 
 
 main.add_command(limit_command(FOLDER_DIR, command_errors, emit))
+for _command in lifecycle_commands(FOLDER_DIR, command_errors, emit, read_secret, run):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,6 +45,7 @@ from .epoch import mark_repaired
 __all__ = ["PruneSession", "Pruning", "SweepResult", "sweep_store"]
 
 SESSION_TTL = 3600.0  # seconds an unfinished prune is remembered
+PURGE_THRESHOLD = 1e-9  # a purge compacts every pack with any dead byte
 
 
 @dataclass
@@ -122,7 +123,7 @@ class Pruning:
             return folder_id in self._sweeping
 
 
-def _sweep_sync(store: Any, ns: str, session: PruneSession) -> SweepResult:
+def _sweep_sync(store: Any, ns: str, session: PruneSession, purge: bool) -> SweepResult:
     present = set(store.list(ns))
     dead = sorted((session.candidates & present) - session.live)
     before = store.stats(ns).bytes
@@ -131,20 +132,24 @@ def _sweep_sync(store: Any, ns: str, session: PruneSession) -> SweepResult:
     rewritten = freed = 0
     compact = getattr(store, "compact", None)
     if compact is not None:
-        done = compact(ns)
+        # a purge rewrites every pack holding a dead byte: the purged ciphertext must go
+        done = compact(ns, PURGE_THRESHOLD) if purge else compact(ns)
         rewritten, freed = done.packs_rewritten, done.bytes_freed
+    scrub = getattr(store, "scrub", None)
+    if purge and scrub is not None:
+        scrub()
     return SweepResult(deleted, bytes_deleted, rewritten, freed)
 
 
 async def sweep_store(
-    store: Any, ns: str, session: PruneSession, pruning: Pruning, data_dir: Path
+    store: Any, ns: str, session: PruneSession, pruning: Pruning, data_dir: Path, *, purge: bool
 ) -> SweepResult:
     """Delete the unmarked candidates and compact; the caller began the sweep.
 
     Whatever happens, the storage epoch changes before head moves are let in again.
     """
     try:
-        return await asyncio.to_thread(_sweep_sync, store, ns, session)
+        return await asyncio.to_thread(_sweep_sync, store, ns, session, purge)
     finally:
         await asyncio.to_thread(mark_repaired, data_dir)
         pruning.end_sweep(session.folder_id)

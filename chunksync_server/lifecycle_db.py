@@ -4,8 +4,9 @@
   ``forget``. Their head-log rows and commit objects stay — the history clients verify
   is a hash chain, and a hole in it would look exactly like a server hiding or
   rewinding history — but their trees and file data are no longer kept by a prune.
-* ``device_heads``: the last heads each device was shown (GET head answers, its own
-  head moves). A device bases its next merge on one of them, so ``forget`` keeps them.
+* ``device_heads``: the last heads each device was shown (GET head answers) since it
+  last moved the head itself. A device bases its next merge on one of them, so
+  ``forget`` keeps them.
 * ``retention``: the folder's stored policy (JSON, :mod:`chunksync.retention`) and a
   summary of its last prune (JSON), shown by ``chunksync-server stats``.
 """
@@ -50,9 +51,25 @@ def forget(
 
 
 def note_device_head(
-    conn: sqlite3.Connection, folder_id: str, device_id: str, head: str, now: float
+    conn: sqlite3.Connection,
+    folder_id: str,
+    device_id: str,
+    head: str,
+    now: float,
+    *,
+    moved: bool = False,
 ) -> None:
-    """Remember that ``device_id`` was shown ``head``; keep its newest few."""
+    """Remember that ``device_id`` was shown ``head``; keep its newest few.
+
+    ``moved``: the device moved the head there itself. It then bases on that head —
+    if its answer was lost, its next round merges from that commit (sync/intent.py) —
+    so the heads it was shown before are no longer its base.
+    """
+    if moved:
+        conn.execute(
+            "DELETE FROM device_heads WHERE folder_id = ? AND device_id = ?",
+            (folder_id, device_id),
+        )
     conn.execute(
         "INSERT INTO device_heads (folder_id, device_id, head, time) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (folder_id, device_id, head) DO UPDATE SET time = excluded.time",

@@ -213,7 +213,7 @@ async def put_head(request: web.Request) -> web.Response:
         why = refusal[0] if refusal else "head moved: expected is not the current head"
         code = {"code": "storage_changed"} if refusal else {}
         raise ApiError(409, why, **state.to_wire(), **code)
-    await note_shown(request, row, head)
+    await note_shown(request, row, head, moved=moved)
     if moved:
         request.app[METRICS].head_moves.inc()
         await request.app[HUB].publish(row.name, head, seq)

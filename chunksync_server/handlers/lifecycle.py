@@ -96,17 +96,20 @@ def _protected(conn: sqlite3.Connection, row: db.FolderRow) -> dict[str, str]:
     return out
 
 
-async def note_shown(request: web.Request, row: db.FolderRow, head: str | None) -> None:
-    """Remember that the caller's device was shown ``head`` (it may base on it next)."""
+async def note_shown(
+    request: web.Request, row: db.FolderRow, head: str | None, *, moved: bool = False
+) -> None:
+    """Remember that the caller's device was shown ``head`` (it may base on it next);
+    ``moved``: it moved the head there itself (see lifecycle_db.note_device_head)."""
     if head is None:
         return
     who, cache = principal(request), request.app[PRUNING].shown
     key = (row.id, who.device_id)
-    if cache.get(key) == head:
+    if cache.get(key) == head and not moved:
         return
     t = now()
     await request.app[DB].write(
-        lambda c: lifecycle_db.note_device_head(c, row.id, who.device_id, head, t)
+        lambda c: lifecycle_db.note_device_head(c, row.id, who.device_id, head, t, moved=moved)
     )
     cache[key] = head
 
@@ -149,6 +152,8 @@ def _forget_rows(request: web.Request, row: db.FolderRow, heads: list[str], reas
 
     def work(conn: sqlite3.Connection) -> tuple[list[str], int]:
         protected = _protected(conn, row)
+        if reason == "purge":  # erasing beats a device's merge convenience; never the head
+            protected = {h: why for h, why in protected.items() if why == "current head"}
         refused = [h for h in heads if h in protected]
         if refused:
             return refused, 0
@@ -253,8 +258,8 @@ async def prune_live(request: web.Request) -> web.Response:
 async def prune_sweep(request: web.Request) -> web.Response:
     row = await _owner(request)
     session = _session(request, row)
-    doc = await read_json(request, {"head": (str, type(None))}, required=("head",))
-    expected = doc["head"]
+    doc = await read_json(request, {"head": (str, type(None)), "purge": bool}, required=("head",))
+    expected, purge = doc["head"], doc.get("purge", False)
     pruning = request.app[PRUNING]
 
     def begin(conn: sqlite3.Connection) -> tuple[bool, str | None, int]:
@@ -273,7 +278,7 @@ async def prune_sweep(request: web.Request) -> web.Response:
             seq=seq,
         )
     result = await sweep_store(
-        request.app[STORE], row.id, session, pruning, request.app[CONFIG].data_dir
+        request.app[STORE], row.id, session, pruning, request.app[CONFIG].data_dir, purge=purge
     )
     pruning.finish(session.id)
     summary = {**result.to_json(), "time": now(), "user": principal(request).user}

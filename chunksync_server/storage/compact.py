@@ -160,7 +160,7 @@ def _rewrite(
             space.end += size
             updates = [(r[2], r[3], ns, r[1], pack, sources[r[1]]) for r in new_rows]
             with store._db_lock:
-                transact(db, lambda conn: conn.executemany(_MOVE, updates))
+                transact(db, lambda conn, rows=updates: conn.executemany(_MOVE, rows))
         moved += len(blobs)
     left = (
         store._reader()

@@ -285,6 +285,7 @@ class PackObjectStore:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("PRAGMA secure_delete=ON")  # a purge leaves no ids behind
                 migrate(self._db, self.root)
                 self._sweep()
             except BaseException:
@@ -382,6 +383,13 @@ class PackObjectStore:
     def compact(self, ns: str, threshold: float = compact.THRESHOLD) -> compact.CompactResult:
         """Rewrite the namespace's mostly dead packs, giving their space back (writer)."""
         return converting(compact.compact)(self, check_namespace(ns), threshold)
+
+    @converting
+    def scrub(self) -> None:
+        """Leave no trace of deleted rows in the index files (secure_delete is on):
+        fold the WAL into the database and truncate it (a purge's last step)."""
+        with self._db_lock:
+            self._writer_db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _damaged(self, damage: Damage) -> None:
         """Quarantine a damaged object (writer), log it once and report it to the hook."""

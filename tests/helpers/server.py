@@ -152,7 +152,7 @@ class ServerProcess:
             [
                 sys.executable,
                 "-m",
-                "server",
+                "chunksync_server",
                 "serve",
                 "--data",
                 str(self.data_dir),
