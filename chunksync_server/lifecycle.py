@@ -18,8 +18,8 @@ there. So the head can never move onto a commit whose objects might have been sw
 
 * the sweep refuses (409) if the head moved since the mark covered it (the client
   marks the new snapshots and asks again);
-* while a folder is being swept, ``PUT head`` is refused with 409 (the device retries
-  its round);
+* while a folder is being swept, ``PUT head`` waits for the sweep to end (and is
+  refused with 409 if a sweep still runs inside its transaction);
 * the sweep changes the storage epoch (``epoch.mark_repaired``) before it lets head
   moves in again, and a ``PUT head`` naming the epoch its round began under is
   refused (409) once that changed; the retried round sees the new epoch, distrusts its
@@ -45,6 +45,7 @@ from .epoch import mark_repaired
 __all__ = ["PruneSession", "Pruning", "SweepResult", "sweep_store"]
 
 SESSION_TTL = 3600.0  # seconds an unfinished prune is remembered
+SWEEP_WAIT = 60.0  # seconds a head move waits for a running sweep before it is refused
 PURGE_THRESHOLD = 1e-9  # a purge compacts every pack with any dead byte
 
 
@@ -117,6 +118,13 @@ class Pruning:
     def end_sweep(self, folder_id: str) -> None:
         with self._lock:
             self._sweeping.discard(folder_id)
+
+    async def wait_swept(self, folder_id: str, timeout: float = SWEEP_WAIT) -> None:
+        """Return once no sweep runs on the folder (or after ``timeout`` seconds: the
+        head move is then refused, and the device retries later)."""
+        deadline = time.monotonic() + timeout
+        while self.sweeping(folder_id) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     def sweeping(self, folder_id: str) -> bool:
         with self._lock:

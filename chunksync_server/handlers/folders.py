@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 LOG_LIMIT_MAX = 1000
+STORAGE_CHANGED = "the server's storage changed since this sync began; sync again"
 
 
 def folder_doc(row: db.FolderRow, role: str) -> dict[str, Any]:
@@ -173,12 +174,18 @@ async def put_head(request: web.Request) -> web.Response:
     expected, new, round_epoch = doc["expected"], doc["new"], doc.get("epoch")
     if not wire.HEX_ID.match(new) or (expected is not None and not wire.HEX_ID.match(expected)):
         raise ApiError(400, "malformed object id")
+    config, start, pruning = request.app[CONFIG], request.app[EPOCH], request.app[PRUNING]
+    await pruning.wait_swept(row.id)  # a head move waits out a running sweep (lifecycle.py)
+    if round_epoch is not None and round_epoch != current_epoch(config.data_dir, start):
+        # before the "is it stored" check: a prune may have swept this very commit
+        state = wire.HeadState(*(await request.app[DB].read(lambda c: db.head_of(c, row.id))))
+        if state.head != new:
+            raise ApiError(409, STORAGE_CHANGED, **state.to_wire(), code="storage_changed")
     store = request.app[STORE]
     present = await storage_call(store.has_many, row.id, [bytes.fromhex(new)])  # type: ignore[attr-defined]
     if not present:
         raise ApiError(400, "new head object is not stored on the server")
     who, t, address = principal(request), now(), remote(request)
-    config, start, pruning = request.app[CONFIG], request.app[EPOCH], request.app[PRUNING]
     refusal: list[str] = []
 
     def cas(conn: sqlite3.Connection) -> tuple[bool, str | None, int, bool]:
@@ -187,7 +194,7 @@ async def put_head(request: web.Request) -> web.Response:
         if pruning.sweeping(row.id):
             refusal.append("a prune is sweeping this folder; sync again")
         elif round_epoch is not None and round_epoch != current_epoch(config.data_dir, start):
-            refusal.append("the server's storage changed since this sync began; sync again")
+            refusal.append(STORAGE_CHANGED)
         if refusal and new != old_head:
             return False, old_head, old_seq, False
         ok, head, seq = db.cas_head(
