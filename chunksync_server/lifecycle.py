@@ -131,7 +131,20 @@ class Pruning:
             return folder_id in self._sweeping
 
 
-def _sweep_sync(store: Any, ns: str, session: PruneSession, purge: bool) -> SweepResult:
+def _sweep_sync(
+    store: Any, ns: str, session: PruneSession, pruning: Pruning, data_dir: Path, purge: bool
+) -> SweepResult:
+    """The whole sweep, on one thread: whatever happens, the storage epoch changes
+    before head moves are let in again — here, not in the awaiting handler, which a
+    client that hangs up may cancel while this thread still deletes."""
+    try:
+        return _delete_and_compact(store, ns, session, purge)
+    finally:
+        mark_repaired(data_dir)
+        pruning.end_sweep(session.folder_id)
+
+
+def _delete_and_compact(store: Any, ns: str, session: PruneSession, purge: bool) -> SweepResult:
     present = set(store.list(ns))
     dead = sorted((session.candidates & present) - session.live)
     before = store.stats(ns).bytes
@@ -152,12 +165,8 @@ def _sweep_sync(store: Any, ns: str, session: PruneSession, purge: bool) -> Swee
 async def sweep_store(
     store: Any, ns: str, session: PruneSession, pruning: Pruning, data_dir: Path, *, purge: bool
 ) -> SweepResult:
-    """Delete the unmarked candidates and compact; the caller began the sweep.
-
-    Whatever happens, the storage epoch changes before head moves are let in again.
-    """
-    try:
-        return await asyncio.to_thread(_sweep_sync, store, ns, session, purge)
-    finally:
-        await asyncio.to_thread(mark_repaired, data_dir)
-        pruning.end_sweep(session.folder_id)
+    """Delete the unmarked candidates and compact; the caller began the sweep."""
+    work = asyncio.ensure_future(
+        asyncio.to_thread(_sweep_sync, store, ns, session, pruning, data_dir, purge)
+    )
+    return await asyncio.shield(work)

@@ -31,7 +31,9 @@ async def _folder_with_a_head(s: aiohttp.ClientSession, srv, h: dict[str, str]) 
         headers={**h, wire.DIGEST_HEADER: wire.blob_digest(blob).hex()},
     )
     assert put.status == 201
-    cas = await s.put(srv.url(wire.HEAD, folder="f"), json={"expected": None, "new": oid}, headers=h)
+    cas = await s.put(
+        srv.url(wire.HEAD, folder="f"), json={"expected": None, "new": oid}, headers=h
+    )
     assert cas.status == 200
     return oid
 

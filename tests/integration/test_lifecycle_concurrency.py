@@ -172,7 +172,7 @@ async def test_sync_during_prune_loses_nothing(tmp_path: Path, who: str, where: 
             assert await asyncio.to_thread(store.inside.wait, 30)
             round_b = asyncio.create_task(b.sync())
             await asyncio.sleep(0)  # b's round runs into the sweep; it must not win yet
-            for _ in range(200):
+            for _ in range(30):
                 if round_b.done():
                     break
                 await asyncio.sleep(0.01)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
 from tests.helpers.devices import tree_of
 
@@ -29,6 +31,7 @@ def server_admin(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_forget_then_prune_gives_back_a_deleted_big_file(cli_world: CliWorld, tmp_path) -> None:
     w = cli_world
     a = w.folder("laptop")
