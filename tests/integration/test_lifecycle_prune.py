@@ -83,3 +83,8 @@ def test_forget_then_prune_gives_back_a_deleted_big_file(cli_world: CliWorld, tm
     assert (a / "after.txt").read_text() == "written after the prune\n"
     stats = server_admin(w.server.data_dir, "stats", "--json")
     assert stats.returncode == 0, stats.stderr
+    (row,) = json.loads(stats.stdout)["per_folder"]
+    assert row["last_prune"]["deleted"] == out["deleted"] and row["forgotten_snapshots"] == 1
+    assert row["dead_bytes"] < 5 * MB < 100 * MB < before - row["live_bytes"]
+    text = server_admin(w.server.data_dir, "stats").stdout
+    assert "folder docs\tlive " in text and "last prune" in text
