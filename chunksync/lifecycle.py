@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import wire
-from .errors import ProtocolError, RefConflict, UserError
+from .errors import AuthError, ProtocolError, RefConflict, UserError
 from .folder import SyncFolder
 from .history import Snapshot, list_snapshots
 from .objects import Commit, ObjectId, ObjectKind, Tree, id_from_hex, short_id
@@ -38,6 +38,7 @@ from .transport.http import HttpClient
 
 __all__ = [
     "LifecycleState",
+    "apply_stored_policy",
     "forget",
     "lifecycle_state",
     "plan_forget",
@@ -103,6 +104,17 @@ def plan_forget(
         protected.setdefault(own_base, "this device's base")
     live = [Stamped(s.id, s.time) for s in snapshots if s.id not in state.forgotten]
     return decide(policy, live, protected)
+
+
+async def apply_stored_policy(client: HttpClient, folder: str) -> int | None:
+    """Forget what the folder's stored policy says (the owner's daemon, device token);
+    None when the folder has no policy or this user is not its owner."""
+    try:
+        doc = await client.request_json("POST", wire.FORGET_POLICY.format(folder=folder), json={})
+    except (RefConflict, AuthError):
+        return None
+    count = doc.get("forgotten") if isinstance(doc, dict) else None
+    return count if isinstance(count, int) else 0
 
 
 async def forget(
