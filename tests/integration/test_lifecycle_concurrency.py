@@ -89,8 +89,12 @@ async def _maintenance(srv: RunningServer) -> HttpClient:
     return HttpClient(srv.base_url, token)
 
 
+CLIENTS: list[HttpClient] = []
+
+
 def _device(tmp: Path, name: str, srv: RunningServer, keys: FolderKeys, token: str) -> Device:
     client = HttpClient(srv.base_url, token)
+    CLIENTS.append(client)
     root = tmp / name
     root.mkdir()
     return Device(name, root, Hooked(client.folder("f")), keys)
@@ -196,4 +200,6 @@ async def test_sync_during_prune_loses_nothing(tmp_path: Path, who: str, where: 
         assert a.read("from-c.txt") == b"c was away during the prune"
         for d in (a, b, c, fresh):
             d.close()
+        while CLIENTS:
+            await CLIENTS.pop().aclose()
     assert admin.check(data) == []
