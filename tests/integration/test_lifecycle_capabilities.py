@@ -130,3 +130,42 @@ async def test_reauth_gives_a_short_lived_maintenance_token(tmp_path: Path) -> N
         assert action in actions, action
     assert json.dumps(actions)  # the chain holds them all
     assert admin.verify_audit(srv.data_dir).ok
+
+
+async def test_the_owners_daemon_applies_the_stored_policy(tmp_path: Path) -> None:
+    from chunksync.lifecycle import apply_stored_policy
+    from chunksync.transport.http import HttpClient
+
+    async with serve_in_process(tmp_path / "srv") as srv, aiohttp.ClientSession() as s:
+        h = srv.headers()
+        head = await _folder_with_a_head(s, srv, h)
+        for n in range(4):  # four more snapshots, each moved by this device
+            blob = f"snapshot {n}".encode()
+            oid = wire.blob_digest(blob + b"-id").hex()
+            put = await s.put(
+                srv.url(wire.OBJECT, folder="f", oid=oid),
+                data=blob,
+                headers={**h, wire.DIGEST_HEADER: wire.blob_digest(blob).hex()},
+            )
+            assert put.status == 201
+            cas = await s.put(
+                srv.url(wire.HEAD, folder="f"), json={"expected": head, "new": oid}, headers=h
+            )
+            assert cas.status == 200
+            head = oid
+        device = HttpClient(srv.base_url, srv.token)
+        try:
+            assert await apply_stored_policy(device, "f") is None  # no policy stored yet
+            resp = await s.post(srv.url(wire.REAUTH), json={"password": srv.password}, headers=h)
+            m = {"Authorization": f"Bearer {(await resp.json())['token']}"}
+            saved = await s.put(
+                srv.url(wire.RETENTION, folder="f"), json={"policy": {"last": 2}}, headers=m
+            )
+            assert saved.status == 200
+            assert await apply_stored_policy(device, "f") == 3
+            assert await apply_stored_policy(device, "f") == 0  # already applied
+        finally:
+            await device.aclose()
+        state = await (await s.get(srv.url(wire.LIFECYCLE, folder="f"), headers=h)).json()
+        assert len(state["forgotten"]) == 3 and head not in state["forgotten"]
+        assert state["policy"] == {"last": 2}
