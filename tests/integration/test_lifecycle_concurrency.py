@@ -203,3 +203,43 @@ async def test_sync_during_prune_loses_nothing(tmp_path: Path, who: str, where: 
         while CLIENTS:
             await CLIENTS.pop().aclose()
     assert admin.check(data) == []
+
+
+async def test_a_device_that_knew_swept_chunks_uploads_them_again(tmp_path: Path) -> None:
+    """After a prune the storage epoch changes, and a device drops its cache of known
+    ids for good, not only for one round: a file it writes later with content the prune
+    swept is uploaded again, not skipped as "already on the server"."""
+    data = tmp_path / "srv"
+    async with serve_in_process(data) as srv:
+        async with aiohttp.ClientSession() as s:
+            created = await s.post(srv.url(wire.FOLDERS), json={"name": "f"}, headers=srv.headers())
+            assert created.status == 201
+        keys = FolderKeys(os.urandom(32))
+        a = _device(tmp_path, "a", srv, keys, await _login(srv, "a"))
+        b = _device(tmp_path, "b", srv, keys, await _login(srv, "b"))
+        await a.sync()
+        b.write("y.bin", X)
+        await b.sync()  # b uploaded y's chunks: its cache says they are on the server
+        (b.root / "y.bin").unlink()
+        await b.sync()
+        await a.sync()
+        api = await _maintenance(srv)
+        pruner = SimpleNamespace(
+            config=SimpleNamespace(folder="f"), keys=keys, index=a.index, store=a.store
+        )
+        head = (await a.store.get_head()).head
+        log = [e.head for e in await a.store.head_log()]
+        await forget(api, pruner, [h for h in log if h != head], reason="purge")  # type: ignore[arg-type]
+        assert (await prune(api, pruner))["deleted"] > 0  # type: ignore[arg-type]
+        await api.aclose()
+        await b.sync()  # a round under the new epoch: the cache goes
+        b.write("y-again.bin", X)
+        await b.sync()  # a later round, trusting its (now empty) cache again
+        fresh = _device(tmp_path, "fresh", srv, keys, await _login(srv, "fresh"))
+        await fresh.sync()
+        assert fresh.read("y-again.bin") == X
+        for d in (a, b, fresh):
+            d.close()
+        while CLIENTS:
+            await CLIENTS.pop().aclose()
+    assert admin.check(data) == []
