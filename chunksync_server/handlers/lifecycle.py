@@ -12,6 +12,7 @@ running meanwhile loses nothing.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import Any
 
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 PRUNING = web.AppKey("pruning", Pruning)
+log = logging.getLogger(__name__)
 MAX_FORGET = 100_000
 
 
@@ -108,9 +110,13 @@ async def note_shown(
     if cache.get(key) == head and not moved:
         return
     t = now()
-    await request.app[DB].write(
-        lambda c: lifecycle_db.note_device_head(c, row.id, who.device_id, head, t, moved=moved)
-    )
+    try:
+        await request.app[DB].write(
+            lambda c: lifecycle_db.note_device_head(c, row.id, who.device_id, head, t, moved=moved)
+        )
+    except (sqlite3.Error, OSError):  # best effort: a full disk must not fail a head read
+        log.warning("could not record the head shown to device %s", who.device_id)
+        return
     cache[key] = head
 
 
