@@ -80,7 +80,7 @@ def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
         [
             sys.executable,
             "-m",
-            "server",
+            "chunksync_server",
             "serve",
             "--data",
             str(data),

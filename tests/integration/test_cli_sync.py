@@ -136,7 +136,7 @@ def test_revoked_device_is_refused(cli_world: CliWorld) -> None:
         [
             sys.executable,
             "-m",
-            "server",
+            "chunksync_server",
             "device",
             "list",
             "--data",
@@ -154,7 +154,7 @@ def test_revoked_device_is_refused(cli_world: CliWorld) -> None:
         [
             sys.executable,
             "-m",
-            "server",
+            "chunksync_server",
             "device",
             "revoke",
             str(laptop[0]["id"]),

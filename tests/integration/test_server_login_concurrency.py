@@ -189,7 +189,7 @@ def test_sigterm_stops_the_server_even_with_a_stuck_worker_thread(tmp_path: Path
     """The forced exit armed on SIGTERM: a non-daemon thread stuck forever (a wedged
     library call) cannot keep the process alive past the grace period."""
     script = (
-        "import threading, server.__main__ as m\n"
+        "import threading, chunksync_server.__main__ as m\n"
         "threading.Thread(target=threading.Event().wait).start()\n"
         "m._arm_forced_exit(0.5)\n"
     )

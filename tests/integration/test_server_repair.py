@@ -37,7 +37,7 @@ F = "f"
 
 def server_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server", *args],
+        [sys.executable, "-m", "chunksync_server", *args],
         cwd=REPO,
         text=True,
         capture_output=True,

@@ -93,7 +93,7 @@ def test_revoked_device_says_revoked_and_the_daemon_stops(short_token_world: Cli
             [
                 sys.executable,
                 "-m",
-                "server",
+                "chunksync_server",
                 "device",
                 "revoke",
                 str(device_id),

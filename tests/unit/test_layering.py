@@ -39,7 +39,9 @@ def modules(folder: str) -> list[Path]:
     return sorted((REPO / folder).rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", modules("server"), ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize(
+    "path", modules("chunksync_server"), ids=lambda p: str(p.relative_to(REPO))
+)
 def test_server_imports_only_the_shared_protocol(path: Path) -> None:
     allowed = ("chunksync.wire", "chunksync.errors", "chunksync.objects")
     bad = {

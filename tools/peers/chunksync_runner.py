@@ -139,7 +139,7 @@ class ChunksyncWorld:
     def server_stats(self) -> dict[str, Any]:
         """``server stats --json``: objects and bytes stored, per folder."""
         out = subprocess.run(
-            [sys.executable, "-m", "server", "stats", "--data", str(self.data), "--json"],
+            [sys.executable, "-m", "chunksync_server", "stats", "--data", str(self.data), "--json"],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
             capture_output=True,
