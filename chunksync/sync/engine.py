@@ -641,6 +641,7 @@ class SyncEngine:
             for oid, (kind, data) in reader.pending.items():
                 w.put_object(oid, kind, data)
             w.add_known(uploader.stats.uploaded)
+            w.add_known(uploader.verified)
             if synced_head is not None:
                 w.add_known([id_from_hex(synced_head)])
                 w.set_meta(BASE, synced_head.encode())
