@@ -17,6 +17,7 @@ import click
 
 from . import __version__, cli_account, cli_doctor, cli_history, cli_ignore
 from .cli_base import FOLDER_DIR, command_errors, emit, read_secret, run, with_progress
+from .cli_lifecycle import lifecycle_commands
 from .cli_limits import limit_command, limit_options, limits_of
 from .cli_policy import policy_command
 from .cli_ui import ui_command, ui_options, ui_port_of
@@ -564,6 +565,8 @@ main.add_command(cli_history.log)
 main.add_command(cli_history.restore)
 main.add_command(policy_command(FOLDER_DIR, command_errors, emit))
 main.add_command(ui_command(command_errors))
+for _command in lifecycle_commands(FOLDER_DIR, command_errors, emit, read_secret, run):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -78,6 +78,7 @@ class DaemonOptions:
     max_delay: float = 1.0
     poll_interval: float = 30.0
     full_rescan_interval: float = 3600.0
+    retention_interval: float = 6 * 3600.0  # applying the folder's stored policy (forget)
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     skew_threshold: float = 60.0
@@ -214,6 +215,7 @@ class FolderDaemon:
                 self._skew_loop(),
                 self._full_loop(),
                 self._token_loop(),
+                self._retention_loop(),
             )
         ]
         try:
@@ -286,6 +288,18 @@ class FolderDaemon:
             await asyncio.sleep(self.options.full_rescan_interval)
             self.engine.verify_server = True  # and re-check the server's copy (sync/heal.py)
             self.watcher.request_full()
+
+    async def _retention_loop(self) -> None:
+        """Apply the retention policy the owner stored with the folder (lifecycle.py):
+        forgets only, never deletes; quiet where there is none or this is no owner."""
+        from .lifecycle import apply_stored_policy
+
+        while True:
+            await asyncio.sleep(self.options.retention_interval)
+            with contextlib.suppress(ChunksyncError):
+                gone = await apply_stored_policy(self.folder.client, self.name)
+                if gone:
+                    self.log("retention_applied", forgotten=gone)
 
     async def _skew_loop(self) -> None:
         while True:

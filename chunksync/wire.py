@@ -49,6 +49,17 @@ OBJECT = f"{API}/folders/{{folder}}/objects/{{oid}}"  # PUT single upload, GET s
 HEAD = f"{API}/folders/{{folder}}/head"  # GET, PUT (compare-and-swap)
 HEAD_LOG = f"{API}/folders/{{folder}}/log"  # GET ?after=SEQ&limit=N
 EVENTS = f"{API}/folders/{{folder}}/events"  # GET -> WebSocket of head moves
+# storage lifecycle (docs/protocol.md "Storage lifecycle"): deleting routes need a
+# maintenance token from REAUTH (the owner's password, and TOTP when enrolled)
+REAUTH = f"{API}/reauth"  # POST {"password", "totp"?} -> short-lived maintenance token
+LIFECYCLE = f"{API}/folders/{{folder}}/lifecycle"  # GET policy, protected, forgotten, last prune
+RETENTION = f"{API}/folders/{{folder}}/lifecycle/policy"  # PUT {"policy": {...}|null}
+FORGET = f"{API}/folders/{{folder}}/forget"  # POST {"snapshots": [...], "reason"?}
+FORGET_POLICY = f"{API}/folders/{{folder}}/forget/policy"  # POST: apply the stored policy
+PRUNE = f"{API}/folders/{{folder}}/prune"  # POST: start (the mark)
+PRUNE_LIVE = f"{API}/folders/{{folder}}/prune/{{prune}}/live"  # POST {"ids": [...]}
+PRUNE_SWEEP = f"{API}/folders/{{folder}}/prune/{{prune}}/sweep"  # POST {"head": ...}
+PRUNE_ID = re.compile(r"\A[0-9a-f]{32}\Z")
 
 # --- headers and media types -----------------------------------------------------------
 AUTHORIZATION = "Authorization"

@@ -368,13 +368,19 @@ def audit_cmd(
 @json_option
 @friendly
 def stats(data_dir: Path, as_json: bool) -> None:
-    """Counts of users, devices, folders, objects and bytes."""
-    figures = admin.stats(data_dir).to_json()
+    """Counts of users, devices, folders, objects and bytes; per folder, live and dead
+    bytes (deleted by a prune, not yet compacted away) and the last prune."""
+    from .admin_lifecycle import folder_lines, folder_space
+
+    figures: dict[str, Any] = dict(admin.stats(data_dir).to_json())
+    per_folder = folder_space(data_dir)
     if as_json:
-        click.echo(json.dumps(figures, sort_keys=True))
+        click.echo(json.dumps({**figures, "per_folder": per_folder}, sort_keys=True))
     else:
         for key, value in figures.items():
             click.echo(f"{key}\t{value}")
+        for line in folder_lines(per_folder, _when):
+            click.echo(line)
 
 
 @main.command()

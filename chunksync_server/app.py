@@ -44,7 +44,7 @@ from .accesslog import access_log
 from .admin_web.app import add_admin_web, is_admin_path
 from .config import ServerConfig, ensure_data_dir
 from .db import MetaDB
-from .epoch import bump_shared_epoch, mark_repaired, shared_epoch, start_token
+from .epoch import shared_epoch, start_token
 from .events import EventHub
 from .fanout import listen_heads
 from .handlers import add_routes
@@ -66,6 +66,8 @@ from .handlers.common import (
     remote,
     storage_refusal,
 )
+from .handlers.lifecycle import PRUNING
+from .lifecycle import Pruning
 from .limits import Budget, DenialThrottle, LoginLimiter
 from .metrics import CONTENT_TYPE, Metrics
 from .passwords import PasswordGate
@@ -101,6 +103,7 @@ def make_app(config: ServerConfig, *, store: Any | None = None) -> web.Applicati
     app[DENIALS] = DenialThrottle(config.denied_audit_window)
     app[QUOTAS] = QuotaTracker()
     app[EPOCH] = start_token()
+    app[PRUNING] = Pruning()
     app.cleanup_ctx.append(_resources(store))
     app.on_shutdown.append(_close_sockets)
     app.router.add_get(wire.HEALTHZ, _healthz)
@@ -161,10 +164,7 @@ def _damage_hook(app: web.Application) -> Callable[[Damage], None]:
     def on_damage(damage: Damage) -> None:
         metrics.damaged_objects.inc()
         try:
-            if app.get(SHARED_EPOCH):  # every server of the cluster answers the new epoch
-                app[DB].write_sync(bump_shared_epoch)
-            else:
-                mark_repaired(data_dir)
+            change_epoch(app)
         except (
             OSError,
             sqlite3.Error,

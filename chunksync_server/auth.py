@@ -44,6 +44,7 @@ from .limits import LoginLimiter
 
 __all__ = [
     "SCOPE_DEVICE",
+    "SCOPE_MAINTENANCE",
     "Credentials",
     "LoginLimiter",
     "Principal",
@@ -60,6 +61,10 @@ __all__ = [
 ]
 
 SCOPE_DEVICE = "device"
+#: a short-lived token issued after the owner re-authenticated (password, and TOTP when
+#: enrolled): the only scope allowed to delete (forget, prune, purge; handlers/lifecycle.py)
+SCOPE_MAINTENANCE = "maintenance"
+SCOPES = (SCOPE_DEVICE, SCOPE_MAINTENANCE)
 
 
 def hash_password(password: str, params: Argon2Params) -> str:
@@ -222,13 +227,14 @@ def issue_token(
     ttl: float,
     now: float,
     successor_of: bytes | None = None,
+    scope: str = SCOPE_DEVICE,
 ) -> Credentials:
     token = secrets.token_urlsafe(32)
     expires = now + ttl
     conn.execute(
         "INSERT INTO tokens (hash, device_id, user_id, scope, created, expires, successor_of) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (hash_token(token), device_id, user_id, SCOPE_DEVICE, now, expires, successor_of),
+        (hash_token(token), device_id, user_id, scope, now, expires, successor_of),
     )
     return Credentials(token, device_id, expires)
 
@@ -297,6 +303,7 @@ class Principal:
     totp: bool
     #: the token this one replaced, while this one has not been used before
     replaces: bytes | None = field(default=None, repr=False)
+    scope: str = SCOPE_DEVICE
 
 
 def lookup_token(conn: sqlite3.Connection, token: str, now: float) -> Principal | str:
@@ -319,7 +326,7 @@ def lookup_token(conn: sqlite3.Connection, token: str, now: float) -> Principal 
         return "expired token"
     if disabled:
         return "disabled user"
-    if scope != SCOPE_DEVICE:
+    if scope not in SCOPES:
         return "token scope not allowed"
     return Principal(
         user_id,
@@ -331,6 +338,7 @@ def lookup_token(conn: sqlite3.Connection, token: str, now: float) -> Principal 
         expires,
         bool(totp),
         bytes(replaces) if replaces is not None else None,
+        scope,
     )
 
 

@@ -151,6 +151,30 @@ MIGRATIONS: tuple[str, ...] = (
     # version 5 (scale out, issue 20): the S3 object store's index and quarantine, the
     # store a folder is pinned to (data residency), state shared by server processes
     SCALE_OUT_SCHEMA,
+    # version 6: storage lifecycle (issue 16: forget, prune, purge; lifecycle_db.py):
+    # forgotten snapshots, the heads each device was last shown (it may base on them),
+    # the folder's stored retention policy and its last prune
+    """
+    CREATE TABLE forgotten (
+        folder_id TEXT NOT NULL REFERENCES folders(id),
+        head TEXT NOT NULL,
+        time REAL NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (folder_id, head)
+    );
+    CREATE TABLE device_heads (
+        folder_id TEXT NOT NULL REFERENCES folders(id),
+        device_id TEXT NOT NULL,
+        head TEXT NOT NULL,
+        time REAL NOT NULL,
+        PRIMARY KEY (folder_id, device_id, head)
+    );
+    CREATE TABLE retention (
+        folder_id TEXT PRIMARY KEY REFERENCES folders(id),
+        policy TEXT,
+        last_prune TEXT
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

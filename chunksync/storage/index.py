@@ -302,6 +302,10 @@ class Index:
     def known(self, oid: ObjectId) -> bool:
         return self._get("known", bytes(oid)) is not None
 
+    def scan_known(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every id of the "known on the server" cache (short read transactions)."""
+        return self._scan("known", b"", lambda k: False)
+
     def known_many(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
         db = self._dbs["known"]
         with self._checked("reading known"), self._read() as txn:

@@ -65,6 +65,11 @@ class IndexWriter:
         for oid in oids:
             self._do("put", "known", bytes(oid), b"")
 
+    def forget_known(self, keys: Iterable[bytes]) -> None:
+        """Drop ids from the "known on the server" cache (listed before the write)."""
+        for key in keys:
+            self._do("delete", "known", bytes(key))
+
     def put_dirtree(self, path: str, tree_id: ObjectId) -> None:
         self._do("put", "dirtree", path_key(path), with_path(path, bytes(tree_id)))
 

@@ -702,7 +702,11 @@ class SyncEngine:
         """One index transaction: what is on disk now, what the server holds, and —
         when ``synced_head`` is set — the new base, conflicts and journal entries."""
         now = self.clock.time_ns()
+        # a round that distrusted the cache (the storage epoch changed: a restart, a
+        # repair, a prune's sweep) drops it: what the server held before may be gone
+        stale = [] if uploader.trust_known else [k for k, _ in self.index.scan_known()]
         with self.index.write() as w:
+            w.forget_known(stale)
             for path in outcome.removed:
                 w.delete_state(path)
             for state in outcome.states.values():
@@ -710,6 +714,7 @@ class SyncEngine:
             for oid, (kind, data) in reader.pending.items():
                 w.put_object(oid, kind, data)
             w.add_known(uploader.stats.uploaded)
+            w.add_known(uploader.verified)
             if synced_head is not None:
                 w.add_known([id_from_hex(synced_head)])
                 w.set_meta(BASE, synced_head.encode())

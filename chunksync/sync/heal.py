@@ -100,6 +100,7 @@ async def heal_closure(
     closure = _closure(reader.load_commit(head).tree, reader)
     closure.commits.append(head)
     missing = await reader.store.missing(closure.ids())
+    uploader.verified = frozenset(closure.ids()) - missing
     if not missing:
         return HealReport()
     restored = 0

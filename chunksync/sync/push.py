@@ -85,9 +85,16 @@ class Uploader:
     #: False while the index's "known on the server" cache is being re-checked
     #: (:mod:`chunksync.sync.heal`): every candidate is then asked of the server
     trust_known = True
+    #: ids a "missing" query of this round found on the server (sync/heal.py): known
+    #: again even when the cache of known ids was not trusted
+    verified: frozenset[ObjectId] = frozenset()
 
     def _known(self, oid: ObjectId) -> bool:
-        return oid in self.stats.uploaded or (self.trust_known and self.index.known(oid))
+        return (
+            oid in self.stats.uploaded
+            or oid in self.verified
+            or (self.trust_known and self.index.known(oid))
+        )
 
     def _candidates(
         self,

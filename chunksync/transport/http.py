@@ -347,6 +347,8 @@ class HttpChunkStore:
         )
         self._sockets: set[aiohttp.ClientWebSocketResponse] = set()
         self._closed = False
+        self._round_epoch: str | None = None  # see cas_head
+        self._send_epoch = True
 
     def __repr__(self) -> str:
         return f"HttpChunkStore({self._c.base_url!r}, folder={self.folder!r})"
@@ -427,15 +429,29 @@ class HttpChunkStore:
         doc = await self._retry(
             lambda: self._c.request_json("GET", self._path(wire.HEAD)), "get head"
         )
-        return HeadState.from_wire(doc)
+        state = HeadState.from_wire(doc)
+        if self._round_epoch is None:
+            self._round_epoch = state.epoch
+        return state
 
     async def cas_head(self, expected: str | None, new: str) -> HeadState:
         if not wire.HEX_ID.match(new) or (expected is not None and not wire.HEX_ID.match(expected)):
             raise ProtocolError("head: malformed id")
+        body: dict[str, object] = {"expected": expected, "new": new}
+        # the epoch of the first head read since the last move: if a prune swept storage
+        # since, the server refuses and the next round re-checks what it relies on
+        epoch, self._round_epoch = self._round_epoch, None
+        if epoch is not None and self._send_epoch:
+            body["epoch"] = epoch
         try:
-            doc = await self._c.request_json(
-                "PUT", self._path(wire.HEAD), json={"expected": expected, "new": new}
-            )
+            try:
+                doc = await self._c.request_json("PUT", self._path(wire.HEAD), json=body)
+            except ProtocolError as exc:
+                if "epoch" not in body or "unknown field 'epoch'" not in exc.message:
+                    raise
+                self._send_epoch = False  # a server from before prune: never again
+                del body["epoch"]
+                doc = await self._c.request_json("PUT", self._path(wire.HEAD), json=body)
         except RefConflict as exc:
             if exc.current == new:  # our own earlier try whose answer was lost
                 return HeadState(new, exc.seq)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from chunksync import wire
 
-from . import account, devices, folders, objects
+from . import account, devices, folders, lifecycle, objects, reauth
 from .common import ApiError
 
 __all__ = ["ApiError", "add_routes"]
@@ -37,3 +37,11 @@ def add_routes(app: web.Application) -> None:
     r.add_put(wire.HEAD, folders.put_head)
     r.add_get(wire.HEAD_LOG, folders.get_log)
     r.add_get(wire.EVENTS, folders.events)
+    r.add_post(wire.REAUTH, reauth.reauth)
+    r.add_get(wire.LIFECYCLE, lifecycle.get_lifecycle)
+    r.add_put(wire.RETENTION, lifecycle.put_policy)
+    r.add_post(wire.FORGET_POLICY, lifecycle.forget_policy)
+    r.add_post(wire.FORGET, lifecycle.forget)
+    r.add_post(wire.PRUNE, lifecycle.prune_start)
+    r.add_post(wire.PRUNE_LIVE, lifecycle.prune_live)
+    r.add_post(wire.PRUNE_SWEEP, lifecycle.prune_sweep)

@@ -210,6 +210,8 @@ async def logout(request: web.Request) -> web.Response:
 
 async def rotate(request: web.Request) -> web.Response:
     who = principal(request)
+    if who.scope != auth.SCOPE_DEVICE:  # a maintenance token dies young, never renewed
+        raise ApiError(403, "a maintenance token cannot be rotated")
     ttl, t, address = request.app[CONFIG].token_ttl, now(), remote(request)
 
     def swap(conn: sqlite3.Connection) -> auth.Credentials:

@@ -92,6 +92,26 @@ async def storage_epoch(app: web.Application) -> str:
     return current_epoch(app[CONFIG].data_dir, app[EPOCH])
 
 
+def epoch_in(conn: sqlite3.Connection, app: web.Application) -> str:
+    """:func:`storage_epoch` inside a database transaction (the head CAS checks it there)."""
+    from ..epoch import current_epoch, shared_epoch
+
+    if app.get(SHARED_EPOCH):
+        return shared_epoch(conn)
+    return current_epoch(app[CONFIG].data_dir, app[EPOCH])
+
+
+def change_epoch(app: web.Application) -> None:
+    """Objects may have been lost or deleted just now: every client re-checks what it
+    cached (blocking; for store worker threads and the prune's sweep)."""
+    from ..epoch import bump_shared_epoch, mark_repaired
+
+    if app.get(SHARED_EPOCH):  # every server of the cluster answers the new epoch
+        app[DB].write_sync(bump_shared_epoch)
+    else:
+        mark_repaired(app[CONFIG].data_dir)
+
+
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 WRITE_ROLES = ("owner", "read-write")

@@ -41,6 +41,7 @@ from .common import (
     storage_call,
     storage_epoch,
 )
+from .lifecycle import PRUNING, note_shown
 
 __all__ = [
     "create_folder",
@@ -55,6 +56,7 @@ __all__ = [
 ]
 
 LOG_LIMIT_MAX = 1000
+STORAGE_CHANGED = "the server's storage changed since this sync began; sync again"
 
 
 def folder_doc(row: db.FolderRow, role: str) -> dict[str, Any]:
@@ -156,6 +158,7 @@ async def put_keyslot(request: web.Request) -> web.Response:
 async def get_head(request: web.Request) -> web.Response:
     row, _ = await folder_access(request)
     epoch = await storage_epoch(request.app)
+    await note_shown(request, row, row.head)  # the device may base on it: forget keeps it
     return web.json_response(wire.HeadState(row.head, row.seq, epoch).to_wire())
 
 
@@ -163,21 +166,36 @@ async def put_head(request: web.Request) -> web.Response:
     row, _ = await folder_access(request, write=True)
     doc = await read_json(
         request,
-        {"expected": (str, type(None)), "new": str},
+        {"expected": (str, type(None)), "new": str, "epoch": str},
         required=("expected", "new"),
         limit=4096,
     )
-    expected, new = doc["expected"], doc["new"]
+    expected, new, round_epoch = doc["expected"], doc["new"], doc.get("epoch")
     if not wire.HEX_ID.match(new) or (expected is not None and not wire.HEX_ID.match(expected)):
         raise ApiError(400, "malformed object id")
+    app, pruning = request.app, request.app[PRUNING]
+    await pruning.wait_swept(row.id)  # a head move waits out a running sweep (lifecycle.py)
+    if round_epoch is not None and round_epoch != await storage_epoch(app):
+        # before the "is it stored" check: a prune may have swept this very commit
+        state = wire.HeadState(*(await request.app[DB].read(lambda c: db.head_of(c, row.id))))
+        if state.head != new:
+            raise ApiError(409, STORAGE_CHANGED, **state.to_wire(), code="storage_changed")
     store = request.app[STORE]
     present = await storage_call(store.has_many, row.id, [bytes.fromhex(new)])  # type: ignore[attr-defined]
     if not present:
         raise ApiError(400, "new head object is not stored on the server")
     who, t, address = principal(request), now(), remote(request)
+    refusal: list[str] = []
 
     def cas(conn: sqlite3.Connection) -> tuple[bool, str | None, int, bool]:
-        old_seq = db.head_of(conn, row.id)[1]
+        old_head, old_seq = db.head_of(conn, row.id)
+        # a prune may have swept what this round's uploads relied on (lifecycle.py)
+        if pruning.sweeping(row.id):
+            refusal.append("a prune is sweeping this folder; sync again")
+        elif round_epoch is not None and round_epoch != epoch_in(conn, app):
+            refusal.append(STORAGE_CHANGED)
+        if refusal and new != old_head:
+            return False, old_head, old_seq, False
         ok, head, seq = db.cas_head(
             conn, row.id, expected, new, device=who.device_id, user=who.user, now=t
         )
@@ -199,7 +217,10 @@ async def put_head(request: web.Request) -> web.Response:
     ok, head, seq, moved = await request.app[DB].write(cas)
     state = wire.HeadState(head, seq)
     if not ok:
-        raise ApiError(409, "head moved: expected is not the current head", **state.to_wire())
+        why = refusal[0] if refusal else "head moved: expected is not the current head"
+        code = {"code": "storage_changed"} if refusal else {}
+        raise ApiError(409, why, **state.to_wire(), **code)
+    await note_shown(request, row, head, moved=moved)
     if moved:
         request.app[METRICS].head_moves.inc()
         await request.app[HUB].publish(row.name, head, seq)

@@ -11,8 +11,10 @@ that finds the bytes gone — the pack file deleted or cut short — raises
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
+import time
 from pathlib import Path
 
 from .base import StorageError
@@ -21,6 +23,7 @@ from .packio import ensure_dir, fsync_dir
 __all__ = ["MAX_CACHED_FDS", "PackFiles", "PackGone", "pack_number"]
 
 MAX_CACHED_FDS = 512  # packs kept open for reading; others are opened per read
+RETIRE_GRACE = 5.0  # seconds a retired pack's descriptor stays open for reads in flight
 
 
 class PackGone(StorageError):
@@ -40,6 +43,7 @@ class PackFiles:
         self._lock = threading.Lock()  # guards every field below
         self._fds: dict[tuple[str, int], int] = {}
         self._retired: list[int] = []  # read-only descriptors replaced on becoming writer
+        self._dying: list[tuple[float, int]] = []  # (retired at, fd) of unlinked packs
         self._writable = False
         self._closed = False
 
@@ -88,6 +92,8 @@ class PackFiles:
         except FileNotFoundError as exc:
             raise PackGone(f"pack {ns}/{pack} is gone") from exc
         except OSError as exc:
+            if exc.errno == errno.EBADF:  # retired by a compaction meanwhile
+                raise PackGone(f"pack {ns}/{pack} is gone") from exc
             raise StorageError(f"cannot read pack {ns}/{pack}: {exc.strerror}") from exc
         finally:
             if transient and fd is not None:
@@ -96,15 +102,43 @@ class PackFiles:
             raise PackGone(f"pack {ns}/{pack} ends before offset {offset + length}")
         return blob
 
+    def retire(self, ns: str, pack: int) -> None:
+        """Forget a pack about to be unlinked (compaction). Its descriptor is closed a few
+        seconds later, not now: a read in flight may still be using it, and closing it
+        under that read could hand its number to another file. Until then the unlinked
+        pack's space is still held."""
+        with self._lock:
+            fd = self._fds.pop((ns, pack), None)
+            if fd is None or self._closed:
+                return
+            self._dying.append((time.monotonic(), fd))
+        timer = threading.Timer(RETIRE_GRACE, self._reap)
+        timer.daemon = True
+        timer.start()
+
+    def _reap(self) -> None:
+        """Close the retired descriptors whose grace is over."""
+        with self._lock:
+            if self._closed:
+                return
+            now, keep = time.monotonic(), []
+            for since, fd in self._dying:
+                if now - since >= RETIRE_GRACE - 0.05:
+                    os.close(fd)
+                else:
+                    keep.append((since, fd))
+            self._dying = keep
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            for fd in [*self._fds.values(), *self._retired]:
+            for fd in [*self._fds.values(), *self._retired, *(fd for _, fd in self._dying)]:
                 os.close(fd)
             self._fds.clear()
             self._retired.clear()
+            self._dying.clear()
 
     def _live(self) -> None:
         if self._closed:

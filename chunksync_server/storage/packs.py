@@ -29,7 +29,7 @@ writes raise :class:`StorageError` until the lock is free, then it takes over (s
 first). ``read_only=True`` never takes the lock: use it for admin commands.
 
 Deletion removes index rows only: the blob bytes stay in their pack as dead space until
-a compaction (not implemented yet) rewrites packs whose live extents have shrunk.
+:meth:`PackObjectStore.compact` rewrites the packs that are mostly dead (:mod:`.compact`).
 
 Parts: :mod:`.packfiles` (pack paths, descriptors, reads), :mod:`.packindex` (index
 schema and per-thread readers), :mod:`.packio` (appends, group commit), :mod:`.heal`
@@ -51,7 +51,7 @@ from typing import Any
 from chunksync.errors import ObjectNotFound
 from chunksync.wire import blob_digest
 
-from . import heal
+from . import compact, heal
 from .base import StorageError, StoreStats, check_namespace, check_oid, converting
 from .heal import Damage
 from .packfiles import PackFiles
@@ -285,6 +285,7 @@ class PackObjectStore:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("PRAGMA secure_delete=ON")  # a purge leaves no ids behind
                 migrate(self._db, self.root)
                 self._sweep()
             except BaseException:
@@ -365,11 +366,30 @@ class PackObjectStore:
         out: dict[bytes, bytes] = {}
         for row in ordered:
             found = heal.inspect(ns, row, self._files.read)
+            if isinstance(found, Damage) and (moved := self._moved_row(ns, row)) is not None:
+                found = heal.inspect(ns, moved, self._files.read)  # compacted meanwhile
             if isinstance(found, Damage):
                 self._damaged(found)
             else:
                 out[row[0]] = found
         return out
+
+    def _moved_row(self, ns: str, row: Any) -> Any:
+        """The object's current row if a compaction moved it since ``row`` was read."""
+        query = f"SELECT {_ROW} FROM objects WHERE ns = ? AND oid = ?"  # nosec B608  # constant SQL
+        now = self._reader().execute(query, (ns, row[0])).fetchone()
+        return now if now is not None and tuple(now[1:3]) != tuple(row[1:3]) else None
+
+    def compact(self, ns: str, threshold: float = compact.THRESHOLD) -> compact.CompactResult:
+        """Rewrite the namespace's mostly dead packs, giving their space back (writer)."""
+        return converting(compact.compact)(self, check_namespace(ns), threshold)
+
+    @converting
+    def scrub(self) -> None:
+        """Leave no trace of deleted rows in the index files (secure_delete is on):
+        fold the WAL into the database and truncate it (a purge's last step)."""
+        with self._db_lock:
+            self._writer_db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _damaged(self, damage: Damage) -> None:
         """Quarantine a damaged object (writer), log it once and report it to the hook."""

@@ -46,6 +46,14 @@ DEEP = {
     f"POST {wire.OBJECTS}",
     f"PUT {wire.OBJECT}",
     f"PUT {wire.HEAD}",
+    # deleting routes: a device token always gets 403 (maintenance token: POST reauth)
+    f"POST {wire.REAUTH}",
+    f"PUT {wire.RETENTION}",
+    f"POST {wire.FORGET}",
+    f"POST {wire.FORGET_POLICY}",
+    f"POST {wire.PRUNE}",
+    f"POST {wire.PRUNE_LIVE}",
+    f"POST {wire.PRUNE_SWEEP}",
 }
 
 

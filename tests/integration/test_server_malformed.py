@@ -35,7 +35,7 @@ QUERIES = [
     "%ff%00=%zz&&&=&after",
     "after=" + "9" * 5000,
 ]
-PARAMS = {"folder": F, "oid": "ab" * 32, "slot": "s1", "device": "ab" * 8}
+PARAMS = {"folder": F, "oid": "ab" * 32, "slot": "s1", "device": "ab" * 8, "prune": "0" * 32}
 # routes that end the calling token: swept with a token of their own
 TOKEN_ENDING = {wire.LOGOUT, wire.TOKEN_ROTATE}
 

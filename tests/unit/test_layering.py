@@ -44,13 +44,15 @@ def modules(folder: str) -> list[Path]:
 )
 def test_server_imports_only_the_shared_protocol(path: Path) -> None:
     # webguard: the web pages' session/CSRF/CSP middleware, which holds no key, no file;
-    # logsetup: the one logging setup the daemon and the server share (issue 19)
+    # logsetup: the one logging setup the daemon and the server share (issue 19);
+    # retention: the pure retention-policy rules both sides apply (issue 16)
     allowed = (
         "chunksync.wire",
         "chunksync.errors",
         "chunksync.objects",
         "chunksync.webguard",
         "chunksync.logsetup",
+        "chunksync.retention",
     )
     bad = {
         name
