@@ -379,7 +379,7 @@ def stats(data_dir: Path, as_json: bool) -> None:
     else:
         for key, value in figures.items():
             click.echo(f"{key}\t{value}")
-        for line in folder_lines(per_folder, _when):
+        for line in folder_lines(per_folder, when):
             click.echo(line)
 
 

@@ -61,6 +61,7 @@ from .handlers.common import (
     SHARED_EPOCH,
     STORE,
     ApiError,
+    change_epoch,
     now,
     record,
     remote,
@@ -159,7 +160,7 @@ def _damage_hook(app: web.Application) -> Callable[[Damage], None]:
     this" check the head's objects again on their next sync and re-upload what they
     hold, so the folder heals without an operator. Called from store worker threads.
     """
-    metrics, data_dir = app[METRICS], app[CONFIG].data_dir
+    metrics = app[METRICS]
 
     def on_damage(damage: Damage) -> None:
         metrics.damaged_objects.inc()

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import re
+import sqlite3
 import time
 from collections.abc import Mapping
 from typing import Any

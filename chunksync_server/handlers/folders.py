@@ -32,6 +32,7 @@ from .common import (
     METRICS,
     STORE,
     ApiError,
+    epoch_in,
     folder_access,
     now,
     principal,
@@ -218,7 +219,7 @@ async def put_head(request: web.Request) -> web.Response:
     state = wire.HeadState(head, seq)
     if not ok:
         why = refusal[0] if refusal else "head moved: expected is not the current head"
-        code = {"code": "storage_changed"} if refusal else {}
+        code: dict[str, Any] = {"code": "storage_changed"} if refusal else {}
         raise ApiError(409, why, **state.to_wire(), **code)
     await note_shown(request, row, head, moved=moved)
     if moved:

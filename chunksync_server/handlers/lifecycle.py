@@ -10,8 +10,9 @@ are audited (``lifecycle.*``). See :mod:`chunksync_server.lifecycle` for why a s
 running meanwhile loses nothing.
 """
 
-from __future__ import functools
+from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from typing import Any
@@ -92,9 +93,9 @@ def _protected(conn: sqlite3.Connection, row: db.FolderRow) -> dict[str, str]:
     for device, heads in lifecycle_db.device_heads(conn, row.id).items():
         for head in heads:
             out.setdefault(head, f"a base of device {device}")
-    head, _ = db.head_of(conn, row.id)
-    if head is not None:
-        out[head] = "current head"
+    current, _ = db.head_of(conn, row.id)
+    if current is not None:
+        out[current] = "current head"
     return out
 
 

@@ -23,8 +23,10 @@ its descriptor retired) and the store re-reads the row (``PackObjectStore._verif
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,10 @@ BATCH_BYTES = 16 * 1024 * 1024  # live bytes copied per step (memory bound, lock
 _MOVE = (
     "UPDATE objects SET pack = ?, offset = ? WHERE ns = ? AND oid = ? AND pack = ? AND offset = ?"
 )
+
+
+def _move_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[object]]) -> None:
+    conn.executemany(_MOVE, rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +166,7 @@ def _rewrite(
             space.end += size
             updates = [(r[2], r[3], ns, r[1], pack, sources[r[1]]) for r in new_rows]
             with store._db_lock:
-                transact(db, lambda conn, rows=updates: conn.executemany(_MOVE, rows))
+                transact(db, functools.partial(_move_rows, rows=updates))
         moved += len(blobs)
     left = (
         store._reader()
