@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .objects import Commit, FileManifest, ObjectId, ObjectKind, Tree
+from . import treeparts
+from .objects import Commit, FileManifest, ObjectId, ObjectKind, Tree, TreeParts
 from .sync.objects_io import ObjectReader
 
 __all__ = ["children", "closure"]
@@ -35,17 +36,9 @@ def children(kind: ObjectKind, obj: object, *, parents: bool = False) -> list[Ch
         if parents:
             out.extend((ObjectKind.COMMIT, p) for p in obj.parents)
         return out
-    if kind == ObjectKind.TREE:
-        assert isinstance(obj, Tree)  # nosec B101
-        found: list[Child] = []
-        for entry in obj.entries:
-            if entry.id is None:
-                continue
-            if entry.kind == "dir":
-                found.append((ObjectKind.TREE, entry.id))
-            elif entry.kind == "file":
-                found.append((ObjectKind.FILE, entry.id))
-        return found
+    if kind == ObjectKind.TREE:  # a leaf listing, or the parts of a split one
+        assert isinstance(obj, Tree | TreeParts)  # nosec B101
+        return list(treeparts.children(obj))
     if kind == ObjectKind.FILE:
         assert isinstance(obj, FileManifest)  # nosec B101
         return [(ObjectKind.CHUNK, ref.id) for ref in obj.chunks]
@@ -55,8 +48,8 @@ def children(kind: ObjectKind, obj: object, *, parents: bool = False) -> list[Ch
 def _load(reader: ObjectReader, kind: ObjectKind, oid: ObjectId) -> object:
     if kind == ObjectKind.COMMIT:
         return reader.load_commit(oid)
-    if kind == ObjectKind.TREE:
-        return reader.load_tree(oid)
+    if kind == ObjectKind.TREE:  # as stored: a split listing's parts are objects too
+        return reader.tree_object(oid)
     return reader.load_manifest(oid)
 
 

@@ -82,7 +82,8 @@ class ObjectReader:
             self._decoded[oid] = obj
         return obj
 
-    def _tree_object(self, oid: ObjectId) -> Tree | TreeParts:
+    def tree_object(self, oid: ObjectId) -> Tree | TreeParts:
+        """The TREE object ``oid`` as stored: a leaf listing, or the index of a split one."""
         obj = self._load(oid, ObjectKind.TREE)
         assert isinstance(obj, Tree | TreeParts)  # nosec B101  # invariant for the type checker
         return obj
@@ -91,12 +92,12 @@ class ObjectReader:
         """The directory ``oid``, whole (a split listing is put together and checked)."""
         tree = self._trees.get(oid)
         if tree is None:
-            tree = self._trees[oid] = load_tree(oid, self._tree_object)
+            tree = self._trees[oid] = load_tree(oid, self.tree_object)
         return tree
 
     def tree_parts(self, oid: ObjectId) -> tuple[ObjectId, ...]:
         """The parts the tree ``oid`` is stored in (none when kept whole)."""
-        return part_ids(self._tree_object(oid))
+        return part_ids(self.tree_object(oid))
 
     def load_manifest(self, oid: ObjectId) -> FileManifest:
         manifest = self._load(oid, ObjectKind.FILE)
@@ -175,7 +176,7 @@ class ObjectReader:
             below = {
                 oid
                 for tid in frontier
-                for kind, oid in children(self._tree_object(tid))
+                for kind, oid in children(self.tree_object(tid))
                 if kind == ObjectKind.TREE and not self.has(oid)
             }
             frontier = sorted(below)

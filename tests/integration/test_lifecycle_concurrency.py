@@ -243,3 +243,39 @@ async def test_a_device_that_knew_swept_chunks_uploads_them_again(tmp_path: Path
         while CLIENTS:
             await CLIENTS.pop().aclose()
     assert admin.check(data) == []
+
+
+async def test_prune_keeps_every_part_of_a_split_directory(tmp_path: Path) -> None:
+    """A directory large enough to be stored in parts (chunksync.treeparts): the mark
+    must reach the parts themselves, not only the entries the assembled listing shows,
+    or the sweep deletes them and no device can read the directory again."""
+    data = tmp_path / "srv"
+    async with serve_in_process(data) as srv:
+        async with aiohttp.ClientSession() as s:
+            created = await s.post(srv.url(wire.FOLDERS), json={"name": "f"}, headers=srv.headers())
+            assert created.status == 201
+        keys = FolderKeys(os.urandom(32))
+        a = _device(tmp_path, "a", srv, keys, await _login(srv, "a"))
+        files = {f"big/entry-{n:04d}-with-a-long-name.txt": b"%d" % n for n in range(600)}
+        for name, content in files.items():
+            a.write(name, content)
+        await a.sync()
+        head = (await a.store.get_head()).head
+        a.write("big/entry-0000-with-a-long-name.txt", b"changed")
+        await a.sync()
+        api = await _maintenance(srv)
+        pruner = SimpleNamespace(
+            config=SimpleNamespace(folder="f"), keys=keys, index=a.index, store=a.store
+        )
+        await forget(api, pruner, [head], reason="test")  # type: ignore[arg-type]
+        assert (await prune(api, pruner))["deleted"] > 0  # type: ignore[arg-type]
+        await api.aclose()
+        fresh = _device(tmp_path, "fresh", srv, keys, await _login(srv, "fresh"))
+        await fresh.sync()
+        files["big/entry-0000-with-a-long-name.txt"] = b"changed"
+        assert all(fresh.read(name) == content for name, content in files.items())
+        for d in (a, fresh):
+            d.close()
+        while CLIENTS:
+            await CLIENTS.pop().aclose()
+    assert admin.check(data) == []
