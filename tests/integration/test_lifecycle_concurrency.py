@@ -267,7 +267,7 @@ async def test_prune_keeps_every_part_of_a_split_directory(tmp_path: Path) -> No
         pruner = SimpleNamespace(
             config=SimpleNamespace(folder="f"), keys=keys, index=a.index, store=a.store
         )
-        await forget(api, pruner, [head], reason="test")  # type: ignore[arg-type]
+        await forget(api, pruner, [head], reason="forget")  # type: ignore[arg-type]
         assert (await prune(api, pruner))["deleted"] > 0  # type: ignore[arg-type]
         await api.aclose()
         fresh = _device(tmp_path, "fresh", srv, keys, await _login(srv, "fresh"))
