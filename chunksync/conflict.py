@@ -249,7 +249,7 @@ def classify(base: TreeEntry | None, mine: TreeEntry | None, theirs: TreeEntry |
         return Verdict(cm, ct, "same")
     if mine is None or theirs is None:
         survivor = theirs if mine is None else mine
-        assert survivor is not None  # same_content(None, None) returned above
+        assert survivor is not None  # nosec B101  # same_content(None, None) returned above
         if survivor.kind == "dir" and base is not None and base.kind == "dir":
             return Verdict(cm, ct, "recurse")
         return Verdict(cm, ct, "take-theirs" if mine is None else "take-mine", "modify-delete")
