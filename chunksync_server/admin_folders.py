@@ -32,6 +32,18 @@ from .cli_common import confirm, data_option, emit, friendly, json_option, yes_o
 
 __all__ = ["delete_folder", "list_members", "register", "remove_member"]
 
+#: every table that refers to a folder, emptied of its rows before the folder goes
+FOLDER_TABLES = (
+    "members",
+    "heads",
+    "head_log",
+    "keyslots",
+    "forgotten",
+    "device_heads",
+    "retention",
+    "folder_stores",
+)
+
 
 def list_members(data_dir: Path, folder: str) -> list[dict[str, Any]]:
     with _conn(data_dir) as conn:
@@ -104,7 +116,7 @@ def delete_folder(data_dir: Path, folder: str, store_url: str | None = None) -> 
             row = db.folder_by_name(conn, folder)
             if row is None:
                 raise UserError(f"no folder {folder!r}")
-            for table in ("members", "heads", "head_log", "keyslots"):
+            for table in FOLDER_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE folder_id = ?", (row.id,))  # nosec B608
             conn.execute("DELETE FROM folders WHERE id = ?", (row.id,))
             stats = store.stats(row.id)

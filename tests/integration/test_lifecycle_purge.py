@@ -6,7 +6,10 @@ import json
 import sqlite3
 from pathlib import Path
 
-from chunksync.config import FolderConfig, FolderPaths
+import pytest
+
+from chunksync import folder_key
+from chunksync.config import FolderPaths
 from chunksync.crypto.folder_keys import FolderKeys
 from tests.helpers.cli_setup import CliWorld, cli_world  # noqa: F401 - fixture
 from tests.integration.test_lifecycle_prune import server_admin
@@ -46,7 +49,9 @@ def test_purge_removes_a_marker_from_history_and_from_the_disk(
     w.sync("laptop")
     w.sync("desktop")
 
-    keys = FolderKeys(FolderConfig.load_key(FolderPaths(a)))
+    with pytest.MonkeyPatch.context() as mp:  # the key is in the laptop's own home
+        mp.setenv("CHUNKSYNC_HOME", str(w.home("laptop")))
+        keys = FolderKeys(folder_key.load(FolderPaths(a)))
     chunk_id = keys.chunk_id(MARKER)
     blob = _stored_blob(w.server.data_dir, chunk_id)
     needles = [chunk_id, chunk_id.hex().encode(), blob[40:104], blob[-64:]]
