@@ -149,9 +149,12 @@ class FolderDaemon:
             self.status.state = state
 
     def _count_conflicts(self) -> int:
+        """What ``chunksync conflicts`` lists: this device's open records and the copies
+        other devices made (a copy kept with "keep both" is recorded as dismissed)."""
+        from .status import list_conflicts
+
         with contextlib.suppress(IndexDamaged):  # marked: the next round rebuilds the index
-            # a copy kept with "keep both" stays recorded, as dismissed: not a conflict
-            return sum(1 for _, r in self.folder.index.iter_conflicts() if not r.get("dismissed"))
+            return len(list_conflicts(self.folder.paths.root, self.folder.index))
         return self.status.conflicts
 
     def want(self, batch: Batch, *, force: bool = False) -> None:
@@ -479,7 +482,7 @@ class FolderDaemon:
             )
         for m in result.merges:  # one structured line per automatic merge
             self.log("merged", path=m.path, how=m.how, kept="both sides' edits", head=result.head)
-        if result.conflicts:
+        if result.conflicts or result.changed:  # a copy may also arrive from another device
             self.status.conflicts = self._count_conflicts()
         if result.changed or was_offline:
             self.log(
